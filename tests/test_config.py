@@ -1,0 +1,29 @@
+import pytest
+
+from chatbot.config import load_config
+from chatbot.errors import ConfigError
+
+
+def test_defaults_then_toml_then_flags(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('db_url = "sqlite:///x.db"\n[retrieval]\nk = 7\n[models]\nllm = "/models/mine"\n')
+    config = load_config(str(path), {"retrieval": {"k": 2}})
+    assert config.db_url == "sqlite:///x.db" and config.models.llm == "/models/mine"
+    assert config.retrieval.k == 2  # the flag wins over the file
+    assert config.retrieval.candidates == 30  # the default stays
+
+
+def test_unknown_keys_fail_and_list_the_known_ones(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[retrieval]\ntop_k = 3\n")
+    with pytest.raises(ConfigError, match=r"retrieval\.top_k.*candidates.*context_turns"):
+        load_config(str(path))
+
+
+def test_wrong_types_and_missing_files_fail(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[retrieval]\nk = "four"\n')
+    with pytest.raises(ConfigError, match="must be int"):
+        load_config(str(path))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(str(tmp_path / "missing.toml"))

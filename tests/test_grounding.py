@@ -1,0 +1,31 @@
+from chatbot.grounding import GroundingChecker
+from knowledge.types import Chunk, Passage
+from tests.fakes import HashEmbedder
+
+
+def passage(text, doc_id="R"):
+    return Passage(Chunk(0, doc_id, "Returns", "", (), text), 1.0, 0.9, 1.0)
+
+
+SOURCE = passage("You can return most items within 30 days of delivery. UK orders get a free return label.")
+
+
+def test_a_sentence_restating_the_source_is_supported_and_cites_it():
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check("You can return most items within 30 days of delivery.", [SOURCE])
+    assert [s.supported for s in result.sentences] == [True] and result.sentences[0].source == 0
+
+
+def test_an_invented_number_is_not_supported_even_with_the_same_words():
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check("You can return most items within 14 days of delivery.", [SOURCE])
+    assert not result.sentences[0].supported and result.dropped == 1
+
+
+def test_an_invented_claim_is_dropped_and_fillers_carry_no_claim():
+    answer = "Sure! You can return most items within 30 days of delivery. Bitcoin payments are accepted worldwide."
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check(answer, [SOURCE])
+    assert [(s.claim, s.supported) for s in result.sentences] == [(False, False), (True, True), (True, False)]
+    assert result.claims == 2 and len(result.supported) == 1
+
+
+def test_the_model_saying_it_does_not_know_is_noticed():
+    assert GroundingChecker(HashEmbedder()).check("I don't know the answer to that.", [SOURCE]).declined

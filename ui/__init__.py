@@ -1,0 +1,1 @@
+"""The Gradio customer chat and operator panel (issue 4)."""
