@@ -106,6 +106,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     question = clean_question(args.question)
     pipeline = build_pipeline(_config(args), _progress)
+    pipeline.warm_up()  # load the models before the turn is metered
     reply = pipeline.ask(question, conversation_id=args.conversation, channel="cli")
     if args.json:
         print(json.dumps(reply.to_json(), ensure_ascii=False))
@@ -181,8 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Model-loading progress bars are noise on a command line; errors still show."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_libraries()
     try:
         return args.func(args)
     except ChatbotError as exc:

@@ -28,6 +28,8 @@ from knowledge.search import HybridSearcher
 from knowledge.types import Passage
 
 MAX_QUESTION_CHARS = 2_000
+_MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|#+)\s+")
+_MARKDOWN_EMPHASIS = re.compile(r"(\*\*|__|`)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HUMAN = re.compile(
     r"\b((talk|speak|chat)\s+(to|with)\s+(a|an|some|your)?\s*(real\s+|live\s+)?(human|person|agent|someone|somebody|"
@@ -129,11 +131,11 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Load every model now so the first customer does not wait."""
+        self.store.engine  # noqa: B018 - opens the database (and fails fast on a bad URL) first
         for part in (self.llm, self.searcher.embedder):
             warm = getattr(part, "warm_up", None)
             if warm:
                 warm()
-        self.store.engine  # noqa: B018 - opens the database and applies migrations
 
     def ask(self, question: str, conversation_id: str | None = None, channel: str = "cli",
             on_token: Callable[[str], None] | None = None, extra: dict | None = None,
@@ -168,8 +170,7 @@ class Pipeline:
         usage = Usage(retrieval_s=base.retrieval_s + retrieval_s, asr_s=base.asr_s, ocr_s=base.ocr_s,
                       audio_s=base.audio_s, device=getattr(self.llm, "device", "cpu"))
         best_cosine = max((p.dense_cosine for p in passages), default=-1.0)
-        lexical_hit = any(p.lexical_score > 0 for p in passages)
-        if best_cosine < self.thresholds.off_topic_cosine and not (history and lexical_hit):
+        if best_cosine < self.thresholds.off_topic_cosine:
             yield self._finish(conversation_id, question, "off_topic",
                                ANSWERS["off_topic"].format(company=self.company), [], usage)
             return
@@ -194,7 +195,8 @@ class Pipeline:
         result = self.checker.check(raw, passages)
         grounding = {"raw_answer": raw, "claims": result.claims, "supported": len(result.supported),
                      "dropped": result.dropped}
-        if result.supported and not result.declined:
+        # most claims invented: the surviving fragment is not a trustworthy answer on its own
+        if result.supported and len(result.supported) >= result.dropped and not result.declined:
             answer, cited = _cite(result, passages)
             yield self._finish(conversation_id, question, "answered", answer, cited, usage, grounding)
             return
@@ -204,7 +206,7 @@ class Pipeline:
         quote = self.checker.best_quote(question, passages)
         if quote:
             index, sentence = quote
-            answer = f"{answer} Our help centre says: \u201c{sentence}\u201d [1]"
+            answer = f"{answer} Our help centre says: \u201c{_plain(sentence)}\u201d [1]"
             cited = [passages[index]]
         yield self._finish(conversation_id, question, outcome, answer, cited, usage, grounding)
 
@@ -238,6 +240,12 @@ def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[P
         if passage.doc_id not in numbers:
             numbers[passage.doc_id] = len(cited) + 1
             cited.append(passage)
-        sentence = check.text if check.text[-1:] in ".!?" else check.text + "."
+        sentence = _plain(check.text)
+        sentence = sentence if sentence[-1:] in ".!?" else sentence + "."
         parts.append(f"{sentence} [{numbers[passage.doc_id]}]")
     return " ".join(parts), cited
+
+
+def _plain(sentence: str) -> str:
+    """A sentence without Markdown list markers, heading marks or emphasis."""
+    return _MARKDOWN_EMPHASIS.sub("", _MARKDOWN_LEAD.sub("", sentence)).strip()

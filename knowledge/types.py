@@ -36,7 +36,7 @@ class Passage:
 
     chunk: Chunk
     score: float  # fused rank score, higher is better; only comparable within one search
-    dense_cosine: float  # cosine similarity of the query to the chunk, -1..1
+    dense_cosine: float  # cosine of the query (with its conversation context, if any) to the chunk
     lexical_score: float  # BM25 score, 0 when no query term matched
 
     @property

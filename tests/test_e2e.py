@@ -1,0 +1,130 @@
+"""End to end on the real packaged models: MiniLM embeddings, SmolLM2-135M, FAISS, SQLite.
+
+The CLI contract is exercised through real subprocesses; the rest runs one in-process pipeline so
+the models load once.
+"""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from chatbot.builder import build_pipeline
+from chatbot.config import load_config
+from tests.conftest import DEMO, ROOT
+
+pytestmark = pytest.mark.e2e
+QUESTIONS = [json.loads(line) for line in (ROOT / "demo/questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+def chatbot(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "chatbot", *args], capture_output=True, text=True, cwd=ROOT,
+                            timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"chatbot {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("e2e") / "index"
+    out = json.loads(chatbot("ingest", str(DEMO), "--index", str(directory), "--json").stdout)
+    assert out["documents"] >= 20 and out["chunks"] >= out["documents"]
+    return directory
+
+
+@pytest.fixture(scope="module")
+def pipeline(index_dir, tmp_path_factory):
+    db = tmp_path_factory.mktemp("db") / "chat.db"
+    config = load_config(None, {"index_dir": str(index_dir), "db_url": f"sqlite:///{db}", "company_name": "Lumen & Oak"})
+    pipeline = build_pipeline(config)
+    pipeline.warm_up()
+    return pipeline
+
+
+def test_search_prints_one_result_per_document_best_first(index_dir):
+    out = json.loads(chatbot("search", "how long do I have to send something back", "--index", str(index_dir),
+                             "-k", "5", "--json").stdout)
+    results = out["results"]
+    assert len(results) == 5 and len({r["doc_id"] for r in results}) == 5
+    assert {"doc_id", "title", "url", "score", "text"} <= set(results[0])
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+    assert "return" in results[0]["title"].lower()
+
+
+def test_hybrid_retrieval_finds_the_right_article_for_customer_questions(pipeline):
+    hits = [q["doc_id"] in [p.doc_id for p in pipeline.searcher.search_documents(q["question"], k=3)]
+            for q in QUESTIONS]
+    assert sum(hits) / len(hits) >= 0.8, f"recall@3 {sum(hits)}/{len(hits)}"
+
+
+def test_answers_are_grounded_in_their_cited_sources_or_handed_over(pipeline):
+    answered = 0
+    for q in QUESTIONS[::5]:
+        reply = pipeline.ask(q["question"])
+        assert reply.answer.strip()
+        if reply.outcome == "answered":
+            answered += 1
+            assert reply.sources and not reply.handoff.needed
+            cited = " ".join(pipeline.searcher.index.chunks[c].text
+                             for s in reply.sources
+                             for c in pipeline.searcher.index.manifest["documents"][s.doc_id]["chunk_ids"])
+            for number in re.findall(r"\d+(?:\.\d+)?", re.sub(r"\[\d+\]", "", reply.answer)):
+                assert number in cited, f"{number!r} in {reply.answer!r} is not in its sources"
+        else:
+            assert reply.handoff.needed and reply.handoff.reason in ("no_knowledge", "unsupported_answer")
+        assert reply.usage.prompt_tokens > 0 and reply.usage.llm_s > 0 and reply.cost.cost_usd > 0
+    assert answered >= 1
+
+
+def test_off_topic_question_gets_a_polite_refusal_not_an_invention(pipeline):
+    reply = pipeline.ask("Who won the football world cup in 1966?")
+    assert reply.outcome == "off_topic" and not reply.handoff.needed and not reply.sources
+    assert reply.usage.llm_s == 0
+
+
+def test_follow_up_question_is_answered_from_the_conversation_topic(pipeline):
+    first = pipeline.ask("How do I reset my Halo Smart Lamp?")
+    follow = pipeline.ask("and what if that doesn't work?", conversation_id=first.conversation_id)
+    passages = pipeline.searcher.search("and what if that doesn't work?", k=4,
+                                        context=["How do I reset my Halo Smart Lamp?", first.answer])
+    assert any("lamp" in (p.chunk.title + p.chunk.text).lower() for p in passages)
+    assert follow.conversation_id == first.conversation_id
+
+
+def test_ask_and_report_json_contract(index_dir, tmp_path):
+    db = f"sqlite:///{tmp_path}/cli.db"
+    out = json.loads(chatbot("ask", "Which payment methods do you accept?", "--index", str(index_dir), "--db", db,
+                             "--json").stdout)
+    assert set(out) >= {"conversation_id", "question", "answer", "sources", "handoff", "usage"}
+    assert set(out["usage"]) >= {"prompt_tokens", "completion_tokens", "seconds", "cost_usd", "api_shadow_cost_usd"}
+    assert set(out["usage"]["seconds"]) >= {"retrieval", "llm"} and set(out["handoff"]) == {"needed", "reason"}
+    assert all(set(s) == {"doc_id", "title", "url"} for s in out["sources"])
+    again = json.loads(chatbot("ask", "talk to a human please", "--index", str(index_dir), "--db", db,
+                               "--conversation", out["conversation_id"], "--json").stdout)
+    assert again["conversation_id"] == out["conversation_id"] and again["handoff"] == {"needed": True, "reason": "customer_request"}
+
+    report = json.loads(chatbot("report", "--db", db, "--json").stdout)
+    assert report["conversations"] == 1 and report["messages"] == 4
+    assert report["handoff_rate"] == 1.0 and report["handoff_reasons"] == {"customer_request": 1}
+    assert report["cost_per_conversation_usd"] > 0 and report["api_shadow_cost_usd"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ask", "   ", "--index", "{index}"], "empty"),
+    (["ask", "hello", "--index", "{tmp}/missing"], "chatbot ingest"),
+    (["search", "hello", "--index", "{tmp}/missing", "--json"], "chatbot ingest"),
+    (["ingest", "{tmp}/nope.md", "--index", "{tmp}/ix"], "does not exist"),
+    (["ingest", "{tmp}/broken.pdf", "--index", "{tmp}/ix"], "PDF"),
+    (["ask", "hello", "--index", "{index}", "--db", "notaurl"], "database URL"),
+    (["report", "--db", "sqlite:///{tmp}/r.db", "--config", "{tmp}/missing.toml"], "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line_and_no_traceback(args, message, index_dir, tmp_path):
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
+    args = [a.format(index=index_dir, tmp=tmp_path) for a in args]
+    result = chatbot(*args, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
