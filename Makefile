@@ -10,8 +10,8 @@ DB := sqlite:///.chatbot/chatbot.db
 ## install into .venv, provision the offline models, ingest the demo help centre, answer, report
 run: setup
 	$(BIN)/chatbot ingest demo/help-centre --index $(INDEX)
-	$(BIN)/chatbot ask "How long do I have to send something back?" --index $(INDEX) --db $(DB)
-	$(BIN)/chatbot ask "What is the capital of France?" --index $(INDEX) --db $(DB)
+	$(BIN)/chatbot --config demo/chatbot.toml ask "How long do I have to send something back?" --index $(INDEX) --db $(DB)
+	$(BIN)/chatbot --config demo/chatbot.toml ask "What is the capital of France?" --index $(INDEX) --db $(DB)
 	$(BIN)/chatbot report --db $(DB)
 
 ## .venv with everything, then the models (idempotent)

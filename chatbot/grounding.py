@@ -1,11 +1,13 @@
 """The grounding check: is each answer sentence supported by one of the sources shown?
 
-A sentence is supported by a source when (1) every number in it (prices, days, hours) appears in
-that source, (2) at least `min_overlap` of its content words appear there, and (3) its embedding is
-within `min_cosine` of the source's closest sentence. Unsupported sentences are dropped; the
-supporting source is cited. Sentences with fewer than two content words ("Sure!") carry no claim
-and are dropped without counting against the answer. This checks support, not truth: a source
-that is itself wrong passes.
+A sentence's claim is what it adds to the question: its content words that the question does not
+already hold. It is supported by a source when (1) every number in it (prices, days, hours)
+appears in that source, (2) at least `min_overlap` of its new content words appear there, and
+(3) the question followed by the sentence embeds within `min_cosine` of the source's closest
+sentence. Unsupported sentences are dropped; the supporting source is cited. A sentence that adds
+nothing ("Sure!", or the question echoed back, a habit of small models) carries no claim and is
+dropped without counting against the answer. This checks support, not truth: a source that is
+itself wrong passes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from knowledge.embedding import Embedder
 from knowledge.lexical import tokenize
 from knowledge.types import Passage
 
+_FILLER = frozenset(tokenize("answer yes no sure course certainly absolutely help happy glad question sorry"))
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _DONT_KNOW = re.compile(
@@ -70,7 +73,7 @@ class GroundingChecker:
         self.min_overlap = min_overlap
         self.min_cosine = min_cosine
 
-    def check(self, answer: str, passages: Sequence[Passage]) -> GroundingResult:
+    def check(self, answer: str, passages: Sequence[Passage], question: str = "") -> GroundingResult:
         sentences = [strip_citations(s) for s in split_sentences(answer)]
         sentences = [s for s in sentences if s]
         declined = bool(_DONT_KNOW.search(answer))
@@ -79,16 +82,18 @@ class GroundingChecker:
         source_texts = [p.chunk.embedding_text() for p in passages]
         source_sentences = [split_sentences(p.chunk.text) or [p.chunk.text] for p in passages]
         flat = [s for group in source_sentences for s in group]
-        vectors = self.embedder.embed(sentences + flat)
+        asked = f"{question.strip()} " if question.strip() else ""
+        vectors = self.embedder.embed([asked + s for s in sentences] + flat)
         answer_vectors, flat_vectors = vectors[: len(sentences)], vectors[len(sentences):]
         bounds = np.cumsum([0] + [len(g) for g in source_sentences])
         source_tokens = [set(tokenize(t, keep_stopwords=True)) for t in source_texts]
         source_numbers = [numbers(t) for t in source_texts]
 
+        known = set(tokenize(question)) | _FILLER
         checks = []
         for i, sentence in enumerate(sentences):
-            content = set(tokenize(sentence))
-            if len(content) < 2:
+            content = set(tokenize(sentence)) - known
+            if not content or (len(content) < 2 and not numbers(sentence)):
                 checks.append(SentenceCheck(sentence, False, False, None, 0.0, 0.0))
                 continue
             similarity = flat_vectors @ answer_vectors[i]

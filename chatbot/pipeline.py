@@ -192,7 +192,7 @@ class Pipeline:
                       retrieval_s=usage.retrieval_s, llm_s=time.perf_counter() - started, asr_s=usage.asr_s,
                       ocr_s=usage.ocr_s, audio_s=usage.audio_s, device=getattr(self.llm, "device", "cpu"))
         raw = "".join(pieces).strip()
-        result = self.checker.check(raw, passages)
+        result = self.checker.check(raw, passages, question)
         grounding = {"raw_answer": raw, "claims": result.claims, "supported": len(result.supported),
                      "dropped": result.dropped}
         # most claims invented: the surviving fragment is not a trustworthy answer on its own

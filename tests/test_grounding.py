@@ -29,3 +29,16 @@ def test_an_invented_claim_is_dropped_and_fillers_carry_no_claim():
 
 def test_the_model_saying_it_does_not_know_is_noticed():
     assert GroundingChecker(HashEmbedder()).check("I don't know the answer to that.", [SOURCE]).declined
+
+
+def test_echoing_the_question_back_is_no_claim():
+    question = "Can I pay with my Amex card?"
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check("Can I pay with my Amex card?", [SOURCE], question)
+    assert result.claims == 0 and not result.supported
+
+
+def test_a_terse_answer_is_judged_with_its_question():
+    question = "How many days do I have to return most items after delivery?"
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3)
+    assert checker.check("The answer is: 30 days.", [SOURCE], question).supported
+    assert not checker.check("The answer is: 18 days.", [SOURCE], question).supported

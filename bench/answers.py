@@ -1,0 +1,118 @@
+"""Answer benchmark: latency, tokens/s, outcomes and how often the grounding check fires.
+
+Runs the real pipeline (offline default models) over question sets with a known article:
+- the demo help centre (demo/questions.jsonl: question, doc_id, answer_contains);
+- the Arduino help centre (bench/data/arduino_questions.jsonl), indexed by bench/retrieval.py.
+Each question starts a new conversation. Writes answers.json and answers.md into --out.
+Usage: .venv/bin/python bench/answers.py [--limit N] [--set demo|arduino]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chatbot.builder import build_pipeline  # noqa: E402
+from chatbot.config import load_config  # noqa: E402
+from chatbot.report import percentile  # noqa: E402
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_set(name: str, index_dir: Path, questions: list[dict], out: Path, company: str) -> dict:
+    config = load_config(None, {"index_dir": str(index_dir), "db_url": f"sqlite:///{out}/answers-{name}.db",
+                                "company_name": company})
+    pipeline = build_pipeline(config, log)
+    started = time.perf_counter()
+    pipeline.warm_up()
+    warm_up_s = time.perf_counter() - started
+    rows = []
+    for i, q in enumerate(questions, start=1):
+        t0 = time.perf_counter()
+        reply = pipeline.ask(q["question"], channel="bench")
+        wall = time.perf_counter() - t0
+        gold = str(q.get("doc_id") or q.get("article_id"))
+        rows.append({
+            "question": q["question"], "answer": reply.answer, "outcome": reply.outcome,
+            "sources": [f"{s.title} [{s.doc_id}]" for s in reply.sources],
+            "cited_gold": gold in [s.doc_id for s in reply.sources],
+            "contains_fact": (q["answer_contains"].lower() in reply.answer.lower()) if q.get("answer_contains") else None,
+            "grounding": reply.grounding, "wall_s": wall, "llm_s": reply.usage.llm_s,
+            "completion_tokens": reply.usage.completion_tokens, "prompt_tokens": reply.usage.prompt_tokens,
+            "cost_usd": reply.cost.cost_usd, "api_shadow_cost_usd": reply.cost.api_shadow_cost_usd,
+        })
+        log(f"[{name} {i}/{len(questions)}] {reply.outcome:18s} {wall:5.1f}s  {q['question'][:60]}")
+    generated = [r for r in rows if r["completion_tokens"]]
+    fired = [r for r in generated if r["grounding"].get("dropped", 0) > 0]
+    outcomes: dict[str, int] = {}
+    for r in rows:
+        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+    facts = [r["contains_fact"] for r in rows if r["contains_fact"] is not None]
+    answered = [r for r in rows if r["outcome"] == "answered"]
+    summary = {
+        "questions": len(rows),
+        "warm_up_s": round(warm_up_s, 1),
+        "latency_s": {"p50": round(percentile([r["wall_s"] for r in rows], 0.5), 2),
+                      "p95": round(percentile([r["wall_s"] for r in rows], 0.95), 2)},
+        "tokens_per_s": round(sum(r["completion_tokens"] for r in generated) / max(sum(r["llm_s"] for r in generated), 1e-9), 1),
+        "mean_prompt_tokens": round(statistics.mean(r["prompt_tokens"] for r in generated), 1) if generated else 0,
+        "outcomes": outcomes,
+        "grounding_fired_share": round(len(fired) / len(generated), 3) if generated else None,
+        "sentences_dropped_share": round(sum(r["grounding"].get("dropped", 0) for r in generated)
+                                         / max(sum(r["grounding"].get("claims", 0) for r in generated), 1), 3),
+        "answered_cites_gold_share": round(sum(r["cited_gold"] for r in answered) / len(answered), 3) if answered else None,
+        "contains_fact_share": round(sum(facts) / len(facts), 3) if facts else None,
+        "cost_per_turn_usd": statistics.mean(r["cost_usd"] for r in rows),
+        "api_shadow_per_turn_usd": statistics.mean(r["api_shadow_cost_usd"] for r in rows),
+    }
+    log(f"{name}: {json.dumps(summary)}")
+    return {"summary": summary, "answers": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(ROOT / "bench/results"))
+    parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--set", choices=["demo", "arduino"], action="append")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = args.set or ["demo", "arduino"]
+    report = {}
+    if "demo" in sets:
+        index = out / "index-demo"
+        from chatbot.builder import build_index
+        from knowledge.ingest import iter_documents
+
+        build_index(load_config(None, {"index_dir": str(index)})).ingest(iter_documents([str(ROOT / "demo/help-centre")]))
+        questions = [json.loads(x) for x in (ROOT / "demo/questions.jsonl").read_text().splitlines() if x.strip()]
+        report["demo"] = run_set("demo", index, questions[: args.limit], out, "Lumen & Oak")
+    if "arduino" in sets:
+        index = out / "index-arduino"
+        if not (index / "manifest.json").exists():
+            sys.exit(f"{index} is missing: run bench/retrieval.py first")
+        questions = [json.loads(x) for x in (ROOT / "bench/data/arduino_questions.jsonl").read_text().splitlines() if x.strip()]
+        report["arduino"] = run_set("arduino", index, questions[: args.limit], out, "Arduino")
+    (out / "answers.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    lines = []
+    for name, data in report.items():
+        lines += [f"## {name}", "", "```", json.dumps(data["summary"], indent=1), "```", ""]
+        for r in data["answers"][:8]:
+            lines += [f"- **Q:** {r['question']}", f"  **A:** {r['answer']}",
+                      f"  _{r['outcome']}; sources: {', '.join(r['sources']) or '-'}_"]
+        lines.append("")
+    (out / "answers.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
