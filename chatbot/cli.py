@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, index: bool = False, db: bool = False) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--config", default=argparse.SUPPRESS, help="TOML config file (also accepted before the command)")
         if index:
             p.add_argument("--index", help="knowledge index folder (default from config: .chatbot/index)")
         if db:

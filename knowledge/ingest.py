@@ -14,6 +14,7 @@ import csv
 import html
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,6 +163,8 @@ def _read_text(path: Path) -> str:
 def _read_pdf(path: Path) -> str:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)  # its warnings repeat what we raise
 
     try:
         reader = PdfReader(str(path))
