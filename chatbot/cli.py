@@ -139,18 +139,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_common(p: argparse.ArgumentParser, index: bool = False, db: bool = False) -> None:
+    """Options every command shares; commands registered by other packages call it too."""
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--config", default=argparse.SUPPRESS, help="TOML config file (also accepted before the command)")
+    if index:
+        p.add_argument("--index", help="knowledge index folder (default from config: .chatbot/index)")
+    if db:
+        p.add_argument("--db", help="SQLAlchemy database URL (default: sqlite:///.chatbot/chatbot.db)")
+
+
+# Packages that add their own commands: each has `register(subparsers)`; each command sets
+# `func(args) -> int` and raises ChatbotError for bad input, like the commands here.
+COMMAND_PLUGINS = ("finetune.cli",)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     parser = _Parser(prog="chatbot", description="Self-hosted customer-service assistant grounded in your help centre.")
     parser.add_argument("--config", help="TOML config file (default: $CHATBOT_CONFIG or ./chatbot.toml)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    def common(p: argparse.ArgumentParser, index: bool = False, db: bool = False) -> None:
-        p.add_argument("--json", action="store_true", help="print one JSON object")
-        p.add_argument("--config", default=argparse.SUPPRESS, help="TOML config file (also accepted before the command)")
-        if index:
-            p.add_argument("--index", help="knowledge index folder (default from config: .chatbot/index)")
-        if db:
-            p.add_argument("--db", help="SQLAlchemy database URL (default: sqlite:///.chatbot/chatbot.db)")
+    common = add_common
 
     p = sub.add_parser("setup", help="provision the offline default models (idempotent)")
     common(p)
@@ -180,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="totals: conversations, handoffs, cost per conversation")
     common(p, db=True)
     p.set_defaults(func=cmd_report)
+
+    for name in COMMAND_PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
     return parser
 
 

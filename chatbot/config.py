@@ -37,10 +37,10 @@ class ChunkingConfig:
 @dataclass(frozen=True)
 class RetrievalConfig:
     k: int = 4  # passages put in the prompt
-    candidates: int = 30  # per retriever, before fusion
+    candidates: int = 60  # per retriever, before fusion
     rrf_k: int = 60  # reciprocal-rank-fusion constant
     dense_weight: float = 1.0
-    lexical_weight: float = 1.0
+    lexical_weight: float = 0.5  # BM25 counts half: sweep in bench/retrieval.py, README 'Measured'
     context_turns: int = 4  # earlier conversation turns used to retrieve for a follow-up
 
 

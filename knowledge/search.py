@@ -23,10 +23,10 @@ class HybridSearcher:
         self,
         index: KnowledgeIndex,
         embedder: Embedder,
-        candidates: int = 30,
+        candidates: int = 60,
         rrf_k: int = 60,
         dense_weight: float = 1.0,
-        lexical_weight: float = 1.0,
+        lexical_weight: float = 0.5,
         context_term_weight: float = 0.3,  # BM25 weight of a context word relative to a question word
     ):
         self.index = index

@@ -10,7 +10,7 @@ def test_defaults_then_toml_then_flags(tmp_path):
     config = load_config(str(path), {"retrieval": {"k": 2}})
     assert config.db_url == "sqlite:///x.db" and config.models.llm == "/models/mine"
     assert config.retrieval.k == 2  # the flag wins over the file
-    assert config.retrieval.candidates == 30  # the default stays
+    assert config.retrieval.candidates == 60  # the default stays
 
 
 def test_unknown_keys_fail_and_list_the_known_ones(tmp_path):
