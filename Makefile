@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INDEX := .chatbot/index
 DB := sqlite:///.chatbot/chatbot.db
 
-.PHONY: run setup install test bench clean
+.PHONY: run setup install system-deps test bench clean
 
 ## install into .venv, provision the offline models, ingest the demo help centre, answer, report
 run: setup
@@ -15,8 +15,15 @@ run: setup
 	$(BIN)/chatbot report --db $(DB)
 
 ## .venv with everything, then the models (idempotent)
-setup: install
+setup: install system-deps
 	$(BIN)/chatbot setup
+
+## Debian packages: Tesseract (OCR), espeak-ng (spoken test questions), Chromium (browser tests)
+system-deps:
+	@command -v tesseract >/dev/null && command -v espeak-ng >/dev/null && command -v chromium >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      tesseract-ocr tesseract-ocr-eng espeak-ng chromium >/dev/null; \
+	    else echo "install as root: apt-get install tesseract-ocr tesseract-ocr-eng espeak-ng chromium"; fi; }
 
 install: $(VENV)/.installed
 

@@ -12,7 +12,7 @@ from chatbot.costs import PriceSheet
 from chatbot.errors import ConfigError
 from chatbot.grounding import GroundingChecker
 from chatbot.llm import ChatModel, OpenAIChatModel, TransformersChatModel
-from chatbot.models import EMBEDDERS, LLMS, resolve
+from chatbot.models import EMBEDDERS, LLMS, SPEECH, resolve
 from chatbot.pipeline import Pipeline, Thresholds
 from chatbot.store import Store
 from knowledge.embedding import SentenceTransformerEmbedder
@@ -71,7 +71,24 @@ def build_prices(config: Config) -> PriceSheet:
                                  p.human_agent_usd_per_conversation)
 
 
-def build_pipeline(config: Config, progress: Progress = lambda m: None) -> Pipeline:
+def build_speech(config: Config, progress: Progress = lambda m: None):
+    from chatbot.speech import WhisperSpeechToText
+
+    s = config.speech
+    return WhisperSpeechToText(resolve(s.model, SPEECH, "speech model", progress), name=s.model,
+                               device=config.models.device, max_audio_s=s.max_audio_s, vad=s.vad,
+                               language=s.language or None, threads=config.models.threads)
+
+
+def build_vision(config: Config):
+    from chatbot.vision import build_reader
+
+    return build_reader(config.vision.engine)
+
+
+def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: bool = False,
+                   vision: bool = False) -> Pipeline:
+    """`speech`/`vision` add voice and screenshot input (their models load lazily too)."""
     index = build_index(config).load()
     g = config.grounding
     return Pipeline(
@@ -86,4 +103,6 @@ def build_pipeline(config: Config, progress: Progress = lambda m: None) -> Pipel
         max_new_tokens=config.generation.max_new_tokens,
         source_sentences=config.generation.source_sentences,
         thresholds=Thresholds(g.min_retrieval_cosine, g.off_topic_cosine),
+        speech=build_speech(config, progress) if speech else None,
+        vision=build_vision(config) if vision else None,
     )

