@@ -176,7 +176,7 @@ def add_common(p: argparse.ArgumentParser, index: bool = False, db: bool = False
 
 # Packages that add their own commands: each has `register(subparsers)`; each command sets
 # `func(args) -> int` and raises ChatbotError for bad input, like the commands here.
-COMMAND_PLUGINS = ("finetune.cli",)
+COMMAND_PLUGINS = ("finetune.cli", "ui.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

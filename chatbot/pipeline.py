@@ -249,7 +249,7 @@ class Pipeline:
         quote = self.checker.best_quote(query, passages)
         if quote:
             index, sentence = quote
-            answer = f"{answer} Our help centre says: \u201c{_plain(sentence)}\u201d [1]"
+            answer = f"{ANSWERS['unsupported_answer']} Our help centre says: \u201c{_plain(sentence)}\u201d [1]"
             cited = [passages[index]]
         yield self._finish(conversation_id, question, outcome, answer, cited, usage, grounding)
 

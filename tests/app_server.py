@@ -1,0 +1,49 @@
+"""Launch the real app (real models) on a free loopback port for tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvicorn
+
+from chatbot.builder import build_index, build_pipeline
+from chatbot.config import load_config
+from knowledge.ingest import iter_documents
+from tests.conftest import DEMO
+from ui.app import create_app
+
+PASSWORD = "test-operator-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningApp:
+    def __init__(self, tmp, monkeypatch_env):
+        monkeypatch_env("CHATBOT_OPERATOR_PASSWORD", PASSWORD)
+        overrides = {"index_dir": str(tmp / "index"), "db_url": f"sqlite:///{tmp}/app.db",
+                     "company_name": "Lumen & Oak", "server": {"uploads_dir": str(tmp / "uploads")}}
+        self.config = load_config(None, overrides)
+        build_index(self.config).ingest(iter_documents([str(DEMO)]))
+        self.pipeline = build_pipeline(self.config, speech=True, vision=True)
+        self.pipeline.warm_up()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(self.pipeline, self.config), host="127.0.0.1",
+                                                    port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 60
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("the app did not start within 60 s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,87 @@
+"""Headless Chromium (Debian's) loads the customer page and the operator panel, as a person would.
+
+Screenshots go to .chatbot/screenshots/ (desktop chat, phone-width chat, operator panel).
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.app_server import PASSWORD, RunningApp
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOTS = ROOT / ".chatbot" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    env = pytest.MonkeyPatch()
+    running = RunningApp(tmp_path_factory.mktemp("browser"), lambda k, v: env.setenv(k, v))
+    yield running
+    running.stop()
+    env.undo()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert shutil.which("chromium") or Path(CHROMIUM).exists(), "install Debian's chromium (make setup does it)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def test_customer_asks_in_the_browser_and_sees_a_sourced_reply(app, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(app.url + "/", wait_until="load")
+    page.wait_for_selector("#ask-box textarea", timeout=60_000)
+    page.locator("#ask-box textarea").fill("How long do I have to return an item?")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#chat').innerText.includes('Sources')", timeout=180_000)
+    text = page.locator("#chat").inner_text()
+    assert "30 days" in text and "Return an item" in text
+    page.screenshot(path=str(SHOTS / "customer-desktop.png"), full_page=True)
+
+    page.reload(wait_until="load")  # the conversation survives a reload
+    page.wait_for_function("document.querySelector('#chat') && document.querySelector('#chat').innerText.includes('30 days')",
+                           timeout=60_000)
+
+    page.locator("#talk-to-person").click()
+    page.wait_for_selector("#handoff-notice", state="visible", timeout=60_000)
+    assert "member of our team" in page.locator("#handoff-notice").inner_text()
+
+
+def test_customer_page_fits_a_phone(app, browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(app.url + "/", wait_until="load")
+    page.wait_for_selector("#ask-box textarea", timeout=60_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 392  # no sideways scrolling
+    assert page.locator("#talk-to-person").is_visible()
+    page.screenshot(path=str(SHOTS / "customer-phone.png"), full_page=True)
+
+
+def test_operator_panel_needs_the_password_then_shows_figures(app, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app.url + "/operator/", wait_until="load")
+    page.wait_for_selector("input[type=password]", timeout=60_000)
+    page.fill("input[type=text]", "operator")
+    page.fill("input[type=password]", "wrong")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Incorrect Credentials", timeout=30_000)
+    assert not page.get_by_text("Operator panel").is_visible()
+    page.screenshot(path=str(SHOTS / "operator-refused.png"))
+    page.goto(app.url + "/operator/", wait_until="load")
+    page.wait_for_selector("input[type=password]", timeout=60_000)
+    page.fill("input[type=text]", "operator")
+    page.fill("input[type=password]", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Operator panel", timeout=60_000)
+    page.wait_for_selector("text=cost per conversation", timeout=60_000)
+    page.screenshot(path=str(SHOTS / "operator.png"), full_page=True)

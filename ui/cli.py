@@ -1,0 +1,40 @@
+"""`chatbot serve`: warm the models, then run the web app under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from chatbot.builder import build_pipeline
+    from chatbot.cli import _config
+
+    config = _config(args)
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    pipeline = build_pipeline(config, lambda m: print(m, file=sys.stderr), speech=True, vision=True)
+    print("warming up the models…", file=sys.stderr, flush=True)
+    pipeline.warm_up()
+    import uvicorn
+
+    from ui.app import create_app, operator_password
+
+    app = create_app(pipeline, config)
+    if not operator_password(config):
+        print("operator panel locked: set CHATBOT_OPERATOR_PASSWORD to open /operator and /api/analytics",
+              file=sys.stderr)
+    print(f"chat at http://{host}:{port}/  ·  operators at http://{host}:{port}/operator  ·  API at /api",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def register(sub) -> None:
+    from chatbot.cli import add_common
+
+    p = sub.add_parser("serve", help="run the browser app (customer chat, operator panel) and the REST API")
+    p.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default from config: 7860)")
+    add_common(p, index=True, db=True)
+    p.set_defaults(func=cmd_serve)
