@@ -83,6 +83,8 @@ class SpeechConfig:
     max_audio_s: float = 120.0  # longer recordings are refused with a message
     vad: bool = True  # skip silence with Silero voice-activity detection
     language: str = ""  # "" detects the language of each recording
+    reply_voice: bool = False  # read replies aloud in the chat (Piper, GPL: pip install '.[voice-out]')
+    reply_voice_model: str = ""  # a Piper .onnx voice; "" = the packaged en_US voice
 
 
 @dataclass(frozen=True)

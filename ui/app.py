@@ -51,5 +51,11 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
                            (config.chunking.max_chars, config.chunking.overlap_chars))
     app = gr.mount_gradio_app(app, panel, path="/operator", auth=check,
                               auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
-    chat = build_chat(pipeline, config.company_name)
+    voice_out = None
+    if config.speech.reply_voice:
+        from chatbot.voice_out import PiperVoiceOut
+
+        voice_out = PiperVoiceOut(config.speech.reply_voice_model)
+        voice_out.warm_up()  # fail at start, with the fix, rather than at the first reply
+    chat = build_chat(pipeline, config.company_name, voice_out)
     return gr.mount_gradio_app(app, chat, path="/", css=CSS, max_file_size="25mb")

@@ -43,7 +43,8 @@ def _kind(path: str) -> str:
     return "other"
 
 
-def build_chat(pipeline: Pipeline, company: str) -> gr.Blocks:
+def build_chat(pipeline: Pipeline, company: str, voice_out=None) -> gr.Blocks:
+    """`voice_out` (a PiperVoiceOut) adds a 'read replies aloud' switch; None leaves it out."""
     def restore(session: dict | None):
         """Rebuild the chat from the store after a reload."""
         conversation_id = (session or {}).get("conversation_id")
@@ -131,6 +132,15 @@ def build_chat(pipeline: Pipeline, company: str) -> gr.Blocks:
     def new_conversation():
         return [], {"conversation_id": None}, [], gr.update(visible=False)
 
+    def read_aloud(enabled: bool, history: list):
+        if not enabled or voice_out is None or not history or history[-1].get("role") != "assistant":
+            return None
+        content = history[-1]["content"]
+        if isinstance(content, list):  # Gradio 6 may hand back [{"type": "text", "text": ...}]
+            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        text = content.split("\n\n<sub>")[0] if isinstance(content, str) else ""
+        return (voice_out.speak(text), "wav") if text else None
+
     with gr.Blocks(title=f"{company} help", fill_height=True) as demo:
         session = gr.BrowserState({"conversation_id": None}, storage_key="chatbot-session")
         ids = gr.State([])  # the store's message id for each chat row (None for customer rows)
@@ -144,7 +154,24 @@ def build_chat(pipeline: Pipeline, company: str) -> gr.Blocks:
             person = gr.Button("Talk to a person", elem_id="talk-to-person", size="sm", variant="secondary")
             fresh = gr.Button("New conversation", size="sm", variant="secondary")
 
-        box.submit(respond, [box, chat, session, ids], [chat, box, session, ids, notice], api_visibility="private")
+        submitted = box.submit(respond, [box, chat, session, ids], [chat, box, session, ids, notice],
+                               api_visibility="private")
+        if voice_out is not None:
+            with gr.Row():
+                aloud = gr.Checkbox(False, label="Read replies aloud", elem_id="read-aloud")
+                player = gr.Audio(autoplay=True, visible=True, show_label=False, interactive=False)
+
+            def play(enabled, history):
+                audio = read_aloud(enabled, history)
+                if audio is None:
+                    return None
+                import tempfile
+
+                with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
+                    f.write(audio[0])
+                return f.name
+
+            submitted.then(play, [aloud, chat], [player], api_visibility="private")
         chat.like(on_like, [session, ids], None)
         person.click(hand_over, [chat, session, ids], [chat, session, ids, notice], api_visibility="private")
         fresh.click(new_conversation, None, [chat, session, ids, notice], api_visibility="private")
