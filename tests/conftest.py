@@ -29,3 +29,15 @@ def write(tmp_path):
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """The real app (real models) on a loopback port, shared by the app and browser tests."""
+    from tests.app_server import RunningApp
+
+    env = pytest.MonkeyPatch()
+    running = RunningApp(tmp_path_factory.mktemp("app"), lambda k, v: env.setenv(k, v))
+    yield running
+    running.stop()
+    env.undo()

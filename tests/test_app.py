@@ -11,18 +11,9 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.app_server import PASSWORD, RunningApp
+from tests.app_server import PASSWORD
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    env = pytest.MonkeyPatch()
-    running = RunningApp(tmp_path_factory.mktemp("app"), lambda k, v: env.setenv(k, v))
-    yield running
-    running.stop()
-    env.undo()
 
 
 def speak(text: str, path) -> bytes:

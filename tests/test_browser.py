@@ -8,22 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import PASSWORD, RunningApp
+from tests.app_server import PASSWORD
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SHOTS = ROOT / ".chatbot" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    env = pytest.MonkeyPatch()
-    running = RunningApp(tmp_path_factory.mktemp("browser"), lambda k, v: env.setenv(k, v))
-    yield running
-    running.stop()
-    env.undo()
 
 
 @pytest.fixture(scope="module")
