@@ -5,8 +5,8 @@ already hold. It is supported by a source when (1) every number in it (prices, d
 appears in that source, (2) at least `min_overlap` of its new content words appear there, and
 (3) the question followed by the sentence embeds within `min_cosine` of the source's closest
 sentence. Unsupported sentences are dropped; the supporting source is cited. A sentence that adds
-nothing ("Sure!", or the question echoed back, a habit of small models) carries no claim and is
-dropped without counting against the answer. This checks support, not truth: a source that is
+nothing ("Sure!", the question echoed back, a bare list number, a lead-in ending in ':') carries no
+claim and is dropped without counting against the answer. This checks support, not truth: a source that is
 itself wrong passes.
 """
 
@@ -24,6 +24,7 @@ from knowledge.lexical import tokenize
 from knowledge.types import Passage
 
 _FILLER = frozenset(tokenize("answer yes no sure course certainly absolutely help happy glad question sorry"))
+_NO_CLAIM = re.compile(r"^\W*(\d+[.)]?)?\W*$|:\s*\.?\s*$")  # a bare list number, or a lead-in ending in ':'
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _DONT_KNOW = re.compile(
@@ -93,7 +94,7 @@ class GroundingChecker:
         checks = []
         for i, sentence in enumerate(sentences):
             content = set(tokenize(sentence)) - known
-            if not content or (len(content) < 2 and not numbers(sentence)):
+            if not content or (len(content) < 2 and not numbers(sentence)) or _NO_CLAIM.search(sentence):
                 checks.append(SentenceCheck(sentence, False, False, None, 0.0, 0.0))
                 continue
             similarity = flat_vectors @ answer_vectors[i]

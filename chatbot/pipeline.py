@@ -33,6 +33,8 @@ from knowledge.types import Passage
 
 MAX_QUESTION_CHARS = 2_000
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|#+)\s+")
+# what small models copy from the prompt: "A:", "The source:", "Title > Heading:" prefixes
+_PROMPT_ECHO = re.compile(r"^\s*(?:(?:A|Answer|The source|Source)\s*:\s*|[^:\n]{1,120} > [^:\n]{1,160}:\s+)", re.I)
 _MARKDOWN_EMPHASIS = re.compile(r"(\*\*|__|`)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HUMAN = re.compile(
@@ -278,12 +280,16 @@ def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[P
     cited: list[Passage] = []
     numbers: dict[str, int] = {}
     parts = []
+    seen: set[str] = set()
     for check in result.supported:
+        sentence = _plain(check.text)
+        if not sentence or sentence.lower() in seen:  # small models repeat themselves
+            continue
+        seen.add(sentence.lower())
         passage = passages[check.source]
         if passage.doc_id not in numbers:
             numbers[passage.doc_id] = len(cited) + 1
             cited.append(passage)
-        sentence = _plain(check.text)
         sentence = sentence if sentence[-1:] in ".!?" else sentence + "."
         parts.append(f"{sentence} [{numbers[passage.doc_id]}]")
     return " ".join(parts), cited
@@ -291,4 +297,7 @@ def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[P
 
 def _plain(sentence: str) -> str:
     """A sentence without Markdown list markers, heading marks or emphasis."""
-    return _MARKDOWN_EMPHASIS.sub("", _MARKDOWN_LEAD.sub("", sentence)).strip()
+    sentence = _MARKDOWN_LEAD.sub("", sentence)
+    for _ in range(2):  # "A: Title > Heading: text"
+        sentence = _PROMPT_ECHO.sub("", sentence)
+    return _MARKDOWN_EMPHASIS.sub("", sentence).strip()

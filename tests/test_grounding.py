@@ -42,3 +42,10 @@ def test_a_terse_answer_is_judged_with_its_question():
     checker = GroundingChecker(HashEmbedder(), 0.5, 0.3)
     assert checker.check("The answer is: 30 days.", [SOURCE], question).supported
     assert not checker.check("The answer is: 18 days.", [SOURCE], question).supported
+
+
+def test_list_numbers_and_lead_ins_carry_no_claim():
+    answer = "To return an item, follow these steps:. 1. 2. You can return most items within 30 days of delivery."
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check(answer, [SOURCE], "How do I return something?")
+    assert [s.claim for s in result.sentences] == [False, False, False, True]
+    assert result.claims == 1 and len(result.supported) == 1

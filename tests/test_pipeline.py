@@ -96,3 +96,10 @@ def test_bad_questions_and_unknown_conversations_are_clear_errors(make):
             pipeline.ask(bad)
     with pytest.raises(NotFound, match="leave out --conversation"):
         pipeline.ask("hello", conversation_id="nope")
+
+
+def test_prompt_echo_and_repeats_are_cleaned_from_the_answer(make):
+    pipeline, _ = make("A: Returns > Policy: You can return most items within 30 days of delivery. "
+                       "You can return most items within 30 days of delivery.")
+    reply = pipeline.ask("How many days do I have to return items?")
+    assert reply.answer == "You can return most items within 30 days of delivery. [1]"
