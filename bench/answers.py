@@ -71,6 +71,9 @@ def run_set(name: str, index_dir: Path, questions: list[dict], out: Path, compan
                                          / max(sum(r["grounding"].get("claims", 0) for r in generated), 1), 3),
         "answered_cites_gold_share": round(sum(r["cited_gold"] for r in answered) / len(answered), 3) if answered else None,
         "contains_fact_share": round(sum(facts) / len(facts), 3) if facts else None,
+        # a precision proxy: of the turns answered (not handed over), how many state the gold fact
+        "answered_contains_fact_share": (round(sum(bool(r["contains_fact"]) for r in answered) / len(answered), 3)
+                                         if answered and facts else None),
         "cost_per_turn_usd": statistics.mean(r["cost_usd"] for r in rows),
         "api_shadow_per_turn_usd": statistics.mean(r["api_shadow_cost_usd"] for r in rows),
     }

@@ -57,6 +57,7 @@ class GroundingConfig:
     off_topic_cosine: float = 0.20  # below (and no lexical match): polite off-topic refusal
     min_sentence_overlap: float = 0.5  # share of a sentence's content words found in its source
     min_sentence_cosine: float = 0.55  # embedding similarity to the closest source sentence
+    evidence_sentences: int = 2  # source sentences (closest first) a claim must be found in
 
 
 @dataclass(frozen=True)

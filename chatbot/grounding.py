@@ -1,10 +1,11 @@
 """The grounding check: is each answer sentence supported by one of the sources shown?
 
 A sentence's claim is what it adds to the question: its content words that the question does not
-already hold. It is supported by a source when (1) every number in it (prices, days, hours)
-appears in that source, (2) at least `min_overlap` of its new content words appear there, and
-(3) the question followed by the sentence embeds within `min_cosine` of the source's closest
-sentence. Unsupported sentences are dropped; the supporting source is cited. A sentence that adds
+already hold. Its evidence in a source is the `evidence_sentences` source sentences closest to
+the question followed by the sentence (by embedding), with the source's title and headings. It is
+supported when (1) every number in it (prices, days, hours) appears in that evidence, not merely
+somewhere in the source, (2) at least `min_overlap` of its new content words appear there, and
+(3) it embeds within `min_cosine` of the closest source sentence. Unsupported sentences are dropped; the supporting source is cited. A sentence that adds
 nothing ("Sure!", the question echoed back, a bare list number, a lead-in ending in ':') carries no
 claim and is dropped without counting against the answer. This checks support, not truth: a source that is
 itself wrong passes.
@@ -69,8 +70,10 @@ def strip_citations(text: str) -> str:
 
 
 class GroundingChecker:
-    def __init__(self, embedder: Embedder, min_overlap: float = 0.5, min_cosine: float = 0.55):
+    def __init__(self, embedder: Embedder, min_overlap: float = 0.5, min_cosine: float = 0.55,
+                 evidence_sentences: int = 2):
         self.embedder = embedder
+        self.evidence_sentences = evidence_sentences
         self.min_overlap = min_overlap
         self.min_cosine = min_cosine
 
@@ -80,15 +83,13 @@ class GroundingChecker:
         declined = bool(_DONT_KNOW.search(answer))
         if not sentences or not passages:
             return GroundingResult(tuple(SentenceCheck(s, False, True, None, 0.0, 0.0) for s in sentences), declined)
-        source_texts = [p.chunk.embedding_text() for p in passages]
+        headings = [" ".join((p.chunk.title, *p.chunk.headings)) for p in passages]
         source_sentences = [split_sentences(p.chunk.text) or [p.chunk.text] for p in passages]
         flat = [s for group in source_sentences for s in group]
         asked = f"{question.strip()} " if question.strip() else ""
         vectors = self.embedder.embed([asked + s for s in sentences] + flat)
         answer_vectors, flat_vectors = vectors[: len(sentences)], vectors[len(sentences):]
         bounds = np.cumsum([0] + [len(g) for g in source_sentences])
-        source_tokens = [set(tokenize(t, keep_stopwords=True)) for t in source_texts]
-        source_numbers = [numbers(t) for t in source_texts]
 
         known = set(tokenize(question)) | _FILLER
         checks = []
@@ -100,9 +101,12 @@ class GroundingChecker:
             similarity = flat_vectors @ answer_vectors[i]
             best = (None, -1.0, 0.0, 0.0)  # (source, combined, overlap, cosine)
             for j in range(len(passages)):
-                overlap = len(content & source_tokens[j]) / len(content)
-                cosine = float(similarity[bounds[j]: bounds[j + 1]].max())
-                ok = (numbers(sentence) <= source_numbers[j] and overlap >= self.min_overlap
+                scores = similarity[bounds[j]: bounds[j + 1]]
+                closest = np.argsort(-scores)[: self.evidence_sentences]
+                evidence = " ".join([headings[j], *(source_sentences[j][k] for k in closest)])
+                overlap = len(content & set(tokenize(evidence, keep_stopwords=True))) / len(content)
+                cosine = float(scores.max())
+                ok = (numbers(sentence) <= numbers(evidence) and overlap >= self.min_overlap
                       and cosine >= self.min_cosine)
                 score = overlap + cosine + (10.0 if ok else 0.0)
                 if score > best[1]:

@@ -49,3 +49,12 @@ def test_list_numbers_and_lead_ins_carry_no_claim():
     result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check(answer, [SOURCE], "How do I return something?")
     assert [s.claim for s in result.sentences] == [False, False, False, True]
     assert result.claims == 1 and len(result.supported) == 1
+
+
+def test_a_number_must_be_in_the_closest_source_sentences_not_anywhere():
+    source = passage("The reset link is valid for 30 minutes. Only the newest link works. "
+                     "Checkout is quick and secure. Five wrong attempts lock the account for 15 minutes.")
+    question = "How long is the reset link valid?"
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, evidence_sentences=1)
+    assert checker.check("The reset link is valid for 30 minutes.", [source], question).supported
+    assert not checker.check("The reset link is valid for 15 minutes.", [source], question).supported
