@@ -28,6 +28,14 @@ def _transformers_llm(config: Config, progress: Progress) -> ChatModel:
                                  threads=m.threads, repetition_penalty=config.generation.repetition_penalty)
 
 
+def _ctranslate2_llm(config: Config, progress: Progress) -> ChatModel:
+    from chatbot.llm_ct2 import CTranslate2ChatModel
+
+    m = config.models
+    return CTranslate2ChatModel(resolve(m.llm, LLMS, "LLM", progress), name=m.llm, device=m.device,
+                                threads=m.threads, repetition_penalty=config.generation.repetition_penalty)
+
+
 def _openai_llm(config: Config, progress: Progress) -> ChatModel:
     m = config.models
     return OpenAIChatModel(m.llm_base_url, m.llm, device="cpu" if m.device == "cpu" else "cuda")
@@ -36,6 +44,7 @@ def _openai_llm(config: Config, progress: Progress) -> ChatModel:
 LLM_BACKENDS: dict[str, Callable[[Config, Progress], ChatModel]] = {
     "transformers": _transformers_llm,
     "openai": _openai_llm,
+    "ctranslate2": _ctranslate2_llm,  # a folder made by `chatbot export`
 }
 
 
@@ -61,6 +70,10 @@ def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
     backend = config.models.llm_backend
     if backend not in LLM_BACKENDS:
         raise ConfigError(f"unknown models.llm_backend '{backend}'; choose one of: {', '.join(LLM_BACKENDS)}")
+    from chatbot.llm_ct2 import is_ctranslate2_model
+
+    if backend == "transformers" and is_ctranslate2_model(config.models.llm):
+        backend = "ctranslate2"  # a CTranslate2 export is served by its own backend, whatever the default says
     return LLM_BACKENDS[backend](config, progress)
 
 
@@ -95,7 +108,8 @@ def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: 
         searcher=build_searcher(config, index),
         llm=build_llm(config, progress),
         store=Store(config.db_url),
-        checker=GroundingChecker(index.embedder, g.min_sentence_overlap, g.min_sentence_cosine),
+        checker=GroundingChecker(index.embedder, g.min_sentence_overlap, g.min_sentence_cosine,
+                                 g.evidence_sentences),
         prices=build_prices(config),
         company=config.company_name,
         k=config.retrieval.k,

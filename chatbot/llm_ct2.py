@@ -1,0 +1,136 @@
+"""A chat model served by CTranslate2: an int8 export of a transformers model, for fast CPU serving.
+
+`CTranslate2ChatModel` implements the `ChatModel` seam of `chatbot.llm`: the prompt is the
+tokenizer's chat template (as `TransformersChatModel` builds it), decoding is greedy with the same
+repetition penalty, and `stream` yields text pieces as `Generator.generate_tokens` produces them,
+then a final `Token(done=True)` with the token counts. Export a model with `chatbot export`.
+The generator loads on first use or `warm_up()`; importing this module imports neither
+ctranslate2 nor torch. It knows nothing about retrieval, prompts or grounding.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from chatbot.errors import ChatbotError, ConfigError
+from chatbot.llm import Message, Token
+
+MARKER = "ctranslate2.json"  # written by `chatbot export` beside model.bin
+
+
+def is_ctranslate2_model(path: str | Path) -> bool:
+    """A folder with a CTranslate2 `model.bin` and no transformers `config.json` (one with `architectures`)."""
+    folder = Path(str(path)).expanduser()
+    if not (folder / "model.bin").is_file():
+        return False
+    if (folder / MARKER).is_file():
+        return True
+    config = folder / "config.json"
+    if not config.is_file():
+        return True
+    try:
+        return "architectures" not in json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def pick_ct2_device(requested: str = "auto") -> str:
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"models.device must be auto, cpu or cuda, not '{requested}'")
+    if requested == "cpu":
+        return "cpu"
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        return "cuda"
+    if requested == "cuda":
+        raise ConfigError("models.device is 'cuda' but CTranslate2 sees no GPU; use 'auto' or 'cpu'")
+    return "cpu"
+
+
+class CTranslate2ChatModel:
+    def __init__(self, path: str, name: str, device: str = "auto", threads: int = 0,
+                 repetition_penalty: float = 1.05, compute_type: str = "default"):
+        self.path = path
+        self.name = name
+        self.requested_device = device
+        self.device = "cpu" if device == "auto" else device  # settled by warm_up()
+        self.threads = threads
+        self.repetition_penalty = repetition_penalty
+        self.compute_type = compute_type  # "default" keeps the export's quantization (int8)
+        self._generator = None
+        self._tokenizer = None
+        self._end_tokens: list[str] = []
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._generator is not None:
+                return
+            if not is_ctranslate2_model(self.path):
+                raise ChatbotError(f"{self.path} is not a CTranslate2 model folder; export one with "
+                                   "'chatbot export --model DIR --out DIR'")
+            try:
+                import ctranslate2
+                from transformers import AutoTokenizer
+            except ImportError:
+                raise ChatbotError("the ctranslate2 backend needs the ctranslate2 package: pip install ctranslate2") from None
+            self.device = pick_ct2_device(self.requested_device)
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+                self._generator = ctranslate2.Generator(self.path, device=self.device, compute_type=self.compute_type,
+                                                        intra_threads=max(0, self.threads))
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise ChatbotError(f"cannot load the CTranslate2 model '{self.path}' ({str(exc).splitlines()[0]}); "
+                                   "export it again with 'chatbot export'") from None
+            self._end_tokens = self._end_token_names()
+
+    def _end_token_names(self) -> list[str]:
+        """The tokenizer's end-of-sequence token plus any in the exported generation config."""
+        tokenizer = self._tokenizer
+        ids: list[int] = []
+        generation = Path(self.path) / "generation_config.json"
+        if generation.is_file():
+            eos = json.loads(generation.read_text(encoding="utf-8")).get("eos_token_id")
+            ids.extend(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        names = [tokenizer.eos_token] if tokenizer.eos_token else []
+        names += [t for t in tokenizer.convert_ids_to_tokens(ids) if t and t not in names]
+        return names
+
+    def count_tokens(self, text: str) -> int:
+        self.warm_up()
+        return len(self._tokenizer(text)["input_ids"])
+
+    def _prompt_ids(self, messages: list[Message]) -> list[int]:
+        tokenizer = self._tokenizer
+        if tokenizer.chat_template:
+            chat = [{"role": m.role, "content": m.content} for m in messages]
+            text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        text = "\n\n".join(m.content for m in messages) + "\n\nAnswer:"
+        return list(tokenizer(text)["input_ids"])
+
+    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[Token]:
+        self.warm_up()
+        tokenizer = self._tokenizer
+        prompt = self._prompt_ids(messages)
+        ids: list[int] = []
+        shown = ""
+        steps = self._generator.generate_tokens(
+            tokenizer.convert_ids_to_tokens(prompt), max_length=max_new_tokens, sampling_topk=1,
+            repetition_penalty=self.repetition_penalty, end_token=self._end_tokens or None,
+        )
+        for step in steps:
+            if step.token in self._end_tokens:
+                break
+            ids.append(step.token_id)
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            if text.endswith("\ufffd"):  # a multi-byte character is not complete yet
+                continue
+            if len(text) > len(shown) and text.startswith(shown):
+                yield Token(text[len(shown):])
+            shown = text
+        yield Token("", done=True, prompt_tokens=len(prompt), completion_tokens=len(ids))

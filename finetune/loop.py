@@ -1,0 +1,261 @@
+"""The optimisation loop that fine-tuning and distillation share: batches, AdamW, checkpoints, resume.
+
+Given a model whose trainable parameters have `requires_grad`, tokenised examples and a loss
+function, it runs `max_steps` optimizer steps with a tqdm bar. Batch `s` is a pure function of the
+seed and `s` (a seeded shuffle per epoch) and dropout is reseeded per step, so a run resumed from a
+checkpoint takes exactly the steps an uninterrupted run would have. A checkpoint holds only the
+trainable tensors (a LoRA adapter, or a whole student), the optimizer and the step history.
+On CUDA the forward pass runs under bf16 autocast.
+
+This module knows nothing about prompts, LoRA or teachers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chatbot.errors import BadInput, NotFound
+
+IGNORE_INDEX = -100  # label of a token the loss skips (the prompt, padding)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenised training sequence; `labels` is `IGNORE_INDEX` on every prompt token."""
+
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+
+    @property
+    def target_tokens(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    max_steps: int = 200  # optimizer steps in total, counting steps done before a resume
+    batch_size: int = 4  # sequences per step
+    learning_rate: float = 2e-4  # peak, after warm-up; decays linearly to 10 % at max_steps
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    checkpoint_every_steps: int = 50  # also at the last step
+    keep_checkpoints: int = 1  # older ones are deleted (a checkpoint is written to a temporary folder first)
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    steps: int  # total optimizer steps done, earlier runs included
+    resumed_from_step: int  # 0 for a fresh run
+    losses: tuple[float, ...]  # one per step, earlier runs included
+    train_seconds: float  # wall time of the steps, earlier runs included
+    target_tokens: int  # supervised tokens seen by this run
+    meta: dict = field(default_factory=dict)  # what the caller stored with the first checkpoint
+
+
+def progress_bar(iterable=None, **kwargs):
+    """A tqdm bar on stderr; redirected to a file (a CI log) it writes a line every 30 s instead."""
+    from tqdm.auto import tqdm
+
+    interactive = sys.stderr.isatty()
+    return tqdm(iterable, file=sys.stderr, mininterval=0.5 if interactive else 30.0, dynamic_ncols=interactive,
+                **kwargs)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def batch_indices(n_examples: int, step: int, batch_size: int, seed: int) -> list[int]:
+    """The examples of step `step`: epoch `e` walks a permutation seeded by (seed, e)."""
+    per_epoch = max(1, math.ceil(n_examples / batch_size))
+    epoch, position = divmod(step, per_epoch)
+    order = list(range(n_examples))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order[position * batch_size:(position + 1) * batch_size]
+
+
+def collate(examples: Sequence[Example], pad_id: int, device):
+    """Right-padded tensors: input_ids, attention_mask, labels (padding is ignored by the loss)."""
+    import torch
+
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        labels[row, :n] = torch.tensor(example.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def autocast(device: str):
+    """bf16 autocast on CUDA; nothing on CPU (fp32 there)."""
+    import contextlib
+
+    import torch
+
+    if device == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def mean_loss(model, examples: Sequence[Example], pad_id: int, device: str, batch_size: int = 4) -> float | None:
+    """Token-weighted cross-entropy of `model` on the supervised tokens of `examples`."""
+    import torch
+
+    if not examples:
+        return None
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), autocast(device):
+        for start in range(0, len(examples), batch_size):
+            part = examples[start:start + batch_size]
+            batch = collate(part, pad_id, device)
+            n = sum(1 for e in part for label in e.labels[1:] if label != IGNORE_INDEX)  # the model shifts by one
+            loss = model(**batch).loss
+            total += float(loss) * n
+            count += n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def _trainable(model) -> dict:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _checkpoints(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("step-*") if (p / "state.json").is_file())
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    found = _checkpoints(Path(directory))
+    return found[-1] if found else None
+
+
+def _save(directory: Path, step: int, model, optimizer, scheduler, losses: list[float], seconds: float,
+          fingerprint: str, meta: dict, keep: int) -> None:
+    import torch
+
+    target = directory / f"step-{step:07d}"
+    tmp = directory / f".step-{step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save({name: p.detach().cpu() for name, p in _trainable(model).items()}, tmp / "trainable.pt")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "train_seconds": seconds,
+                                                "fingerprint": fingerprint, "meta": meta}) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    for old in _checkpoints(directory)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _load(checkpoint: Path, model, optimizer, scheduler, fingerprint: str) -> dict:
+    import torch
+
+    state = json.loads((checkpoint / "state.json").read_text())
+    if state["fingerprint"] != fingerprint:
+        raise BadInput(f"checkpoint {checkpoint} was trained on other data or settings; resume with the same "
+                       "--data and options, or start afresh in another --out folder")
+    tensors = torch.load(checkpoint / "trainable.pt", map_location="cpu")
+    params = _trainable(model)
+    if set(tensors) != set(params):
+        raise BadInput(f"checkpoint {checkpoint} does not match this model's trainable weights; resume with the "
+                       "same --model and LoRA options")
+    with torch.no_grad():
+        for name, value in tensors.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+    saved = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    return state
+
+
+def train_loop(model, examples: Sequence[Example], loss_fn: Callable, options: LoopOptions, *, pad_id: int,
+               device: str, checkpoint_dir: str | Path, resume: bool = False, fingerprint: str = "",
+               meta: dict | None = None, description: str = "training") -> LoopResult:
+    """Run steps `resumed_from_step .. max_steps`; `loss_fn(model, batch) -> scalar tensor`."""
+    import torch
+
+    if not examples:
+        raise BadInput("no training examples left; give more exchanges or raise --max-tokens")
+    if options.max_steps < 1 or options.batch_size < 1:
+        raise BadInput("--max-steps and --batch-size must be at least 1")
+    params = list(_trainable(model).values())
+    assert params, "the model has no trainable parameters"
+    optimizer = torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=options.weight_decay)
+
+    def schedule(step: int) -> float:
+        if step < options.warmup_steps:
+            return (step + 1) / (options.warmup_steps + 1)
+        span = max(1, options.max_steps - options.warmup_steps)
+        return max(0.1, 1.0 - 0.9 * (step - options.warmup_steps) / span)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    directory = Path(checkpoint_dir)
+    losses: list[float] = []
+    seconds = 0.0
+    start = 0
+    meta = dict(meta or {})
+    if resume:
+        checkpoint = latest_checkpoint(directory)
+        if checkpoint is None:
+            raise NotFound(f"no checkpoint in {directory} to resume from; run without --resume to start")
+        state = _load(checkpoint, model, optimizer, scheduler, fingerprint)
+        start, losses, seconds = state["step"], list(state["losses"]), float(state["train_seconds"])
+        meta = {**state.get("meta", {}), **{k: v for k, v in meta.items() if k not in state.get("meta", {})}}
+    elif latest_checkpoint(directory) is not None:
+        raise BadInput(f"{directory} holds checkpoints of an earlier run; pass --resume to continue it, "
+                       "or choose another --out folder")
+    model.train()
+    tokens = 0
+    bar = progress_bar(total=options.max_steps, initial=start, desc=description, unit="step")
+    for step in range(start, options.max_steps):
+        began = time.perf_counter()
+        torch.manual_seed(options.seed * 7919 + step)  # dropout masks do not depend on where a run resumed
+        batch_examples = [examples[i] for i in batch_indices(len(examples), step, options.batch_size, options.seed)]
+        batch = collate(batch_examples, pad_id, device)
+        with autocast(device):
+            loss = loss_fn(model, batch)
+        loss.backward()
+        if options.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, options.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(round(float(loss.detach()), 6))
+        tokens += sum(e.target_tokens for e in batch_examples)
+        seconds += time.perf_counter() - began
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        done = step + 1
+        if done % max(1, options.checkpoint_every_steps) == 0 or done == options.max_steps:
+            _save(directory, done, model, optimizer, scheduler, losses, seconds, fingerprint, meta,
+                  max(1, options.keep_checkpoints))
+    bar.close()
+    return LoopResult(steps=max(start, options.max_steps), resumed_from_step=start, losses=tuple(losses),
+                      train_seconds=round(seconds, 3), target_tokens=tokens, meta=meta)
+
+
+def loss_summary(losses: Sequence[float], window: int = 10) -> tuple[float | None, float | None]:
+    """(mean of the first `window` step losses, mean of the last `window`)."""
+    if not losses:
+        return None, None
+    w = max(1, min(window, len(losses) // 2 or 1))
+    return round(sum(losses[:w]) / w, 6), round(sum(losses[-w:]) / w, 6)

@@ -1,0 +1,241 @@
+"""LoRA fine-tuning of a causal LM on support exchanges, in the prompt format the assistant serves.
+
+Each exchange becomes the serve-time chat (system + sources + question, see `finetune.prompts`)
+followed by the agent's reply; the loss counts the reply tokens only (prompt tokens are labelled
+-100). Any causal LM that transformers loads works: CUDA with bf16 when present, CPU fp32
+otherwise. The output folder holds a merged model that `TransformersChatModel` loads (or, with
+`adapter_only`, a peft adapter), the tokenizer, the scrubbed data splits (`data/`), checkpoints
+(`checkpoints/`) and `train_report.json` (time, steps, losses, peak memory).
+
+This module knows nothing about the command line or about evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chatbot.errors import BadInput, ChatbotError
+from chatbot.llm import Message, pick_device
+from chatbot.llm_ct2 import is_ctranslate2_model
+from chatbot.models import LLMS, resolve
+from finetune.data import DataOptions, Exchange, prepare_dataset
+from finetune.loop import IGNORE_INDEX, Example, LoopOptions, loss_summary, mean_loss, peak_rss_mb, train_loop
+from finetune.prompts import SourcePool, exchange_messages
+
+Progress = Callable[[str], None]
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+MODEL_WEIGHT_GLOBS = ("model*.safetensors", "model*.safetensors.index.json", "pytorch_model*.bin")
+
+
+@dataclass(frozen=True)
+class LoraOptions:
+    rank: int = 16
+    alpha: int = 32  # scale of the update is alpha / rank
+    dropout: float = 0.05
+    target_modules: str = "all-linear"  # peft's shorthand: every linear layer but the output head
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    company: str = "our shop"  # the company name in the system prompt, as served
+    source_sentences: int = 4  # sentences kept per source, as served (generation.source_sentences)
+    max_tokens: int = 768  # prompt + reply per sequence; a longer reply is cut, a longer prompt skipped
+    seed: int = 13  # picks each exchange's distractor sources
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    model: str = "smollm2-135m-instruct"  # registered name, local folder or hub id
+    device: str = "auto"  # auto = CUDA (bf16) when present, else CPU (fp32)
+    max_examples: int = 0  # train on at most this many exchanges of the train split; 0 = all
+    eval_examples: int = 32  # validation exchanges scored before and after training; 0 = none
+    adapter_only: bool = False  # save the LoRA adapter instead of a merged model
+    gradient_checkpointing: bool = False  # less memory for long sequences on a big model, ~30 % slower
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    lora: LoraOptions = field(default_factory=LoraOptions)
+    loop: LoopOptions = field(default_factory=LoopOptions)
+    data: DataOptions = field(default_factory=DataOptions)
+
+
+def chat_dicts(messages: Sequence[Message]) -> list[dict]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def prompt_ids(tokenizer, messages: Sequence[Message]) -> list[int]:
+    """The prompt exactly as `TransformersChatModel.stream` tokenizes it."""
+    if tokenizer.chat_template:
+        text = tokenizer.apply_chat_template(chat_dicts(messages), add_generation_prompt=True, tokenize=False)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    text = "\n\n".join(m.content for m in messages) + "\n\nAnswer:"
+    return list(tokenizer(text)["input_ids"])
+
+
+def completion_ids(tokenizer, messages: Sequence[Message], reply: str) -> list[int]:
+    """The reply as the chat template closes an assistant turn (end-of-turn token included)."""
+    if tokenizer.chat_template:
+        chat = chat_dicts(messages)
+        prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(chat + [{"role": "assistant", "content": reply}], tokenize=False)
+        if not full.startswith(prompt):
+            raise ChatbotError("this model's chat template does not render a reply as a continuation of the "
+                               "prompt, so reply tokens cannot be separated; use a model with a plain chat template")
+        return list(tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"])
+    ids = list(tokenizer(" " + reply, add_special_tokens=False)["input_ids"])
+    return ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+
+
+def encode_example(tokenizer, messages: Sequence[Message], reply: str, max_tokens: int,
+                   min_reply_tokens: int = 16) -> tuple[Example | None, bool]:
+    """(example, reply_was_cut); no example when the prompt leaves under `min_reply_tokens`."""
+    prompt = prompt_ids(tokenizer, messages)
+    completion = completion_ids(tokenizer, messages, reply)
+    room = max_tokens - len(prompt)
+    if room < min(min_reply_tokens, len(completion)):
+        return None, False
+    cut = len(completion) > room
+    completion = completion[:room]
+    return Example(tuple(prompt + completion), tuple([IGNORE_INDEX] * len(prompt) + completion)), cut
+
+
+def encode_exchanges(tokenizer, exchanges: Sequence[Exchange], pool: SourcePool, options: EncodeOptions,
+                     replies: Sequence[str] | None = None) -> tuple[list[Example], dict[str, int]]:
+    """Serve-time prompts with each gold reply (or `replies[i]` instead) as the supervised target."""
+    examples, skipped, cut = [], 0, 0
+    for i, exchange in enumerate(exchanges):
+        messages = exchange_messages(exchange, pool, options.company, options.seed, options.source_sentences)
+        example, was_cut = encode_example(tokenizer, messages, exchange.reply if replies is None else replies[i],
+                                          options.max_tokens)
+        if example is None:
+            skipped += 1
+            continue
+        cut += was_cut
+        examples.append(example)
+    return examples, {"examples": len(examples), "skipped_prompt_too_long": skipped, "reply_cut": cut}
+
+
+def fingerprint(examples: Sequence[Example], settings: dict) -> str:
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode())
+    for example in examples:
+        digest.update(json.dumps([example.input_ids, example.labels]).encode())
+    return digest.hexdigest()
+
+
+def resolve_trainable_model(name: str, progress: Progress) -> str:
+    path = resolve(name, LLMS, "LLM", progress)
+    if is_ctranslate2_model(path):
+        raise BadInput(f"{path} is a CTranslate2 export, which cannot be trained; give the transformers model "
+                       "folder it was exported from")
+    if Path(path).is_dir() and any((Path(path) / f).is_file() for f in ADAPTER_FILES) \
+            and not (Path(path) / "config.json").is_file():
+        raise BadInput(f"{path} holds only a LoRA adapter; train from a merged model folder (run 'chatbot finetune' "
+                       "without --adapter-only) or from its base model")
+    return path
+
+
+def load_causal_lm(path: str, device: str):
+    """(model, tokenizer) on `device`: bf16 weights on CUDA, fp32 on CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ChatbotError(f"cannot load the model '{path}' ({str(exc).splitlines()[0]}); give a local model "
+                           "folder, or run 'chatbot setup' for the offline default") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device), tokenizer
+
+
+def clear_weights(out: Path, globs: Sequence[str]) -> None:
+    """Remove weight files a previous save left, so a folder never holds both a merged model and an adapter."""
+    for pattern in globs:
+        for path in out.glob(pattern):
+            path.unlink()
+
+
+def finetune(data_paths: Sequence[str | Path], out_dir: str | Path, options: FinetuneOptions = FinetuneOptions(),
+             resume: bool = False, progress: Progress = lambda m: None) -> dict:
+    """Prepare the data, train LoRA, save the model; returns the training report (also written)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    out = Path(out_dir)
+    base = resolve_trainable_model(options.model, progress)  # a wrong name fails before any work
+    splits, data_report = prepare_dataset(data_paths, out / "data", options.data)
+    progress(f"data: {data_report.splits} exchanges after scrubbing ({data_report.scrubbed}) and "
+             f"removing {data_report.duplicates_removed} duplicates; splits in {out / 'data'}")
+    train = list(splits.train[:options.max_examples] if options.max_examples > 0 else splits.train)
+    if not train:
+        raise BadInput("the train split is empty; give more exchanges or lower the held-out fractions")
+    device = pick_device(options.device)
+    progress(f"loading {base} on {device}")
+    model, tokenizer = load_causal_lm(base, device)
+    pool = SourcePool(train)
+    examples, encode_stats = encode_exchanges(tokenizer, train, pool, options.encode)
+    eval_examples, _ = encode_exchanges(tokenizer, splits.validation[:options.eval_examples],
+                                        SourcePool(splits.validation), options.encode)
+    progress(f"{len(examples)} training sequences ({encode_stats['reply_cut']} replies cut to "
+             f"{options.encode.max_tokens} tokens, {encode_stats['skipped_prompt_too_long']} skipped)")
+
+    total_params = sum(p.numel() for p in model.parameters())
+    lora = options.lora
+    torch.manual_seed(options.loop.seed)  # LoRA's A matrices start random: a seed makes a run repeatable
+    model = get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                             target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+    if options.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    settings = {"model": base, "lora": dataclasses.asdict(lora), "encode": dataclasses.asdict(options.encode),
+                "batch_size": options.loop.batch_size, "learning_rate": options.loop.learning_rate,
+                "seed": options.loop.seed, "warmup_steps": options.loop.warmup_steps}
+    meta = {}
+    if not resume:
+        meta["validation_loss_before"] = mean_loss(model, eval_examples, tokenizer.pad_token_id, device)
+    result = train_loop(
+        model, examples, lambda m, batch: m(**batch).loss, options.loop, pad_id=tokenizer.pad_token_id,
+        device=device, checkpoint_dir=out / "checkpoints", resume=resume,
+        fingerprint=fingerprint(examples, settings), meta=meta, description="fine-tuning",
+    )
+    validation_after = mean_loss(model, eval_examples, tokenizer.pad_token_id, device)
+
+    out.mkdir(parents=True, exist_ok=True)
+    if options.adapter_only:
+        clear_weights(out, (*MODEL_WEIGHT_GLOBS, "config.json"))
+        model.save_pretrained(out)
+    else:
+        clear_weights(out, (*MODEL_WEIGHT_GLOBS, *ADAPTER_FILES))
+        merged = model.merge_and_unload()
+        merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    initial, final = loss_summary(result.losses)
+    report = {
+        "model": options.model, "base_path": base, "device": device,
+        "dtype": "bfloat16" if device == "cuda" else "float32",
+        "output": "adapter" if options.adapter_only else "merged", "out": str(out),
+        "steps": result.steps, "resumed_from_step": result.resumed_from_step,
+        "batch_size": options.loop.batch_size, "learning_rate": options.loop.learning_rate,
+        "lora": dataclasses.asdict(lora), "trainable_parameters": trainable, "total_parameters": total_params,
+        "train_sequences": len(examples), **{k: v for k, v in encode_stats.items() if k != "examples"},
+        "max_tokens": options.encode.max_tokens, "target_tokens_this_run": result.target_tokens,
+        "train_seconds": result.train_seconds,
+        "seconds_per_step": round(result.train_seconds / max(1, len(result.losses)), 3),
+        "initial_loss": initial, "final_loss": final, "losses": list(result.losses),
+        "validation_examples": len(eval_examples),
+        "validation_loss_before": result.meta.get("validation_loss_before"),
+        "validation_loss_after": validation_after,
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
+        "data": data_report.to_json(),
+    }
+    (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
