@@ -4,7 +4,7 @@ Runs the real pipeline (offline default models) over question sets with a known 
 - the demo help centre (demo/questions.jsonl: question, doc_id, answer_contains);
 - the Arduino help centre (bench/data/arduino_questions.jsonl), indexed by bench/retrieval.py.
 Each question starts a new conversation. Writes answers.json and answers.md into --out.
-Usage: .venv/bin/python bench/answers.py [--limit N] [--set demo|arduino]
+Usage: .venv/bin/python bench/answers.py [--limit N] [--set demo|arduino] [--direct-quote-cosine 1.01]
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_set(name: str, index_dir: Path, questions: list[dict], out: Path, company: str) -> dict:
+def run_set(name: str, index_dir: Path, questions: list[dict], out: Path, company: str,
+            grounding: dict | None = None) -> dict:
     config = load_config(None, {"index_dir": str(index_dir), "db_url": f"sqlite:///{out}/answers-{name}.db",
-                                "company_name": company})
+                                "company_name": company, "grounding": grounding or {}})
     pipeline = build_pipeline(config, log)
     started = time.perf_counter()
     pipeline.warm_up()
@@ -66,6 +67,7 @@ def run_set(name: str, index_dir: Path, questions: list[dict], out: Path, compan
         "tokens_per_s": round(sum(r["completion_tokens"] for r in generated) / max(sum(r["llm_s"] for r in generated), 1e-9), 1),
         "mean_prompt_tokens": round(statistics.mean(r["prompt_tokens"] for r in generated), 1) if generated else 0,
         "outcomes": outcomes,
+        "direct_quotes": sum(bool(r["grounding"].get("direct_quote")) for r in rows),
         "grounding_fired_share": round(len(fired) / len(generated), 3) if generated else None,
         "sentences_dropped_share": round(sum(r["grounding"].get("dropped", 0) for r in generated)
                                          / max(sum(r["grounding"].get("claims", 0) for r in generated), 1), 3),
@@ -86,7 +88,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--set", choices=["demo", "arduino"], action="append")
+    parser.add_argument("--direct-quote-cosine", type=float,
+                        help="override [grounding] direct_quote_cosine; 1.01 turns direct quotes off (the baseline)")
     args = parser.parse_args()
+    grounding = {} if args.direct_quote_cosine is None else {"direct_quote_cosine": args.direct_quote_cosine}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sets = args.set or ["demo", "arduino"]
@@ -98,13 +103,13 @@ def main() -> None:
 
         build_index(load_config(None, {"index_dir": str(index)})).ingest(iter_documents([str(ROOT / "demo/help-centre")]))
         questions = [json.loads(x) for x in (ROOT / "demo/questions.jsonl").read_text().splitlines() if x.strip()]
-        report["demo"] = run_set("demo", index, questions[: args.limit], out, "Lumen & Oak")
+        report["demo"] = run_set("demo", index, questions[: args.limit], out, "Lumen & Oak", grounding)
     if "arduino" in sets:
         index = out / "index-arduino"
         if not (index / "manifest.json").exists():
             sys.exit(f"{index} is missing: run bench/retrieval.py first")
         questions = [json.loads(x) for x in (ROOT / "bench/data/arduino_questions.jsonl").read_text().splitlines() if x.strip()]
-        report["arduino"] = run_set("arduino", index, questions[: args.limit], out, "Arduino")
+        report["arduino"] = run_set("arduino", index, questions[: args.limit], out, "Arduino", grounding)
     (out / "answers.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     lines = []
     for name, data in report.items():

@@ -116,7 +116,7 @@ def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: 
         context_turns=config.retrieval.context_turns,
         max_new_tokens=config.generation.max_new_tokens,
         source_sentences=config.generation.source_sentences,
-        thresholds=Thresholds(g.min_retrieval_cosine, g.off_topic_cosine),
+        thresholds=Thresholds(g.min_retrieval_cosine, g.off_topic_cosine, g.direct_quote_cosine),
         speech=build_speech(config, progress) if speech else None,
         vision=build_vision(config) if vision else None,
     )

@@ -58,6 +58,7 @@ class GroundingConfig:
     min_sentence_overlap: float = 0.5  # share of a sentence's content words found in its source
     min_sentence_cosine: float = 0.55  # embedding similarity to the closest source sentence
     evidence_sentences: int = 2  # source sentences (closest first) a claim must be found in
+    direct_quote_cosine: float = 0.77  # a source sentence this close to the question is the answer (no LLM); > 1: off
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,13 @@ A sentence's claim is what it adds to the question: its content words that the q
 already hold. Its evidence in a source is the `evidence_sentences` source sentences closest to
 the question followed by the sentence (by embedding), with the source's title and headings. It is
 supported when (1) every number in it (prices, days, hours) appears in that evidence, not merely
-somewhere in the source, (2) at least `min_overlap` of its new content words appear there, and
-(3) it embeds within `min_cosine` of the closest source sentence. Unsupported sentences are dropped; the supporting source is cited. A sentence that adds
-nothing ("Sure!", the question echoed back, a bare list number, a lead-in ending in ':') carries no
-claim and is dropped without counting against the answer. This checks support, not truth: a source that is
-itself wrong passes.
+somewhere in the source, (2) at least `min_overlap` of its new content words appear there,
+(3) it embeds within `min_cosine` of the closest source sentence, and (4) it is negated ("not",
+"isn't", "never") exactly when that closest sentence is. Unsupported sentences are dropped; the
+supporting source is cited. A sentence that adds nothing ("Sure!", the question echoed back, a
+bare list number, a lead-in ending in ':') carries no claim and is dropped without counting
+against the answer. This checks support, not truth: a source that is itself wrong passes, and a
+contradiction worded without a negation ("outdoors" for "indoors only") is not caught.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from knowledge.types import Passage
 _FILLER = frozenset(tokenize("answer yes no sure course certainly absolutely help happy glad question sorry"))
 _NO_CLAIM = re.compile(r"^\W*(\d+[.)]?)?\W*$|:\s*\.?\s*$")  # a bare list number, or a lead-in ending in ':'
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+_NEGATION = re.compile(r"\b(not|no|never|cannot|without|nor)\b|n't\b", re.I)
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _DONT_KNOW = re.compile(
     r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|(sources?|information) (do|does) not|"
@@ -40,6 +43,15 @@ class SentenceCheck:
     claim: bool  # False for fillers with under two content words
     source: int | None  # index into the passages of the best supporting source
     overlap: float
+    cosine: float
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The source sentence closest to the question, and how close (MiniLM cosine)."""
+
+    source: int  # index into the passages
+    sentence: str
     cosine: float
 
 
@@ -59,6 +71,22 @@ class GroundingResult:
     @property
     def claims(self) -> int:
         return sum(1 for s in self.sentences if s.claim)
+
+
+_HEADING_LIKE = re.compile(r"^\W*(how|what|why|where|when|which|who|can|do|does|is|are)\b|\?\W*$", re.I)
+
+
+def answers_on_its_own(sentence: str, question: str) -> bool:
+    """Could this source sentence stand alone as the reply? Not a question or a "How to ..." link
+    title, and it says something (a content word or number) that the question does not."""
+    if _HEADING_LIKE.search(sentence):
+        return False
+    return bool(set(tokenize(sentence)) - set(tokenize(question)))
+
+
+def negated(text: str) -> bool:
+    """Does the sentence say not/never/no? ("suitable for outdoor use" vs "isn't suitable for outdoor spaces")"""
+    return bool(_NEGATION.search(text.replace("\u2019", "'")))
 
 
 def numbers(text: str) -> set[str]:
@@ -107,7 +135,7 @@ class GroundingChecker:
                 overlap = len(content & set(tokenize(evidence, keep_stopwords=True))) / len(content)
                 cosine = float(scores.max())
                 ok = (numbers(sentence) <= numbers(evidence) and overlap >= self.min_overlap
-                      and cosine >= self.min_cosine)
+                      and cosine >= self.min_cosine and negated(sentence) == negated(source_sentences[j][closest[0]]))
                 score = overlap + cosine + (10.0 if ok else 0.0)
                 if score > best[1]:
                     best = (j if ok else None, score, overlap, cosine)
@@ -115,12 +143,13 @@ class GroundingChecker:
             checks.append(SentenceCheck(sentence, source is not None, True, source, overlap, cosine))
         return GroundingResult(tuple(checks), declined)
 
-    def best_quote(self, question: str, passages: Sequence[Passage]) -> tuple[int, str] | None:
-        """(source index, sentence) of the source sentence closest to the question."""
+    def best_quote(self, question: str, passages: Sequence[Passage]) -> Quote | None:
+        """The source sentence closest to the question (three content words or more, not a lead-in)."""
         candidates = [(j, s) for j, p in enumerate(passages) for s in split_sentences(p.chunk.text)
-                      if len(tokenize(s)) >= 3]
+                      if len(tokenize(s)) >= 3 and not _NO_CLAIM.search(s)]  # no "...is available:" lead-ins
         if not candidates:
             return None
         vectors = self.embedder.embed([question] + [s for _, s in candidates])
         scores = vectors[1:] @ vectors[0]
-        return candidates[int(np.argmax(scores))]
+        best = int(np.argmax(scores))
+        return Quote(candidates[best][0], candidates[best][1], float(scores[best]))

@@ -8,7 +8,8 @@ Each turn ends in one outcome:
 - `no_knowledge`: retrieval too weak to answer from: handoff, no LLM call;
 - `unsupported_answer`: no sentence of the LLM's answer was supported by a source: the assistant
   says it is not certain, quotes the closest source sentence, and hands off;
-- `answered`: the supported sentences, each citing its source.
+- `answered`: the supported sentences, each citing its source; or, when one source sentence is
+  within `direct_quote_cosine` of the question, that sentence verbatim, with no LLM call.
 
 A voice question is transcribed and a screenshot read (OCR) by `prepare()` before the turn: the
 transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from chatbot.costs import PriceSheet, TurnCost, Usage
 from chatbot.errors import BadInput
-from chatbot.grounding import GroundingChecker, GroundingResult
+from chatbot.grounding import GroundingChecker, GroundingResult, answers_on_its_own
 from chatbot.llm import ChatModel
 from chatbot.prompt import build_messages
 from chatbot.store import Store, StoredSource
@@ -50,6 +51,7 @@ ANSWERS = {
     "no_knowledge": "I'm sorry, I couldn't find that in our help centre. I've passed your question to "
                     "a colleague, who will get back to you.",
     "unsupported_answer": "I'm not certain about that, so I've asked a colleague to confirm.",
+    "direct": "Our help centre says:",
 }
 
 
@@ -116,6 +118,7 @@ class Prepared:
 class Thresholds:
     min_retrieval_cosine: float = 0.35
     off_topic_cosine: float = 0.20
+    direct_quote_cosine: float = 0.77  # a source sentence this close to the question answers it verbatim
 
 
 def clean_question(text: object) -> str:
@@ -223,6 +226,14 @@ class Pipeline:
             yield self._finish(conversation_id, question, "no_knowledge", ANSWERS["no_knowledge"], [], usage)
             return
 
+        quote = self.checker.best_quote(query, passages)
+        if quote and quote.cosine >= self.thresholds.direct_quote_cosine and answers_on_its_own(quote.sentence, query):
+            # one source sentence answers the question closely: say it verbatim, with no LLM call
+            answer = f"{ANSWERS['direct']} \u201c{_plain(quote.sentence)}\u201d [1]"
+            yield self._finish(conversation_id, question, "answered", answer, [passages[quote.source]], usage,
+                               {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)})
+            return
+
         messages = build_messages(question, passages, self.company, self.source_sentences, image_text)
         started = time.perf_counter()
         pieces: list[str] = []
@@ -239,7 +250,7 @@ class Pipeline:
         raw = "".join(pieces).strip()
         result = self.checker.check(raw, passages, query)
         grounding = {"raw_answer": raw, "claims": result.claims, "supported": len(result.supported),
-                     "dropped": result.dropped}
+                     "dropped": result.dropped, "quote_cosine": round(quote.cosine, 4) if quote else None}
         # most claims invented: the surviving fragment is not a trustworthy answer on its own
         if result.supported and len(result.supported) >= result.dropped and not result.declined:
             answer, cited = _cite(result, passages)
@@ -248,11 +259,9 @@ class Pipeline:
         outcome = "no_knowledge" if result.declined else "unsupported_answer"
         answer = ANSWERS[outcome]
         cited = []
-        quote = self.checker.best_quote(query, passages)
         if quote:
-            index, sentence = quote
-            answer = f"{ANSWERS['unsupported_answer']} Our help centre says: \u201c{_plain(sentence)}\u201d [1]"
-            cited = [passages[index]]
+            answer = f"{ANSWERS['unsupported_answer']} Our help centre says: \u201c{_plain(quote.sentence)}\u201d [1]"
+            cited = [passages[quote.source]]
         yield self._finish(conversation_id, question, outcome, answer, cited, usage, grounding)
 
     def _finish(self, conversation_id: str, question: str, outcome: str, answer: str,

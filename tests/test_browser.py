@@ -75,4 +75,8 @@ def test_operator_panel_needs_the_password_then_shows_figures(app, browser):
     page.keyboard.press("Enter")
     page.wait_for_selector("text=Operator panel", timeout=60_000)
     page.wait_for_selector("text=cost per conversation", timeout=60_000)
+    # the six per-day charts are drawn (Vega renders after the data arrives)
+    page.wait_for_function("Array.from(document.querySelectorAll('.vega-embed svg'))"
+                           ".filter(s => s.getBoundingClientRect().height > 150).length >= 5", timeout=60_000)
+    assert page.locator(".vega-embed").count() == 6
     page.screenshot(path=str(SHOTS / "operator.png"), full_page=True)

@@ -58,3 +58,22 @@ def test_a_number_must_be_in_the_closest_source_sentences_not_anywhere():
     checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, evidence_sentences=1)
     assert checker.check("The reset link is valid for 30 minutes.", [source], question).supported
     assert not checker.check("The reset link is valid for 15 minutes.", [source], question).supported
+
+
+def test_only_a_sentence_that_adds_to_the_question_can_stand_alone_as_a_reply():
+    from chatbot.grounding import answers_on_its_own
+
+    question = "Can I use more than one gift card on a single order?"
+    assert answers_on_its_own("You can use up to 3 gift cards on one order.", question)
+    assert not answers_on_its_own("- How to check if your network is 2.4 GHz", "is my network 2.4 or 5 GHz?")
+    assert not answers_on_its_own("Can I use a gift card?", question)
+    assert not answers_on_its_own("You can use a gift card on one order.", question)  # nothing new
+
+
+def test_a_claim_that_drops_the_sources_negation_is_not_supported():
+    lamp = passage("The Halo is for indoor use only and isn\u2019t suitable for bathrooms or outdoor spaces.", "L")
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3)
+    flipped = checker.check("The Halo is suitable for outdoor spaces and bathrooms.", [lamp], "Can I use the Halo outside?")
+    kept = checker.check("The Halo isn't suitable for outdoor spaces or bathrooms.", [lamp], "Can I use the Halo outside?")
+    assert [s.supported for s in flipped.sentences] == [False]
+    assert [s.supported for s in kept.sentences] == [True]

@@ -20,11 +20,12 @@ def make(write, tmp_path):
     index = KnowledgeIndex(tmp_path / "ix", embedder)
     index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
 
-    def _make(reply="", error=None):
+    def _make(reply="", error=None, direct_quote_cosine=1.01):
         llm = ScriptedChatModel(reply, error)
         pipeline = Pipeline(HybridSearcher(index, embedder), llm, Store(f"sqlite:///{tmp_path}/db.sqlite"),
                             GroundingChecker(embedder, 0.5, 0.3), sheet(), company="Lumen & Oak", k=2,
-                            thresholds=Thresholds(min_retrieval_cosine=0.2, off_topic_cosine=0.05))
+                            thresholds=Thresholds(min_retrieval_cosine=0.2, off_topic_cosine=0.05,
+                                                  direct_quote_cosine=direct_quote_cosine))
         return pipeline, llm
     return _make
 
@@ -51,13 +52,27 @@ def test_invented_facts_are_dropped_and_an_unsupported_answer_hands_off(make):
     assert reply.handoff.reason == "unsupported_answer"
     assert "not certain" in reply.answer and "14 days" not in reply.answer
     assert "30 days" in reply.answer and [s.doc_id for s in reply.sources] == ["R"]  # a quote from the source
+    assert 0 < reply.grounding["quote_cosine"] < 1.01 and "extractive" not in reply.grounding
+
+
+def test_a_source_sentence_close_to_the_question_is_the_answer_without_an_llm_call(make):
+    pipeline, llm = make("Returns are accepted within 14 days.", direct_quote_cosine=0.3)
+    reply = pipeline.ask("How many days do I have to return items?")
+    assert reply.outcome == "answered" and not reply.handoff.needed
+    assert reply.answer == "Our help centre says: \u201cYou can return most items within 30 days of delivery.\u201d [1]"
+    assert [s.doc_id for s in reply.sources] == ["R"] and reply.grounding["direct_quote"]
+    assert llm.prompts == [] and reply.usage.completion_tokens == 0 and reply.usage.retrieval_s > 0
+    assert pipeline.store.conversation(reply.conversation_id).handoff_reason is None
+
+    far, llm = make("Returns are accepted within 14 days.", direct_quote_cosine=0.99)  # no sentence is that close
+    assert far.ask("How many days do I have to return items?").outcome == "unsupported_answer" and llm.prompts
 
 
 def test_only_supported_sentences_survive(make):
     pipeline, _ = make("You can return most items within 30 days of delivery. We also refund shipping in bitcoin.")
     reply = pipeline.ask("How many days do I have to return items?")
     assert reply.outcome == "answered" and "bitcoin" not in reply.answer
-    assert reply.grounding == {"claims": 2, "supported": 1, "dropped": 1}
+    assert reply.grounding["claims"] == 2 and reply.grounding["supported"] == 1 and reply.grounding["dropped"] == 1
 
 
 def test_off_topic_question_is_refused_politely_without_calling_the_llm(make):
