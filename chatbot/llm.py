@@ -16,7 +16,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,18 +44,23 @@ class ChatModel(Protocol):
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[Token]: ...
 
 
-def pick_device(requested: str = "auto") -> str:
-    """"auto" is CUDA when torch sees a GPU, else CPU."""
+def _torch_sees_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pick_device(requested: str = "auto", sees_cuda: Callable[[], bool] = _torch_sees_cuda,
+                runtime: str = "torch") -> str:
+    """"auto" is CUDA when the runtime (torch unless told otherwise) sees a GPU, else CPU."""
     if requested not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"models.device must be auto, cpu or cuda, not '{requested}'")
     if requested == "cpu":
         return "cpu"
-    import torch
-
-    if torch.cuda.is_available():
+    if sees_cuda():
         return "cuda"
     if requested == "cuda":
-        raise ConfigError("models.device is 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
+        raise ConfigError(f"models.device is 'cuda' but {runtime} sees no GPU; use 'auto' or 'cpu'")
     return "cpu"
 
 

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from chatbot.errors import ChatbotError, ConfigError
-from chatbot.llm import Message, Token
+from chatbot.errors import ChatbotError
+from chatbot.llm import Message, Token, pick_device
 
 MARKER = "ctranslate2.json"  # written by `chatbot export` beside model.bin
 
@@ -38,17 +38,12 @@ def is_ctranslate2_model(path: str | Path) -> bool:
 
 
 def pick_ct2_device(requested: str = "auto") -> str:
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"models.device must be auto, cpu or cuda, not '{requested}'")
-    if requested == "cpu":
-        return "cpu"
-    import ctranslate2
+    def sees_cuda() -> bool:
+        import ctranslate2
 
-    if ctranslate2.get_cuda_device_count() > 0:
-        return "cuda"
-    if requested == "cuda":
-        raise ConfigError("models.device is 'cuda' but CTranslate2 sees no GPU; use 'auto' or 'cpu'")
-    return "cpu"
+        return ctranslate2.get_cuda_device_count() > 0
+
+    return pick_device(requested, sees_cuda, "CTranslate2")
 
 
 class CTranslate2ChatModel:

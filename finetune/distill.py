@@ -25,8 +25,7 @@ from pathlib import Path
 from chatbot.errors import BadInput, ChatbotError
 from chatbot.llm import pick_device
 from finetune.data import DataOptions, Exchange, prepare_dataset, read_exchanges
-from finetune.loop import (IGNORE_INDEX, LoopOptions, loss_summary, mean_loss, peak_rss_mb, progress_bar,
-                           train_loop)
+from finetune.loop import IGNORE_INDEX, LoopOptions, mean_loss, progress_bar, run_report, train_loop
 from finetune.prompts import SourcePool, exchange_messages
 from finetune.train import (EncodeOptions, encode_exchanges, fingerprint, load_causal_lm, prompt_ids,
                             resolve_trainable_model)
@@ -243,7 +242,6 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
     save_dtype = torch.bfloat16 if device == "cuda" else torch.float32
     student.to(save_dtype).save_pretrained(out)
     student_tokenizer.save_pretrained(out)
-    initial, final = loss_summary(result.losses)
     report = {
         "teacher": teacher_name, "teacher_path": teacher_path, "student": options.student or "cut from teacher",
         "mode": mode, "device": device, "kept_layers": keep,
@@ -251,17 +249,7 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
         "student_parameters": sum(p.numel() for p in student.parameters()),
         "temperature": options.temperature, "alpha": options.alpha,
-        "steps": result.steps, "resumed_from_step": result.resumed_from_step,
-        "batch_size": options.loop.batch_size, "learning_rate": options.loop.learning_rate,
-        "train_sequences": len(examples), **{k: v for k, v in stats.items() if k != "examples"},
-        "train_seconds": result.train_seconds,
-        "seconds_per_step": round(result.train_seconds / max(1, len(result.losses)), 3),
-        "initial_loss": initial, "final_loss": final, "losses": list(result.losses),
-        "validation_examples": len(eval_examples),
-        "validation_loss_before": result.meta.get("validation_loss_before"),
-        "validation_loss_after": validation_after,
-        "peak_rss_mb": peak_rss_mb(),
-        "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
+        **run_report(result, options.loop, examples, stats, eval_examples, validation_after, device),
     }
     (out / "distill_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

@@ -259,3 +259,24 @@ def loss_summary(losses: Sequence[float], window: int = 10) -> tuple[float | Non
         return None, None
     w = max(1, min(window, len(losses) // 2 or 1))
     return round(sum(losses[:w]) / w, 6), round(sum(losses[-w:]) / w, 6)
+
+
+def run_report(result: LoopResult, options: LoopOptions, examples: Sequence, stats: dict,
+               eval_examples: Sequence, validation_after: float | None, device: str) -> dict:
+    """The fields a fine-tuning and a distillation report share: steps, time, losses, memory."""
+    import torch
+
+    initial, final = loss_summary(result.losses)
+    return {
+        "steps": result.steps, "resumed_from_step": result.resumed_from_step,
+        "batch_size": options.batch_size, "learning_rate": options.learning_rate,
+        "train_sequences": len(examples), **{k: v for k, v in stats.items() if k != "examples"},
+        "train_seconds": result.train_seconds,
+        "seconds_per_step": round(result.train_seconds / max(1, len(result.losses)), 3),
+        "initial_loss": initial, "final_loss": final, "losses": list(result.losses),
+        "validation_examples": len(eval_examples),
+        "validation_loss_before": result.meta.get("validation_loss_before"),
+        "validation_loss_after": validation_after,
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
+    }

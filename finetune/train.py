@@ -24,7 +24,7 @@ from chatbot.llm import Message, pick_device
 from chatbot.llm_ct2 import is_ctranslate2_model
 from chatbot.models import LLMS, resolve
 from finetune.data import DataOptions, Exchange, prepare_dataset
-from finetune.loop import IGNORE_INDEX, Example, LoopOptions, loss_summary, mean_loss, peak_rss_mb, train_loop
+from finetune.loop import IGNORE_INDEX, Example, LoopOptions, mean_loss, run_report, train_loop
 from finetune.prompts import SourcePool, exchange_messages
 
 Progress = Callable[[str], None]
@@ -216,24 +216,13 @@ def finetune(data_paths: Sequence[str | Path], out_dir: str | Path, options: Fin
         merged = model.merge_and_unload()
         merged.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    initial, final = loss_summary(result.losses)
     report = {
         "model": options.model, "base_path": base, "device": device,
         "dtype": "bfloat16" if device == "cuda" else "float32",
         "output": "adapter" if options.adapter_only else "merged", "out": str(out),
-        "steps": result.steps, "resumed_from_step": result.resumed_from_step,
-        "batch_size": options.loop.batch_size, "learning_rate": options.loop.learning_rate,
         "lora": dataclasses.asdict(lora), "trainable_parameters": trainable, "total_parameters": total_params,
-        "train_sequences": len(examples), **{k: v for k, v in encode_stats.items() if k != "examples"},
         "max_tokens": options.encode.max_tokens, "target_tokens_this_run": result.target_tokens,
-        "train_seconds": result.train_seconds,
-        "seconds_per_step": round(result.train_seconds / max(1, len(result.losses)), 3),
-        "initial_loss": initial, "final_loss": final, "losses": list(result.losses),
-        "validation_examples": len(eval_examples),
-        "validation_loss_before": result.meta.get("validation_loss_before"),
-        "validation_loss_after": validation_after,
-        "peak_rss_mb": peak_rss_mb(),
-        "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
+        **run_report(result, options.loop, examples, encode_stats, eval_examples, validation_after, device),
         "data": data_report.to_json(),
     }
     (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
