@@ -77,6 +77,7 @@ def daily(store: Store, prices: PriceSheet, days: int = 30) -> list[dict]:
             "latency_p95_s": percentile(latency_by_day.get(day, []), 0.95),
             "cost_per_conversation_usd": row["cost_usd"] / n if n else None,
             "cost_per_resolved_usd": row["cost_usd"] / row["resolved"] if row["resolved"] else None,
+            "api_shadow_per_conversation_usd": row["api_shadow_cost_usd"] / n if n else None,
             "savings_vs_api_usd": row["api_shadow_cost_usd"] - row["cost_usd"],
             "savings_vs_human_usd": n * human - row["cost_usd"] - row["handed_over"] * human,
         })

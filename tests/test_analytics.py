@@ -39,6 +39,8 @@ def test_daily_trends_count_resolution_handoffs_csat_and_costs(store):
     assert day["csat"] == 0.5
     assert day["cost_usd"] == pytest.approx((2.0 + 1.0 + 3.0 + 2.0) * 3.6 / 3600)
     assert day["cost_per_resolved_usd"] == pytest.approx(day["cost_usd"])
+    assert day["api_shadow_per_conversation_usd"] == pytest.approx(day["api_shadow_cost_usd"] / 4)
+    assert day["api_shadow_cost_usd"] > 0
     assert day["latency_p50_s"] == pytest.approx(2.0) and day["latency_p95_s"] > day["latency_p50_s"]
     assert day["savings_vs_human_usd"] == pytest.approx(4 * 4.0 - day["cost_usd"] - 2 * 4.0)
 

@@ -74,8 +74,10 @@ def build_operator(pipeline: Pipeline, uploads_dir: str, chunking: tuple[int, in
             _long(rows, {"resolution_rate": "resolution rate", "handoff_rate": "handoff rate", "csat": "CSAT"}),
             reasons,
             _long(rows, {"latency_p50_s": "p50", "latency_p95_s": "p95"}),
-            _long(rows, {"cost_per_conversation_usd": "per conversation", "cost_per_resolved_usd": "per resolved"}),
-            _long(rows, {"savings_vs_api_usd": "vs API model", "savings_vs_human_usd": "vs human agents"}),
+            _long(rows, {"cost_per_conversation_usd": "self-hosted, per conversation",
+                         "cost_per_resolved_usd": "self-hosted, per resolved",
+                         "api_shadow_per_conversation_usd": f"{pipeline.prices.api_model}, per conversation"}),
+            _long(rows, {"savings_vs_human_usd": "vs human agents"}),
             unanswered,
         )
 
@@ -151,8 +153,9 @@ def build_operator(pipeline: Pipeline, uploads_dir: str, chunking: tuple[int, in
                 reasons_plot = gr.BarPlot(x="date", y="handoffs", color="reason", title="Handoffs by reason")
                 latency_plot = gr.ScatterPlot(x="date", y="value", color="series", title="Latency per turn (s)")
             with gr.Row():
-                cost_plot = gr.ScatterPlot(x="date", y="value", color="series", title="Self-hosted cost (USD)")
-                savings_plot = gr.BarPlot(x="date", y="value", color="series", title="Savings (USD)")
+                # the API's price sits beside ours (same scale); a human's is ~10,000x, so it gets its own chart
+                cost_plot = gr.ScatterPlot(x="date", y="value", color="series", title="Cost: self-hosted vs API (USD)")
+                savings_plot = gr.BarPlot(x="date", y="value", color="series", title="Saved vs human agents (USD)")
             gr.Markdown("### Top unanswered or handed-over questions")
             unanswered = gr.Dataframe(interactive=False)
         with gr.Tab("Conversations"):
