@@ -4,7 +4,7 @@ Runs the real pipeline (offline default models) over question sets with a known 
 - the demo help centre (demo/questions.jsonl: question, doc_id, answer_contains);
 - the Arduino help centre (bench/data/arduino_questions.jsonl), indexed by bench/retrieval.py.
 Each question starts a new conversation. Writes answers.json and answers.md into --out.
-Usage: .venv/bin/python bench/answers.py [--limit N] [--set demo|arduino] [--direct-quote-cosine 1.01]
+Usage: .venv/bin/python bench/answers.py [--limit N] [--set demo|arduino] [--direct-quote-cosine 1.01] [--llm NAME]
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def log(message: str) -> None:
 
 
 def run_set(name: str, index_dir: Path, questions: list[dict], out: Path, company: str,
-            grounding: dict | None = None) -> dict:
+            grounding: dict | None = None, models: dict | None = None) -> dict:
     config = load_config(None, {"index_dir": str(index_dir), "db_url": f"sqlite:///{out}/answers-{name}.db",
-                                "company_name": company, "grounding": grounding or {}})
+                                "company_name": company, "grounding": grounding or {}, "models": models or {}})
     pipeline = build_pipeline(config, log)
     started = time.perf_counter()
     pipeline.warm_up()
@@ -90,8 +90,10 @@ def main() -> None:
     parser.add_argument("--set", choices=["demo", "arduino"], action="append")
     parser.add_argument("--direct-quote-cosine", type=float,
                         help="override [grounding] direct_quote_cosine; 1.01 turns direct quotes off (the baseline)")
+    parser.add_argument("--llm", help="override [models] llm, e.g. smollm2-135m-instruct-int8 or a folder")
     args = parser.parse_args()
     grounding = {} if args.direct_quote_cosine is None else {"direct_quote_cosine": args.direct_quote_cosine}
+    models = {"llm": args.llm} if args.llm else {}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sets = args.set or ["demo", "arduino"]
@@ -103,13 +105,13 @@ def main() -> None:
 
         build_index(load_config(None, {"index_dir": str(index)})).ingest(iter_documents([str(ROOT / "demo/help-centre")]))
         questions = [json.loads(x) for x in (ROOT / "demo/questions.jsonl").read_text().splitlines() if x.strip()]
-        report["demo"] = run_set("demo", index, questions[: args.limit], out, "Lumen & Oak", grounding)
+        report["demo"] = run_set("demo", index, questions[: args.limit], out, "Lumen & Oak", grounding, models)
     if "arduino" in sets:
         index = out / "index-arduino"
         if not (index / "manifest.json").exists():
             sys.exit(f"{index} is missing: run bench/retrieval.py first")
         questions = [json.loads(x) for x in (ROOT / "bench/data/arduino_questions.jsonl").read_text().splitlines() if x.strip()]
-        report["arduino"] = run_set("arduino", index, questions[: args.limit], out, "Arduino", grounding)
+        report["arduino"] = run_set("arduino", index, questions[: args.limit], out, "Arduino", grounding, models)
     (out / "answers.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     lines = []
     for name, data in report.items():

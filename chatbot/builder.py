@@ -22,28 +22,28 @@ from knowledge.search import HybridSearcher
 Progress = Callable[[str], None]
 
 
-def _transformers_llm(config: Config, progress: Progress) -> ChatModel:
+def _transformers_llm(config: Config, path: str) -> ChatModel:
     m = config.models
-    return TransformersChatModel(resolve(m.llm, LLMS, "LLM", progress), name=m.llm, device=m.device,
-                                 threads=m.threads, repetition_penalty=config.generation.repetition_penalty)
+    return TransformersChatModel(path, name=m.llm, device=m.device, threads=m.threads,
+                                 repetition_penalty=config.generation.repetition_penalty)
 
 
-def _ctranslate2_llm(config: Config, progress: Progress) -> ChatModel:
+def _ctranslate2_llm(config: Config, path: str) -> ChatModel:
     from chatbot.llm_ct2 import CTranslate2ChatModel
 
     m = config.models
-    return CTranslate2ChatModel(resolve(m.llm, LLMS, "LLM", progress), name=m.llm, device=m.device,
-                                threads=m.threads, repetition_penalty=config.generation.repetition_penalty)
+    return CTranslate2ChatModel(path, name=m.llm, device=m.device, threads=m.threads,
+                                repetition_penalty=config.generation.repetition_penalty)
 
 
-def _openai_llm(config: Config, progress: Progress) -> ChatModel:
+def _openai_llm(config: Config, path: str) -> ChatModel:
     m = config.models
     return OpenAIChatModel(m.llm_base_url, m.llm, device="cpu" if m.device == "cpu" else "cuda")
 
 
-LLM_BACKENDS: dict[str, Callable[[Config, Progress], ChatModel]] = {
+LLM_BACKENDS: dict[str, Callable[[Config, str], ChatModel]] = {
     "transformers": _transformers_llm,
-    "openai": _openai_llm,
+    "openai": _openai_llm,  # the server holds the model: `llm` is the name it serves
     "ctranslate2": _ctranslate2_llm,  # a folder made by `chatbot export`
 }
 
@@ -70,11 +70,14 @@ def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
     backend = config.models.llm_backend
     if backend not in LLM_BACKENDS:
         raise ConfigError(f"unknown models.llm_backend '{backend}'; choose one of: {', '.join(LLM_BACKENDS)}")
+    if backend == "openai":
+        return _openai_llm(config, config.models.llm)
     from chatbot.llm_ct2 import is_ctranslate2_model
 
-    if backend == "transformers" and is_ctranslate2_model(config.models.llm):
+    path = resolve(config.models.llm, LLMS, "LLM", progress)
+    if backend == "transformers" and is_ctranslate2_model(path):
         backend = "ctranslate2"  # a CTranslate2 export is served by its own backend, whatever the default says
-    return LLM_BACKENDS[backend](config, progress)
+    return LLM_BACKENDS[backend](config, path)
 
 
 def build_prices(config: Config) -> PriceSheet:

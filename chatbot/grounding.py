@@ -3,8 +3,8 @@
 A sentence's claim is what it adds to the question: its content words that the question does not
 already hold. Its evidence in a source is the `evidence_sentences` source sentences closest to
 the question followed by the sentence (by embedding), with the source's title and headings. It is
-supported when (1) every number in it (prices, days, hours) appears in that evidence, not merely
-somewhere in the source, (2) at least `min_overlap` of its new content words appear there,
+supported when (1) every number in it (prices, days, hours) appears in that evidence, with the
+same unit where it has one ("2 weeks" is not backed by "2pm"), not merely somewhere in the source, (2) at least `min_overlap` of its new content words appear there,
 (3) it embeds within `min_cosine` of the closest source sentence, and (4) it is negated ("not",
 "isn't", "never") exactly when that closest sentence is. Unsupported sentences are dropped; the
 supporting source is cited. A sentence that adds nothing ("Sure!", the question echoed back, a
@@ -31,6 +31,7 @@ _NO_CLAIM = re.compile(r"^\W*(\d+[.)]?)?\W*$|:\s*\.?\s*$")  # a bare list number
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _NEGATION = re.compile(r"\b(not|no|never|cannot|without|nor)\b|n't\b", re.I)
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_QUANTITY = re.compile(r"(\d+(?:[.,:]\d+)*)(?:[ \t]*-?[ \t]*([A-Za-z]+))?")
 _DONT_KNOW = re.compile(
     r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|(sources?|information) (do|does) not|"
     r"not (mentioned|provided|specified) in)\b", re.I)
@@ -93,6 +94,25 @@ def numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 
+def quantities(text: str) -> set[tuple[str, str]]:
+    """(number, the stemmed word right after it): "2 weeks" -> ("2", "week"), "2pm" -> ("2", "pm"),
+    "2-year" -> ("2", "year"); "" when no word follows ("£14.95.")."""
+    found = set()
+    for match in _QUANTITY.finditer(text):
+        unit = match.group(2) or ""
+        found.add((match.group(1).replace(",", ""), (tokenize(unit, keep_stopwords=True) or [unit.lower()])[0]
+                   if unit else ""))
+    return found
+
+
+def quantities_supported(claim: str, evidence: str) -> bool:
+    """Every number of the claim is in the evidence, and with the same unit where the claim gives one:
+    "2 weeks" is not backed by "order before 2pm"."""
+    backed = quantities(evidence)
+    values = {n for n, _ in backed}
+    return all((n, u) in backed if u else n in values for n, u in quantities(claim))
+
+
 def strip_citations(text: str) -> str:
     return _CITATION.sub("", text).strip()
 
@@ -134,7 +154,7 @@ class GroundingChecker:
                 evidence = " ".join([headings[j], *(source_sentences[j][k] for k in closest)])
                 overlap = len(content & set(tokenize(evidence, keep_stopwords=True))) / len(content)
                 cosine = float(scores.max())
-                ok = (numbers(sentence) <= numbers(evidence) and overlap >= self.min_overlap
+                ok = (quantities_supported(sentence, evidence) and overlap >= self.min_overlap
                       and cosine >= self.min_cosine and negated(sentence) == negated(source_sentences[j][closest[0]]))
                 score = overlap + cosine + (10.0 if ok else 0.0)
                 if score > best[1]:

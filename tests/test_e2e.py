@@ -134,3 +134,19 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(args, message, index_d
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_the_registered_int8_model_is_served_by_ctranslate2_through_the_cli(index_dir, tmp_path):
+    from chatbot.builder import build_llm
+    from chatbot.llm import Message
+    from chatbot.llm_ct2 import CTranslate2ChatModel
+
+    config = load_config(None, {"models": {"llm": "smollm2-135m-instruct-int8"}})
+    llm = build_llm(config)
+    assert isinstance(llm, CTranslate2ChatModel) and llm.name == "smollm2-135m-instruct-int8"
+    tokens = list(llm.stream([Message("user", "Say hello.")], 8))
+    assert tokens[-1].done and tokens[-1].completion_tokens > 0 and "".join(t.text for t in tokens).strip()
+
+    out = json.loads(chatbot("ask", "Which payment methods do you accept?", "--model", "smollm2-135m-instruct-int8",
+                             "--index", str(index_dir), "--db", f"sqlite:///{tmp_path}/int8.db", "--json").stdout)
+    assert out["answer"] and (out["usage"]["seconds"]["llm"] > 0 or out["grounding"].get("direct_quote"))

@@ -77,3 +77,11 @@ def test_a_claim_that_drops_the_sources_negation_is_not_supported():
     kept = checker.check("The Halo isn't suitable for outdoor spaces or bathrooms.", [lamp], "Can I use the Halo outside?")
     assert [s.supported for s in flipped.sentences] == [False]
     assert [s.supported for s in kept.sentences] == [True]
+
+
+def test_a_number_must_come_with_the_sources_unit():
+    shipping = passage("Order before 2pm for next-day delivery. Delivery to Germany takes 3-5 business days.", "S")
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3)
+    question = "How long does delivery to Germany take?"
+    assert not checker.check("Delivery to Germany takes 2 weeks.", [shipping], question).supported  # "2pm" is no backing
+    assert checker.check("Delivery to Germany takes 3-5 business days.", [shipping], question).supported
