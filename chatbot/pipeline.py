@@ -35,7 +35,9 @@ from knowledge.types import Passage
 MAX_QUESTION_CHARS = 2_000
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|#+)\s+")
 # what small models copy from the prompt: "A:", "The source:", "Title > Heading:" prefixes
-_PROMPT_ECHO = re.compile(r"^\s*(?:(?:A|Answer|The source|Source)\s*:\s*|[^:\n]{1,120} > [^:\n]{1,160}:\s+)", re.I)
+_PROMPT_ECHO = re.compile(r"^\s*(?:(?:A|Answer|The source|Source)\s*:\s*|[^:\n]{1,120} > [^:\n]{1,160}:\s+"
+                          r"|The answer(?: to (?:this|the|your) question)? is\s*:?\s*"
+                          r"|To answer (?:this|the|your) question, I need to know that\s+)", re.I)
 _MARKDOWN_EMPHASIS = re.compile(r"(\*\*|__|`)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HUMAN = re.compile(
@@ -309,4 +311,5 @@ def _plain(sentence: str) -> str:
     sentence = _MARKDOWN_LEAD.sub("", sentence)
     for _ in range(2):  # "A: Title > Heading: text"
         sentence = _PROMPT_ECHO.sub("", sentence)
-    return _MARKDOWN_EMPHASIS.sub("", sentence).strip()
+    sentence = _MARKDOWN_EMPHASIS.sub("", sentence).strip()
+    return sentence[:1].upper() + sentence[1:]

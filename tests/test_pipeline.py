@@ -35,6 +35,9 @@ def test_supported_answer_cites_its_source_and_meters_the_turn(make):
     reply = pipeline.ask("How many days do I have to return items?")
     assert reply.outcome == "answered" and not reply.handoff.needed
     assert reply.answer == "You can return most items within 30 days of delivery. [1]"
+
+    pipeline, _ = make("The answer to this question is: you can return most items within 30 days of delivery.")
+    assert pipeline.ask("How many days do I have to return items?").answer.startswith("You can return most items")
     assert [s.doc_id for s in reply.sources] == ["R"]
     assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens == 10
     assert reply.usage.llm_s > 0 and reply.usage.retrieval_s > 0 and reply.cost.api_shadow_cost_usd > 0
