@@ -4,13 +4,14 @@ A sentence's claim is what it adds to the question: its content words that the q
 already hold. Its evidence in a source is the `evidence_sentences` source sentences closest to
 the question followed by the sentence (by embedding), with the source's title and headings. It is
 supported when (1) every number in it (prices, days, hours) appears in that evidence, with the
-same unit where it has one ("2 weeks" is not backed by "2pm"), not merely somewhere in the source, (2) at least `min_overlap` of its new content words appear there,
-(3) it embeds within `min_cosine` of the closest source sentence, and (4) it is negated ("not",
-"isn't", "never") exactly when that closest sentence is. Unsupported sentences are dropped; the
-supporting source is cited. A sentence that adds nothing ("Sure!", the question echoed back, a
-bare list number, a lead-in ending in ':') carries no claim and is dropped without counting
-against the answer. This checks support, not truth: a source that is itself wrong passes, and a
-contradiction worded without a negation ("outdoors" for "indoors only") is not caught.
+same unit where it has one ("2 weeks" is not backed by "2pm"), not merely somewhere in the
+source, (2) at least `min_overlap` of its new content words appear there, (3) it embeds within
+`min_cosine` of the closest source sentence, and (4) it is negated ("not", "isn't", "never")
+exactly when that closest sentence is. Unsupported sentences are dropped; the supporting source
+is cited. A sentence that adds nothing ("Sure!", the question echoed back, a bare list number, a
+lead-in ending in ':') carries no claim and is dropped without counting against the answer. This
+checks support, not truth: a source that is itself wrong passes, and a contradiction worded
+without a negation ("outdoors" for "indoors only") is not caught.
 """
 
 from __future__ import annotations

@@ -228,7 +228,9 @@ class Pipeline:
             yield self._finish(conversation_id, question, "no_knowledge", ANSWERS["no_knowledge"], [], usage)
             return
 
+        started = time.perf_counter()
         quote = self.checker.best_quote(query, passages)
+        usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
         if quote and quote.cosine >= self.thresholds.direct_quote_cosine and answers_on_its_own(quote.sentence, query):
             # one source sentence answers the question closely: say it verbatim, with no LLM call
             answer = f"{ANSWERS['direct']} \u201c{_plain(quote.sentence)}\u201d [1]"
