@@ -36,14 +36,14 @@ def _ctranslate2_llm(config: Config, path: str) -> ChatModel:
                                 repetition_penalty=config.generation.repetition_penalty)
 
 
-def _openai_llm(config: Config, path: str) -> ChatModel:
+def _openai_llm(config: Config, name: str) -> ChatModel:
     m = config.models
-    return OpenAIChatModel(m.llm_base_url, m.llm, device="cpu" if m.device == "cpu" else "cuda")
+    return OpenAIChatModel(m.llm_base_url, name, device="cpu" if m.device == "cpu" else "cuda")
 
 
 LLM_BACKENDS: dict[str, Callable[[Config, str], ChatModel]] = {
     "transformers": _transformers_llm,
-    "openai": _openai_llm,  # the server holds the model: `llm` is the name it serves
+    "openai": _openai_llm,
     "ctranslate2": _ctranslate2_llm,  # a folder made by `chatbot export`
 }
 
@@ -70,11 +70,10 @@ def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
     backend = config.models.llm_backend
     if backend not in LLM_BACKENDS:
         raise ConfigError(f"unknown models.llm_backend '{backend}'; choose one of: {', '.join(LLM_BACKENDS)}")
-    if backend == "openai":
-        return _openai_llm(config, config.models.llm)
     from chatbot.llm_ct2 import is_ctranslate2_model
 
-    path = resolve(config.models.llm, LLMS, "LLM", progress)
+    # a server (openai) holds its own model and `llm` is the name it serves; local backends need a folder
+    path = config.models.llm if backend == "openai" else resolve(config.models.llm, LLMS, "LLM", progress)
     if backend == "transformers" and is_ctranslate2_model(path):
         backend = "ctranslate2"  # a CTranslate2 export is served by its own backend, whatever the default says
     return LLM_BACKENDS[backend](config, path)

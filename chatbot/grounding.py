@@ -32,7 +32,7 @@ _NO_CLAIM = re.compile(r"^\W*(\d+[.)]?)?\W*$|:\s*\.?\s*$")  # a bare list number
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _NEGATION = re.compile(r"\b(not|no|never|cannot|without|nor)\b|n't\b", re.I)
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-_QUANTITY = re.compile(r"(\d+(?:[.,:]\d+)*)(?:[ \t]*-?[ \t]*([A-Za-z]+))?")
+_QUANTITY = re.compile(rf"({_NUMBER.pattern})(?:[ \t]*-?[ \t]*([A-Za-z]+))?")  # a number and the word after it
 _DONT_KNOW = re.compile(
     r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|(sources?|information) (do|does) not|"
     r"not (mentioned|provided|specified) in)\b", re.I)

@@ -53,7 +53,7 @@ ANSWERS = {
     "no_knowledge": "I'm sorry, I couldn't find that in our help centre. I've passed your question to "
                     "a colleague, who will get back to you.",
     "unsupported_answer": "I'm not certain about that, so I've asked a colleague to confirm.",
-    "direct": "Our help centre says:",
+    "quote": "Our help centre says: \u201c{sentence}\u201d [1]",
 }
 
 
@@ -233,7 +233,7 @@ class Pipeline:
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
         if quote and quote.cosine >= self.thresholds.direct_quote_cosine and answers_on_its_own(quote.sentence, query):
             # one source sentence answers the question closely: say it verbatim, with no LLM call
-            answer = f"{ANSWERS['direct']} \u201c{_plain(quote.sentence)}\u201d [1]"
+            answer = _quoted(quote.sentence)
             yield self._finish(conversation_id, question, "answered", answer, [passages[quote.source]], usage,
                                {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)})
             return
@@ -264,7 +264,7 @@ class Pipeline:
         answer = ANSWERS[outcome]
         cited = []
         if quote:
-            answer = f"{ANSWERS['unsupported_answer']} Our help centre says: \u201c{_plain(quote.sentence)}\u201d [1]"
+            answer = f"{ANSWERS['unsupported_answer']} {_quoted(quote.sentence)}"
             cited = [passages[quote.source]]
         yield self._finish(conversation_id, question, outcome, answer, cited, usage, grounding)
 
@@ -306,6 +306,11 @@ def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[P
         sentence = sentence if sentence[-1:] in ".!?" else sentence + "."
         parts.append(f"{sentence} [{numbers[passage.doc_id]}]")
     return " ".join(parts), cited
+
+
+def _quoted(sentence: str) -> str:
+    """A source sentence quoted verbatim (as plain text), citing the one source shown as [1]."""
+    return ANSWERS["quote"].format(sentence=_plain(sentence))
 
 
 def _plain(sentence: str) -> str:
