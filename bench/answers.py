@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chatbot.builder import build_pipeline  # noqa: E402
-from chatbot.config import load_config  # noqa: E402
-from chatbot.report import percentile  # noqa: E402
+from core.config import load_config  # noqa: E402
+from chatbot.reporting.report import percentile  # noqa: E402
 
 
 def log(message: str) -> None:

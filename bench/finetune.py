@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chatbot.config import load_config  # noqa: E402
+from core.config import load_config  # noqa: E402
 from finetune.data import DataOptions, read_exchanges  # noqa: E402
 from finetune.distill import DistillOptions, distill  # noqa: E402
 from finetune.evaluate import DEFAULT_MODEL, EvalOptions, evaluate, stratified_limit, table  # noqa: E402
-from finetune.export import export_ctranslate2  # noqa: E402
+from chatbot.answer.export import export_ctranslate2  # noqa: E402
 from finetune.loop import LoopOptions  # noqa: E402
 from finetune.train import EncodeOptions, FinetuneOptions, finetune  # noqa: E402
 

@@ -61,7 +61,7 @@ def merge_adapter(adapter: Path, target: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     import torch
 
-    from chatbot.llm import TransformersChatModel
+    from chatbot.answer.llm import TransformersChatModel
     from chatbot.models import smollm2_path
 
     device = "cpu" if args.smoke else "cuda"
@@ -145,7 +145,7 @@ def score(args: argparse.Namespace) -> None:
     import numpy as np
 
     from chatbot.builder import build_embedder
-    from chatbot.config import load_config
+    from core.config import load_config
 
     out = Path(args.out)
     saved = json.loads((out / "cuda.json").read_text())

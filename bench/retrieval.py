@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chatbot.builder import build_embedder  # noqa: E402
-from chatbot.config import load_config  # noqa: E402
+from core.config import load_config  # noqa: E402
 from knowledge.index import KnowledgeIndex  # noqa: E402
 from knowledge.ingest import iter_documents  # noqa: E402
 from knowledge.search import HybridSearcher  # noqa: E402

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chatbot.builder import build_index, build_pipeline, build_speech  # noqa: E402
-from chatbot.config import load_config  # noqa: E402
-from chatbot.vision import build_reader  # noqa: E402
+from core.config import load_config  # noqa: E402
+from chatbot.inputs.vision import build_reader  # noqa: E402
 from knowledge.ingest import iter_documents  # noqa: E402
 
 VOICES = [("en-gb", 160), ("en-us", 185)]

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chatbot.config import Config
-from chatbot.costs import PriceSheet
-from chatbot.errors import ConfigError
-from chatbot.grounding import GroundingChecker
-from chatbot.llm import ChatModel, OpenAIChatModel, TransformersChatModel
+from core.config import Config
+from chatbot.records.costs import PriceSheet
+from core.errors import ConfigError
+from chatbot.answer.grounding import GroundingChecker
+from chatbot.answer.llm import ChatModel, OpenAIChatModel, TransformersChatModel
 from chatbot.models import EMBEDDERS, LLMS, SPEECH, resolve
 from chatbot.pipeline import Pipeline, Thresholds
-from chatbot.store import Store
+from chatbot.records.store import Store
 from knowledge.embedding import SentenceTransformerEmbedder
 from knowledge.index import KnowledgeIndex
 from knowledge.search import HybridSearcher
@@ -29,7 +29,7 @@ def _transformers_llm(config: Config, path: str) -> ChatModel:
 
 
 def _ctranslate2_llm(config: Config, path: str) -> ChatModel:
-    from chatbot.llm_ct2 import CTranslate2ChatModel
+    from chatbot.answer.llm_ct2 import CTranslate2ChatModel
 
     m = config.models
     return CTranslate2ChatModel(path, name=m.llm, device=m.device, threads=m.threads,
@@ -49,7 +49,7 @@ LLM_BACKENDS: dict[str, Callable[[Config, str], ChatModel]] = {
 
 
 def build_embedder(config: Config, progress: Progress = lambda m: None) -> SentenceTransformerEmbedder:
-    from chatbot.llm import pick_device
+    from chatbot.answer.llm import pick_device
 
     name = config.models.embedder
     return SentenceTransformerEmbedder(resolve(name, EMBEDDERS, "embedder", progress), name=name,
@@ -70,7 +70,7 @@ def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
     backend = config.models.llm_backend
     if backend not in LLM_BACKENDS:
         raise ConfigError(f"unknown models.llm_backend '{backend}'; choose one of: {', '.join(LLM_BACKENDS)}")
-    from chatbot.llm_ct2 import is_ctranslate2_model
+    from chatbot.answer.llm_ct2 import is_ctranslate2_model
 
     # a server (openai) holds its own model and `llm` is the name it serves; local backends need a folder
     path = config.models.llm if backend == "openai" else resolve(config.models.llm, LLMS, "LLM", progress)
@@ -87,7 +87,7 @@ def build_prices(config: Config) -> PriceSheet:
 
 
 def build_speech(config: Config, progress: Progress = lambda m: None):
-    from chatbot.speech import WhisperSpeechToText
+    from chatbot.inputs.speech import WhisperSpeechToText
 
     s = config.speech
     return WhisperSpeechToText(resolve(s.model, SPEECH, "speech model", progress), name=s.model,
@@ -96,7 +96,7 @@ def build_speech(config: Config, progress: Progress = lambda m: None):
 
 
 def build_vision(config: Config):
-    from chatbot.vision import build_reader
+    from chatbot.inputs.vision import build_reader
 
     return build_reader(config.vision.engine)
 

@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from chatbot.errors import ChatbotError
+from core.errors import ChatbotError
 
 EXIT_BAD_INPUT = 2
 
@@ -30,8 +30,8 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _config(args: argparse.Namespace):
-    from chatbot.config import load_config
+def config_from_args(args: argparse.Namespace):
+    from core.config import load_config
 
     overrides: dict[str, Any] = {}
     if getattr(args, "index", None):
@@ -63,7 +63,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from chatbot.builder import build_index
     from knowledge.ingest import iter_documents
 
-    config = _config(args)
+    config = config_from_args(args)
     index = build_index(config)
     documents = list(iter_documents(args.sources))
     _progress(f"read {len(documents)} documents from {', '.join(args.sources)}")
@@ -85,7 +85,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     question = clean_question(args.question)
     if args.k < 1:
         raise ChatbotError("-k must be at least 1")
-    config = _config(args)
+    config = config_from_args(args)
     searcher = build_searcher(config, build_index(config).load())
     passages = searcher.search_documents(question, k=args.k)
     results = [{"doc_id": p.doc_id, "title": p.chunk.title, "url": p.chunk.url, "score": round(p.score, 6),
@@ -108,7 +108,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         clean_question(args.question)  # fail fast, before any model loads
     elif args.question and not isinstance(args.question, str):
         raise ChatbotError("the question must be text")
-    pipeline = build_pipeline(_config(args), _progress, speech=bool(args.audio), vision=bool(args.image))
+    pipeline = build_pipeline(config_from_args(args), _progress, speech=bool(args.audio), vision=bool(args.image))
     pipeline.warm_up()  # load the models before the turn is metered
     turn = pipeline.prepare(args.question, audio=args.audio, image=args.image)
     reply = pipeline.ask(turn, conversation_id=args.conversation, channel="cli")
@@ -128,7 +128,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from chatbot.builder import build_speech
 
-    config = _config(args)
+    config = config_from_args(args)
     if args.model:
         from dataclasses import replace
 
@@ -148,10 +148,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from chatbot.builder import build_prices
-    from chatbot.report import build_report
-    from chatbot.store import Store
+    from chatbot.reporting.report import build_report
+    from chatbot.records.store import Store
 
-    config = _config(args)
+    config = config_from_args(args)
     report = build_report(Store(config.db_url), build_prices(config))
     if args.json:
         print(json.dumps(report))
@@ -174,13 +174,14 @@ def add_common(p: argparse.ArgumentParser, index: bool = False, db: bool = False
         p.add_argument("--db", help="SQLAlchemy database URL (default: sqlite:///.chatbot/chatbot.db)")
 
 
-# Packages that add their own commands: each has `register(subparsers)`; each command sets
-# `func(args) -> int` and raises ChatbotError for bad input, like the commands here.
-COMMAND_PLUGINS = ("finetune.cli", "ui.cli")
+# Packages that add their own commands declare an entry point in this group (pyproject.toml):
+# `register(subparsers)`; each command sets `func(args) -> int` and raises ChatbotError for bad
+# input, like the commands here. The engine names none of them, so it imports neither ui nor finetune.
+COMMAND_GROUP = "chatbot.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
+    from importlib.metadata import entry_points
 
     parser = _Parser(prog="chatbot", description="Self-hosted customer-service assistant grounded in your help centre.")
     parser.add_argument("--config", help="TOML config file (default: $CHATBOT_CONFIG or ./chatbot.toml)")
@@ -224,14 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, db=True)
     p.set_defaults(func=cmd_report)
 
-    for name in COMMAND_PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+    for plugin in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        plugin.load()(sub)
     return parser
 
 

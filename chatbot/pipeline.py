@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 
-from chatbot.costs import PriceSheet, TurnCost, Usage
-from chatbot.errors import BadInput
-from chatbot.grounding import GroundingChecker, GroundingResult, answers_on_its_own
-from chatbot.llm import ChatModel
-from chatbot.prompt import build_messages
-from chatbot.store import Store, StoredSource
+from chatbot.records.costs import PriceSheet, TurnCost, Usage
+from core.errors import BadInput
+from chatbot.answer.grounding import GroundingChecker, GroundingResult, answers_on_its_own
+from chatbot.answer.llm import ChatModel
+from chatbot.answer.prompt import build_messages
+from chatbot.records.store import Store, StoredSource
 from knowledge.search import HybridSearcher
 from knowledge.types import Passage
 

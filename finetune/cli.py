@@ -12,15 +12,15 @@ import json
 import sys
 from pathlib import Path
 
-from chatbot.errors import BadInput
+from core.errors import BadInput
 
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _config(args: argparse.Namespace):
-    from chatbot.config import load_config
+def config_from_args(args: argparse.Namespace):
+    from core.config import load_config
 
     return load_config(getattr(args, "config", None))
 
@@ -70,7 +70,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from finetune.loop import LoopOptions
     from finetune.train import FinetuneOptions, LoraOptions, finetune
 
-    config = _config(args)
+    config = config_from_args(args)
     _positive("--lora-rank", args.lora_rank)
     _positive("--max-examples", args.max_examples, allow_zero=True)
     options = FinetuneOptions(
@@ -94,7 +94,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from finetune.distill import DistillOptions, distill
     from finetune.loop import LoopOptions
 
-    config = _config(args)
+    config = config_from_args(args)
     _positive("--layers", args.layers, allow_zero=True)
     if not 0 <= args.alpha <= 1 or args.temperature <= 0:
         raise BadInput("--alpha must be in [0, 1] and --temperature positive")
@@ -122,7 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from finetune.data import read_exchanges
     from finetune.evaluate import EvalOptions, evaluate, model_path, promote, stratified_limit, table
 
-    config = _config(args)
+    config = config_from_args(args)
     _positive("--limit", args.limit, allow_zero=True)
     _positive("--max-new-tokens", args.max_new_tokens or 1)
     for arg in args.model:  # a wrong model fails before any work
@@ -158,7 +158,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from finetune.export import export_ctranslate2
+    from chatbot.answer.export import export_ctranslate2
 
     record = export_ctranslate2(args.model, args.out, args.quantization, force=args.force)
     _print_report(args, record, f"exported {args.model} to {args.out} ({record['quantization']}, "
@@ -197,7 +197,7 @@ def _training_options(p: argparse.ArgumentParser, steps: int, batch: int, lr_hel
 
 def register(subparsers) -> None:
     from chatbot.cli import add_common
-    from finetune.export import QUANTIZATIONS
+    from chatbot.answer.export import QUANTIZATIONS
 
     p = subparsers.add_parser(
         "finetune", help="LoRA fine-tune the LLM on support logs (scrubbed, split by intent)",

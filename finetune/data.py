@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatbot.errors import BadInput, NotFound
+from core.errors import BadInput, NotFound
 
 CUSTOMER_ROLES = frozenset({"customer", "user", "client", "human"})
 AGENT_ROLES = frozenset({"agent", "assistant", "support", "bot", "operator"})

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatbot.errors import BadInput, ChatbotError
-from chatbot.llm import pick_device
+from core.errors import BadInput, ChatbotError
+from chatbot.answer.llm import pick_device
 from finetune.data import DataOptions, Exchange, prepare_dataset, read_exchanges
 from finetune.loop import IGNORE_INDEX, LoopOptions, mean_loss, progress_bar, run_report, train_loop
 from finetune.prompts import SourcePool, exchange_messages

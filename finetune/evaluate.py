@@ -31,10 +31,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from chatbot.config import ModelsConfig
-from chatbot.errors import BadInput, NotFound
-from chatbot.llm import ChatModel
-from chatbot.llm_ct2 import is_ctranslate2_model
+from core.config import ModelsConfig
+from core.errors import BadInput, NotFound
+from chatbot.answer.llm import ChatModel
+from chatbot.answer.llm_ct2 import is_ctranslate2_model
 from chatbot.models import LLMS, resolve
 from finetune.data import Exchange
 from finetune.prompts import SourcePool, exchange_messages
@@ -161,11 +161,11 @@ def model_path(arg: str, progress: Progress = lambda m: None) -> str:
 def load_chat_model(path: str, name: str, options: EvalOptions) -> tuple[ChatModel, str]:
     """The serving backend for a folder: CTranslate2 for an export, else transformers."""
     if is_ctranslate2_model(path):
-        from chatbot.llm_ct2 import CTranslate2ChatModel
+        from chatbot.answer.llm_ct2 import CTranslate2ChatModel
 
         return CTranslate2ChatModel(path, name=name, device=options.device, threads=options.threads,
                                     repetition_penalty=options.repetition_penalty), "ctranslate2"
-    from chatbot.llm import TransformersChatModel
+    from chatbot.answer.llm import TransformersChatModel
 
     return TransformersChatModel(path, name=name, device=options.device, threads=options.threads,
                                  repetition_penalty=options.repetition_penalty), "transformers"

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatbot.errors import BadInput, NotFound
+from core.errors import BadInput, NotFound
 
 IGNORE_INDEX = -100  # label of a token the loss skips (the prompt, padding)
 

@@ -1,6 +1,6 @@
 """Exchanges to serve-time prompts: the gold reply among distractor sources, numbered and shuffled.
 
-Training, distillation and evaluation all build their prompts here, with `chatbot.prompt.build_messages`
+Training, distillation and evaluation all build their prompts here, with `chatbot.answer.prompt.build_messages`
 (the format the assistant is served with), so a fine-tuned model sees at training time what it
 sees in production. An exchange's sources are its own reply (as the passage that answers) plus one
 to three replies of other intents, in a shuffled order; the choice depends only on the seed and the
@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from chatbot.llm import Message
-from chatbot.prompt import build_messages
+from chatbot.answer.llm import Message
+from chatbot.answer.prompt import build_messages
 from finetune.data import Exchange
 from knowledge.types import Chunk, Passage
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatbot.errors import BadInput, ChatbotError
-from chatbot.llm import Message, pick_device
-from chatbot.llm_ct2 import is_ctranslate2_model
+from core.errors import BadInput, ChatbotError
+from chatbot.answer.llm import Message, pick_device
+from chatbot.answer.llm_ct2 import is_ctranslate2_model
 from chatbot.models import LLMS, resolve
 from finetune.data import DataOptions, Exchange, prepare_dataset
 from finetune.loop import IGNORE_INDEX, Example, LoopOptions, mean_loss, run_report, train_loop

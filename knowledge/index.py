@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chatbot.errors import BadInput, ChatbotError, NotFound
+from core.errors import BadInput, ChatbotError, NotFound
 from knowledge.chunking import chunk_text
 from knowledge.embedding import Embedder
 from knowledge.lexical import BM25, tokenize

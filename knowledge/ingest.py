@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from chatbot.errors import BadInput, NotFound
+from core.errors import BadInput, NotFound
 from knowledge.types import Document
 
 MAX_FILE_BYTES = 50 * 1024 * 1024

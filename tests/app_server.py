@@ -9,7 +9,7 @@ import time
 import uvicorn
 
 from chatbot.builder import build_index, build_pipeline
-from chatbot.config import load_config
+from core.config import load_config
 from knowledge.ingest import iter_documents
 from tests.conftest import DEMO
 from ui.app import create_app

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from chatbot.llm import Message, Token
+from chatbot.answer.llm import Message, Token
 from knowledge.lexical import tokenize
 
 

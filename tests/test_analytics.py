@@ -1,8 +1,8 @@
 import pytest
 
-from chatbot.analytics import conversation_costs, daily, list_conversations, top_unanswered
-from chatbot.costs import Usage
-from chatbot.store import Store
+from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
+from chatbot.records.costs import Usage
+from chatbot.records.store import Store
 from tests.test_costs import sheet
 
 

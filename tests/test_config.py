@@ -1,7 +1,7 @@
 import pytest
 
-from chatbot.config import load_config
-from chatbot.errors import ConfigError
+from core.config import load_config
+from core.errors import ConfigError
 
 
 def test_defaults_then_toml_then_flags(tmp_path):

@@ -1,8 +1,8 @@
 import pytest
 
-from chatbot.config import PricesConfig
-from chatbot.costs import PriceSheet, Usage
-from chatbot.errors import ConfigError
+from core.config import PricesConfig
+from chatbot.records.costs import PriceSheet, Usage
+from core.errors import ConfigError
 
 
 def sheet(**changes):

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from chatbot.builder import build_pipeline
-from chatbot.config import load_config
+from core.config import load_config
 from tests.conftest import DEMO, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -138,8 +138,8 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(args, message, index_d
 
 def test_the_registered_int8_model_is_served_by_ctranslate2_through_the_cli(index_dir, tmp_path):
     from chatbot.builder import build_llm
-    from chatbot.llm import Message
-    from chatbot.llm_ct2 import CTranslate2ChatModel
+    from chatbot.answer.llm import Message
+    from chatbot.answer.llm_ct2 import CTranslate2ChatModel
 
     config = load_config(None, {"models": {"llm": "smollm2-135m-instruct-int8"}})
     llm = build_llm(config)

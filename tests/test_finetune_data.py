@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from chatbot.errors import BadInput, NotFound
+from core.errors import BadInput, NotFound
 from finetune.data import (DataOptions, Exchange, PiiScrubber, deduplicate, luhn_valid, prepare_dataset,
                            read_conversations, read_exchanges, split_exchanges, to_exchanges)
 from finetune.prompts import SourcePool, exchange_messages, topic_title

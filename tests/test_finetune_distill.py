@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chatbot.errors import BadInput
+from core.errors import BadInput
 from chatbot.models import smollm2_path
 from finetune.data import DataOptions
 from finetune.distill import DistillOptions, cut_student, distill, kd_loss, kept_layers

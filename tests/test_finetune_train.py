@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from chatbot.errors import BadInput, NotFound
-from chatbot.llm import Message, TransformersChatModel
+from core.errors import BadInput, NotFound
+from chatbot.answer.llm import Message, TransformersChatModel
 from chatbot.models import smollm2_path
 from finetune.data import DataOptions
 from finetune.loop import IGNORE_INDEX, LoopOptions, batch_indices

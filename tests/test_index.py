@@ -1,6 +1,6 @@
 import pytest
 
-from chatbot.errors import ChatbotError, NotFound
+from core.errors import ChatbotError, NotFound
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
 from knowledge.search import HybridSearcher

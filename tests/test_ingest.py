@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from chatbot.errors import BadInput, NotFound
+from core.errors import BadInput, NotFound
 from knowledge.ingest import clean_markdown, iter_documents
 
 

@@ -4,8 +4,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from chatbot.errors import ChatbotError, ConfigError
-from chatbot.llm import Message, OpenAIChatModel, pick_device
+from core.errors import ChatbotError, ConfigError
+from chatbot.answer.llm import Message, OpenAIChatModel, pick_device
 
 
 def test_auto_device_picks_cuda_when_torch_sees_a_gpu(monkeypatch):

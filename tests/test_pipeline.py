@@ -1,9 +1,9 @@
 import pytest
 
-from chatbot.errors import BadInput, NotFound
-from chatbot.grounding import GroundingChecker
+from core.errors import BadInput, NotFound
+from chatbot.answer.grounding import GroundingChecker
 from chatbot.pipeline import Pipeline, Thresholds
-from chatbot.store import Store
+from chatbot.records.store import Store
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
 from knowledge.search import HybridSearcher

@@ -1,5 +1,5 @@
-from chatbot.costs import TurnCost, Usage
-from chatbot.store import Store, StoredSource
+from chatbot.records.costs import TurnCost, Usage
+from chatbot.records.store import Store, StoredSource
 
 
 def test_migrations_are_named_recorded_and_applied_once(tmp_path):

@@ -1,7 +1,7 @@
 import io
 import wave
 
-from chatbot.voice_out import PiperVoiceOut
+from chatbot.outputs.voice_out import PiperVoiceOut
 
 
 def test_piper_reads_a_reply_aloud_without_citation_marks():

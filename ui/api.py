@@ -19,10 +19,10 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from chatbot.analytics import daily, top_unanswered
-from chatbot.errors import BadInput, ChatbotError, NotFound
+from chatbot.reporting.analytics import daily, top_unanswered
+from core.errors import BadInput, ChatbotError, NotFound
 from chatbot.pipeline import Pipeline
-from chatbot.report import build_report
+from chatbot.reporting.report import build_report
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 

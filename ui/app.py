@@ -13,7 +13,7 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from chatbot.config import Config
+from core.config import Config
 from chatbot.pipeline import Pipeline
 from ui.api import build_router
 from ui.chat import CSS, build_chat
@@ -53,7 +53,7 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
                               auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
     voice_out = None
     if config.speech.reply_voice:
-        from chatbot.voice_out import PiperVoiceOut
+        from chatbot.outputs.voice_out import PiperVoiceOut
 
         voice_out = PiperVoiceOut(config.speech.reply_voice_model)
         voice_out.warm_up()  # fail at start, with the fix, rather than at the first reply

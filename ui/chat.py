@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from chatbot.errors import ChatbotError
+from core.errors import ChatbotError
 from chatbot.pipeline import Pipeline, Reply
 
 HANDOFF_NOTICE = ("**A member of our team will take over this conversation** and reply here. "

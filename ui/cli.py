@@ -8,9 +8,9 @@ import sys
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from chatbot.builder import build_pipeline
-    from chatbot.cli import _config
+    from chatbot.cli import config_from_args
 
-    config = _config(args)
+    config = config_from_args(args)
     host = args.host or config.server.host
     port = args.port or config.server.port
     pipeline = build_pipeline(config, lambda m: print(m, file=sys.stderr), speech=True, vision=True)

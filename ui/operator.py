@@ -2,7 +2,7 @@
 
 Overview (totals and per-day charts), conversations (transcripts, sources, handoff reason,
 feedback, cost by stage), top unanswered questions, and the knowledge base (upload documents and
-re-index with progress). Figures come from `chatbot.analytics` and `chatbot.report`; nothing is
+re-index with progress). Figures come from `chatbot.reporting.analytics` and `chatbot.reporting.report`; nothing is
 computed here beyond shaping tables for display.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from chatbot.analytics import conversation_costs, daily, list_conversations, top_unanswered
-from chatbot.errors import ChatbotError
+from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
+from core.errors import ChatbotError
 from chatbot.pipeline import Pipeline
-from chatbot.report import build_report
+from chatbot.reporting.report import build_report
 from knowledge.ingest import SUPPORTED, iter_documents
 
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from chatbot.costs import PriceSheet
-from chatbot.report import percentile
-from chatbot.store import Store, conversations, feedback, handoffs, messages, usage
+from chatbot.records.costs import PriceSheet
+from chatbot.reporting.report import percentile
+from chatbot.records.store import Store, conversations, feedback, handoffs, messages, usage
 
 UNANSWERED = ("no_knowledge", "unsupported_answer", "off_topic")
 

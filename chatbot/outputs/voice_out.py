@@ -12,7 +12,7 @@ import re
 import threading
 import wave
 
-from chatbot.errors import ConfigError
+from core.errors import ConfigError
 
 _CITATION = re.compile(r"\s*\[\d+\]")
 

@@ -23,8 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from chatbot.costs import TurnCost, Usage
-from chatbot.errors import BadInput, ChatbotError, NotFound
+from chatbot.records.costs import TurnCost, Usage
+from core.errors import BadInput, ChatbotError, NotFound
 
 metadata = MetaData()
 
@@ -298,7 +298,7 @@ class Store:
         )
 
     def totals(self) -> dict:
-        """Raw aggregates for the report; `chatbot.report` turns them into figures."""
+        """Raw aggregates for the report; `chatbot.reporting.report` turns them into figures."""
         with self.engine.connect() as c:
             conv = c.execute(select(
                 func.count(conversations.c.id), func.coalesce(func.sum(conversations.c.cost_usd), 0.0),

@@ -2,7 +2,7 @@
 
 The export is written to a temporary folder and renamed, so an interrupted export never leaves a
 half model behind. The tokenizer files are copied beside `model.bin`, with `ctranslate2.json`
-recording the source and quantization: `chatbot.llm_ct2.CTranslate2ChatModel` serves the folder,
+recording the source and quantization: `chatbot.answer.llm_ct2.CTranslate2ChatModel` serves the folder,
 and the builder picks that backend by itself when `[models] llm` names it.
 This module knows nothing about training or evaluation.
 """
@@ -15,8 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
-from chatbot.errors import BadInput, ChatbotError, NotFound
-from chatbot.llm_ct2 import MARKER, is_ctranslate2_model
+from core.errors import BadInput, ChatbotError, NotFound
+from chatbot.answer.llm_ct2 import MARKER, is_ctranslate2_model
 
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",

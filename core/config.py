@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatbot.errors import ConfigError
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)

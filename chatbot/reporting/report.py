@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chatbot.costs import PriceSheet
-from chatbot.store import Store
+from chatbot.records.costs import PriceSheet
+from chatbot.records.store import Store
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -1,6 +1,6 @@
 """A chat model served by CTranslate2: an int8 export of a transformers model, for fast CPU serving.
 
-`CTranslate2ChatModel` implements the `ChatModel` seam of `chatbot.llm`: the prompt is the
+`CTranslate2ChatModel` implements the `ChatModel` seam of `chatbot.answer.llm`: the prompt is the
 tokenizer's chat template (as `TransformersChatModel` builds it), decoding is greedy with the same
 repetition penalty, and `stream` yields text pieces as `Generator.generate_tokens` produces them,
 then a final `Token(done=True)` with the token counts. Export a model with `chatbot export`.
@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from chatbot.errors import ChatbotError
-from chatbot.llm import Message, Token, pick_device
+from core.errors import ChatbotError
+from chatbot.answer.llm import Message, Token, pick_device
 
 MARKER = "ctranslate2.json"  # written by `chatbot export` beside model.bin
 

@@ -3,12 +3,12 @@
 import pytest
 
 from chatbot.builder import build_llm
-from chatbot.config import load_config
-from chatbot.errors import BadInput, ChatbotError, NotFound
-from chatbot.llm import Message, TransformersChatModel
-from chatbot.llm_ct2 import CTranslate2ChatModel, is_ctranslate2_model
+from core.config import load_config
+from core.errors import BadInput, ChatbotError, NotFound
+from chatbot.answer.llm import Message, TransformersChatModel
+from chatbot.answer.llm_ct2 import CTranslate2ChatModel, is_ctranslate2_model
 from chatbot.models import smollm2_path
-from finetune.export import export_ctranslate2
+from chatbot.answer.export import export_ctranslate2
 from finetune.testing import tiny_llama
 
 MESSAGES = [Message("system", "You answer briefly."), Message("user", "Sources:\n[1] Returns: 30 days.\n\nQuestion: returns?")]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from chatbot.errors import ChatbotError, ConfigError
+from core.errors import ChatbotError, ConfigError
 
 
 @dataclass(frozen=True)

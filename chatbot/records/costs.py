@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chatbot.errors import ConfigError
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)

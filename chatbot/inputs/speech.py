@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from chatbot.errors import BadInput, ChatbotError
+from core.errors import BadInput, ChatbotError
 
 SAMPLE_RATE = 16_000  # what Whisper works at; faster-whisper resamples to it
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
@@ -69,7 +69,7 @@ class WhisperSpeechToText:
                 return
             from faster_whisper import WhisperModel
 
-            from chatbot.llm import pick_device
+            from chatbot.answer.llm import pick_device
 
             self.device = pick_device(self.requested_device)
             compute_type = "float16" if self.device == "cuda" else "int8"

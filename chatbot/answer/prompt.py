@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chatbot.llm import Message
+from chatbot.answer.llm import Message
 from knowledge.chunking import split_sentences
 from knowledge.lexical import tokenize
 from knowledge.types import Passage

@@ -1,0 +1,1 @@
+"""What goes back beyond text: replies read aloud."""

@@ -1,0 +1,1 @@
+"""What a turn leaves behind: the conversation store and the cost meter."""

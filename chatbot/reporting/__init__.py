@@ -1,0 +1,1 @@
+"""Figures for operators: totals and per-day analytics, read from the store."""
