@@ -1,0 +1,30 @@
+"""The ways a turn can end, named once: the engine decides them, the store and analytics count them.
+
+A `StrEnum`, so a member is stored and serialised as its plain name ("answered", ...): the
+`--json` and REST shapes and the rows already in a database are unchanged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"  # supported sentences citing their sources, or a direct quote
+    OFF_TOPIC = "off_topic"  # nothing in the help centre is even close: a polite refusal, no handoff
+    NO_KNOWLEDGE = "no_knowledge"  # retrieval too weak, or the model declined: handoff
+    UNSUPPORTED_ANSWER = "unsupported_answer"  # no claim survived the grounding check: handoff
+    CUSTOMER_REQUEST = "customer_request"  # the customer asked for a person: handoff
+
+    @property
+    def hands_over(self) -> bool:
+        """True when a person must take the conversation over."""
+        return self in HANDOFF_OUTCOMES
+
+    @property
+    def unanswered(self) -> bool:
+        """True when the customer's question got no answer from the help centre."""
+        return self in (Outcome.OFF_TOPIC, Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER)
+
+
+HANDOFF_OUTCOMES = frozenset({Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER, Outcome.CUSTOMER_REQUEST})
