@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INDEX := .chatbot/index
 DB := sqlite:///.chatbot/chatbot.db
 
-.PHONY: run setup install system-deps test bench clean
+.PHONY: run setup install system-deps test test-fast bench clean
 
 ## install into .venv, provision the offline models, ingest the demo help centre, answer, report
 run: setup
@@ -38,6 +38,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 ## the whole test suite, real models included
 test: setup
 	$(BIN)/python -m pytest
+
+## the unit tests, about a minute: stand-ins and tiny random models, none of the real ones (not e2e)
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e"
 
 ## retrieval benchmarks on the real data in ../shared/data (figures in bench/results/)
 bench: setup

@@ -125,10 +125,10 @@ def main() -> None:
         print((Path(args.out) / "finetune.md").read_text())
         return
 
-    config = load_config(None, {"company_name": "our shop"})
+    config = load_config(None, {"company_name": "our shop", "generation": {"max_new_tokens": args.max_new_tokens},
+                                "finetune": {"max_tokens": args.max_tokens}})
     work, out = Path(args.work), Path(args.out)
-    encode = EncodeOptions(company=config.company_name, source_sentences=config.generation.source_sentences,
-                           max_tokens=args.max_tokens)
+    encode = EncodeOptions.from_config(config)
     data = DataOptions()  # 80/10/10 by intent, seed 13
     began = time.perf_counter()
     runs: dict[str, dict] = {}
@@ -166,9 +166,7 @@ def main() -> None:
     from chatbot.builder import build_embedder
 
     embedder = build_embedder(config, log)
-    options = EvalOptions(company=config.company_name, source_sentences=config.generation.source_sentences,
-                          max_new_tokens=args.max_new_tokens, repetition_penalty=config.generation.repetition_penalty,
-                          device="auto")
+    options = EvalOptions.from_config(config)
     log(f"evaluating {len(models)} models on {len(exchanges)} held-out exchanges")
     scored, predictions = evaluate(list(models.values()), exchanges, options, embedder.embed, test, log)
     results = {key: asdict(scored[arg]) for key, arg in models.items()}

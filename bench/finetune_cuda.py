@@ -5,7 +5,7 @@
   2. LoRA on the whole train split (`--epochs` passes, batch `--batch-size`), saved as an adapter;
   3. token-level distillation of that model into a student with `--layers` decoder layers;
   4. replies of base, both fine-tuned models and the student to the held-out test exchanges, generated
-     on CUDA by the serving backend (`TransformersChatModel`), with ROUGE-L, latency and tokens/s.
+     on CUDA by the serving backend (built by `chatbot.builder`), with ROUGE-L, latency and tokens/s.
 It writes cuda.json, predictions.jsonl and the full-data adapter into --out.
 
 `score` (anywhere) adds the MiniLM cosine to those predictions and writes cuda.md. The split is
@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.config import load_config  # noqa: E402
 from finetune.data import DataOptions, read_exchanges  # noqa: E402
 from finetune.distill import DistillOptions, distill  # noqa: E402
 from finetune.evaluate import EvalOptions, generate, keyword_coverage, keyword_sets, rouge_l, size_mb, stratified_limit  # noqa: E402
@@ -38,7 +39,6 @@ from finetune.prompts import SourcePool  # noqa: E402
 from finetune.train import EncodeOptions, FinetuneOptions, finetune  # noqa: E402
 
 BITEXT = ROOT.parent / "shared/data/bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv"
-COMPANY, SOURCE_SENTENCES, REPETITION_PENALTY = "our shop", 4, 1.05  # bench/finetune.py's config defaults
 LABELS = {"base": "SmolLM2-135M base", "same-as-cpu": "LoRA, the CPU run's settings (60 steps × 1)",
           "full": "LoRA, whole train split", "student": "distilled student"}
 
@@ -61,7 +61,7 @@ def merge_adapter(adapter: Path, target: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     import torch
 
-    from chatbot.answer.llm import TransformersChatModel
+    from chatbot.builder import build_llm_for
     from chatbot.models import smollm2_path
 
     device = "cpu" if args.smoke else "cuda"
@@ -69,7 +69,11 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit("no CUDA device: this benchmark is for a GPU; bench/finetune.py is the CPU one")
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
-    encode = EncodeOptions(company=COMPANY, source_sentences=SOURCE_SENTENCES, max_tokens=args.max_tokens)
+    # the serving config as bench/finetune.py uses it (defaults, company "our shop"), on this run's device
+    config = load_config(None, {"company_name": "our shop", "models": {"device": device},
+                                "generation": {"max_new_tokens": args.max_new_tokens},
+                                "finetune": {"max_tokens": args.max_tokens}})
+    encode = EncodeOptions.from_config(config)
     runs: dict[str, dict] = {}
     began = time.perf_counter()
 
@@ -98,15 +102,14 @@ def run(args: argparse.Namespace) -> None:
     test = read_exchanges(work / "full-adapter" / "data" / "test.jsonl")
     exchanges = stratified_limit(test, args.eval_examples)
     pool = SourcePool(test)
-    options = EvalOptions(company=COMPANY, source_sentences=SOURCE_SENTENCES, max_new_tokens=args.max_new_tokens,
-                          repetition_penalty=REPETITION_PENALTY, device=device)
+    options = EvalOptions.from_config(config)
     models = {"base": smollm2_path(log), "same-as-cpu": str(work / "same-as-cpu"), "full": str(work / "full"),
               "student": str(work / "student")}
     keywords = keyword_sets([e.reply for e in exchanges])
     predictions, results = [], {}
     for key, path in models.items():
         log(f"4/4 replies of {key} on CUDA")
-        model = TransformersChatModel(path, name=key, device=device, repetition_penalty=REPETITION_PENALTY)
+        model, _ = build_llm_for(config, path, log)
         model.warm_up()
         replies = generate(model, exchanges, pool, options, description=key)
         seconds = sum(r["seconds"] for r in replies)

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chatbot.builder import build_embedder  # noqa: E402
+from chatbot.builder import build_embedder, build_index, build_searcher  # noqa: E402
 from core.config import load_config  # noqa: E402
 from knowledge.index import KnowledgeIndex  # noqa: E402
 from knowledge.ingest import iter_documents  # noqa: E402
@@ -53,10 +53,17 @@ def mean(rows: list[dict]) -> dict:
 
 
 def build(directory: Path, documents: list[Document], embedder, config) -> KnowledgeIndex:
-    index = KnowledgeIndex(directory, embedder)
+    index = build_index(config.with_overrides({"index_dir": str(directory)}), embedder)
     report = index.ingest(documents, config.chunking.max_chars, config.chunking.overlap_chars, progress=log)
     log(f"index {directory}: {report.documents} documents, {report.chunks} chunks")
     return index.load()
+
+
+def searcher_for(config, index: KnowledgeIndex, weights: tuple[float, float]) -> HybridSearcher:
+    """The shipped searcher (through the builder) with one variant's (dense, lexical) weights."""
+    dense, lexical = weights
+    return build_searcher(config.with_overrides({"retrieval": {"dense_weight": dense, "lexical_weight": lexical}}),
+                          index)
 
 
 def arduino(out: Path, embedder, config, limit: int | None) -> dict:
@@ -64,8 +71,8 @@ def arduino(out: Path, embedder, config, limit: int | None) -> dict:
     questions = questions[:limit] if limit else questions
     index = build(out / "index-arduino", list(iter_documents([str(SHARED / "arduino-help-center/content")])), embedder, config)
     results = {}
-    for name, (dense, lexical) in VARIANTS.items():
-        searcher = HybridSearcher(index, embedder, dense_weight=dense, lexical_weight=lexical)
+    for name, weights in VARIANTS.items():
+        searcher = searcher_for(config, index, weights)
         started = time.perf_counter()
         rows = [score([p.doc_id for p in searcher.search_documents(q["question"], k=10)], str(q["article_id"]))
                 for q in questions]
@@ -107,8 +114,8 @@ def dstc10(out: Path, embedder, config, limit: int | None, context_turns: int = 
                 ranked.append(doc_id)
         rows.append(score(ranked[:10], f"{gold['domain']}/{gold['entity_id']}/{gold['doc_id']}"))
     results[f"plain dense, {context_turns + 1} turns concatenated"] = mean(rows) | {"ms_per_query": None}
-    for name, (dense, lexical) in VARIANTS.items():
-        searcher = HybridSearcher(index, embedder, dense_weight=dense, lexical_weight=lexical)
+    for name, weights in VARIANTS.items():
+        searcher = searcher_for(config, index, weights)
         for with_context in (False, True):
             rows = []
             started = time.perf_counter()

@@ -19,16 +19,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from difflib import SequenceMatcher
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chatbot.builder import build_index, build_pipeline, build_speech  # noqa: E402
+from chatbot.builder import build_index, build_pipeline, build_speech, build_vision  # noqa: E402
 from core.config import load_config  # noqa: E402
-from chatbot.inputs.vision import build_reader  # noqa: E402
+from chatbot.reporting.report import percentile  # noqa: E402
 from knowledge.ingest import iter_documents  # noqa: E402
 
 VOICES = [("en-gb", 160), ("en-us", 185)]
@@ -43,15 +42,32 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9£']+", text.replace("'", ""))
 
 
+_normalise = None
+
+
+def normalise(text: str) -> str:
+    """Whisper's own English normaliser (whisper-normalizer): lower case, no punctuation, spelled
+    numbers as digits ("thirty" -> "30"), "Mr." -> "mister", British spellings -> American. Both
+    sides of a WER go through it, so only what was heard differently counts as an error."""
+    global _normalise
+    if _normalise is None:
+        from whisper_normalizer.english import EnglishTextNormalizer
+
+        _normalise = EnglishTextNormalizer()
+    return _normalise(text)
+
+
 def wer(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edit distance in words, reference length)."""
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, start=1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1], len(ref)
+    """(word edits: substitutions + deletions + insertions, reference length), by jiwer, after `normalise`."""
+    import jiwer
+
+    ref, hyp = normalise(reference), normalise(hypothesis)
+    if not ref.split():
+        return len(hyp.split()), 0
+    if not hyp.split():
+        return len(ref.split()), len(ref.split())
+    out = jiwer.process_words(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, out.substitutions + out.deletions + out.hits
 
 
 def synthesise(questions: list[str], folder: Path) -> list[tuple[str, Path]]:
@@ -69,7 +85,7 @@ def synthesise(questions: list[str], folder: Path) -> list[tuple[str, Path]]:
 def speech_bench(config, clips) -> dict:
     results = {}
     for model in ("whisper-tiny.en", "whisper-base"):
-        stt = build_speech(replace(config, speech=replace(config.speech, model=model)))
+        stt = build_speech(config.with_overrides({"speech": {"model": model}}))
         stt.warm_up()
         stt.transcribe(clips[0][1])  # first call pays one-off set-up costs
         errors = total = 0
@@ -111,11 +127,11 @@ def render(lines: list[str], path: Path, font_size: int, font_name: str) -> None
     image.save(path)
 
 
-def ocr_bench(folder: Path) -> dict:
+def ocr_bench(config, folder: Path) -> dict:
     results = {}
     for engine in ("tesseract", "rapidocr"):
         try:
-            reader = build_reader(engine)
+            reader = build_vision(config.with_overrides({"vision": {"engine": engine}}))
         except Exception as exc:  # noqa: BLE001 - an engine not installed is reported, not fatal
             results[engine] = {"error": str(exc)}
             continue
@@ -143,8 +159,10 @@ def ocr_bench(folder: Path) -> dict:
 
 def voice_turns(config, clips, out: Path) -> dict:
     index_dir = out / "index-demo"
-    config = replace(config, index_dir=str(index_dir), db_url=f"sqlite:///{out}/voice.db", company_name="Lumen & Oak")
-    build_index(config).ingest(iter_documents([str(ROOT / "demo/help-centre")]))
+    config = config.with_overrides({"index_dir": str(index_dir), "db_url": f"sqlite:///{out}/voice.db",
+                                    "company_name": "Lumen & Oak"})
+    build_index(config).ingest(iter_documents([str(ROOT / "demo/help-centre")]), config.chunking.max_chars,
+                              config.chunking.overlap_chars)
     pipeline = build_pipeline(config, speech=True)
     pipeline.warm_up()
     latencies, asr, llm = [], [], []
@@ -154,9 +172,8 @@ def voice_turns(config, clips, out: Path) -> dict:
         latencies.append(time.perf_counter() - started)
         asr.append(reply.usage.asr_s)
         llm.append(reply.usage.llm_s)
-    ordered = sorted(latencies)
-    return {"turns": len(latencies), "p50_s": round(ordered[len(ordered) // 2], 2),
-            "p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
+    return {"turns": len(latencies), "p50_s": round(percentile(latencies, 0.5), 2),
+            "p95_s": round(percentile(latencies, 0.95), 2),
             "mean_asr_s": round(statistics.mean(asr), 2), "mean_llm_s": round(statistics.mean(llm), 2)}
 
 
@@ -172,7 +189,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clips = synthesise(questions[: args.limit], folder)
-        report = {"speech": speech_bench(config, clips), "ocr": ocr_bench(folder),
+        report = {"speech": speech_bench(config, clips), "ocr": ocr_bench(config, folder),
                   "voice_turn": voice_turns(config, clips[:8], out)}
     (out / "voice.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

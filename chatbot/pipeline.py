@@ -1,8 +1,11 @@
 """The conversation engine: question (+ history) -> retrieval -> prompt -> LLM -> checked answer.
 
-One `Pipeline` wired through its constructor; it names no model and imports no torch. The
-customer's message is stored before anything else happens, so a failure later loses nothing.
-Each turn ends in one outcome:
+One `Pipeline` wired through its constructor; it names no model and imports no torch. Its door is
+`turn(Turn)`: a turn goes in (text, audio, image, conversation id, channel) and events come out:
+`Received` (the stored message), `Draft` pieces while the LLM writes, then the checked `Reply`.
+Named verbs serve what adapters need besides (handoff on request, transcripts, feedback,
+re-index, analytics). The customer's message is stored before anything else happens, so a
+failure later loses nothing. Each turn ends in one `Outcome`:
 - `customer_request`: the customer asked for a person: handoff, no LLM call;
 - `off_topic`: nothing in the help centre is even close: a polite refusal, no handoff;
 - `no_knowledge`: retrieval too weak to answer from: handoff, no LLM call;
@@ -11,8 +14,7 @@ Each turn ends in one outcome:
 - `answered`: the supported sentences, each citing its source; or, when one source sentence is
   within `direct_quote_cosine` of the question, that sentence verbatim, with no LLM call.
 
-A voice question is transcribed and a screenshot read (OCR) by `prepare()` before the turn: the
-transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and
+A voice question is transcribed and a screenshot read (OCR) first: the transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and
 both are stored with the customer's message and metered like the other stages.
 """
 
@@ -23,14 +25,28 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 
-from chatbot.records.costs import PriceSheet, TurnCost, Usage
-from core.errors import BadInput
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from chatbot.answer.grounding import GroundingChecker, GroundingResult, answers_on_its_own
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
+from chatbot.records.costs import PriceSheet, TurnCost, Usage
+from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Store, StoredSource
-from knowledge.search import HybridSearcher
+from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
+from chatbot.reporting.report import build_report
+from core.errors import BadInput
 from knowledge.types import Passage
+
+if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
+    from chatbot.answer.grounding import Quote
+    from chatbot.inputs.speech import SpeechToText
+    from chatbot.inputs.vision import ImageReader
+    from chatbot.records.store import Conversation
+    from knowledge.index import IngestReport, KnowledgeIndex
+    from knowledge.search import Searcher
 
 MAX_QUESTION_CHARS = 2_000
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|#+)\s+")
@@ -45,16 +61,17 @@ _HUMAN = re.compile(
     r"representative|operator|people|staff|member of staff)|(human|live|real)\s+(agent|person|support)|"
     r"customer\s+service\s+(agent|rep|representative)|transfer me|escalate)\b", re.I)
 
+HANDOFF_REQUEST = "Talk to a person"  # stored as the customer's message when they press the button
 ANSWERS = {
-    "customer_request": "Of course. I've asked a member of our team to take over this conversation; "
-                        "they will reply here as soon as they can.",
-    "off_topic": "Sorry, I can only help with questions about {company}: orders, shipping, returns, "
-                 "payments, your account and our products.",
-    "no_knowledge": "I'm sorry, I couldn't find that in our help centre. I've passed your question to "
-                    "a colleague, who will get back to you.",
-    "unsupported_answer": "I'm not certain about that, so I've asked a colleague to confirm.",
-    "quote": "Our help centre says: \u201c{sentence}\u201d [1]",
+    Outcome.CUSTOMER_REQUEST: "Of course. I've asked a member of our team to take over this conversation; "
+                              "they will reply here as soon as they can.",
+    Outcome.OFF_TOPIC: "Sorry, I can only help with questions about {company}: orders, shipping, returns, "
+                       "payments, your account and our products.",
+    Outcome.NO_KNOWLEDGE: "I'm sorry, I couldn't find that in our help centre. I've passed your question to "
+                          "a colleague, who will get back to you.",
+    Outcome.UNSUPPORTED_ANSWER: "I'm not certain about that, so I've asked a colleague to confirm.",
 }
+QUOTE = "Our help centre says: \u201c{sentence}\u201d [1]"
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,8 @@ class Handoff:
 
 @dataclass(frozen=True)
 class Reply:
+    """The last event of a turn: the checked answer as stored, its sources, handoff and cost."""
+
     conversation_id: str
     question: str
     answer: str
@@ -79,9 +98,10 @@ class Reply:
     handoff: Handoff
     usage: Usage
     cost: TurnCost
-    outcome: str
+    outcome: Outcome
     message_id: int
     grounding: dict = field(default_factory=dict)  # sentences checked / supported / dropped
+    retrieved: tuple[str, ...] = ()  # doc ids of the passages the turn read, best first (none if not searched)
 
     def to_json(self) -> dict:
         """The `chatbot ask --json` shape (also the REST API's)."""
@@ -103,27 +123,70 @@ class Reply:
             },
             "outcome": self.outcome,
             "grounding": self.grounding,
+            "retrieved": list(self.retrieved),
         }
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """A customer turn ready for the pipeline: text, screenshot text, and what producing them cost."""
+class Turn:
+    """One customer turn as it enters the engine: what they typed, said or showed."""
 
-    question: str
-    image_text: str = ""
-    usage: Usage = field(default_factory=Usage)
-    extra: dict = field(default_factory=dict)  # stored with the customer's message
+    text: str = ""
+    audio: bytes | str | None = None  # a recording (bytes or a file path): its transcript is the question
+    image: bytes | str | None = None  # a screenshot (bytes or a file path): its text joins the question
+    conversation_id: str | None = None  # None starts a new conversation
+    channel: str = "cli"  # where the turn came from: "cli", "web", "api"
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    min_retrieval_cosine: float = 0.35
-    off_topic_cosine: float = 0.20
-    direct_quote_cosine: float = 0.77  # a source sentence this close to the question answers it verbatim
+class Received:
+    """The first event of a turn: the customer's message is stored, as the engine understood it."""
+
+    conversation_id: str
+    message_id: int
+    question: str  # the text answered: typed, or the recording's transcript
+    voice: bool  # the question came from a recording
+    image: bool  # a screenshot came with it
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A raw piece of the LLM's answer, not yet checked: show it as a draft, never as the answer."""
+
+    text: str
+
+
+Event = Received | Draft | Reply
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the engine needs beyond its parts; every default lives in `core.config`."""
+
+    company: str  # the company's name, in the off-topic refusal and the prompt
+    k: int  # passages put in the prompt
+    context_turns: int  # earlier messages used to retrieve for a follow-up
+    max_new_tokens: int  # the LLM's answer budget
+    source_sentences: int  # most relevant sentences kept from each source in the prompt
+    min_retrieval_cosine: float  # below: no_knowledge handoff, no LLM call
+    off_topic_cosine: float  # below: polite off-topic refusal, no handoff
+    direct_quote_cosine: float  # a source sentence this close to the question answers it verbatim
+    chunk_max_chars: int  # chunking of documents re-indexed through the engine
+    chunk_overlap_chars: int
+
+
+@dataclass(frozen=True)
+class _Understood:
+    """A turn's text after speech and screenshot reading, and what reading them cost."""
+
+    question: str
+    image_text: str
+    usage: Usage
+    extra: dict  # stored with the customer's message: transcript, OCR text
 
 
 def clean_question(text: object) -> str:
+    """The question as stored and answered; `BadInput` (customer-readable) when unusable."""
     if not isinstance(text, str):
         raise BadInput("the question must be text")
     text = _CONTROL.sub(" ", text).strip()
@@ -135,122 +198,192 @@ def clean_question(text: object) -> str:
 
 
 class Pipeline:
-    def __init__(self, searcher: HybridSearcher, llm: ChatModel, store: Store, checker: GroundingChecker,
-                 prices: PriceSheet, company: str = "our shop", k: int = 4, context_turns: int = 4,
-                 max_new_tokens: int = 80, source_sentences: int = 4, thresholds: Thresholds = Thresholds(),
-                 speech=None, vision=None):
+    """The engine's one door: `turn()` takes a customer turn and yields its events; verbs do the rest.
+
+    Adapters (CLI, REST, Gradio) only translate shapes: they call `turn()` / `ask()` and the verbs
+    (`request_handoff`, `conversation`, `feedback`, `reindex`, `analytics`, ...) and never reach
+    into the parts. Wired by `chatbot.builder.build_pipeline`; it names no model and imports no
+    torch. It does not know how answers are shown, nor which adapter is calling.
+    """
+
+    def __init__(self, searcher: Searcher, index: KnowledgeIndex, llm: ChatModel, store: Store,
+                 checker: GroundingChecker, prices: PriceSheet, settings: Settings,
+                 speech: SpeechToText | None = None, vision: ImageReader | None = None):
         self.searcher = searcher
+        self.index = index
         self.llm = llm
         self.store = store
         self.checker = checker
         self.prices = prices
-        self.company = company
-        self.k = k
-        self.context_turns = context_turns
-        self.max_new_tokens = max_new_tokens
-        self.source_sentences = source_sentences
-        self.thresholds = thresholds
-        self.speech = speech  # a SpeechToText, or None when voice is off
-        self.vision = vision  # an ImageReader, or None when screenshots are off
+        self.settings = settings
+        self.speech = speech  # None when voice questions are off
+        self.vision = vision  # None when screenshots are off
+        self._reindex_lock = threading.Lock()  # one re-index at a time; turns go on meanwhile
 
+    # ---- the door --------------------------------------------------------------------------
     def warm_up(self) -> None:
-        """Load every model now so the first customer does not wait."""
+        """Open the database and load every model now, so the first customer does not wait."""
         self.store.engine  # noqa: B018 - opens the database (and fails fast on a bad URL) first
-        for part in (self.llm, self.searcher.embedder, self.speech, self.vision):
-            warm = getattr(part, "warm_up", None)
-            if warm:
-                warm()
+        self.llm.warm_up()
+        self.index.embedder.warm_up()
+        for part in (self.speech, self.vision):
+            if part is not None:
+                part.warm_up()
 
-    def prepare(self, text: str | None = None, audio: bytes | str | None = None,
-                image: bytes | str | None = None) -> Prepared:
-        """Transcribe a voice question and read a screenshot; errors are customer-readable."""
-        usage = Usage(device=getattr(self.llm, "device", "cpu"))
-        extra: dict = {}
-        question = (text or "").strip() if isinstance(text, str) or text is None else text
-        if audio is not None:
-            if self.speech is None:
-                raise BadInput("voice questions are not enabled here; please type your question")
-            transcript = self.speech.transcribe(audio)
-            usage = replace(usage, asr_s=transcript.asr_s, audio_s=transcript.audio_s)
-            extra["transcript"] = {"text": transcript.text, "language": transcript.language,
-                                   "audio_s": round(transcript.audio_s, 2)}
-            question = f"{question} {transcript.text}".strip() if question else transcript.text
-        image_text = ""
-        if image is not None:
-            if self.vision is None:
-                raise BadInput("screenshots are not enabled here; please type what the screen says")
-            ocr = self.vision.read(image)
-            usage = replace(usage, ocr_s=ocr.ocr_s)
-            image_text = ocr.text
-            extra["ocr"] = {"text": ocr.text, "engine": ocr.engine}
-            if not question:
-                question = "Can you help me with this screenshot?"
-        return Prepared(clean_question(question), image_text, usage, extra)
+    def turn(self, turn: Turn) -> Iterator[Event]:
+        """Answer one customer turn: `Received`, then `Draft` pieces (if the LLM runs), then the `Reply`.
 
-    def ask(self, question: str | Prepared, conversation_id: str | None = None, channel: str = "cli",
-            on_token: Callable[[str], None] | None = None) -> Reply:
-        """Answer one customer turn (text, or a `Prepared` voice/screenshot turn)."""
-        for event in self.stream(question, conversation_id, channel):
+        The customer's message is stored before anything else can fail, so nothing they sent is
+        lost. Bad input raises `BadInput` before anything is stored; an unknown conversation
+        `NotFound`; both carry a message safe to show the customer.
+        """
+        understood = self._understand(turn)
+        conversation_id = turn.conversation_id
+        if conversation_id:
+            self.store.require_conversation(conversation_id)
+        else:
+            conversation_id = self.store.new_conversation(turn.channel)
+        message_id = self.store.add_message(conversation_id, "customer", understood.question,
+                                            extra=understood.extra or None)
+        yield Received(conversation_id, message_id, understood.question, turn.audio is not None,
+                       turn.image is not None)
+        yield from self._answer(conversation_id, message_id, understood)
+
+    def ask(self, question: str | Turn, conversation_id: str | None = None, channel: str = "cli") -> Reply:
+        """Run a turn to its end and return the `Reply` (a text question, or a whole `Turn`)."""
+        turn = question if isinstance(question, Turn) else Turn(question, conversation_id=conversation_id,
+                                                                 channel=channel)
+        for event in self.turn(turn):
             if isinstance(event, Reply):
                 return event
-            if on_token:
-                on_token(event)
-        raise AssertionError("stream ended without a reply")
+        raise AssertionError("a turn ended without a reply")
 
-    def stream(self, question: str | Prepared, conversation_id: str | None = None,
-               channel: str = "cli") -> Iterator[str | Reply]:
-        """Yield raw LLM text pieces as they come, then the checked `Reply`."""
-        turn = question if isinstance(question, Prepared) else Prepared(clean_question(question))
-        question, image_text, base = turn.question, turn.image_text, turn.usage
+    # ---- verbs -----------------------------------------------------------------------------
+    def request_handoff(self, conversation_id: str | None = None, channel: str = "cli") -> Reply:
+        """The customer asked for a person (a button, not words): hand over, no LLM call."""
         if conversation_id:
             self.store.require_conversation(conversation_id)
         else:
             conversation_id = self.store.new_conversation(channel)
-        message_id = self.store.add_message(conversation_id, "customer", question, extra=turn.extra or None)
-        history = self.store.history(conversation_id, self.context_turns, before_message_id=message_id)
+        self.store.add_message(conversation_id, "customer", HANDOFF_REQUEST, extra={"action": "request_handoff"})
+        usage = Usage(device=self.llm.device)
+        return self._finish(conversation_id, HANDOFF_REQUEST, Outcome.CUSTOMER_REQUEST,
+                            ANSWERS[Outcome.CUSTOMER_REQUEST], [], usage)
 
-        if _HUMAN.search(question):
-            yield self._finish(conversation_id, question, "customer_request", ANSWERS["customer_request"], [], base)
+    def conversation(self, conversation_id: str) -> Conversation:
+        """A stored conversation with its messages and sources; `NotFound` when unknown."""
+        return self.store.conversation(conversation_id)
+
+    def feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
+        """A thumbs up (1) or down (-1) on a reply, with an optional comment."""
+        self.store.add_feedback(conversation_id, message_id, rating, comment)
+
+    def reindex(self, sources: Sequence[str], progress: Callable[[str], None] = lambda m: None) -> IngestReport:
+        """Add or update help-centre files or folders in the live index (changed ones re-embedded)."""
+        from knowledge.ingest import iter_documents
+
+        with self._reindex_lock:
+            return self.index.ingest(iter_documents(list(sources)), self.settings.chunk_max_chars,
+                                     self.settings.chunk_overlap_chars, progress=progress)
+
+    def document_count(self) -> int:
+        """Documents in the knowledge base."""
+        return self.index.document_count()
+
+    def report(self) -> dict:
+        """Totals across every conversation: volume, outcomes, latency, cost beside API and humans."""
+        return build_report(self.store, self.prices)
+
+    def analytics(self, days: int) -> dict:
+        """The operator's overview: totals, one row per day of the last `days`, top unanswered questions."""
+        return {"totals": self.report(), "daily": daily(self.store, self.prices, days=days),
+                "top_unanswered": top_unanswered(self.store)}
+
+    def conversations(self) -> list[dict]:
+        """The latest conversations, newest first, with handoff, feedback and cost."""
+        return list_conversations(self.store)
+
+    def conversation_costs(self, conversation_id: str) -> dict:
+        """What one conversation cost, by stage, beside the API shadow price."""
+        return {**conversation_costs(self.store, conversation_id, self.prices), "api_model": self.prices.api_model}
+
+    # ---- the turn, step by step ------------------------------------------------------------
+    def _understand(self, turn: Turn) -> _Understood:
+        """Transcribe a voice question and read a screenshot; errors are customer-readable."""
+        if turn.audio is None and turn.image is None:
+            return _Understood(clean_question(turn.text), "", Usage(device=self.llm.device), {})
+        if turn.text is not None and not isinstance(turn.text, str):
+            raise BadInput("the question must be text")
+        usage = Usage(device=self.llm.device)
+        extra: dict = {}
+        question = (turn.text or "").strip()
+        if turn.audio is not None:
+            if self.speech is None:
+                raise BadInput("voice questions are not enabled here; please type your question")
+            transcript = self.speech.transcribe(turn.audio)
+            usage = replace(usage, asr_s=transcript.asr_s, audio_s=transcript.audio_s)
+            extra["transcript"] = {"text": transcript.text, "language": transcript.language,
+                                   "audio_s": round(transcript.audio_s, 2)}
+            question = f"{question} {transcript.text}".strip()
+        image_text = ""
+        if turn.image is not None:
+            if self.vision is None:
+                raise BadInput("screenshots are not enabled here; please type what the screen says")
+            ocr = self.vision.read(turn.image)
+            usage = replace(usage, ocr_s=ocr.ocr_s)
+            image_text = ocr.text
+            extra["ocr"] = {"text": ocr.text, "engine": ocr.engine}
+            question = question or "Can you help me with this screenshot?"
+        return _Understood(clean_question(question), image_text, usage, extra)
+
+    def _answer(self, conversation_id: str, message_id: int, turn: _Understood) -> Iterator[Draft | Reply]:
+        """Route the stored question to its outcome: a person, a refusal, a quote, or a checked answer."""
+        s = self.settings
+        if _HUMAN.search(turn.question):
+            yield self._finish(conversation_id, turn.question, Outcome.CUSTOMER_REQUEST,
+                               ANSWERS[Outcome.CUSTOMER_REQUEST], [], turn.usage)
             return
-
-        started = time.perf_counter()
-        query = f"{question}\n{image_text}" if image_text else question
-        passages = self.searcher.search(query, k=self.k, context=[text for _, text in history])
-        retrieval_s = time.perf_counter() - started
-        usage = Usage(retrieval_s=base.retrieval_s + retrieval_s, asr_s=base.asr_s, ocr_s=base.ocr_s,
-                      audio_s=base.audio_s, device=getattr(self.llm, "device", "cpu"))
+        query = f"{turn.question}\n{turn.image_text}" if turn.image_text else turn.question
+        passages, usage = self._retrieve(conversation_id, message_id, query, turn.usage)
         best_cosine = max((p.dense_cosine for p in passages), default=-1.0)
-        if best_cosine < self.thresholds.off_topic_cosine:
-            yield self._finish(conversation_id, question, "off_topic",
-                               ANSWERS["off_topic"].format(company=self.company), [], usage)
-            return
-        if best_cosine < self.thresholds.min_retrieval_cosine:
-            yield self._finish(conversation_id, question, "no_knowledge", ANSWERS["no_knowledge"], [], usage)
+        if best_cosine < s.min_retrieval_cosine:
+            outcome = Outcome.OFF_TOPIC if best_cosine < s.off_topic_cosine else Outcome.NO_KNOWLEDGE
+            yield self._finish(conversation_id, turn.question, outcome, ANSWERS[outcome].format(company=s.company),
+                               [], usage, retrieved=passages)
             return
 
         started = time.perf_counter()
         quote = self.checker.best_quote(query, passages)
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
-        if quote and quote.cosine >= self.thresholds.direct_quote_cosine and answers_on_its_own(quote.sentence, query):
+        if quote and quote.cosine >= s.direct_quote_cosine and answers_on_its_own(quote.sentence, query):
             # one source sentence answers the question closely: say it verbatim, with no LLM call
-            answer = _quoted(quote.sentence)
-            yield self._finish(conversation_id, question, "answered", answer, [passages[quote.source]], usage,
-                               {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)})
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(quote.sentence),
+                               [passages[quote.source]], usage,
+                               {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)}, passages)
             return
+        yield from self._generate_and_check(conversation_id, turn, query, passages, quote, usage)
 
-        messages = build_messages(question, passages, self.company, self.source_sentences, image_text)
+    def _retrieve(self, conversation_id: str, message_id: int, query: str, usage: Usage) -> tuple[list[Passage], Usage]:
+        """The passages for the query, read with the conversation's earlier turns; metered."""
+        history = self.store.history(conversation_id, self.settings.context_turns, before_message_id=message_id)
+        started = time.perf_counter()
+        passages = self.searcher.search(query, k=self.settings.k, context=[text for _, text in history])
+        return passages, replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)
+
+    def _generate_and_check(self, conversation_id: str, turn: _Understood, query: str, passages: list[Passage],
+                            quote: Quote | None, usage: Usage) -> Iterator[Draft | Reply]:
+        """Stream the LLM's draft, then keep only the sentences the sources support."""
+        s = self.settings
+        messages = build_messages(turn.question, passages, s.company, s.source_sentences, turn.image_text)
         started = time.perf_counter()
         pieces: list[str] = []
-        prompt_tokens = completion_tokens = 0
-        for token in self.llm.stream(messages, self.max_new_tokens):
+        for token in self.llm.stream(messages, s.max_new_tokens):
             if token.done:
-                prompt_tokens, completion_tokens = token.prompt_tokens, token.completion_tokens
+                usage = replace(usage, prompt_tokens=token.prompt_tokens, completion_tokens=token.completion_tokens)
             else:
                 pieces.append(token.text)
-                yield token.text
-        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                      retrieval_s=usage.retrieval_s, llm_s=time.perf_counter() - started, asr_s=usage.asr_s,
-                      ocr_s=usage.ocr_s, audio_s=usage.audio_s, device=getattr(self.llm, "device", "cpu"))
+                yield Draft(token.text)
+        usage = replace(usage, llm_s=time.perf_counter() - started)
         raw = "".join(pieces).strip()
         result = self.checker.check(raw, passages, query)
         grounding = {"raw_answer": raw, "claims": result.claims, "supported": len(result.supported),
@@ -258,33 +391,33 @@ class Pipeline:
         # most claims invented: the surviving fragment is not a trustworthy answer on its own
         if result.supported and len(result.supported) >= result.dropped and not result.declined:
             answer, cited = _cite(result, passages)
-            yield self._finish(conversation_id, question, "answered", answer, cited, usage, grounding)
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, answer, cited, usage, grounding,
+                               passages)
             return
-        outcome = "no_knowledge" if result.declined else "unsupported_answer"
-        answer = ANSWERS[outcome]
-        cited = []
+        outcome = Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER
+        answer, cited = ANSWERS[outcome], []
         if quote:
-            answer = f"{ANSWERS['unsupported_answer']} {_quoted(quote.sentence)}"
-            cited = [passages[quote.source]]
-        yield self._finish(conversation_id, question, outcome, answer, cited, usage, grounding)
+            answer, cited = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {_quoted(quote.sentence)}", [passages[quote.source]]
+        yield self._finish(conversation_id, turn.question, outcome, answer, cited, usage, grounding, passages)
 
-    def _finish(self, conversation_id: str, question: str, outcome: str, answer: str,
-                cited: list[Passage], usage: Usage, grounding: dict | None = None) -> Reply:
+    def _finish(self, conversation_id: str, question: str, outcome: Outcome, answer: str, cited: list[Passage], usage: Usage,
+                grounding: dict | None = None, retrieved: Sequence[Passage] = ()) -> Reply:
+        """Store the reply, its sources, what it cost and any handoff; return it."""
         grounding = grounding or {}
         message_id = self.store.add_message(conversation_id, "assistant", answer, outcome=outcome,
                                             extra={"grounding": grounding} if grounding else None)
         self.store.add_sources(message_id, [StoredSource(p.doc_id, p.chunk.title, p.chunk.url, p.score) for p in cited])
         cost = self.prices.price(usage)
         self.store.add_usage(conversation_id, message_id, usage, cost)
-        handoff = outcome in ("customer_request", "no_knowledge", "unsupported_answer")
-        if handoff:
+        if outcome.hands_over:
             self.store.add_handoff(conversation_id, message_id, outcome)
         return Reply(
-            conversation_id=conversation_id, question=question, answer=answer,
+            conversation_id=conversation_id, answer=answer,
             sources=tuple(Source(p.doc_id, p.chunk.title, p.chunk.url) for p in cited),
-            handoff=Handoff(handoff, outcome if handoff else None), usage=usage, cost=cost,
-            outcome=outcome, message_id=message_id,
+            handoff=Handoff(outcome.hands_over, outcome if outcome.hands_over else None), usage=usage, cost=cost,
+            outcome=outcome, message_id=message_id, question=question,
             grounding={k: v for k, v in grounding.items() if k != "raw_answer"},
+            retrieved=tuple(dict.fromkeys(p.doc_id for p in retrieved)),
         )
 
 
@@ -310,7 +443,7 @@ def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[P
 
 def _quoted(sentence: str) -> str:
     """A source sentence quoted verbatim (as plain text), citing the one source shown as [1]."""
-    return ANSWERS["quote"].format(sentence=_plain(sentence))
+    return QUOTE.format(sentence=_plain(sentence))
 
 
 def _plain(sentence: str) -> str:

@@ -1,25 +1,40 @@
 """One config tree: defaults in code < a TOML file < CLI flags.
 
 The TOML file is `--config PATH`, else `$CHATBOT_CONFIG`, else `./chatbot.toml` when present.
-Unknown sections or keys fail with the list of known ones. Environment variables are read only
-for paths and secrets (`CHATBOT_CACHE_DIR`, `CHATBOT_CONFIG`, `CHATBOT_OPERATOR_PASSWORD`).
-Components never receive this whole tree: the builder hands them plain arguments.
+Each section is a frozen pydantic model: unknown sections or keys fail with the list of known
+ones, and types are strict (an int is accepted where a float is expected, a string where a number
+is expected is not); every mistake is one `ConfigError` naming the key. Components never receive
+this whole tree: the builder (and the finetune command line) hand them plain arguments.
+
+Environment variables are read only for paths and secrets; these are all the code reads:
+- `CHATBOT_CONFIG`: the TOML file when `--config` is not given;
+- `CHATBOT_CACHE_DIR`: where set-up puts converted models (else `$XDG_CACHE_HOME/chatbot`, else
+  `~/.cache/chatbot`);
+- `CHATBOT_OPERATOR_PASSWORD`: the operator panel's password (wins over `[server] operator_password`);
+- `CHATBOT_LLM_API_KEY`: the bearer token sent to an `llm_backend = "openai"` server.
+(The `chatbot` command sets quiet defaults for TRANSFORMERS_VERBOSITY, TOKENIZERS_PARALLELISM and
+HF_HUB_DISABLE_PROGRESS_BARS, which those libraries read.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ConfigError
 
 
-@dataclass(frozen=True)
-class ModelsConfig:
+class _Section(BaseModel):
+    """A config section: frozen, no unknown keys, strict types (int is accepted for float)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ModelsConfig(_Section):
     llm: str = "smollm2-135m-instruct"  # a registered name, a local folder, or a hub id
     llm_backend: str = "transformers"  # "transformers" (local PyTorch) or "openai" (vLLM etc.)
     llm_base_url: str = ""  # for llm_backend="openai", e.g. http://127.0.0.1:8000/v1
@@ -28,14 +43,12 @@ class ModelsConfig:
     threads: int = 0  # CPU threads for torch; 0 = torch's default
 
 
-@dataclass(frozen=True)
-class ChunkingConfig:
+class ChunkingConfig(_Section):
     max_chars: int = 900  # a chunk's body, before its title/heading prefix
     overlap_chars: int = 150  # carried from the previous chunk of the same section
 
 
-@dataclass(frozen=True)
-class RetrievalConfig:
+class RetrievalConfig(_Section):
     k: int = 4  # passages put in the prompt
     candidates: int = 60  # per retriever, before fusion
     rrf_k: int = 60  # reciprocal-rank-fusion constant
@@ -44,31 +57,28 @@ class RetrievalConfig:
     context_turns: int = 4  # earlier conversation turns used to retrieve for a follow-up
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
+class GenerationConfig(_Section):
     max_new_tokens: int = 80
     repetition_penalty: float = 1.05
     source_sentences: int = 4  # most relevant sentences kept from each source in the prompt
 
 
-@dataclass(frozen=True)
-class GroundingConfig:
+class GroundingConfig(_Section):
     min_retrieval_cosine: float = 0.35  # below: "no_knowledge" handoff, no LLM call
-    off_topic_cosine: float = 0.20  # below (and no lexical match): polite off-topic refusal
+    off_topic_cosine: float = 0.20  # best passage's dense cosine below this: polite off-topic refusal (no LLM, no handoff)
     min_sentence_overlap: float = 0.5  # share of a sentence's content words found in its source
     min_sentence_cosine: float = 0.55  # embedding similarity to the closest source sentence
     evidence_sentences: int = 2  # source sentences (closest first) a claim must be found in
     direct_quote_cosine: float = 0.77  # a source sentence this close to the question is the answer (no LLM); > 1: off
 
 
-@dataclass(frozen=True)
-class PricesConfig:
-    hardware_usd_per_hour: dict[str, float] = field(
+class PricesConfig(_Section):
+    hardware_usd_per_hour: dict[str, float] = Field(
         default_factory=lambda: {"cpu": 0.10, "cuda": 2.50}
     )  # what the serving machine costs, by device kind
     device_share: float = 1.0  # share of that machine one turn occupies while it runs
     api_model: str = "gpt-4o-mini"  # the API model whose price is shown as a shadow price
-    api_usd_per_million_tokens: dict[str, list[float]] = field(
+    api_usd_per_million_tokens: dict[str, list[float]] = Field(
         default_factory=lambda: {
             "gpt-4o-mini": [0.15, 0.60],  # [input, output], USD per 1M tokens
             "gpt-4o": [2.50, 10.00],
@@ -79,8 +89,7 @@ class PricesConfig:
     human_agent_usd_per_conversation: float = 4.00  # fully loaded cost of a human-handled chat
 
 
-@dataclass(frozen=True)
-class SpeechConfig:
+class SpeechConfig(_Section):
     model: str = "whisper-base"  # "whisper-base", "whisper-tiny.en", or a CTranslate2 Whisper folder
     max_audio_s: float = 120.0  # longer recordings are refused with a message
     vad: bool = True  # skip silence with Silero voice-activity detection
@@ -89,13 +98,11 @@ class SpeechConfig:
     reply_voice_model: str = ""  # a Piper .onnx voice; "" = the packaged en_US voice
 
 
-@dataclass(frozen=True)
-class VisionConfig:
+class VisionConfig(_Section):
     engine: str = "auto"  # "auto" (Tesseract if installed, else RapidOCR), "tesseract", "rapidocr"
 
 
-@dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 7860
     operator_user: str = "operator"
@@ -104,20 +111,90 @@ class ServerConfig:
     uploads_dir: str = ".chatbot/uploads"  # documents operators upload to the knowledge base
 
 
-@dataclass(frozen=True)
-class Config:
+class LoraConfig(_Section):
+    rank: int = 16
+    alpha: int = 0  # the update is scaled by alpha / rank; 0 = 2 x rank
+    dropout: float = 0.05
+    target_modules: str = "all-linear"  # peft's shorthand: every linear layer but the output head
+
+
+class LoopConfig(_Section):
+    """The optimisation loop fine-tuning and distillation share (`finetune.loop.LoopOptions`)."""
+
+    max_steps: int = 200  # optimizer steps in total, counting steps done before a --resume
+    batch_size: int = 4  # sequences per step
+    learning_rate: float = 2e-4  # peak, after warm-up; decays linearly to 10 % at max_steps
+    warmup_steps: int = 10  # at most a fifth of max_steps
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    checkpoint_every_steps: int = 50  # also at the last step
+    keep_checkpoints: int = 1  # older ones are deleted
+
+
+class DistillConfig(_Section):
+    layers: int = 0  # decoder layers of a student cut from the teacher, evenly spaced; 0 = half the teacher's
+    student: str = ""  # distil into this model (name or folder) instead of cutting the teacher
+    mode: str = "auto"  # "token" (same vocabulary), "sequence", or "auto": token-level when the vocabularies match
+    temperature: float = 2.0  # softens both distributions in the KL term
+    alpha: float = 0.5  # weight of the KL term; cross-entropy on the gold reply gets 1 - alpha
+    learning_rate: float = 1e-4  # peak learning rate of distillation (instead of [finetune.loop]'s)
+    teacher_max_new_tokens: int = 160  # sequence-level: longest reply the teacher writes
+    generation_batch_size: int = 8  # sequence-level: prompts the teacher answers at once
+
+
+class EvaluateConfig(_Section):
+    """Models answer as served: [generation], [models] device and threads, company_name apply."""
+
+    limit: int = 0  # score this many exchanges, taken round-robin across intents; 0 = all
+
+
+class FinetuneConfig(_Section):
+    """`chatbot finetune | distill | evaluate`; the base model is [models] llm, prompts are as served."""
+
+    seed: int = 13  # fixes the split, the distractor sources and the training order (evaluate: the sources)
+    validation_fraction: float = 0.1  # share of each intent held out for validation
+    test_fraction: float = 0.1  # share of each intent held out in OUT/data/test.jsonl for 'chatbot evaluate'
+    profile: str = ""  # JSON file filling {{placeholders}} in the logs; its values are never scrubbed
+    max_tokens: int = 768  # prompt + reply tokens per sequence; a longer reply is cut, a longer prompt skipped
+    max_examples: int = 0  # train on at most this many exchanges of the train split; 0 = all
+    eval_examples: int = 32  # validation exchanges whose loss is reported before and after; 0 = none
+    adapter_only: bool = False  # save the LoRA adapter (small) instead of a merged model
+    gradient_checkpointing: bool = False  # recompute activations: less memory on big models, ~30 % slower
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+
+class Config(_Section):
     index_dir: str = ".chatbot/index"
     db_url: str = "sqlite:///.chatbot/chatbot.db"
     company_name: str = "our shop"
-    models: ModelsConfig = field(default_factory=ModelsConfig)
-    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    grounding: GroundingConfig = field(default_factory=GroundingConfig)
-    prices: PricesConfig = field(default_factory=PricesConfig)
-    speech: SpeechConfig = field(default_factory=SpeechConfig)
-    vision: VisionConfig = field(default_factory=VisionConfig)
-    server: ServerConfig = field(default_factory=ServerConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    grounding: GroundingConfig = Field(default_factory=GroundingConfig)
+    prices: PricesConfig = Field(default_factory=PricesConfig)
+    speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    vision: VisionConfig = Field(default_factory=VisionConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+    def with_overrides(self, updates: dict[str, Any]) -> Config:
+        """A copy with `updates` (nested dicts, like the TOML file) applied and validated."""
+        return _validated(_merged(self.model_dump(), updates, Config))
+
+
+DEFAULTS = Config()  # the defaults in code, e.g. for help texts and the finetune option classes
+
+
+def default(key: str) -> Any:
+    """The default in code of a dotted key, e.g. `default("finetune.lora.rank")` -> 16."""
+    value: Any = DEFAULTS
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def cache_dir() -> Path:
@@ -129,43 +206,56 @@ def cache_dir() -> Path:
     return Path(base) / "chatbot"
 
 
-def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
-    """Return a copy of dataclass `obj` with `updates` applied; unknown keys fail."""
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    changes: dict[str, Any] = {}
+def _section_type(model: type[BaseModel], key: object) -> type[BaseModel] | None:
+    """The section class of field `key` of `model`, or None when it is not a section."""
+    field = model.model_fields.get(key) if isinstance(key, str) else None
+    annotation = field.annotation if field is not None else None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _merged(base: dict[str, Any], updates: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """`base` with `updates` applied: sections merge key by key, any other value is replaced whole."""
+    out = dict(base)
     for key, value in updates.items():
-        if key not in fields:
-            known = ", ".join(sorted(fields))
-            raise ConfigError(f"unknown config key '{where}{key}'; known keys here: {known}")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key '{where}{key}' must be a [section]")
-            changes[key] = _merge(current, value, f"{where}{key}.")
+        section = _section_type(model, key)
+        if section is not None and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value, section)
         else:
-            changes[key] = _coerce(current, value, f"{where}{key}")
-    return dataclasses.replace(obj, **changes)
+            out[key] = value
+    return out
 
 
-def _coerce(current: Any, value: Any, name: str) -> Any:
-    if isinstance(current, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{name}' must be true or false")
-        return value
-    if current is None:
-        return value
-    if isinstance(current, float) and isinstance(value, int):
-        return float(value)
-    if type(current) is not type(value):
-        raise ConfigError(
-            f"config key '{name}' must be {type(current).__name__}, got {type(value).__name__}"
-        )
-    return value
+_EXPECTED = {"int_type": "int", "float_type": "float", "string_type": "str", "list_type": "a list",
+             "dict_type": "a table", "model_type": "a [section]", "bool_type": "true or false"}
+
+
+def _message(error: dict) -> str:
+    """One line for pydantic's first error: the dotted key, what it must be, the known keys."""
+    loc = error["loc"]
+    name = ".".join(str(part) for part in loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        model: type[BaseModel] | None = Config
+        for part in loc[:-1]:
+            model = _section_type(model, part) if model is not None else None
+        known = ", ".join(sorted(model.model_fields)) if model is not None else "see core/config.py"
+        return f"unknown config key '{name}'; known keys here: {known}"
+    if kind in _EXPECTED:
+        got = type(error.get("input")).__name__
+        return f"config key '{name}' must be {_EXPECTED[kind]}, got {got}"
+    return f"config key '{name}': {error['msg']}"
+
+
+def _validated(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_message(exc.errors()[0])) from None
 
 
 def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults, then the TOML file (if any), then `overrides` (CLI flags, nested dicts)."""
-    config = Config()
+    data: dict[str, Any] = {}
     path = path or os.environ.get("CHATBOT_CONFIG")
     if path is None and Path("chatbot.toml").is_file():
         path = "chatbot.toml"
@@ -177,7 +267,8 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        config = _merge(config, data, "")
-    if overrides:
-        config = _merge(config, overrides, "")
-    return config
+        try:
+            _validated(data)  # a mistake in the file is reported, naming the file, before the flags apply
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (in {path})") from None
+    return _validated(_merged(data, overrides or {}, Config))

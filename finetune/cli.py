@@ -1,5 +1,7 @@
 """`chatbot finetune | distill | evaluate | export`: thin adapters from flags to this package.
 
+Each option that has a default overrides one key of the config tree when given (`--lora-rank` is `[finetune.lora] rank`,
+see core/config.py), so each default lives there once; `chatbot.cli.config_from_args` applies them.
 `register(subparsers)` is called by `chatbot.cli`; each command returns an exit code and raises a
 `ChatbotError` for bad input (one line on stderr, exit 2). torch, peft and ctranslate2 are
 imported inside the commands, so `chatbot --help` stays fast.
@@ -12,51 +14,44 @@ import json
 import sys
 from pathlib import Path
 
+from chatbot.cli import add_common, config_dest, config_from_args
 from core.errors import BadInput
+from core.files import write_atomic
 
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def config_from_args(args: argparse.Namespace):
-    from core.config import load_config
+def _default(key: str) -> str:
+    """'default from config: X (key)' for a help text; X is the default in code (core/config.py)."""
+    from core.config import default
 
-    return load_config(getattr(args, "config", None))
+    value = default(key)
+    shown = str(value).lower() if isinstance(value, bool) else repr(value) if value == "" else value
+    return f"default from config: {shown} ({key})"
 
 
-def _positive(name: str, value: int, allow_zero: bool = False) -> None:
+def _positive(flag: str, key: str, value: int, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
-        raise BadInput(f"{name} must be {'0 or more' if allow_zero else 'at least 1'}, not {value}")
+        raise BadInput(f"{flag} must be {'0 or more' if allow_zero else 'at least 1'}, not {value} "
+                       f"(config key {key})")
 
 
-def _loop_options(args: argparse.Namespace, defaults):
-    from dataclasses import replace
+def _check_training(config, learning_rate: float) -> None:
+    """Values a training run cannot start with, whether they came from a flag or the TOML file."""
+    f = config.finetune
+    _positive("--max-steps", "finetune.loop.max_steps", f.loop.max_steps)
+    _positive("--batch-size", "finetune.loop.batch_size", f.loop.batch_size)
+    _positive("--checkpoint-every", "finetune.loop.checkpoint_every_steps", f.loop.checkpoint_every_steps)
+    _positive("--max-tokens", "finetune.max_tokens", f.max_tokens)
+    _positive("--max-examples", "finetune.max_examples", f.max_examples, allow_zero=True)
+    _positive("--eval-examples", "finetune.eval_examples", f.eval_examples, allow_zero=True)
+    if learning_rate <= 0:
+        from core.config import default
 
-    _positive("--max-steps", args.max_steps)
-    _positive("--batch-size", args.batch_size)
-    _positive("--checkpoint-every", args.checkpoint_every)
-    if args.learning_rate is not None and args.learning_rate <= 0:
-        raise BadInput("--learning-rate must be positive, e.g. 2e-4")
-    return replace(defaults, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
-                   checkpoint_every_steps=args.checkpoint_every, warmup_steps=min(defaults.warmup_steps, args.max_steps // 5),
-                   learning_rate=args.learning_rate or defaults.learning_rate)
-
-
-def _data_options(args: argparse.Namespace):
-    from finetune.data import DataOptions, load_profile
-
-    return DataOptions(validation_fraction=args.validation_fraction, test_fraction=args.test_fraction,
-                       seed=args.seed, profile=load_profile(args.profile))
-
-
-def _encode_options(args: argparse.Namespace, config):
-    from finetune.train import EncodeOptions
-
-    _positive("--max-tokens", args.max_tokens)
-    return EncodeOptions(company=args.company or config.company_name,
-                         source_sentences=config.generation.source_sentences, max_tokens=args.max_tokens,
-                         seed=args.seed)
+        raise BadInput(f"--learning-rate must be positive, not {learning_rate}; e.g. "
+                       f"{default('finetune.loop.learning_rate')}")
 
 
 def _print_report(args: argparse.Namespace, report: dict, summary: str) -> None:
@@ -67,19 +62,13 @@ def _print_report(args: argparse.Namespace, report: dict, summary: str) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from finetune.loop import LoopOptions
-    from finetune.train import FinetuneOptions, LoraOptions, finetune
+    from finetune.train import FinetuneOptions, finetune
 
     config = config_from_args(args)
-    _positive("--lora-rank", args.lora_rank)
-    _positive("--max-examples", args.max_examples, allow_zero=True)
-    options = FinetuneOptions(
-        model=args.model or config.models.llm, device=args.device or config.models.device,
-        max_examples=args.max_examples, eval_examples=args.eval_examples, adapter_only=args.adapter_only,
-        gradient_checkpointing=args.gradient_checkpointing, encode=_encode_options(args, config),
-        lora=LoraOptions(rank=args.lora_rank, alpha=args.lora_alpha or 2 * args.lora_rank, dropout=args.lora_dropout),
-        loop=_loop_options(args, LoopOptions()), data=_data_options(args),
-    )
+    _check_training(config, config.finetune.loop.learning_rate)
+    _positive("--lora-rank", "finetune.lora.rank", config.finetune.lora.rank)
+    _positive("--lora-alpha", "finetune.lora.alpha", config.finetune.lora.alpha, allow_zero=True)
+    options = FinetuneOptions.from_config(config)
     report = finetune(args.data, args.out, options, resume=args.resume, progress=_progress)
     report.pop("losses")
     _print_report(args, report, (
@@ -92,18 +81,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from finetune.distill import DistillOptions, distill
-    from finetune.loop import LoopOptions
 
     config = config_from_args(args)
-    _positive("--layers", args.layers, allow_zero=True)
-    if not 0 <= args.alpha <= 1 or args.temperature <= 0:
-        raise BadInput("--alpha must be in [0, 1] and --temperature positive")
-    options = DistillOptions(
-        layers=args.layers, student=args.student or "", mode=args.mode, temperature=args.temperature,
-        alpha=args.alpha, device=args.device or config.models.device, max_examples=args.max_examples,
-        eval_examples=args.eval_examples, encode=_encode_options(args, config),
-        loop=_loop_options(args, LoopOptions(learning_rate=1e-4)), data=_data_options(args),
-    )
+    kd = config.finetune.distill
+    _check_training(config, kd.learning_rate)
+    _positive("--layers", "finetune.distill.layers", kd.layers, allow_zero=True)
+    if not 0 <= kd.alpha <= 1 or kd.temperature <= 0:
+        raise BadInput(f"--alpha must be in [0, 1] and --temperature positive, not {kd.alpha} and {kd.temperature} "
+                       "(config keys finetune.distill.alpha, finetune.distill.temperature)")
+    options = DistillOptions.from_config(config)
     report = distill(args.teacher, args.out, args.data or (), options, resume=args.resume, progress=_progress)
     report.pop("losses")
     _print_report(args, report, (
@@ -123,29 +109,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from finetune.evaluate import EvalOptions, evaluate, model_path, promote, stratified_limit, table
 
     config = config_from_args(args)
-    _positive("--limit", args.limit, allow_zero=True)
-    _positive("--max-new-tokens", args.max_new_tokens or 1)
-    for arg in args.model:  # a wrong model fails before any work
+    _positive("--limit", "finetune.evaluate.limit", config.finetune.evaluate.limit, allow_zero=True)
+    _positive("--max-new-tokens", "generation.max_new_tokens", config.generation.max_new_tokens)
+    for arg in args.models:  # a wrong model fails before any work
         model_path(arg, _progress)
     everything = [e for path in args.data for e in read_exchanges(path)]
-    exchanges = stratified_limit(everything, args.limit)
-    options = EvalOptions(
-        company=args.company or config.company_name, source_sentences=config.generation.source_sentences,
-        max_new_tokens=args.max_new_tokens or config.generation.max_new_tokens,
-        repetition_penalty=config.generation.repetition_penalty, seed=args.seed,
-        device=args.device or config.models.device, threads=config.models.threads,
-    )
+    exchanges = stratified_limit(everything, config.finetune.evaluate.limit)
+    options = EvalOptions.from_config(config)
     embedder = build_embedder(config, _progress)
-    _progress(f"scoring {len(args.model)} model(s) on {len(exchanges)} exchanges")
-    results, predictions = evaluate(args.model, exchanges, options, embedder.embed, everything, _progress)
+    _progress(f"scoring {len(args.models)} model(s) on {len(exchanges)} exchanges")
+    results, predictions = evaluate(args.models, exchanges, options, embedder.embed, everything, _progress)
     out = {"data": [str(p) for p in args.data], "examples": len(exchanges), "max_new_tokens": options.max_new_tokens,
            "models": {arg: asdict(scores) for arg, scores in results.items()}}
     if args.promote_to:
         out["promotion"] = promote(results, args.promote_to, exchanges, options, embedder.embed, everything, _progress)
     if args.predictions:
-        path = Path(args.predictions)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions), encoding="utf-8")
+        write_atomic(args.predictions, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
     else:
@@ -166,37 +145,43 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_options(p: argparse.ArgumentParser, steps: int, batch: int, lr_help: str) -> None:
-    p.add_argument("--max-steps", type=int, default=steps, metavar="N",
-                   help=f"optimizer steps in total, counting steps before a --resume (default {steps})")
-    p.add_argument("--batch-size", type=int, default=batch, metavar="N", help=f"sequences per step (default {batch})")
-    p.add_argument("--learning-rate", type=float, metavar="LR", help=lr_help)
-    p.add_argument("--max-tokens", type=int, default=768, metavar="N",
-                   help="prompt + reply tokens per sequence; longer replies are cut (default 768)")
-    p.add_argument("--max-examples", type=int, default=0, metavar="N",
-                   help="train on at most N exchanges of the train split (default 0: all)")
-    p.add_argument("--eval-examples", type=int, default=32, metavar="N",
-                   help="validation exchanges whose loss is reported before and after (default 32; 0: none)")
-    p.add_argument("--checkpoint-every", type=int, default=50, metavar="N",
-                   help="save a checkpoint every N steps, and at the end (default 50)")
+def _flag(p: argparse.ArgumentParser, flag: str, key: str, help: str, **kwargs) -> None:
+    """A flag that overrides config key `key` when given; its help ends with the default from config."""
+    if kwargs.get("action") is None and "metavar" not in kwargs and "choices" not in kwargs:
+        kwargs["metavar"] = key.rsplit(".", 1)[-1].upper()
+    p.add_argument(flag, dest=config_dest(key), help=f"{help}; {_default(key)}", **kwargs)
+
+
+def _training_options(p: argparse.ArgumentParser, learning_rate_key: str) -> None:
+    _flag(p, "--max-steps", "finetune.loop.max_steps", "optimizer steps in total, counting steps before a --resume",
+          type=int, metavar="N")
+    _flag(p, "--batch-size", "finetune.loop.batch_size", "sequences per step", type=int, metavar="N")
+    _flag(p, "--learning-rate", learning_rate_key, "peak learning rate, after warm-up", type=float, metavar="LR")
+    _flag(p, "--max-tokens", "finetune.max_tokens", "prompt + reply tokens per sequence; longer replies are cut",
+          type=int, metavar="N")
+    _flag(p, "--max-examples", "finetune.max_examples", "train on at most N exchanges of the train split (0: all)",
+          type=int, metavar="N")
+    _flag(p, "--eval-examples", "finetune.eval_examples",
+          "validation exchanges whose loss is reported before and after (0: none)", type=int, metavar="N")
+    _flag(p, "--checkpoint-every", "finetune.loop.checkpoint_every_steps",
+          "save a checkpoint every N steps, and at the end", type=int, metavar="N")
     p.add_argument("--resume", action="store_true",
                    help="continue from the last checkpoint in OUT/checkpoints (same data and options)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"],
-                   help="auto: CUDA with bf16 when present, else CPU fp32 (default from config: auto)")
-    p.add_argument("--company", help="company name in the system prompt (default from config: company_name)")
-    p.add_argument("--profile", metavar="FILE",
-                   help="JSON object filling {{placeholders}} in the logs, e.g. {\"Website Name\": \"shop.example\"}; "
-                        "its values (your public email, phone) are never scrubbed")
-    p.add_argument("--validation-fraction", type=float, default=0.1, metavar="F",
-                   help="share of each intent held out for validation (default 0.1)")
-    p.add_argument("--test-fraction", type=float, default=0.1, metavar="F",
-                   help="share of each intent held out in OUT/data/test.jsonl for 'chatbot evaluate' (default 0.1)")
-    p.add_argument("--seed", type=int, default=13,
-                   help="fixes the split, the distractor sources and the training order (default 13)")
+                   help=f"auto: CUDA with bf16 when present, else CPU fp32; {_default('models.device')}")
+    _flag(p, "--company", "company_name", "company name in the system prompt", metavar="NAME")
+    _flag(p, "--profile", "finetune.profile",
+          "JSON object filling {{placeholders}} in the logs, e.g. {\"Website Name\": \"shop.example\"}; "
+          "its values (your public email, phone) are never scrubbed", metavar="FILE")
+    _flag(p, "--validation-fraction", "finetune.validation_fraction", "share of each intent held out for validation",
+          type=float, metavar="F")
+    _flag(p, "--test-fraction", "finetune.test_fraction",
+          "share of each intent held out in OUT/data/test.jsonl for 'chatbot evaluate'", type=float, metavar="F")
+    _flag(p, "--seed", "finetune.seed", "fixes the split, the distractor sources and the training order",
+          type=int, metavar="N")
 
 
 def register(subparsers) -> None:
-    from chatbot.cli import add_common
     from chatbot.answer.export import QUANTIZATIONS
 
     p = subparsers.add_parser(
@@ -210,16 +195,16 @@ def register(subparsers) -> None:
                         "{\"turns\": [{\"role\", \"text\"}]} transcripts; repeat for several files")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for the model, data splits and report")
     p.add_argument("--model", metavar="M",
-                   help="base model: a registered name, local folder or hub id (default from config: [models] llm)")
-    p.add_argument("--lora-rank", type=int, default=16, metavar="R", help="LoRA rank (default 16)")
-    p.add_argument("--lora-alpha", type=int, metavar="A", help="LoRA alpha; the update is scaled by alpha/rank "
-                                                                "(default 2 x rank)")
-    p.add_argument("--lora-dropout", type=float, default=0.05, metavar="P", help="LoRA dropout (default 0.05)")
-    p.add_argument("--adapter-only", action="store_true",
-                   help="save only the LoRA adapter (small) instead of a merged model")
-    p.add_argument("--gradient-checkpointing", action="store_true",
-                   help="recompute activations to save memory on big models (slower)")
-    _training_options(p, steps=200, batch=4, lr_help="peak learning rate (default 2e-4)")
+                   help=f"base model: a registered name, local folder or hub id; {_default('models.llm')}")
+    _flag(p, "--lora-rank", "finetune.lora.rank", "LoRA rank", type=int, metavar="R")
+    _flag(p, "--lora-alpha", "finetune.lora.alpha", "LoRA alpha; the update is scaled by alpha/rank (0: 2 x rank)",
+          type=int, metavar="A")
+    _flag(p, "--lora-dropout", "finetune.lora.dropout", "LoRA dropout", type=float, metavar="P")
+    _flag(p, "--adapter-only", "finetune.adapter_only", "save only the LoRA adapter (small) instead of a merged model",
+          action=argparse.BooleanOptionalAction)
+    _flag(p, "--gradient-checkpointing", "finetune.gradient_checkpointing",
+          "recompute activations to save memory on big models (slower)", action=argparse.BooleanOptionalAction)
+    _training_options(p, "finetune.loop.learning_rate")
     add_common(p)
     p.set_defaults(func=cmd_finetune)
 
@@ -230,18 +215,19 @@ def register(subparsers) -> None:
                     "they do not. By default the student is the teacher with fewer decoder layers.")
     p.add_argument("--teacher", required=True, metavar="DIR", help="teacher model folder (e.g. made by 'chatbot finetune')")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for the student and distill_report.json")
-    p.add_argument("--layers", type=int, default=0, metavar="N",
-                   help="decoder layers of the student cut from the teacher, evenly spaced (default: half)")
-    p.add_argument("--student", metavar="M", help="distil into this model (name or folder) instead of cutting the teacher")
+    _flag(p, "--layers", "finetune.distill.layers",
+          "decoder layers of the student cut from the teacher, evenly spaced (0: half)", type=int, metavar="N")
+    _flag(p, "--student", "finetune.distill.student",
+          "distil into this model (name or folder) instead of cutting the teacher", metavar="M")
     p.add_argument("--data", action="append", metavar="FILE",
                    help="support logs to distil on, scrubbed and split like 'finetune' (default: the teacher's "
                         "data/train.jsonl)")
-    p.add_argument("--mode", choices=["auto", "token", "sequence"], default="auto",
-                   help="auto: token-level when the vocabularies match, else sequence-level (default auto)")
-    p.add_argument("--temperature", type=float, default=2.0, metavar="T", help="softening temperature (default 2)")
-    p.add_argument("--alpha", type=float, default=0.5, metavar="A",
-                   help="weight of the KL term; cross-entropy on the gold reply gets 1 - A (default 0.5)")
-    _training_options(p, steps=200, batch=4, lr_help="peak learning rate (default 1e-4)")
+    _flag(p, "--mode", "finetune.distill.mode", "auto: token-level when the vocabularies match, else sequence-level",
+          choices=["auto", "token", "sequence"])
+    _flag(p, "--temperature", "finetune.distill.temperature", "softening temperature", type=float, metavar="T")
+    _flag(p, "--alpha", "finetune.distill.alpha", "weight of the KL term; cross-entropy on the gold reply gets 1 - A",
+          type=float, metavar="A")
+    _training_options(p, "finetune.distill.learning_rate")
     add_common(p)
     p.set_defaults(func=cmd_distill)
 
@@ -253,16 +239,15 @@ def register(subparsers) -> None:
                     "model already there on both ROUGE-L and cosine.")
     p.add_argument("--data", action="append", required=True, metavar="FILE",
                    help="held-out exchanges, CSV or JSONL in the log formats (e.g. OUT/data/test.jsonl); repeatable")
-    p.add_argument("--model", action="append", required=True, metavar="DIR",
+    p.add_argument("--model", action="append", required=True, metavar="DIR", dest="models",
                    help="model folder (transformers or CTranslate2 export), a registered name, or 'default' for "
                         "the offline default base model; repeat to compare")
-    p.add_argument("--limit", type=int, default=0, metavar="N",
-                   help="score N exchanges, taken round-robin across intents (default 0: all)")
-    p.add_argument("--max-new-tokens", type=int, metavar="N",
-                   help="longest reply (default from config: generation.max_new_tokens, as served)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default from config: auto")
-    p.add_argument("--company", help="company name in the system prompt (default from config: company_name)")
-    p.add_argument("--seed", type=int, default=13, help="picks the distractor sources, as in training (default 13)")
+    _flag(p, "--limit", "finetune.evaluate.limit", "score N exchanges, taken round-robin across intents (0: all)",
+          type=int, metavar="N")
+    _flag(p, "--max-new-tokens", "generation.max_new_tokens", "longest reply, as served", type=int, metavar="N")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=_default("models.device"))
+    _flag(p, "--company", "company_name", "company name in the system prompt", metavar="NAME")
+    _flag(p, "--seed", "finetune.seed", "picks the distractor sources, as in training", type=int, metavar="N")
     p.add_argument("--promote-to", metavar="DIR",
                    help="copy the best model here if it beats the current one there on ROUGE-L and cosine "
                         "(the replaced one is kept in DIR.previous)")

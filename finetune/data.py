@@ -3,9 +3,9 @@
 Logs are CSV or JSONL. A row is one exchange (Bitext-style `instruction`/`response` with
 `intent`/`category`, or `question`/`answer`) or, in JSONL, a transcript `{"turns": [{role, text}]}`
 whose roles are customer/agent or user/assistant. Every conversation is scrubbed before it is split
-or written: emails, phone numbers, Luhn-valid card numbers, street addresses and postcodes, and
-names where a phrase gives them away ("my name is", "I'm", "Mr.", a sign-off) are replaced by
-placeholders such as `{{Email}}`; a detected name is replaced in every turn of its conversation.
+or written by `core.redact`: emails, phone numbers, Luhn-valid card numbers, IBANs, street addresses
+and postcodes, and names where a phrase gives them away ("my name is", "I'm", "Mr.", a sign-off) are
+replaced by placeholders such as `{{Email}}`; a detected name is replaced in every turn of its conversation.
 Existing `{{placeholders}}` are kept, or filled from a company profile.
 
 This module knows nothing about tokenizers, prompts or models.
@@ -23,7 +23,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config import DEFAULTS, FinetuneConfig
 from core.errors import BadInput, NotFound
+from core.redact import PLACEHOLDERS, Redactor, luhn_valid  # noqa: F401 (luhn_valid: re-exported)
+from core.files import replacing, write_atomic
 
 CUSTOMER_ROLES = frozenset({"customer", "user", "client", "human"})
 AGENT_ROLES = frozenset({"agent", "assistant", "support", "bot", "operator"})
@@ -189,121 +192,44 @@ def read_exchanges(path: str | Path) -> list[Exchange]:
 # ---------------------------------------------------------------- scrubbing
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_PHONE = re.compile(
-    r"(?<![\w+])(?:"
-    r"(?:\+44\s?(?:\(0\)\s?)?|\(?0)[1-9]\d{1,3}\)?[\s-]?\d{3,4}[\s-]?\d{3,4}"  # UK: 07700 900123, +44 20 7946 0958
-    r"|\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}"  # international: +1 415 555 0100
-    r"|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"  # North American: (415) 555-0100, 415.555.0100
-    r")(?!\w)"
-)
-_STREET_TYPES = (
-    "Street|St|Road|Rd|Lane|Ln|Avenue|Ave|Close|Way|Drive|Dr|Place|Pl|Court|Ct|Gardens|Terrace|Crescent|"
-    "Boulevard|Blvd|Square|Sq|Hill|Row|Mews|Parade|Walk|Grove|Park"
-)
-_UK_POSTCODE = r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"
-_ADDRESS = re.compile(
-    rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET_TYPES})\b\.?"
-    rf"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?(?:,?\s+{_UK_POSTCODE})?"
-)
-_POSTCODE = re.compile(_UK_POSTCODE)
-_NAME = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
-_NAME_CUES = [
-    re.compile(rf"\b(?:[Mm]y name is|[Mm]y name's|[Tt]his is|[Ii]t's|[Ii] am|I'm|I’m|[Cc]all me)\s+({_NAME}(?:\s+{_NAME})?)"),
-    re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Dr|Mx)\.?\s+({_NAME}(?:\s+{_NAME})?)"),
-    re.compile(rf"(?:^|\n)\s*(?:[Hh]i|[Hh]ello|[Dd]ear|[Hh]ey)\s+({_NAME})\s*[,!]"),
-    re.compile(rf"(?:[Rr]egards|[Tt]hanks|[Tt]hank you|[Cc]heers|[Ss]incerely|[Bb]est wishes|[Bb]est)[,!]?\s*\n\s*"
-               rf"[-–]?\s*({_NAME}(?:\s+{_NAME})?)\s*$"),
-    re.compile(rf"\n\s*[-–]\s*({_NAME}(?:\s+{_NAME})?)\s*$"),
-]
-# Capitalised words that follow "I'm" / "this is" without being a name.
-_NOT_NAMES = frozenset("""
-Sorry Afraid Not Very Really So Just Still Trying Looking Writing Calling Having Unable Happy Glad
-Here There This That The It In On At From With Going Interested Sure New Moving Away Back Done
-Customer Support Lumen Oak Order Account Monday Tuesday Wednesday Thursday Friday Saturday Sunday
-January February March April May June July August September October November December Gold Platinum
-Standard Premium Basic Free Pro Bristol London Bath Manchester Denver Belgium English British
-""".split())
-
-PLACEHOLDERS = {"email": "{{Email}}", "phone": "{{Phone Number}}", "card": "{{Card Number}}",
-                "address": "{{Address}}", "name": "{{Name}}"}
-_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6(?:011|5|4[4-9])|35)")
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, char in enumerate(reversed(digits)):
-        d = int(char)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _is_card(match: str) -> bool:
-    digits = re.sub(r"\D", "", match)
-    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn_valid(digits)
 
 
 class PiiScrubber:
-    """Replaces personal data with placeholders; fills `{{placeholders}}` from a company profile.
+    """Replaces personal data with placeholders (`core.redact.Redactor`); fills `{{placeholders}}`
+    from a company profile.
 
     Values of the profile (the company's own email or phone number) are public and kept.
     """
 
     def __init__(self, profile: Mapping[str, str] | None = None):
         self.profile = {str(k).strip(): str(v) for k, v in (profile or {}).items()}
-        self._public = {v.strip().lower() for v in self.profile.values() if v.strip()}
+        self._redactor = Redactor(keep=self.profile.values())
 
     def names_in(self, texts: Sequence[str]) -> set[str]:
         """Names that a cue phrase gives away, with each part of a full name on its own."""
-        names: set[str] = set()
-        for text in texts:
-            for cue in _NAME_CUES:
-                for match in cue.finditer(text):
-                    parts = [p for p in match.group(1).split() if p not in _NOT_NAMES]
-                    if parts and parts == match.group(1).split()[: len(parts)]:
-                        names.add(" ".join(parts))
-                        names.update(p for p in parts if len(p) > 2)
-        return names
+        return self._redactor.names_in(texts)
 
     def scrub(self, texts: Sequence[str]) -> tuple[list[str], Counter]:
         """The texts of one conversation, scrubbed, and how many items of each kind were replaced."""
         counts: Counter = Counter()
-        names = sorted(self.names_in(texts), key=len, reverse=True)
-        name_pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b") if names else None
+        names = self.names_in(texts)
         out = []
         for text in texts:
             pieces = []
             last = 0
             for placeholder in _PLACEHOLDER.finditer(text):  # placeholders are never scrubbed
-                pieces.append(self._scrub_plain(text[last:placeholder.start()], name_pattern, counts))
+                pieces.append(self._scrub_plain(text[last:placeholder.start()], names, counts))
                 key = placeholder.group(1)
                 pieces.append(self.profile.get(key, "{{" + key + "}}"))
                 last = placeholder.end()
-            pieces.append(self._scrub_plain(text[last:], name_pattern, counts))
+            pieces.append(self._scrub_plain(text[last:], names, counts))
             out.append("".join(pieces))
         return out, counts
 
-    def _scrub_plain(self, text: str, name_pattern: re.Pattern | None, counts: Counter) -> str:
-        def replace(kind: str, check=lambda s: True):
-            def fn(match: re.Match) -> str:
-                value = match.group(0)
-                if value.strip().lower() in self._public or not check(value):
-                    return value
-                counts[kind] += 1
-                return PLACEHOLDERS[kind]
-            return fn
-
-        text = _EMAIL.sub(replace("email"), text)
-        text = _CARD.sub(replace("card", _is_card), text)  # before phones: a card is a longer digit run
-        text = _PHONE.sub(replace("phone"), text)
-        text = _ADDRESS.sub(replace("address"), text)
-        text = _POSTCODE.sub(replace("address"), text)
-        if name_pattern is not None:
-            text = name_pattern.sub(replace("name"), text)
-        return text
+    def _scrub_plain(self, text: str, names: set[str], counts: Counter) -> str:
+        scrubbed, found = self._redactor.redact(text, names)
+        counts.update(found)
+        return scrubbed
 
 
 # ---------------------------------------------------------------- dataset
@@ -329,8 +255,10 @@ def _rank(exchange: Exchange, seed: int) -> str:
     return hashlib.sha1(f"{seed}\0{question}\0{reply}".encode()).hexdigest()
 
 
-def split_exchanges(exchanges: Sequence[Exchange], validation_fraction: float = 0.1, test_fraction: float = 0.1,
-                    seed: int = 13) -> Splits:
+def split_exchanges(exchanges: Sequence[Exchange],
+                    validation_fraction: float = DEFAULTS.finetune.validation_fraction,
+                    test_fraction: float = DEFAULTS.finetune.test_fraction,
+                    seed: int = DEFAULTS.finetune.seed) -> Splits:
     """Stratified by intent: each intent's exchanges are ordered by a seeded hash (so the split of
     one exchange does not depend on file order) and cut by the fractions; an intent with at least
     3 exchanges gives each non-empty held-out split at least one. Training order is shuffled."""
@@ -371,21 +299,23 @@ def scrub_conversations(conversations: Iterable[Conversation], scrubber: PiiScru
 
 
 def write_jsonl(path: str | Path, exchanges: Iterable[Exchange]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with replacing(path) as (tmp,), tmp.open("w", encoding="utf-8") as handle:
         for exchange in exchanges:
             handle.write(json.dumps(exchange.to_json(), ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 @dataclass(frozen=True)
 class DataOptions:
-    validation_fraction: float = 0.1  # share of each intent held out for validation loss
-    test_fraction: float = 0.1  # share of each intent held out for `chatbot evaluate`
-    seed: int = 13  # fixes the split and the training order
+    """Defaults and their meaning: `[finetune]` in core/config.py."""
+
+    validation_fraction: float = DEFAULTS.finetune.validation_fraction
+    test_fraction: float = DEFAULTS.finetune.test_fraction
+    seed: int = DEFAULTS.finetune.seed
     profile: dict[str, str] = field(default_factory=dict)  # placeholder name -> company value
+
+    @classmethod
+    def from_config(cls, finetune: FinetuneConfig) -> DataOptions:
+        return cls(finetune.validation_fraction, finetune.test_fraction, finetune.seed, load_profile(finetune.profile))
 
 
 def load_logs(paths: Sequence[str | Path], scrubber: PiiScrubber) -> tuple[list[Exchange], int, int, Counter]:
@@ -424,7 +354,7 @@ def prepare_dataset(paths: Sequence[str | Path], out_dir: str | Path | None, opt
         out = Path(out_dir)
         for name, part in splits.items():
             write_jsonl(out / f"{name}.jsonl", part)
-        (out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_atomic(out / "report.json", json.dumps(report.to_json(), indent=2) + "\n")
     return splits, report
 
 

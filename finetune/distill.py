@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config import DEFAULTS, Config
 from core.errors import BadInput, ChatbotError
+from core.files import write_atomic
 from chatbot.answer.llm import pick_device
 from finetune.data import DataOptions, Exchange, prepare_dataset, read_exchanges
 from finetune.loop import IGNORE_INDEX, LoopOptions, mean_loss, progress_bar, run_report, train_loop
@@ -34,21 +36,34 @@ Progress = Callable[[str], None]
 MODES = ("auto", "token", "sequence")
 
 
+_KD = DEFAULTS.finetune.distill  # every default lives in core/config.py ([finetune.distill]), with its meaning
+
+
 @dataclass(frozen=True)
 class DistillOptions:
-    layers: int = 0  # decoder layers of a student cut from the teacher; 0 = half the teacher's
-    student: str = ""  # distil into this model (name or folder) instead of cutting the teacher
-    mode: str = "auto"  # "token" (same vocabulary), "sequence", or "auto" to pick by vocabulary
-    temperature: float = 2.0  # softens both distributions in the KL term
-    alpha: float = 0.5  # weight of the KL term; the gold-reply cross-entropy gets 1 - alpha
-    teacher_max_new_tokens: int = 160  # sequence-level: longest reply the teacher writes
-    generation_batch_size: int = 8  # sequence-level: prompts the teacher answers at once
-    device: str = "auto"
-    max_examples: int = 0  # distil on at most this many training exchanges; 0 = all
-    eval_examples: int = 32  # validation exchanges scored (gold-reply loss) before and after
+    layers: int = _KD.layers
+    student: str = _KD.student
+    mode: str = _KD.mode
+    temperature: float = _KD.temperature
+    alpha: float = _KD.alpha
+    teacher_max_new_tokens: int = _KD.teacher_max_new_tokens
+    generation_batch_size: int = _KD.generation_batch_size
+    device: str = DEFAULTS.models.device
+    max_examples: int = DEFAULTS.finetune.max_examples  # distil on at most this many training exchanges; 0 = all
+    eval_examples: int = DEFAULTS.finetune.eval_examples  # validation exchanges scored (gold-reply loss)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
-    loop: LoopOptions = field(default_factory=lambda: LoopOptions(learning_rate=1e-4))
+    loop: LoopOptions = field(default_factory=lambda: LoopOptions(learning_rate=_KD.learning_rate))
     data: DataOptions = field(default_factory=DataOptions)
+
+    @classmethod
+    def from_config(cls, config: Config) -> DistillOptions:
+        """[finetune.distill] on [models] device; steps, batches and data as [finetune] and [finetune.loop]."""
+        f, kd = config.finetune, config.finetune.distill
+        return cls(layers=kd.layers, student=kd.student, mode=kd.mode, temperature=kd.temperature, alpha=kd.alpha,
+                   teacher_max_new_tokens=kd.teacher_max_new_tokens, generation_batch_size=kd.generation_batch_size,
+                   device=config.models.device, max_examples=f.max_examples, eval_examples=f.eval_examples,
+                   encode=EncodeOptions.from_config(config), data=DataOptions.from_config(f),
+                   loop=LoopOptions.from_config(f.loop, f.seed, learning_rate=kd.learning_rate))
 
 
 def decoder_layers(model) -> tuple[str, object]:
@@ -251,5 +266,5 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
         "temperature": options.temperature, "alpha": options.alpha,
         **run_report(result, options.loop, examples, stats, eval_examples, validation_after, device),
     }
-    (out / "distill_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_atomic(out / "distill_report.json", json.dumps(report, indent=2) + "\n")
     return report

@@ -4,7 +4,7 @@ Every model answers each exchange's question from the serve-time prompt (`finetu
 same seeded sources as training) by greedy decoding through its serving backend (transformers, or
 CTranslate2 for an export). A reply is scored against the agent's gold reply:
 
-- `rougeL`: F1 of the longest common subsequence of lower-cased words;
+- `rougeL`: F1 of the longest common subsequence of lower-cased, stemmed words (rouge-score);
 - `cosine`: MiniLM embedding cosine (0 for an empty reply);
 - `keyword_coverage`: share of the gold reply's distinctive keywords (its top TF-IDF content
   words, IDF over all gold replies scored) that the reply contains;
@@ -22,19 +22,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
-from core.config import ModelsConfig
+from core.config import DEFAULTS, Config
 from core.errors import BadInput, NotFound
+from core.files import build_folder_atomic
 from chatbot.answer.llm import ChatModel
-from chatbot.answer.llm_ct2 import is_ctranslate2_model
 from chatbot.models import LLMS, resolve
 from finetune.data import Exchange
 from finetune.prompts import SourcePool, exchange_messages
@@ -48,13 +48,22 @@ KEYWORDS_PER_REPLY = 8
 
 @dataclass(frozen=True)
 class EvalOptions:
-    company: str = "our shop"  # company name in the system prompt, as served
-    source_sentences: int = 4  # as served (generation.source_sentences)
-    max_new_tokens: int = 80  # as served (generation.max_new_tokens)
-    repetition_penalty: float = 1.05  # as served
-    seed: int = 13  # picks each exchange's distractor sources, as in training
-    device: str = "auto"
-    threads: int = 0  # CPU threads; 0 = the backend's default
+    """Models answer as served: the defaults are the serving settings in core/config.py."""
+
+    company: str = DEFAULTS.company_name  # company name in the system prompt
+    source_sentences: int = DEFAULTS.generation.source_sentences
+    max_new_tokens: int = DEFAULTS.generation.max_new_tokens
+    repetition_penalty: float = DEFAULTS.generation.repetition_penalty
+    seed: int = DEFAULTS.finetune.seed  # picks each exchange's distractor sources, as in training
+    device: str = DEFAULTS.models.device
+    threads: int = DEFAULTS.models.threads  # CPU threads; 0 = the backend's default
+
+    @classmethod
+    def from_config(cls, config: Config) -> EvalOptions:
+        g, m = config.generation, config.models
+        return cls(company=config.company_name, source_sentences=g.source_sentences, max_new_tokens=g.max_new_tokens,
+                   repetition_penalty=g.repetition_penalty, seed=config.finetune.seed, device=m.device,
+                   threads=m.threads)
 
 
 @dataclass(frozen=True)
@@ -91,16 +100,18 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     return previous[-1]
 
 
+@lru_cache(maxsize=1)
+def _rouge_scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
 def rouge_l(candidate: str, reference: str) -> float:
-    """ROUGE-L F1 over lower-cased word tokens (punctuation ignored)."""
-    c, r = words(candidate), words(reference)
-    if not c or not r:
-        return 0.0
-    lcs = lcs_length(c, r)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(c), lcs / len(r)
-    return 2 * precision * recall / (precision + recall)
+    """ROUGE-L F1 by Google's `rouge-score` (the reference implementation: lower-cased ASCII
+    alphanumeric tokens, Porter-stemmed), so scores compare with published ones. It knows English
+    only: other scripts tokenise to nothing and score 0."""
+    return float(_rouge_scorer().score(reference, candidate)["rougeL"].fmeasure)
 
 
 def keyword_sets(references: Sequence[str], per_reply: int = KEYWORDS_PER_REPLY) -> list[set[str]]:
@@ -150,7 +161,7 @@ def stratified_limit(exchanges: Sequence[Exchange], limit: int) -> list[Exchange
 
 def model_path(arg: str, progress: Progress = lambda m: None) -> str:
     """A --model value to a folder: "default" is the offline default LLM; else a name or folder."""
-    name = ModelsConfig().llm if arg == DEFAULT_MODEL else arg
+    name = DEFAULTS.models.llm if arg == DEFAULT_MODEL else arg
     path = resolve(name, LLMS, "LLM", progress)
     if not Path(path).is_dir():
         raise NotFound(f"model '{arg}' is not a local folder; evaluate local model folders, 'default', "
@@ -158,17 +169,14 @@ def model_path(arg: str, progress: Progress = lambda m: None) -> str:
     return path
 
 
-def load_chat_model(path: str, name: str, options: EvalOptions) -> tuple[ChatModel, str]:
-    """The serving backend for a folder: CTranslate2 for an export, else transformers."""
-    if is_ctranslate2_model(path):
-        from chatbot.answer.llm_ct2 import CTranslate2ChatModel
+def load_chat_model(path: str, options: EvalOptions, progress: Progress = lambda m: None) -> tuple[ChatModel, str]:
+    """(model, backend name) as the assistant would serve the folder: the builder picks the backend
+    (CTranslate2 for an export, else transformers); device, threads and penalty come from `options`."""
+    from chatbot.builder import build_llm_for
 
-        return CTranslate2ChatModel(path, name=name, device=options.device, threads=options.threads,
-                                    repetition_penalty=options.repetition_penalty), "ctranslate2"
-    from chatbot.answer.llm import TransformersChatModel
-
-    return TransformersChatModel(path, name=name, device=options.device, threads=options.threads,
-                                 repetition_penalty=options.repetition_penalty), "transformers"
+    serving = DEFAULTS.with_overrides({"models": {"device": options.device, "threads": options.threads},
+                                       "generation": {"repetition_penalty": options.repetition_penalty}})
+    return build_llm_for(serving, path, progress)
 
 
 def generate(model: ChatModel, exchanges: Sequence[Exchange], pool: SourcePool, options: EvalOptions,
@@ -214,7 +222,7 @@ def evaluate_model(arg: str, exchanges: Sequence[Exchange], pool: SourcePool, op
                    ) -> tuple[ModelScores, list[dict]]:
     """Scores of one model, and its per-exchange predictions."""
     path = model_path(arg, progress)
-    model, backend = load_chat_model(path, arg, options)
+    model, backend = load_chat_model(path, options, progress)
     model.warm_up()
     results = generate(model, exchanges, pool, options, description=f"evaluating {arg}")
     replies = [r["reply"] for r in results]
@@ -274,18 +282,14 @@ def holds_model(folder: Path) -> bool:
 def install_model(source: str, target: Path, record: dict) -> None:
     """Copy a model folder's files (not checkpoints or data) to `target`; the old one becomes `.previous`."""
     source_dir = Path(source)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for path in source_dir.iterdir():
-        if path.is_file() and not path.name.startswith("."):
-            shutil.copy2(path, tmp / path.name)
-    (tmp / "promotion.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    previous = target.with_name(f"{target.name}.previous")
-    if target.exists():
-        shutil.rmtree(previous, ignore_errors=True)
-        target.rename(previous)
-    tmp.rename(target)
+
+    def copy(tmp: Path) -> None:
+        for path in source_dir.iterdir():
+            if path.is_file() and not path.name.startswith("."):
+                shutil.copy2(path, tmp / path.name)
+        (tmp / "promotion.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+    build_folder_atomic(target, copy, existing="backup")
 
 
 def promote(results: dict[str, ModelScores], target: str | Path, exchanges: Sequence[Exchange], options: EvalOptions,

@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config import DEFAULTS, LoopConfig
 from core.errors import BadInput, NotFound
+from core.files import build_folder_atomic
 
 IGNORE_INDEX = -100  # label of a token the loss skips (the prompt, padding)
 
@@ -40,17 +42,26 @@ class Example:
         return sum(1 for label in self.labels if label != IGNORE_INDEX)
 
 
+_LOOP = DEFAULTS.finetune.loop  # every default lives in core/config.py ([finetune.loop]), with its meaning
+
+
 @dataclass(frozen=True)
 class LoopOptions:
-    max_steps: int = 200  # optimizer steps in total, counting steps done before a resume
-    batch_size: int = 4  # sequences per step
-    learning_rate: float = 2e-4  # peak, after warm-up; decays linearly to 10 % at max_steps
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    checkpoint_every_steps: int = 50  # also at the last step
-    keep_checkpoints: int = 1  # older ones are deleted (a checkpoint is written to a temporary folder first)
-    seed: int = 13
+    max_steps: int = _LOOP.max_steps
+    batch_size: int = _LOOP.batch_size
+    learning_rate: float = _LOOP.learning_rate
+    warmup_steps: int = _LOOP.warmup_steps
+    weight_decay: float = _LOOP.weight_decay
+    max_grad_norm: float = _LOOP.max_grad_norm
+    checkpoint_every_steps: int = _LOOP.checkpoint_every_steps
+    keep_checkpoints: int = _LOOP.keep_checkpoints  # a checkpoint is written to a temporary folder first
+    seed: int = DEFAULTS.finetune.seed
+
+    @classmethod
+    def from_config(cls, loop: LoopConfig, seed: int, learning_rate: float | None = None) -> LoopOptions:
+        """`[finetune.loop]` (warm-up cut to a fifth of the steps); `learning_rate` replaces its own."""
+        return cls(**{**loop.model_dump(), "warmup_steps": min(loop.warmup_steps, loop.max_steps // 5), "seed": seed,
+                      "learning_rate": learning_rate or loop.learning_rate})
 
 
 @dataclass(frozen=True)
@@ -152,16 +163,13 @@ def _save(directory: Path, step: int, model, optimizer, scheduler, losses: list[
           fingerprint: str, meta: dict, keep: int) -> None:
     import torch
 
-    target = directory / f"step-{step:07d}"
-    tmp = directory / f".step-{step:07d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save({name: p.detach().cpu() for name, p in _trainable(model).items()}, tmp / "trainable.pt")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "train_seconds": seconds,
-                                                "fingerprint": fingerprint, "meta": meta}) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    def write(tmp: Path) -> None:
+        torch.save({name: p.detach().cpu() for name, p in _trainable(model).items()}, tmp / "trainable.pt")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "train_seconds": seconds,
+                                                    "fingerprint": fingerprint, "meta": meta}) + "\n")
+
+    build_folder_atomic(directory / f"step-{step:07d}", write)
     for old in _checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 

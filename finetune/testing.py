@@ -58,6 +58,34 @@ def word_tokenizer(folder: str | Path, texts: Iterable[str]) -> Path:
     return folder
 
 
+def tiny_tokenizer(folder: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 800) -> Path:
+    """A small byte-level BPE tokenizer with a ChatML template, trained in well under a second.
+
+    Like a real chat model's tokenizer (and unlike `word_tokenizer`) every text round-trips exactly,
+    case, punctuation and newlines included, so tests need no real model converted for its tokenizer.
+    `texts` (default: `support_logs()` and a prompt's usual words) only shape the merges.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if texts is None:
+        texts = [f"{row['instruction']}\n{row['response']}" for row in support_logs()]
+        texts.append("You are the customer support assistant of Lumen & Oak. Sources:\n[1] Returns: 30 days.\n"
+                     "Question: Answer from the sources only; say you do not know otherwise.")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(list(texts), trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|im_start|>", "<|im_end|>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   pad_token="<pad>")
+    fast.chat_template = CHAT_TEMPLATE
+    folder = Path(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
 INTENT_REPLIES = {
     "track_order": ("where is my order", "Your order ships in 2 days; the tracking link is in your email."),
     "cancel_order": ("how do I cancel my order", "Cancel it from My account within one hour of ordering."),

@@ -19,8 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config import DEFAULTS, Config, LoraConfig
 from core.errors import BadInput, ChatbotError
-from chatbot.answer.llm import Message, pick_device
+from core.files import write_atomic
+from chatbot.answer.llm import Message, pick_device, plain_prompt
 from chatbot.answer.llm_ct2 import is_ctranslate2_model
 from chatbot.models import LLMS, resolve
 from finetune.data import DataOptions, Exchange, prepare_dataset
@@ -32,34 +34,62 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_mo
 MODEL_WEIGHT_GLOBS = ("model*.safetensors", "model*.safetensors.index.json", "pytorch_model*.bin")
 
 
+# Every default below lives in core/config.py, with its meaning: [finetune], [finetune.lora], and for
+# the prompt the serving settings (company_name, [generation], [models]).
+_FT = DEFAULTS.finetune
+
+
 @dataclass(frozen=True)
 class LoraOptions:
-    rank: int = 16
-    alpha: int = 32  # scale of the update is alpha / rank
-    dropout: float = 0.05
-    target_modules: str = "all-linear"  # peft's shorthand: every linear layer but the output head
+    rank: int = _FT.lora.rank
+    alpha: int = _FT.lora.alpha  # the update is scaled by alpha / rank; 0 = 2 x rank
+    dropout: float = _FT.lora.dropout
+    target_modules: str = _FT.lora.target_modules
+
+    def __post_init__(self) -> None:
+        if not self.alpha:
+            object.__setattr__(self, "alpha", 2 * self.rank)
+
+    @classmethod
+    def from_config(cls, lora: LoraConfig) -> LoraOptions:
+        return cls(**lora.model_dump())
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    company: str = "our shop"  # the company name in the system prompt, as served
-    source_sentences: int = 4  # sentences kept per source, as served (generation.source_sentences)
-    max_tokens: int = 768  # prompt + reply per sequence; a longer reply is cut, a longer prompt skipped
-    seed: int = 13  # picks each exchange's distractor sources
+    company: str = DEFAULTS.company_name  # the company name in the system prompt, as served
+    source_sentences: int = DEFAULTS.generation.source_sentences  # sentences kept per source, as served
+    max_tokens: int = _FT.max_tokens  # prompt + reply per sequence; a longer reply is cut, a longer prompt skipped
+    seed: int = _FT.seed  # picks each exchange's distractor sources
+
+    @classmethod
+    def from_config(cls, config: Config) -> EncodeOptions:
+        return cls(config.company_name, config.generation.source_sentences, config.finetune.max_tokens,
+                   config.finetune.seed)
 
 
 @dataclass(frozen=True)
 class FinetuneOptions:
-    model: str = "smollm2-135m-instruct"  # registered name, local folder or hub id
-    device: str = "auto"  # auto = CUDA (bf16) when present, else CPU (fp32)
-    max_examples: int = 0  # train on at most this many exchanges of the train split; 0 = all
-    eval_examples: int = 32  # validation exchanges scored before and after training; 0 = none
-    adapter_only: bool = False  # save the LoRA adapter instead of a merged model
-    gradient_checkpointing: bool = False  # less memory for long sequences on a big model, ~30 % slower
+    model: str = DEFAULTS.models.llm  # registered name, local folder or hub id
+    device: str = DEFAULTS.models.device  # auto = CUDA (bf16) when present, else CPU (fp32)
+    max_examples: int = _FT.max_examples
+    eval_examples: int = _FT.eval_examples
+    adapter_only: bool = _FT.adapter_only
+    gradient_checkpointing: bool = _FT.gradient_checkpointing
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     lora: LoraOptions = field(default_factory=LoraOptions)
     loop: LoopOptions = field(default_factory=LoopOptions)
     data: DataOptions = field(default_factory=DataOptions)
+
+    @classmethod
+    def from_config(cls, config: Config) -> FinetuneOptions:
+        """The base model is [models] llm on [models] device; the rest is [finetune]."""
+        f = config.finetune
+        return cls(model=config.models.llm, device=config.models.device, max_examples=f.max_examples,
+                   eval_examples=f.eval_examples, adapter_only=f.adapter_only,
+                   gradient_checkpointing=f.gradient_checkpointing, encode=EncodeOptions.from_config(config),
+                   lora=LoraOptions.from_config(f.lora), loop=LoopOptions.from_config(f.loop, f.seed),
+                   data=DataOptions.from_config(f))
 
 
 def chat_dicts(messages: Sequence[Message]) -> list[dict]:
@@ -71,8 +101,7 @@ def prompt_ids(tokenizer, messages: Sequence[Message]) -> list[int]:
     if tokenizer.chat_template:
         text = tokenizer.apply_chat_template(chat_dicts(messages), add_generation_prompt=True, tokenize=False)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    text = "\n\n".join(m.content for m in messages) + "\n\nAnswer:"
-    return list(tokenizer(text)["input_ids"])
+    return list(tokenizer(plain_prompt(list(messages)))["input_ids"])
 
 
 def completion_ids(tokenizer, messages: Sequence[Message], reply: str) -> list[int]:
@@ -225,6 +254,6 @@ def finetune(data_paths: Sequence[str | Path], out_dir: str | Path, options: Fin
         **run_report(result, options.loop, examples, encode_stats, eval_examples, validation_after, device),
         "data": data_report.to_json(),
     }
-    (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_atomic(out / "train_report.json", json.dumps(report, indent=2) + "\n")
     return report
 

@@ -1,51 +1,97 @@
-"""Sentence embeddings behind a one-method seam.
+"""Sentence embeddings behind one seam, `Embedder.embed(texts, show_progress=False)`.
 
-`Embedder.embed` returns L2-normalised float32 rows, so a dot product is a cosine. The
+Rows are L2-normalised float32, so a dot product is a cosine. As in simonw/llm's EmbeddingModel,
+a backend implements one method, `embed_batch(texts)`, on the `EmbeddingModel` base class, which
+derives `embed` from it: batching, an optional progress bar, an empty list, the dtype. The
 sentence-transformers model loads on first use (or `warm_up()`); constructing one is free.
+`knowledge.testing.HashEmbedder` is a model-free stand-in for tests.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
+from core.lazy import Lazy
+
 
 class Embedder(Protocol):
+    """What the index, the searcher and the grounding checker use."""
+
     name: str  # recorded in the index manifest; a different name forces a rebuild
 
-    def embed(self, texts: list[str]) -> np.ndarray: ...
+    @property
+    def dimension(self) -> int: ...  # length of each row (may load the model)
+
+    def warm_up(self) -> None: ...  # load the model now rather than on the first embed
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
 
 
-class SentenceTransformerEmbedder:
-    def __init__(self, model: str, name: str, device: str = "cpu", batch_size: int = 64):
-        self.model_path = model  # local folder or hub id
-        self.name = name
-        self.device = device
-        self.batch_size = batch_size
-        self._model = None
-        self._lock = threading.Lock()
+class EmbeddingModel:
+    """Base class of embedders: subclasses set `name` and `dimension` and implement `embed_batch`."""
+
+    name: str
+    dimension: int
+    batch_size: int = 64  # texts per `embed_batch` call
 
     def warm_up(self) -> None:
-        with self._lock:
-            if self._model is None:
-                from sentence_transformers import SentenceTransformer
+        """Load the model now; nothing to load by default."""
 
-                self._model = SentenceTransformer(str(self.model_path), device=self.device)
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Up to `batch_size` texts to a (len(texts), dimension) array of L2-normalised rows."""
+        raise NotImplementedError
 
-    def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        self.warm_up()
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """A float32 (len(texts), dimension) array; `show_progress` draws a bar on stderr."""
+        texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=show_progress,
+        size = max(1, self.batch_size)
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="text")
+        rows = []
+        try:
+            for start in range(0, len(texts), size):
+                batch = texts[start:start + size]
+                rows.append(np.asarray(self.embed_batch(batch), dtype=np.float32))
+                if bar is not None:
+                    bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        return np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
+
+
+class SentenceTransformerEmbedder(EmbeddingModel):
+    def __init__(self, model: str, name: str, device: str, batch_size: int = 64):
+        self.model_path = model  # local folder or hub id
+        self.name = name
+        self.device = device  # "cpu" or "cuda" (the builder settles "auto")
+        self.batch_size = batch_size
+        self._model = Lazy(self._load)
+
+    def _load(self):
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(self.model_path), device=self.device)
+
+    def warm_up(self) -> None:
+        self._model.get()
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        return self._model.get().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
 
     @property
     def dimension(self) -> int:
-        self.warm_up()
-        get = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        model = self._model.get()
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import BadInput, ChatbotError, NotFound
-from knowledge.chunking import chunk_text
+from core.files import replacing
+from knowledge.chunking import SENTENCE_SPLITTER, chunk_text
 from knowledge.embedding import Embedder
 from knowledge.lexical import BM25, tokenize
 from knowledge.types import Chunk, Document
@@ -104,19 +104,20 @@ class KnowledgeIndex:
     def ingest(
         self,
         documents: Iterable[Document],
-        max_chars: int = 900,
-        overlap_chars: int = 150,
+        max_chars: int,
+        overlap_chars: int,
         rebuild: bool = False,
         progress: Callable[[str], None] = lambda message: None,
     ) -> IngestReport:
-        chunking = {"max_chars": max_chars, "overlap_chars": overlap_chars}
+        # the sentence splitter too: an index cut by another one is rebuilt on its next ingest, not mixed
+        chunking = {"max_chars": max_chars, "overlap_chars": overlap_chars, "sentences": SENTENCE_SPLITTER}
         if self.exists and not rebuild:
             self.load()
             if self.manifest.get("chunking") != chunking:
                 rebuild = True
                 progress(f"chunking settings changed from {self.manifest.get('chunking')}: rebuilding")
         if rebuild or not self.exists:
-            self._empty(self.embedder.embed(["dimension probe"]).shape[1], chunking)
+            self._empty(self.embedder.dimension, chunking)
 
         incoming: dict[str, Document] = {}
         for document in documents:
@@ -182,24 +183,19 @@ class KnowledgeIndex:
         if not chunks:
             return np.zeros((0, self.manifest["dimension"]), dtype=np.float32)
         texts = [c.embedding_text() for c in chunks]
-        embed = self.embedder.embed
-        try:
-            return embed(texts, show_progress=len(texts) > 64)  # type: ignore[call-arg]
-        except TypeError:  # an Embedder without a progress option
-            return embed(texts)
+        return self.embedder.embed(texts, show_progress=len(texts) > 64)
 
     def save(self) -> None:
         import faiss
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = {name: self.directory / f".{name}.tmp" for name in ("dense.faiss", "chunks.jsonl", "manifest.json")}
-        faiss.write_index(self._faiss, str(tmp["dense.faiss"]))
-        with open(tmp["chunks.jsonl"], "w", encoding="utf-8") as f:
-            for chunk in sorted(self.chunks.values(), key=lambda c: c.chunk_id):
-                f.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-        tmp["manifest.json"].write_text(json.dumps(self.manifest, indent=1, ensure_ascii=False))
-        for name, path in tmp.items():  # the manifest last: it is what marks the index present
-            os.replace(path, self.directory / name)
+        # the manifest last: it is what marks the index present
+        names = ("dense.faiss", "chunks.jsonl", "manifest.json")
+        with replacing(*(self.directory / name for name in names)) as (dense, chunks, manifest):
+            faiss.write_index(self._faiss, str(dense))
+            with open(chunks, "w", encoding="utf-8") as f:
+                for chunk in sorted(self.chunks.values(), key=lambda c: c.chunk_id):
+                    f.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+            manifest.write_text(json.dumps(self.manifest, indent=1, ensure_ascii=False))
 
     # ---- retrieval primitives ------------------------------------------------------------
     @property

@@ -1,12 +1,17 @@
-"""Lexical matching: a tokenizer with light stemming, and Okapi BM25 over chunks.
+"""Lexical matching: a tokenizer with Snowball stemming, and Okapi BM25 over chunks.
 
-Used by hybrid search and by the grounding check (content words). Knows nothing about embeddings.
+Used by hybrid search and by the grounding check (content words). Stems come from PyStemmer's
+English Snowball (Porter 2) stemmer: shipping/ships/shipped -> ship. It knows English only and is
+a stemmer, not a lemmatiser (delivery -> deliveri; went stays went). Tokens are never stored: BM25 is
+rebuilt from chunk text on load, so a change of stemmer needs no re-ingest. Knows nothing about
+embeddings.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -24,24 +29,28 @@ want need like know tell let us may might must shall im ive id youre dont cant w
 """.split())
 
 
+_local = threading.local()  # a PyStemmer Stemmer is not thread-safe: one per thread
+
+
+def _stemmer():
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        import Stemmer
+
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
+
+
 def _stem(word: str) -> str:
-    """A deliberately tiny suffix stripper: returns/returned/returning -> return."""
-    if len(word) <= 3 or word[0].isdigit():
-        return word
-    for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            if suffix == "es" and not word.endswith(("ches", "shes", "sses", "xes", "zes")):
-                continue
-            if suffix == "s" and word.endswith("ss"):
-                return word
-            return word[: -len(suffix)] + replacement
-    return word
+    """The Snowball English stem: returns/returned/returning -> return; numbers stay as they are."""
+    return word if word[0].isdigit() else _stemmer().stemWord(word)
 
 
 def tokenize(text: str, keep_stopwords: bool = False) -> list[str]:
     words = _WORD.findall(text.lower().replace("\u2019", "'"))
-    words = [w.replace("'", "") for w in words]
-    return [_stem(w) for w in words if keep_stopwords or w not in STOPWORDS]
+    words = [w for w in (w.replace("'", "") for w in words) if keep_stopwords or w not in STOPWORDS]
+    stems = _stemmer().stemWords(words)
+    return [w if w[0].isdigit() else stem for w, stem in zip(words, stems)]
 
 
 class BM25:

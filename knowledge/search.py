@@ -11,11 +11,27 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Protocol
 
 from knowledge.embedding import Embedder
 from knowledge.index import KnowledgeIndex
 from knowledge.lexical import tokenize
 from knowledge.types import Passage
+
+
+class Searcher(Protocol):
+    """What the pipeline, the CLI and the operator panel use to retrieve passages."""
+
+    index: KnowledgeIndex  # the operator panel ingests uploads into it and counts its documents
+    embedder: Embedder  # the pipeline warms it up
+
+    def search(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
+        """The `k` best chunks for `query`, best first; `context` is earlier turns, oldest first."""
+        ...
+
+    def search_documents(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
+        """Like `search`, but only the best passage of each document."""
+        ...
 
 
 class HybridSearcher:

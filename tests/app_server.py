@@ -11,7 +11,6 @@ import uvicorn
 from chatbot.builder import build_index, build_pipeline
 from core.config import load_config
 from knowledge.ingest import iter_documents
-from tests.conftest import DEMO
 from ui.app import create_app
 
 PASSWORD = "test-operator-password"
@@ -24,12 +23,14 @@ def free_port() -> int:
 
 
 class RunningApp:
-    def __init__(self, tmp, monkeypatch_env):
+    def __init__(self, tmp, monkeypatch_env, docs):
+        self.password = PASSWORD
         monkeypatch_env("CHATBOT_OPERATOR_PASSWORD", PASSWORD)
         overrides = {"index_dir": str(tmp / "index"), "db_url": f"sqlite:///{tmp}/app.db",
                      "company_name": "Lumen & Oak", "server": {"uploads_dir": str(tmp / "uploads")}}
         self.config = load_config(None, overrides)
-        build_index(self.config).ingest(iter_documents([str(DEMO)]))
+        build_index(self.config).ingest(iter_documents([str(docs)]), self.config.chunking.max_chars,
+                                         self.config.chunking.overlap_chars)
         self.pipeline = build_pipeline(self.config, speech=True, vision=True)
         self.pipeline.warm_up()
         self.port = free_port()

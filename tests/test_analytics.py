@@ -3,7 +3,7 @@ import pytest
 from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
 from chatbot.records.costs import Usage
 from chatbot.records.store import Store
-from tests.test_costs import sheet
+from chatbot.testing import price_sheet as sheet
 
 
 @pytest.fixture
@@ -50,6 +50,13 @@ def test_cost_by_stage_for_one_conversation(store):
     assert costs["stages"]["retrieval"]["seconds"] == 0.5 and costs["stages"]["llm"]["seconds"] == 1.5
     assert costs["stages"]["llm"]["cost_usd"] == pytest.approx(1.5 * 3.6 / 3600)
     assert costs["prompt_tokens"] == 100 and costs["api_shadow_cost_usd"] > 0
+
+
+def test_cost_by_stage_is_what_was_charged_then_not_todays_price(store):
+    dearer = sheet(hardware_usd_per_hour={"cpu": 36.0, "cuda": 360.0})
+    costs = conversation_costs(store, store.resolved, dearer)
+    assert costs["stages"]["llm"]["cost_usd"] == pytest.approx(1.5 * 3.6 / 3600)
+    assert sum(s["cost_usd"] for s in costs["stages"].values()) == pytest.approx(costs["cost_usd"])
 
 
 def test_top_unanswered_groups_the_same_question(store):

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.app_server import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +54,11 @@ def test_gradio_client_asks_through_the_app(app):
     out = client.predict("How do I reset my password?", "", api_name="/ask")
     out = json.loads(out) if isinstance(out, str) else out
     assert out["question"] == "How do I reset my password?" and out["answer"]
-    assert out["usage"]["prompt_tokens"] > 0 or out["handoff"]["needed"] or out["grounding"].get("direct_quote")
+    assert "LO-1015" in out["retrieved"][:2]  # the password article was read
+    if out["grounding"].get("direct_quote"):
+        assert out["usage"]["prompt_tokens"] == 0 and out["outcome"] == "answered"
+    else:  # the LLM ran: its tokens were metered, whatever the check decided
+        assert out["usage"]["prompt_tokens"] > 0 and out["usage"]["seconds"]["llm"] > 0
 
 
 def test_voice_question_is_transcribed_answered_and_metered(app, tmp_path):
@@ -108,11 +111,11 @@ def test_operator_endpoints_refuse_anonymous_calls(app):
     assert httpx.get(f"{app.url}/api/analytics", timeout=30).status_code == 401
     assert httpx.get(f"{app.url}/api/analytics", auth=("operator", "wrong"), timeout=30).status_code == 401
     assert httpx.get(f"{app.url}/operator/config", timeout=30).status_code == 401
-    r = httpx.get(f"{app.url}/api/analytics", auth=("operator", PASSWORD), timeout=30)
+    r = httpx.get(f"{app.url}/api/analytics", auth=("operator", app.password), timeout=30)
     assert r.status_code == 200
     data = r.json()
     assert data["totals"]["conversations"] >= 1 and data["daily"] and "savings_vs_human_usd" in data["totals"]
-    bearer = httpx.get(f"{app.url}/api/analytics", headers={"Authorization": f"Bearer {PASSWORD}"}, timeout=30)
+    bearer = httpx.get(f"{app.url}/api/analytics", headers={"Authorization": f"Bearer {app.password}"}, timeout=30)
     assert bearer.status_code == 200
 
 

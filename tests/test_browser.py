@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import PASSWORD
-from tests.conftest import ROOT
-
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SHOTS = ROOT / ".chatbot" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def shots(repo_root):
+    folder = repo_root / ".chatbot" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +31,7 @@ def browser():
         b.close()
 
 
-def test_customer_asks_in_the_browser_and_sees_a_sourced_reply(app, browser):
-    SHOTS.mkdir(parents=True, exist_ok=True)
+def test_customer_asks_in_the_browser_and_sees_a_sourced_reply(app, browser, shots):
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(app.url + "/", wait_until="load")
     page.wait_for_selector("#ask-box textarea", timeout=60_000)
@@ -38,7 +40,7 @@ def test_customer_asks_in_the_browser_and_sees_a_sourced_reply(app, browser):
     page.wait_for_function("document.querySelector('#chat').innerText.includes('Sources')", timeout=180_000)
     text = page.locator("#chat").inner_text()
     assert "30 days" in text and "Return an item" in text
-    page.screenshot(path=str(SHOTS / "customer-desktop.png"), full_page=True)
+    page.screenshot(path=str(shots / "customer-desktop.png"), full_page=True)
 
     page.reload(wait_until="load")  # the conversation survives a reload
     page.wait_for_function("document.querySelector('#chat') && document.querySelector('#chat').innerText.includes('30 days')",
@@ -49,16 +51,16 @@ def test_customer_asks_in_the_browser_and_sees_a_sourced_reply(app, browser):
     assert "member of our team" in page.locator("#handoff-notice").inner_text()
 
 
-def test_customer_page_fits_a_phone(app, browser):
+def test_customer_page_fits_a_phone(app, browser, shots):
     page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
     page.goto(app.url + "/", wait_until="load")
     page.wait_for_selector("#ask-box textarea", timeout=60_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 392  # no sideways scrolling
     assert page.locator("#talk-to-person").is_visible()
-    page.screenshot(path=str(SHOTS / "customer-phone.png"), full_page=True)
+    page.screenshot(path=str(shots / "customer-phone.png"), full_page=True)
 
 
-def test_operator_panel_needs_the_password_then_shows_figures(app, browser):
+def test_operator_panel_needs_the_password_then_shows_figures(app, browser, shots):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.goto(app.url + "/operator/", wait_until="load")
     page.wait_for_selector("input[type=password]", timeout=60_000)
@@ -67,11 +69,11 @@ def test_operator_panel_needs_the_password_then_shows_figures(app, browser):
     page.keyboard.press("Enter")
     page.wait_for_selector("text=Incorrect Credentials", timeout=30_000)
     assert not page.get_by_text("Operator panel").is_visible()
-    page.screenshot(path=str(SHOTS / "operator-refused.png"))
+    page.screenshot(path=str(shots / "operator-refused.png"))
     page.goto(app.url + "/operator/", wait_until="load")
     page.wait_for_selector("input[type=password]", timeout=60_000)
     page.fill("input[type=text]", "operator")
-    page.fill("input[type=password]", PASSWORD)
+    page.fill("input[type=password]", app.password)
     page.keyboard.press("Enter")
     page.wait_for_selector("text=Operator panel", timeout=60_000)
     page.wait_for_selector("text=cost per conversation", timeout=60_000)
@@ -79,4 +81,4 @@ def test_operator_panel_needs_the_password_then_shows_figures(app, browser):
     page.wait_for_function("Array.from(document.querySelectorAll('.vega-embed svg'))"
                            ".filter(s => s.getBoundingClientRect().height > 150).length >= 5", timeout=60_000)
     assert page.locator(".vega-embed").count() == 6
-    page.screenshot(path=str(SHOTS / "operator.png"), full_page=True)
+    page.screenshot(path=str(shots / "operator.png"), full_page=True)

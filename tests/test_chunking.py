@@ -3,7 +3,7 @@ from knowledge.chunking import chunk_text, split_sentences
 
 def test_chunks_follow_headings_and_keep_the_heading_path():
     text = "Intro line.\n\n## Shipping\nShips fast.\n\n### Express\nNext day.\n\n## Returns\n30 days."
-    pieces = chunk_text(text)
+    pieces = chunk_text(text, 900, 150)
     assert [(p.headings, p.text) for p in pieces] == [
         ((), "Intro line."), (("Shipping",), "Ships fast."), (("Shipping", "Express"), "Next day."),
         (("Returns",), "30 days."),
@@ -21,5 +21,13 @@ def test_long_sections_are_split_under_the_limit_with_overlap():
 
 
 def test_headings_inside_code_blocks_are_not_headings():
-    pieces = chunk_text("## Real\n```\n# comment in code\n```\nafter")
+    pieces = chunk_text("## Real\n```\n# comment in code\n```\nafter", 900, 150)
     assert len(pieces) == 1 and pieces[0].headings == ("Real",)
+
+
+def test_abbreviations_do_not_end_a_sentence():
+    text = "Pay by card, e.g. Visa or Mastercard. Dr. Smith paid 5 U.S. Dollars. It ships today.\n- a list item"
+    assert split_sentences(text) == ["Pay by card, e.g. Visa or Mastercard.", "Dr. Smith paid 5 U.S. Dollars.",
+                                     "It ships today.", "- a list item"]
+    assert split_sentences("Returns take 30 days [1]. Refunds take 5 days [2].") == [
+        "Returns take 30 days [1].", "Refunds take 5 days [2]."]

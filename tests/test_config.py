@@ -27,3 +27,24 @@ def test_wrong_types_and_missing_files_fail(tmp_path):
         load_config(str(path))
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(str(tmp_path / "missing.toml"))
+
+
+def test_types_are_strict_but_an_int_is_a_float_and_sections_must_be_tables():
+    config = load_config(None, {"generation": {"repetition_penalty": 1}, "finetune": {"lora": {"rank": 8}}})
+    assert config.generation.repetition_penalty == 1.0 and config.finetune.lora.rank == 8
+    for overrides, message in [({"retrieval": {"dense_weight": "1"}}, r"retrieval\.dense_weight' must be float"),
+                               ({"speech": {"vad": 1}}, "must be true or false"),
+                               ({"models": "x"}, r"'models' must be a \[section\]"),
+                               ({"finetune": {"loop": {"steps": 3}}}, r"finetune\.loop\.steps.*max_steps")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, overrides)
+
+
+def test_with_overrides_is_a_validated_copy():
+    from core.config import DEFAULTS
+
+    changed = DEFAULTS.with_overrides({"speech": {"model": "whisper-tiny.en"}})
+    assert changed.speech.model == "whisper-tiny.en" and DEFAULTS.speech.model == "whisper-base"
+    assert changed.speech.max_audio_s == DEFAULTS.speech.max_audio_s
+    with pytest.raises(ConfigError, match="speech.model' must be str"):
+        DEFAULTS.with_overrides({"speech": {"model": 3}})

@@ -8,15 +8,20 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from chatbot.builder import build_pipeline
 from core.config import load_config
-from tests.conftest import DEMO, ROOT
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+DEMO = ROOT / "demo" / "help-centre"
 
 pytestmark = pytest.mark.e2e
-QUESTIONS = [json.loads(line) for line in (ROOT / "demo/questions.jsonl").read_text().splitlines() if line.strip()]
+QUESTIONS = [q for q in (json.loads(line) for line in (ROOT / "demo/questions.jsonl").read_text().splitlines()
+                          if line.strip())
+             if q.get("in_scope", True) and q.get("doc_ids") and not q.get("turns")]  # direct, answerable ones
 
 
 def chatbot(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -55,7 +60,7 @@ def test_search_prints_one_result_per_document_best_first(index_dir):
 
 
 def test_hybrid_retrieval_finds_the_right_article_for_customer_questions(pipeline):
-    hits = [q["doc_id"] in [p.doc_id for p in pipeline.searcher.search_documents(q["question"], k=3)]
+    hits = [bool(set(q["doc_ids"]) & {p.doc_id for p in pipeline.searcher.search_documents(q["question"], k=3)})
             for q in QUESTIONS]
     assert sum(hits) / len(hits) >= 0.8, f"recall@3 {sum(hits)}/{len(hits)}"
 
@@ -93,10 +98,11 @@ def test_off_topic_question_gets_a_polite_refusal_not_an_invention(pipeline):
 def test_follow_up_question_is_answered_from_the_conversation_topic(pipeline):
     first = pipeline.ask("How do I reset my Halo Smart Lamp?")
     follow = pipeline.ask("and what if that doesn't work?", conversation_id=first.conversation_id)
-    passages = pipeline.searcher.search("and what if that doesn't work?", k=4,
-                                        context=["How do I reset my Halo Smart Lamp?", first.answer])
-    assert any("lamp" in (p.chunk.title + p.chunk.text).lower() for p in passages)
     assert follow.conversation_id == first.conversation_id
+    lamp = {"LO-1017", "LO-1018", "LO-1019", "LO-1020"}  # the Halo Smart Lamp's articles
+    assert follow.retrieved and set(follow.retrieved[:2]) <= lamp, follow.retrieved  # read with the first turn
+    alone = pipeline.ask("and what if that doesn't work?")  # the same words in a new conversation
+    assert set(alone.retrieved[:2]) != set(follow.retrieved[:2])
 
 
 def test_ask_and_report_json_contract(index_dir, tmp_path):

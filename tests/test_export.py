@@ -7,7 +7,6 @@ from core.config import load_config
 from core.errors import BadInput, ChatbotError, NotFound
 from chatbot.answer.llm import Message, TransformersChatModel
 from chatbot.answer.llm_ct2 import CTranslate2ChatModel, is_ctranslate2_model
-from chatbot.models import smollm2_path
 from chatbot.answer.export import export_ctranslate2
 from finetune.testing import tiny_llama
 
@@ -15,8 +14,8 @@ MESSAGES = [Message("system", "You answer briefly."), Message("user", "Sources:\
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model", smollm2_path(), layers=2, hidden_size=64, seed=3)
+def tiny(tmp_path_factory, tokenizer_dir):
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model", tokenizer_dir, layers=2, hidden_size=64, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def test_the_int8_export_is_a_ctranslate2_folder_smaller_than_the_model(tiny, ex
 
 
 def test_the_export_streams_tokens_then_counts(exported):
-    model = CTranslate2ChatModel(str(exported), name="ct2", device="cpu")
+    model = CTranslate2ChatModel(str(exported), name="ct2", device="cpu", threads=0, repetition_penalty=1.05)
     tokens = list(model.stream(MESSAGES, max_new_tokens=6))
     assert tokens[-1].done and not any(t.done for t in tokens[:-1])
     assert 1 <= tokens[-1].completion_tokens <= 6
@@ -46,8 +45,8 @@ def test_the_export_streams_tokens_then_counts(exported):
 def test_a_float32_export_generates_what_transformers_generates(tiny, tmp_path):
     out = tmp_path / "fp32"
     export_ctranslate2(tiny, out, "float32")
-    ct2 = CTranslate2ChatModel(str(out), name="ct2", device="cpu", repetition_penalty=1.0)
-    hf = TransformersChatModel(str(tiny), name="hf", device="cpu", repetition_penalty=1.0)
+    ct2 = CTranslate2ChatModel(str(out), name="ct2", device="cpu", threads=0, repetition_penalty=1.0)
+    hf = TransformersChatModel(str(tiny), name="hf", device="cpu", threads=0, repetition_penalty=1.0)
     a, b = list(ct2.stream(MESSAGES, 8)), list(hf.stream(MESSAGES, 8))
     assert a[-1].prompt_tokens == b[-1].prompt_tokens
     assert "".join(t.text for t in a) == "".join(t.text for t in b)
@@ -75,4 +74,4 @@ def test_export_refuses_what_it_cannot_convert(tmp_path, exported, tiny):
     with pytest.raises(BadInput, match="choose one of"):
         export_ctranslate2(tiny, tmp_path / "out", "int3")
     with pytest.raises(ChatbotError, match="chatbot export"):
-        CTranslate2ChatModel(str(tiny), name="x").warm_up()
+        CTranslate2ChatModel(str(tiny), name="x", device="cpu", threads=0, repetition_penalty=1.0).warm_up()

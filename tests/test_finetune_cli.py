@@ -7,9 +7,8 @@ import sys
 import pytest
 
 from chatbot.cli import main
-from chatbot.models import smollm2_path
 from finetune.testing import support_logs, tiny_llama
-from tests.conftest import ROOT
+from knowledge.testing import HashEmbedder
 
 COMMANDS = {
     "finetune": ["--data", "--out", "--model", "--max-steps", "--resume", "--adapter-only", "--batch-size",
@@ -32,12 +31,12 @@ def test_each_command_explains_every_option(command, capsys):
     assert text.count("default") >= 1
 
 
-def test_help_lists_the_commands_without_importing_torch():
+def test_help_lists_the_commands_without_importing_torch(repo_root):
     code = ("import sys; from chatbot.cli import build_parser; build_parser(); "
             "print(sorted(m for m in ('torch', 'peft', 'ctranslate2', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=60)
     assert out.stdout.strip() == "[]"
-    listing = subprocess.run([sys.executable, "-m", "chatbot", "--help"], capture_output=True, text=True, cwd=ROOT,
+    listing = subprocess.run([sys.executable, "-m", "chatbot", "--help"], capture_output=True, text=True, cwd=repo_root,
                              timeout=60).stdout
     for command in COMMANDS:
         assert command in listing
@@ -72,8 +71,9 @@ def run(argv: list[str]) -> int:
         return exc.code
 
 
-def test_a_tiny_model_goes_through_finetune_distill_export_and_evaluate(tmp_path, capsys):
-    tiny = tiny_llama(tmp_path / "tiny", smollm2_path(), layers=2)
+def test_a_tiny_model_goes_through_finetune_distill_export_and_evaluate(tmp_path, capsys, tokenizer_dir, monkeypatch):
+    monkeypatch.setattr("chatbot.builder.build_embedder", lambda *args, **kwargs: HashEmbedder())  # no MiniLM
+    tiny = tiny_llama(tmp_path / "tiny", tokenizer_dir, layers=2)
     logs = tmp_path / "logs.jsonl"
     logs.write_text("".join(json.dumps(r) + "\n" for r in support_logs(5)))
     ft, student, ct2 = tmp_path / "ft", tmp_path / "student", tmp_path / "ct2"
@@ -96,3 +96,30 @@ def test_a_tiny_model_goes_through_finetune_distill_export_and_evaluate(tmp_path
     assert main([*argv, "--model", str(ct2)]) == 0
     table = capsys.readouterr().out
     assert table.startswith("model") and "ctranslate2" in table
+
+
+def test_options_come_from_the_config_file_and_flags_win(tmp_path, monkeypatch):
+    import finetune.distill
+    import finetune.train
+    from core.errors import BadInput
+
+    seen = []
+
+    def stop(*args, options=None, **kwargs):
+        seen.append(options if options is not None else args[2])
+        raise BadInput("stopped before training")
+
+    monkeypatch.setattr(finetune.train, "finetune", stop)
+    monkeypatch.setattr(finetune.distill, "distill", lambda *a, **k: stop(*a[:2], options=a[3]))
+    config = tmp_path / "c.toml"
+    config.write_text("[finetune]\nmax_tokens = 100\n[finetune.lora]\nrank = 4\n[finetune.loop]\nmax_steps = 7\n")
+    common = ["--data", "x.jsonl", "--out", str(tmp_path / "out")]
+    assert run(["--config", str(config), "finetune", *common, "--max-steps", "9", "--company", "Lumen"]) == 2
+    options = seen[-1]
+    assert options.encode.max_tokens == 100 and options.encode.company == "Lumen" and options.lora.rank == 4
+    assert options.lora.alpha == 8 and options.loop.max_steps == 9 and options.loop.warmup_steps == 1
+    assert options.loop.learning_rate == 2e-4 and not options.adapter_only
+    assert run(["--config", str(config), "distill", "--teacher", "t", "--out", str(tmp_path / "s")]) == 2
+    assert seen[-1].loop.learning_rate == 1e-4 and seen[-1].loop.max_steps == 7
+    assert run(["distill", "--teacher", "t", "--out", str(tmp_path / "s"), "--learning-rate", "3e-4"]) == 2
+    assert seen[-1].loop.learning_rate == 3e-4

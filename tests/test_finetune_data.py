@@ -9,9 +9,6 @@ from core.errors import BadInput, NotFound
 from finetune.data import (DataOptions, Exchange, PiiScrubber, deduplicate, luhn_valid, prepare_dataset,
                            read_conversations, read_exchanges, split_exchanges, to_exchanges)
 from finetune.prompts import SourcePool, exchange_messages, topic_title
-from tests.conftest import ROOT, SHARED
-
-BITEXT = SHARED / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
 
 
 def scrub(*texts, profile=None):
@@ -63,8 +60,9 @@ def test_placeholders_are_kept_or_filled_from_the_profile_and_profile_values_are
     assert counts == Counter({"email": 1})
 
 
-def test_bitext_csv_with_line_breaks_inside_quoted_fields_reads_every_row():
-    conversations = read_conversations(BITEXT)
+def test_bitext_csv_with_line_breaks_inside_quoted_fields_reads_every_row(shared_data):
+    conversations = read_conversations(
+        shared_data / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv")
     assert len(conversations) == 4514
     first = to_exchanges(conversations[0])[0]
     assert first.intent == "cancel_order" and first.category == "ORDER"
@@ -88,9 +86,10 @@ def test_transcripts_become_one_exchange_per_customer_then_agent_run(write):
     ]
 
 
-@pytest.mark.skipif(not (ROOT / "demo/support-transcripts.jsonl").is_file(), reason="demo transcripts not present")
-def test_demo_logs_read_and_lose_their_personal_data(tmp_path):
-    paths = [ROOT / "demo/support-logs.jsonl", ROOT / "demo/support-transcripts.jsonl"]
+def test_demo_logs_read_and_lose_their_personal_data(tmp_path, repo_root):
+    paths = [repo_root / "demo/support-logs.jsonl", repo_root / "demo/support-transcripts.jsonl"]
+    if not paths[1].is_file():
+        pytest.skip("demo transcripts not present")
     splits, report = prepare_dataset(paths, tmp_path, DataOptions(profile={"Support Email": "help@lumenandoak.example"}))
     written = "".join((tmp_path / f"{name}.jsonl").read_text() for name in ("train", "validation", "test"))
     for secret in ("07700 900", "4111 1111 1111 1111", "Marlborough Street", "Chloe", "h.okafor@mailbox.example"):

@@ -5,7 +5,6 @@ import json
 import pytest
 
 from core.errors import BadInput
-from chatbot.models import smollm2_path
 from finetune.data import DataOptions
 from finetune.distill import DistillOptions, cut_student, distill, kd_loss, kept_layers
 from finetune.loop import IGNORE_INDEX, LoopOptions
@@ -16,8 +15,8 @@ ENCODE = EncodeOptions(company="Lumen & Oak", max_tokens=320)
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    return str(tiny_llama(tmp_path_factory.mktemp("teacher") / "model", smollm2_path(), layers=4, hidden_size=32))
+def teacher(tmp_path_factory, tokenizer_dir):
+    return str(tiny_llama(tmp_path_factory.mktemp("teacher") / "model", tokenizer_dir, layers=4, hidden_size=32))
 
 
 @pytest.fixture

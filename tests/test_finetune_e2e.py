@@ -11,24 +11,26 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, SHARED
-
 pytestmark = pytest.mark.e2e
-BITEXT = SHARED / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
-
-
-def chatbot(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "chatbot", *args], capture_output=True, text=True, cwd=ROOT,
-                            timeout=600)
-    if result.returncode != 0:
-        raise AssertionError(f"chatbot {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")
-def bitext_slice(tmp_path_factory):
+def chatbot(repo_root):
+    """Runs `python -m chatbot ARGS...` from the checkout; a failure shows the end of stderr."""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "chatbot", *args], capture_output=True, text=True,
+                                cwd=repo_root, timeout=600)
+        if result.returncode != 0:
+            raise AssertionError(f"chatbot {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
+        return result
+    return run
+
+
+@pytest.fixture(scope="module")
+def bitext_slice(tmp_path_factory, shared_data):
     """The first 4 rows of each of the 27 intents: 2 train, 1 validation, 1 test per intent after the split."""
-    with BITEXT.open(newline="", encoding="utf-8") as handle:
+    bitext = shared_data / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
+    with bitext.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     taken: dict[str, int] = {}
     picked = []
@@ -44,7 +46,7 @@ def bitext_slice(tmp_path_factory):
     return path
 
 
-def test_smollm2_fine_tuned_on_bitext_lowers_its_loss_and_is_scored_against_the_base(bitext_slice, tmp_path):
+def test_smollm2_fine_tuned_on_bitext_lowers_its_loss_and_is_scored_against_the_base(bitext_slice, tmp_path, chatbot):
     out = tmp_path / "ft"
     report = json.loads(chatbot(
         "finetune", "--data", str(bitext_slice), "--out", str(out), "--max-examples", "40", "--max-steps", "10",

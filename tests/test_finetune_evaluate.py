@@ -5,12 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.models import smollm2_path
 from finetune.data import Exchange
 from finetune.evaluate import (EvalOptions, ModelScores, beats, evaluate, install_model, keyword_coverage,
                                keyword_sets, lcs_length, promote, rouge_l, stratified_limit)
 from finetune.testing import support_logs, tiny_llama
-from tests.fakes import HashEmbedder
+from knowledge.testing import HashEmbedder
 
 EXCHANGES = [Exchange(r["instruction"], r["response"], r["intent"]) for r in support_logs(per_intent=2)]
 
@@ -29,6 +28,16 @@ def test_rouge_l_on_known_strings():
     assert rouge_l("", "the cat") == 0.0
     # LCS is in order: "b a" against "a b" shares one word in sequence.
     assert rouge_l("b a", "a b") == pytest.approx(0.5)
+
+
+def test_rouge_l_is_the_reference_implementation_with_stemming():
+    from rouge_score import rouge_scorer
+
+    # inflections match ("ships"/"shipping"), as in published ROUGE-L scores
+    assert rouge_l("It ships today", "It is shipping today") == pytest.approx(2 * 1 * (3 / 4) / (1 + 3 / 4))
+    reply, gold = "Refunds reach your card within 5 working days.", "Your refund reaches the card in 5 days"
+    expected = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(gold, reply)["rougeL"].fmeasure
+    assert rouge_l(reply, gold) == pytest.approx(expected)
 
 
 def test_keywords_are_the_distinctive_words_of_each_gold_reply():
@@ -53,9 +62,9 @@ def test_promotion_needs_a_win_on_both_rouge_and_cosine():
     assert not beats(scores(0.3, 0.6), scores(0.3, 0.5))
 
 
-def test_models_are_scored_and_keyed_as_given_and_promotion_keeps_the_previous(tmp_path):
-    a = tiny_llama(tmp_path / "a", smollm2_path(), layers=1, seed=1)
-    b = tiny_llama(tmp_path / "b", smollm2_path(), layers=1, seed=2)
+def test_models_are_scored_and_keyed_as_given_and_promotion_keeps_the_previous(tmp_path, tokenizer_dir):
+    a = tiny_llama(tmp_path / "a", tokenizer_dir, layers=1, seed=1)
+    b = tiny_llama(tmp_path / "b", tokenizer_dir, layers=1, seed=2)
     options = EvalOptions(max_new_tokens=3, device="cpu")
     embed = HashEmbedder().embed
     results, predictions = evaluate([str(a), str(b)], EXCHANGES[:3], options, embed, EXCHANGES)

@@ -6,7 +6,6 @@ import pytest
 
 from core.errors import BadInput, NotFound
 from chatbot.answer.llm import Message, TransformersChatModel
-from chatbot.models import smollm2_path
 from finetune.data import DataOptions
 from finetune.loop import IGNORE_INDEX, LoopOptions, batch_indices
 from finetune.testing import support_logs, tiny_llama
@@ -16,8 +15,8 @@ ENCODE = EncodeOptions(company="Lumen & Oak", max_tokens=320)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(tiny_llama(tmp_path_factory.mktemp("tiny") / "model", smollm2_path(), layers=2, hidden_size=32))
+def tiny(tmp_path_factory, tokenizer_dir):
+    return str(tiny_llama(tmp_path_factory.mktemp("tiny") / "model", tokenizer_dir, layers=2, hidden_size=32))
 
 
 @pytest.fixture
@@ -80,7 +79,7 @@ def test_lora_training_moves_the_weights_lowers_the_loss_and_saves_a_loadable_me
     assert before["model.embed_tokens.weight"].equal(after["model.embed_tokens.weight"])
     assert not list(out.glob("adapter_*"))
 
-    model = TransformersChatModel(str(out), name="ft", device="cpu")
+    model = TransformersChatModel(str(out), name="ft", device="cpu", threads=0, repetition_penalty=1.05)
     tokens = list(model.stream([Message("user", "where is my order")], max_new_tokens=4))
     assert tokens[-1].done and tokens[-1].completion_tokens >= 1
     assert (out / "data" / "test.jsonl").is_file() and list((out / "checkpoints").glob("step-*"))
@@ -125,5 +124,5 @@ def test_adapter_only_saves_a_small_adapter_that_transformers_loads(tiny, logs, 
     report = finetune([logs], out, dataclasses.replace(options(tiny, steps=1), adapter_only=True))
     assert report["output"] == "adapter"
     assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
-    model = TransformersChatModel(str(out), name="adapter", device="cpu")
+    model = TransformersChatModel(str(out), name="adapter", device="cpu", threads=0, repetition_penalty=1.05)
     assert list(model.stream([Message("user", "hi")], max_new_tokens=2))[-1].done

@@ -1,6 +1,6 @@
 from chatbot.answer.grounding import GroundingChecker
 from knowledge.types import Chunk, Passage
-from tests.fakes import HashEmbedder
+from knowledge.testing import HashEmbedder
 
 
 def passage(text, doc_id="R"):

@@ -1,10 +1,12 @@
+import json
+
 import pytest
 
 from core.errors import ChatbotError, NotFound
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
 from knowledge.search import HybridSearcher
-from tests.fakes import HashEmbedder
+from knowledge.testing import HashEmbedder
 
 
 @pytest.fixture
@@ -52,8 +54,21 @@ def test_manifest_records_embedder_dimension_chunking_and_hashes(kb, tmp_path):
     ingest(kb, tmp_path / "ix", HashEmbedder())
     manifest = KnowledgeIndex(tmp_path / "ix", HashEmbedder()).load().manifest
     assert manifest["embedder"] == "hash-test" and manifest["dimension"] == 256
-    assert manifest["chunking"] == {"max_chars": 300, "overlap_chars": 50}
+    assert manifest["chunking"] == {"max_chars": 300, "overlap_chars": 50, "sentences": "pysbd-en"}
     assert len(manifest["documents"]["R"]["hash"]) == 64
+
+
+def test_an_index_cut_by_the_old_sentence_splitter_is_rebuilt_on_the_next_ingest(kb, tmp_path):
+    embedder = HashEmbedder()
+    ingest(kb, tmp_path / "ix", embedder)
+    path = tmp_path / "ix" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["chunking"] = {"max_chars": 300, "overlap_chars": 50}  # as written before pysbd
+    path.write_text(json.dumps(manifest))
+    assert KnowledgeIndex(tmp_path / "ix", embedder).load().size > 0  # it still serves as it is
+    said = []
+    report = KnowledgeIndex(tmp_path / "ix", embedder).ingest(iter_documents([str(kb)]), 300, 50, progress=said.append)
+    assert any("rebuilding" in m for m in said) and report.embedded_chunks == report.chunks
 
 
 def test_missing_and_damaged_indexes_say_how_to_rebuild(kb, tmp_path):

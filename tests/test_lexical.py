@@ -10,3 +10,8 @@ def test_bm25_prefers_the_document_with_rare_query_terms():
     docs = [tokenize(t) for t in ["shipping costs and delivery", "refund after return", "delivery delivery delivery"]]
     scores = BM25(docs).scores(tokenize("refund"))
     assert scores.argmax() == 1 and scores[0] == 0
+
+
+def test_inflections_share_one_stem():
+    assert tokenize("shipping ships shipped") == ["ship", "ship", "ship"]
+    assert tokenize("deliveries delivery charges charged") == ["deliveri", "deliveri", "charg", "charg"]

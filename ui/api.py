@@ -19,10 +19,8 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from chatbot.reporting.analytics import daily, top_unanswered
+from chatbot.pipeline import Pipeline, Turn
 from core.errors import BadInput, ChatbotError, NotFound
-from chatbot.pipeline import Pipeline
-from chatbot.reporting.report import build_report
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
@@ -51,7 +49,7 @@ def _error(exc: ChatbotError) -> JSONResponse:
 
 
 def conversation_json(pipeline: Pipeline, conversation_id: str) -> dict:
-    conv = pipeline.store.conversation(conversation_id)
+    conv = pipeline.conversation(conversation_id)
     return {
         "conversation_id": conv.id, "created_at": conv.created_at.isoformat(),
         "handoff": {"needed": conv.handoff_needed, "reason": conv.handoff_reason},
@@ -95,8 +93,8 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
                 raise BadInput("the message is empty; type a question")
             from starlette.concurrency import run_in_threadpool
 
-            turn = await run_in_threadpool(pipeline.prepare, message, audio, image)
-            reply = await run_in_threadpool(pipeline.ask, turn, conversation_id, "api")
+            turn = Turn(message or "", audio=audio, image=image, conversation_id=conversation_id, channel="api")
+            reply = await run_in_threadpool(pipeline.ask, turn)
         except ChatbotError as exc:
             return _error(exc)
         return {**reply.to_json(), "message_id": reply.message_id}
@@ -111,7 +109,7 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
             rating = body.get("rating") if isinstance(body, dict) else None
             if rating not in (1, -1) or not isinstance(body.get("conversation_id"), str):
                 raise BadInput('send {"conversation_id": "...", "rating": 1 or -1}')
-            pipeline.store.add_feedback(body["conversation_id"], body.get("message_id"), rating, body.get("comment"))
+            pipeline.feedback(body["conversation_id"], body.get("message_id"), rating, body.get("comment"))
         except ChatbotError as exc:
             return _error(exc)
         return {"ok": True}
@@ -128,9 +126,7 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
         if not operator_ok(request, operator_user, operator_password()):
             return JSONResponse({"error": "operator credentials required"}, status_code=401,
                                 headers={"WWW-Authenticate": 'Basic realm="chatbot operators"'})
-        return {"totals": build_report(pipeline.store, pipeline.prices),
-                "daily": daily(pipeline.store, pipeline.prices, days=days),
-                "top_unanswered": top_unanswered(pipeline.store)}
+        return pipeline.analytics(days)
 
     return router
 

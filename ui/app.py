@@ -41,14 +41,13 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict:
-        return {"ok": True, "documents": pipeline.searcher.index.document_count()}
+        return {"ok": True, "documents": pipeline.document_count()}
 
     def check(username: str, password: str) -> bool:
         expected = operator_password(config)
         return bool(expected) and username == user and password == expected
 
-    panel = build_operator(pipeline, config.server.uploads_dir,
-                           (config.chunking.max_chars, config.chunking.overlap_chars))
+    panel = build_operator(pipeline, config.server.uploads_dir)
     app = gr.mount_gradio_app(app, panel, path="/operator", auth=check,
                               auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
     voice_out = None

@@ -1,20 +1,23 @@
 """The customer chat page (Gradio): one multimodal box, streamed replies, sources, feedback, handoff.
 
-A thin adapter over `Pipeline`: it turns Gradio values into `prepare()`/`stream()` calls and
-replies into chat messages. The conversation id lives in the browser (BrowserState), so a page
-reload shows the conversation again from the store. The LLM's draft streams in, marked as a draft,
-and is replaced by the checked answer: what stays on screen is only what passed grounding.
+A thin adapter over the engine's door: it turns Gradio values into a `Turn`, renders the events
+`Pipeline.turn()` yields, and calls the engine's verbs for feedback and "Talk to a person". The
+conversation id lives in the browser (BrowserState), so a page reload shows the conversation again
+from the store. The LLM's draft streams in, marked as a draft, and is replaced by the checked answer:
+what stays on screen is only what passed grounding. Knows nothing about how answers are decided.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import tempfile
 from pathlib import Path
 
 import gradio as gr
 
-from core.errors import ChatbotError
-from chatbot.pipeline import Pipeline, Reply
+from chatbot.outputs.voice_out import VoiceOut
+from chatbot.pipeline import Draft, Pipeline, Reply, Turn
+from core.errors import BadInput, ChatbotError
 
 HANDOFF_NOTICE = ("**A member of our team will take over this conversation** and reply here. "
                   "You can keep writing in the meantime.")
@@ -22,6 +25,7 @@ CSS = """
 #handoff-notice {background:#fff4e5;border:1px solid #f0b35b;border-radius:8px;padding:6px 12px}
 .gradio-container {max-width: 860px !important; margin: auto}
 """
+AUDIO_SUFFIXES = (".webm", ".ogg", ".opus", ".m4a", ".wav", ".mp3", ".flac")
 
 
 def sources_markdown(sources) -> str:
@@ -35,115 +39,120 @@ def reply_markdown(reply: Reply) -> str:
 
 def _kind(path: str) -> str:
     mime = mimetypes.guess_type(path)[0] or ""
-    suffix = Path(path).suffix.lower()
-    if mime.startswith("audio") or suffix in (".webm", ".ogg", ".opus", ".m4a", ".wav", ".mp3", ".flac"):
+    if mime.startswith("audio") or Path(path).suffix.lower() in AUDIO_SUFFIXES:
         return "audio"
-    if mime.startswith("image"):
-        return "image"
-    return "other"
+    return "image" if mime.startswith("image") else "other"
 
 
-def build_chat(pipeline: Pipeline, company: str, voice_out=None) -> gr.Blocks:
-    """`voice_out` (a PiperVoiceOut) adds a 'read replies aloud' switch; None leaves it out."""
-    def restore(session: dict | None):
+def _turn(message: dict | None, conversation_id: str | None) -> Turn:
+    """A Gradio multimodal value as the engine's `Turn` (a voice message and/or a screenshot)."""
+    files = [f if isinstance(f, str) else f.get("path") for f in (message or {}).get("files") or []]
+    if any(_kind(f) == "other" for f in files):
+        raise BadInput("I can read screenshots (PNG, JPEG) and voice messages; that file is neither")
+    return Turn((message or {}).get("text") or "", audio=next((f for f in files if _kind(f) == "audio"), None),
+                image=next((f for f in files if _kind(f) == "image"), None), conversation_id=conversation_id,
+                channel="web")
+
+
+class _Handlers:
+    """The page's event handlers, bound to one engine (methods, so Gradio sees their type hints)."""
+
+    def __init__(self, pipeline: Pipeline, voice_out: VoiceOut | None = None):
+        self.pipeline = pipeline
+        self.voice_out = voice_out
+
+    def restore(self, session: dict | None):
         """Rebuild the chat from the store after a reload."""
         conversation_id = (session or {}).get("conversation_id")
-        if not conversation_id:
-            return [], [], gr.update(visible=False)
         try:
-            conversation = pipeline.store.conversation(conversation_id)
+            conversation = self.pipeline.conversation(conversation_id) if conversation_id else None
         except ChatbotError:
+            conversation = None
+        if conversation is None:
             return [], [], gr.update(visible=False)
-        history, ids = [], []
-        for m in conversation.messages:
-            if m.role == "customer":
-                history.append({"role": "user", "content": m.content})
-            else:
-                history.append({"role": "assistant", "content": m.content + sources_markdown(m.sources)})
-            ids.append(m.id)
-        return history, ids, gr.update(visible=conversation.handoff_needed, value=HANDOFF_NOTICE)
+        history = [{"role": "user", "content": m.content} if m.role == "customer" else
+                   {"role": "assistant", "content": m.content + sources_markdown(m.sources)}
+                   for m in conversation.messages]
+        return history, [m.id for m in conversation.messages], gr.update(visible=conversation.handoff_needed,
+                                                                         value=HANDOFF_NOTICE)
 
-    def respond(message: dict, history: list, session: dict | None, ids: list):
-        session = dict(session or {})
-        history = list(history or [])
-        ids = list(ids or [])
+
+    def respond(self, message: dict, history: list, session: dict | None, ids: list):
+        """Run one turn through the engine and render its events: the message, the draft, the reply."""
+        session, history, ids = dict(session or {}), list(history or []), list(ids or [])
         text = (message or {}).get("text") or ""
-        files = [f if isinstance(f, str) else f.get("path") for f in (message or {}).get("files") or []]
-        audio = next((f for f in files if _kind(f) == "audio"), None)
-        image = next((f for f in files if _kind(f) == "image"), None)
-        if image:
-            history.append({"role": "user", "content": {"path": image}})
-            ids.append(None)
         try:
-            if any(_kind(f) == "other" for f in files):
-                raise ChatbotError("I can read screenshots (PNG, JPEG) and voice messages; that file is neither")
-            turn = pipeline.prepare(text, audio=Path(audio).read_bytes() if audio else None,
-                                    image=Path(image).read_bytes() if image else None)
+            turn = _turn(message, session.get("conversation_id"))
+            events = self.pipeline.turn(turn)
+            received = next(events)  # a voice message is transcribed, a screenshot read, the message stored
         except ChatbotError as exc:
-            if text:
-                history.append({"role": "user", "content": text})
-                ids.append(None)
-            history.append({"role": "assistant", "content": f"\u26a0\ufe0f {exc}"})
-            ids.append(None)
-            yield history, None, session, ids, gr.update()
+            history += ([{"role": "user", "content": text}] if text else []) + [
+                {"role": "assistant", "content": f"\u26a0\ufe0f {exc}"}]
+            ids += [None] * (len(history) - len(ids))
+            yield history, None, session, ids, gr.update(), ""
             return
-        shown = f"(voice message) {turn.question}" if audio else turn.question
-        history.append({"role": "user", "content": shown})
-        ids.append(None)
+        session["conversation_id"] = received.conversation_id
+        if received.image:
+            history.append({"role": "user", "content": {"path": turn.image}})
+        history.append({"role": "user", "content": f"(voice message) {received.question}" if received.voice
+                        else received.question})
         history.append({"role": "assistant", "content": "\u2026"})
-        ids.append(None)
-        yield history, None, session, ids, gr.update()
+        ids += [None] * (len(history) - len(ids))
+        yield history, None, session, ids, gr.update(), ""
         draft = ""
         try:
-            for event in pipeline.stream(turn, session.get("conversation_id"), channel="web"):
-                if isinstance(event, Reply):
-                    session["conversation_id"] = event.conversation_id
-                    ids[-2] = None
+            for event in events:
+                if isinstance(event, Draft):
+                    draft += event.text
+                    history[-1] = {"role": "assistant", "content": f"<span style='opacity:.55'>{draft}</span>\n\n"
+                                                                   "<sub>checking against our help centre\u2026</sub>"}
+                    yield history, None, session, ids, gr.update(), ""
+                elif isinstance(event, Reply):
                     ids[-1] = event.message_id
                     history[-1] = {"role": "assistant", "content": reply_markdown(event)}
                     notice = gr.update(visible=True, value=HANDOFF_NOTICE) if event.handoff.needed else gr.update()
-                    yield history, None, session, ids, notice
-                else:
-                    draft += event
-                    history[-1] = {"role": "assistant", "content": f"<span style='opacity:.55'>{draft}</span>\n\n"
-                                                                   "<sub>checking against our help centre\u2026</sub>"}
-                    yield history, None, session, ids, gr.update()
+                    yield history, None, session, ids, notice, event.answer
         except ChatbotError as exc:
             history[-1] = {"role": "assistant", "content": f"\u26a0\ufe0f {exc}"}
-            yield history, None, session, ids, gr.update()
+            yield history, None, session, ids, gr.update(), ""
 
-    def on_like(data: gr.LikeData, session: dict | None, ids: list):
+
+    def on_like(self, data: gr.LikeData, session: dict | None, ids: list):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         conversation_id = (session or {}).get("conversation_id")
         if conversation_id is None or index is None or index >= len(ids or []) or ids[index] is None:
             return
         liked = data.liked if isinstance(data.liked, bool) else str(data.liked).lower() in ("like", "true")
-        pipeline.store.add_feedback(conversation_id, ids[index], 1 if liked else -1)
+        self.pipeline.feedback(conversation_id, ids[index], 1 if liked else -1)
 
-    def hand_over(history: list, session: dict | None, ids: list):
+
+    def hand_over(self, history: list, session: dict | None, ids: list):
+        """The "Talk to a person" button: the engine's handoff verb, no words to interpret."""
         session = dict(session or {})
-        reply = pipeline.ask("I'd like to talk to a person, please.", session.get("conversation_id"), channel="web")
+        reply = self.pipeline.request_handoff(session.get("conversation_id"), channel="web")
         session["conversation_id"] = reply.conversation_id
-        history = list(history or []) + [{"role": "user", "content": "Talk to a person"},
+        history = list(history or []) + [{"role": "user", "content": reply.question},
                                          {"role": "assistant", "content": reply.answer}]
         ids = list(ids or []) + [None, reply.message_id]
         return history, session, ids, gr.update(visible=True, value=HANDOFF_NOTICE)
 
-    def new_conversation():
-        return [], {"conversation_id": None}, [], gr.update(visible=False)
 
-    def read_aloud(enabled: bool, history: list):
-        if not enabled or voice_out is None or not history or history[-1].get("role") != "assistant":
+    def read_aloud(self, enabled: bool, answer: str) -> str | None:
+        """The last checked answer as a WAV file for the player, when the customer asked for voice."""
+        if not enabled or not answer:
             return None
-        content = history[-1]["content"]
-        if isinstance(content, list):  # Gradio 6 may hand back [{"type": "text", "text": ...}]
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        text = content.split("\n\n<sub>")[0] if isinstance(content, str) else ""
-        return (voice_out.speak(text), "wav") if text else None
+        with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
+            f.write(self.voice_out.speak(answer))
+        return f.name
 
+
+def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = None) -> gr.Blocks:
+    """The page's layout and wiring; `voice_out` adds a 'read replies aloud' switch."""
+    on = _Handlers(pipeline, voice_out)
     with gr.Blocks(title=f"{company} help", fill_height=True) as demo:
         session = gr.BrowserState({"conversation_id": None}, storage_key="chatbot-session")
         ids = gr.State([])  # the store's message id for each chat row (None for customer rows)
+        spoken = gr.State("")  # the last checked answer, as plain text, for reading aloud
         gr.Markdown(f"### {company} \u00b7 customer help\nAsk by typing, record a voice message, or attach a screenshot.")
         notice = gr.Markdown(HANDOFF_NOTICE, visible=False, elem_id="handoff-notice")
         chat = gr.Chatbot(label="Conversation", elem_id="chat", height=460, feedback_options=("Like", "Dislike"),
@@ -154,28 +163,19 @@ def build_chat(pipeline: Pipeline, company: str, voice_out=None) -> gr.Blocks:
             person = gr.Button("Talk to a person", elem_id="talk-to-person", size="sm", variant="secondary")
             fresh = gr.Button("New conversation", size="sm", variant="secondary")
 
-        submitted = box.submit(respond, [box, chat, session, ids], [chat, box, session, ids, notice],
-                               api_visibility="private")
+        submitted = box.submit(on.respond, [box, chat, session, ids],
+                               [chat, box, session, ids, notice, spoken], api_visibility="private")
         if voice_out is not None:
             with gr.Row():
                 aloud = gr.Checkbox(False, label="Read replies aloud", elem_id="read-aloud")
                 player = gr.Audio(autoplay=True, visible=True, show_label=False, interactive=False)
-
-            def play(enabled, history):
-                audio = read_aloud(enabled, history)
-                if audio is None:
-                    return None
-                import tempfile
-
-                with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
-                    f.write(audio[0])
-                return f.name
-
-            submitted.then(play, [aloud, chat], [player], api_visibility="private")
-        chat.like(on_like, [session, ids], None)
-        person.click(hand_over, [chat, session, ids], [chat, session, ids, notice], api_visibility="private")
-        fresh.click(new_conversation, None, [chat, session, ids, notice], api_visibility="private")
-        demo.load(restore, [session], [chat, ids, notice], api_visibility="private")
+            submitted.then(on.read_aloud, [aloud, spoken], [player], api_visibility="private")
+        chat.like(on.on_like, [session, ids], None)
+        person.click(on.hand_over, [chat, session, ids], [chat, session, ids, notice],
+                     api_visibility="private")
+        fresh.click(lambda: ([], {"conversation_id": None}, [], gr.update(visible=False)), None,
+                    [chat, session, ids, notice], api_visibility="private")
+        demo.load(on.restore, [session], [chat, ids, notice], api_visibility="private")
 
         def ask(message: str, conversation_id: str = "") -> dict:
             """Answer a text question; the same JSON as `chatbot ask --json`."""

@@ -2,24 +2,22 @@
 
 Overview (totals and per-day charts), conversations (transcripts, sources, handoff reason,
 feedback, cost by stage), top unanswered questions, and the knowledge base (upload documents and
-re-index with progress). Figures come from `chatbot.reporting.analytics` and `chatbot.reporting.report`; nothing is
-computed here beyond shaping tables for display.
+re-index with progress). Every figure comes from the engine's verbs (`Pipeline.analytics`,
+`conversations`, `conversation_costs`, `reindex`); nothing is computed here beyond shaping tables
+for display.
 """
 
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
 from core.errors import ChatbotError
 from chatbot.pipeline import Pipeline
-from chatbot.reporting.report import build_report
-from knowledge.ingest import SUPPORTED, iter_documents
+from knowledge.ingest import SUPPORTED
 
 
 def _money(x) -> str:
@@ -57,88 +55,97 @@ def _long(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=["date", "series", "value"])
 
 
-def build_operator(pipeline: Pipeline, uploads_dir: str, chunking: tuple[int, int]) -> gr.Blocks:
-    reindex_lock = threading.Lock()
+class _Handlers:
+    """The panel's event handlers, bound to one engine; they shape its figures into tables."""
 
-    def overview(days: int):
-        report = build_report(pipeline.store, pipeline.prices)
-        rows = daily(pipeline.store, pipeline.prices, days=int(days))
+    def __init__(self, pipeline: Pipeline, uploads_dir: str):
+        self.pipeline = pipeline
+        self.uploads_dir = Path(uploads_dir)
+
+    def overview(self, days: int):
+        figures = self.pipeline.analytics(int(days))
+        rows = figures["daily"]
         reasons = pd.DataFrame([{"date": r["date"], "reason": k, "handoffs": v}
                                 for r in rows for k, v in r["handoff_reasons"].items()], columns=["date", "reason", "handoffs"])
-        unanswered = pd.DataFrame(top_unanswered(pipeline.store), columns=["question", "count", "outcomes"])
+        unanswered = pd.DataFrame(figures["top_unanswered"], columns=["question", "count", "outcomes"])
         if not unanswered.empty:
             unanswered["outcomes"] = unanswered["outcomes"].map(lambda d: ", ".join(f"{k} {v}" for k, v in d.items()))
         return (
-            totals_markdown(report),
+            totals_markdown(figures["totals"]),
             _long(rows, {"conversations": "conversations"}),
             _long(rows, {"resolution_rate": "resolution rate", "handoff_rate": "handoff rate", "csat": "CSAT"}),
             reasons,
             _long(rows, {"latency_p50_s": "p50", "latency_p95_s": "p95"}),
             _long(rows, {"cost_per_conversation_usd": "self-hosted, per conversation",
                          "cost_per_resolved_usd": "self-hosted, per resolved",
-                         "api_shadow_per_conversation_usd": f"{pipeline.prices.api_model}, per conversation"}),
+                         "api_shadow_per_conversation_usd": f"{figures['totals']['api_model']}, per conversation"}),
             _long(rows, {"savings_vs_human_usd": "vs human agents"}),
             unanswered,
         )
 
-    def conversations_table():
-        rows = list_conversations(pipeline.store)
+    def conversations_table(self):
+        rows = self.pipeline.conversations()
         table = pd.DataFrame(rows, columns=["id", "updated_at", "channel", "messages", "handoff_reason", "feedback",
                                             "cost_usd", "api_shadow_cost_usd"])
         return table, gr.update(choices=[r["id"] for r in rows])
 
-    def open_conversation(conversation_id: str):
+    def open_conversation(self, conversation_id: str):
         if not conversation_id:
             return "Pick a conversation.", pd.DataFrame()
         try:
-            conv = pipeline.store.conversation(conversation_id)
+            conv = self.pipeline.conversation(conversation_id)
         except ChatbotError as exc:
             return str(exc), pd.DataFrame()
-        lines = [f"**Conversation** `{conv.id}` · {conv.channel} · started {conv.created_at:%Y-%m-%d %H:%M}",
-                 f"**Handoff:** {conv.handoff_reason or 'no'}", ""]
-        for m in conv.messages:
-            who = "Customer" if m.role == "customer" else "Assistant"
-            lines.append(f"**{who}:** {m.content}")
-            if "transcript" in m.extra:
-                lines.append(f"<sub>voice, {m.extra['transcript'].get('audio_s', 0)} s</sub>")
-            if "ocr" in m.extra:
-                lines.append(f"<sub>screenshot text: {m.extra['ocr']['text'][:300]}</sub>")
-            if m.outcome:
-                lines.append(f"<sub>outcome: {m.outcome}</sub>")
-            if m.sources:
-                lines.append("<sub>sources: " + " · ".join(f"{s.title} [{s.doc_id}]" for s in m.sources) + "</sub>")
-            lines.append("")
-        costs = conversation_costs(pipeline.store, conversation_id, pipeline.prices)
+        costs = self.pipeline.conversation_costs(conversation_id)
         table = pd.DataFrame([{"stage": k, "seconds": round(v["seconds"], 3), "cost_usd": v["cost_usd"]}
                               for k, v in costs["stages"].items()]
                              + [{"stage": "total (self-hosted)", "seconds": None, "cost_usd": costs["cost_usd"]},
-                                {"stage": f"API shadow ({pipeline.prices.api_model})", "seconds": None,
+                                {"stage": f"API shadow ({costs['api_model']})", "seconds": None,
                                  "cost_usd": costs["api_shadow_cost_usd"]}])
-        return "\n\n".join(lines), table
+        return transcript_markdown(conv), table
 
-    def reindex(files, progress=gr.Progress(track_tqdm=True)):
+    def reindex(self, files, progress=gr.Progress(track_tqdm=True)):
         if not files:
             return "Choose one or more files first (Markdown, HTML, PDF, TXT, FAQ CSV, JSONL)."
-        target = Path(uploads_dir)
-        target.mkdir(parents=True, exist_ok=True)
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
         saved = []
         for f in files:
             path = Path(f if isinstance(f, str) else f.name)
             if path.suffix.lower() not in SUPPORTED:
                 return f"{path.name}: unsupported type; supported: {', '.join(sorted(SUPPORTED))}"
-            shutil.copyfile(path, target / path.name)
+            shutil.copyfile(path, self.uploads_dir / path.name)
             saved.append(path.name)
         progress(0.05, desc="reading documents")
-        with reindex_lock:
-            try:
-                documents = list(iter_documents([str(target)]))
-                report = pipeline.searcher.index.ingest(documents, *chunking,
-                                                        progress=lambda m: progress(0.2, desc=m))
-            except ChatbotError as exc:
-                return f"Not indexed: {exc}"
+        try:
+            report = self.pipeline.reindex([str(self.uploads_dir)], progress=lambda m: progress(0.2, desc=m))
+        except ChatbotError as exc:
+            return f"Not indexed: {exc}"
         return (f"Indexed {', '.join(saved)}. The knowledge base now has {report.documents} documents "
                 f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, {report.removed} removed).")
 
+
+def transcript_markdown(conv) -> str:
+    """A stored conversation as Markdown for operators: who said what, outcomes, sources."""
+    lines = [f"**Conversation** `{conv.id}` · {conv.channel} · started {conv.created_at:%Y-%m-%d %H:%M}",
+             f"**Handoff:** {conv.handoff_reason or 'no'}", ""]
+    for m in conv.messages:
+        who = "Customer" if m.role == "customer" else "Assistant"
+        lines.append(f"**{who}:** {m.content}")
+        if "transcript" in m.extra:
+            lines.append(f"<sub>voice, {m.extra['transcript'].get('audio_s', 0)} s</sub>")
+        if "ocr" in m.extra:
+            lines.append(f"<sub>screenshot text: {m.extra['ocr']['text'][:300]}</sub>")
+        if m.outcome:
+            lines.append(f"<sub>outcome: {m.outcome}</sub>")
+        if m.sources:
+            lines.append("<sub>sources: " + " · ".join(f"{s.title} [{s.doc_id}]" for s in m.sources) + "</sub>")
+        lines.append("")
+    return "\n\n".join(lines)
+
+
+def build_operator(pipeline: Pipeline, uploads_dir: str) -> gr.Blocks:
+    """The panel's layout and wiring; every figure comes from the engine's verbs."""
+    on = _Handlers(pipeline, uploads_dir)
     with gr.Blocks(title="Operator panel") as panel:
         gr.Markdown("## Operator panel")
         with gr.Tab("Overview"):
@@ -172,10 +179,10 @@ def build_operator(pipeline: Pipeline, uploads_dir: str, chunking: tuple[int, in
             status = gr.Markdown()
 
         outputs = [totals, conv_plot, rates_plot, reasons_plot, latency_plot, cost_plot, savings_plot, unanswered]
-        refresh.click(overview, [days], outputs, api_visibility="private")
-        panel.load(overview, [days], outputs, api_visibility="private")
-        panel.load(conversations_table, None, [table, chosen], api_visibility="private")
-        reload.click(conversations_table, None, [table, chosen], api_visibility="private")
-        chosen.change(open_conversation, [chosen], [transcript, stage_costs], api_visibility="private")
-        go.click(reindex, [uploads], [status], api_visibility="private")
+        refresh.click(on.overview, [days], outputs, api_visibility="private")
+        panel.load(on.overview, [days], outputs, api_visibility="private")
+        panel.load(on.conversations_table, None, [table, chosen], api_visibility="private")
+        reload.click(on.conversations_table, None, [table, chosen], api_visibility="private")
+        chosen.change(on.open_conversation, [chosen], [transcript, stage_costs], api_visibility="private")
+        go.click(on.reindex, [uploads], [status], api_visibility="private")
     return panel

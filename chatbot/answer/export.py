@@ -10,12 +10,12 @@ This module knows nothing about training or evaluation.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 from core.errors import BadInput, ChatbotError, NotFound
+from core.files import build_folder_atomic
 from chatbot.answer.llm_ct2 import MARKER, is_ctranslate2_model
 
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
@@ -46,25 +46,23 @@ def export_ctranslate2(model_dir: str | Path, out_dir: str | Path, quantization:
     except ImportError:
         raise ChatbotError("exporting needs the ctranslate2 package: pip install ctranslate2") from None
 
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     began = time.perf_counter()
-    try:
-        TransformersConverter(str(source), low_cpu_mem_usage=True).convert(str(tmp), quantization=quantization,
-                                                                           force=True)
-    except (ValueError, NotImplementedError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise BadInput(f"CTranslate2 cannot convert {source}: {str(exc).splitlines()[0]}") from None
     copied = [name for name in TOKENIZER_FILES if (source / name).is_file()]
-    for name in copied:
-        shutil.copy2(source / name, tmp / name)
     record = {"format": "ctranslate2", "quantization": quantization, "source": str(source.resolve()),
-              "tokenizer_files": copied, "seconds": round(time.perf_counter() - began, 2)}
-    (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(out)
+              "tokenizer_files": copied}
+
+    def convert(tmp: Path) -> None:
+        try:
+            TransformersConverter(str(source), low_cpu_mem_usage=True).convert(str(tmp), quantization=quantization,
+                                                                               force=True)
+        except (ValueError, NotImplementedError) as exc:
+            raise BadInput(f"CTranslate2 cannot convert {source}: {str(exc).splitlines()[0]}") from None
+        for name in copied:
+            shutil.copy2(source / name, tmp / name)
+        record["seconds"] = round(time.perf_counter() - began, 2)
+        (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+    build_folder_atomic(out, convert)  # replaces an existing `out` (checked above: empty, or --force)
     record["out"] = str(out)
     record["size_mb"] = round((out / "model.bin").stat().st_size / 1e6, 1)
     return record

@@ -3,7 +3,9 @@
 - `TransformersChatModel`: a local causal LM through transformers; CUDA (bf16) when present,
   else CPU (fp32). Weights load on first use or `warm_up()`.
 - `OpenAIChatModel`: any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp
-  server, ...), streamed over HTTP with the standard library.
+  server, ...), streamed through the `openai` SDK, which retries connection errors, 408/409/429
+  and 5xx answers with backoff (`max_retries`). A stream cut mid-reply is not retried: the
+  customer has already seen its first words.
 
 Both yield `Token`s: text pieces, then one final `Token(done=True)` carrying the token counts.
 This module knows nothing about retrieval, prompts or grounding.
@@ -11,16 +13,14 @@ This module knows nothing about retrieval, prompts or grounding.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from core.errors import ChatbotError, ConfigError
+from core.lazy import Lazy
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,22 @@ class Token:
     completion_tokens: int = 0  # set on the final token
 
 
-class ChatModel(Protocol):
-    name: str
-    device: str  # "cpu" or "cuda": which hardware price the cost meter applies
+def plain_prompt(messages: list[Message]) -> str:
+    """The prompt for a base model without a chat template (every backend and training use it)."""
+    return "\n\n".join(m.content for m in messages) + "\n\nAnswer:"
 
-    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[Token]: ...
+
+class ChatModel(Protocol):
+    """What the pipeline and the fine-tuning evaluation use; `chatbot.testing.ChatModelContract` tests it."""
+
+    name: str  # recorded with each turn
+    device: str  # "cpu" or "cuda": which hardware price the cost meter applies (settled by warm_up)
+
+    def warm_up(self) -> None: ...  # load the model now rather than on the first reply
+
+    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[Token]:
+        """Text pieces, then exactly one `Token(done=True)` with the prompt and completion token counts."""
+        ...
 
 
 def _torch_sees_cuda() -> bool:
@@ -65,55 +76,50 @@ def pick_device(requested: str = "auto", sees_cuda: Callable[[], bool] = _torch_
 
 
 class TransformersChatModel:
-    def __init__(self, path: str, name: str, device: str = "auto", threads: int = 0,
-                 repetition_penalty: float = 1.05):
+    def __init__(self, path: str, name: str, device: str, threads: int, repetition_penalty: float):
         self.path = path
         self.name = name
-        self.requested_device = device
+        self.requested_device = device  # "auto", "cpu" or "cuda"
         self.device = "cpu" if device == "auto" else device  # settled by warm_up()
-        self.threads = threads
+        self.threads = threads  # 0: torch's default
         self.repetition_penalty = repetition_penalty
-        self._model = None
-        self._tokenizer = None
-        self._lock = threading.Lock()
+        self._loaded = Lazy(self._load)  # (tokenizer, model)
+
+    def _load(self):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = pick_device(self.requested_device)
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise ChatbotError(
+                f"cannot load the LLM '{self.path}' ({str(exc).splitlines()[0]}); give a local model "
+                "folder in [models] llm, or run 'chatbot setup' for the offline default"
+            ) from None
+        return tokenizer, model.to(self.device).eval()
 
     def warm_up(self) -> None:
-        with self._lock:
-            if self._model is not None:
-                return
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            self.device = pick_device(self.requested_device)
-            if self.threads > 0:
-                torch.set_num_threads(self.threads)
-            dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.path)
-                model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype)
-            except (OSError, ValueError) as exc:
-                raise ChatbotError(
-                    f"cannot load the LLM '{self.path}' ({str(exc).splitlines()[0]}); give a local model "
-                    "folder in [models] llm, or run 'chatbot setup' for the offline default"
-                ) from None
-            self._model = model.to(self.device).eval()
+        self._loaded.get()
 
     def count_tokens(self, text: str) -> int:
-        self.warm_up()
-        return len(self._tokenizer(text)["input_ids"])
+        tokenizer, _ = self._loaded.get()
+        return len(tokenizer(text)["input_ids"])
 
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[Token]:
-        self.warm_up()
+        tokenizer, model = self._loaded.get()
         import torch
         from transformers import TextIteratorStreamer
 
-        tokenizer, model = self._tokenizer, self._model
         chat = [{"role": m.role, "content": m.content} for m in messages]
         if tokenizer.chat_template:
             inputs = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         else:  # a base model: plain text prompt
-            text = "\n\n".join(m.content for m in messages) + "\n\nAnswer:"
-            inputs = tokenizer(text, return_tensors="pt")
+            inputs = tokenizer(plain_prompt(messages), return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         prompt_tokens = int(inputs["input_ids"].shape[1])
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
@@ -147,48 +153,56 @@ class OpenAIChatModel:
     """A model served by an OpenAI-compatible server; the cost meter prices its time as `device`."""
 
     def __init__(self, base_url: str, model: str, device: str = "cuda", api_key_env: str = "CHATBOT_LLM_API_KEY",
-                 timeout_s: float = 120.0):
+                 timeout_s: float = 120.0, max_retries: int = 2):
         if not base_url:
             raise ConfigError("models.llm_backend 'openai' needs models.llm_base_url, e.g. http://127.0.0.1:8000/v1")
+        import openai
+
         self.base_url = base_url.rstrip("/")
         self.name = model
         self.device = device
+        self.api_key_env = api_key_env
         self.api_key = os.environ.get(api_key_env, "")
         self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        # a local server wants no key, but the SDK refuses to start without one
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "not-needed",
+                                     max_retries=max_retries, timeout=timeout_s)
 
     def warm_up(self) -> None:
         pass
 
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[Token]:
-        body = json.dumps({
-            "model": self.name, "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "max_tokens": max_new_tokens, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True},
-        }).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers=headers)
+        import openai
+
         prompt_tokens = completion_tokens = 0
         pieces = 0
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                for raw in response:
-                    line = raw.decode("utf-8").strip()
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    event = json.loads(data)
-                    if event.get("usage"):
-                        prompt_tokens = int(event["usage"].get("prompt_tokens", 0))
-                        completion_tokens = int(event["usage"].get("completion_tokens", 0))
-                    for choice in event.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            pieces += 1
-                            yield Token(text)
-        except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
-            raise ChatbotError(f"the LLM server at {self.base_url} failed ({exc}); check that it is running") from None
+            events = self._client.chat.completions.create(
+                model=self.name, messages=[{"role": m.role, "content": m.content} for m in messages],
+                max_tokens=max_new_tokens, temperature=0, stream=True, stream_options={"include_usage": True},
+            )
+            for event in events:
+                if event.usage:
+                    prompt_tokens = int(event.usage.prompt_tokens or 0)
+                    completion_tokens = int(event.usage.completion_tokens or 0)
+                for choice in event.choices or []:
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        pieces += 1
+                        yield Token(text)
+        except openai.AuthenticationError as exc:
+            raise ChatbotError(f"the LLM server at {self.base_url} refused the API key ({exc.status_code}); "
+                               f"set it in the {self.api_key_env} environment variable") from None
+        except openai.NotFoundError:
+            raise ChatbotError(f"the LLM server at {self.base_url} has no model '{self.name}' or no "
+                               "/chat/completions route; check models.llm and models.llm_base_url (it usually "
+                               "ends in /v1)") from None
+        except openai.APIStatusError as exc:
+            retried = exc.status_code >= 500 or exc.status_code in (408, 409, 429)
+            raise ChatbotError(f"the LLM server at {self.base_url} answered {exc.status_code} ({exc.message})"
+                               f"{f' after {self.max_retries} retries' if retried else ''}; check its log") from None
+        except (openai.APIError, OSError, ValueError) as exc:  # refused, timed out, a cut or malformed stream
+            raise ChatbotError(f"the LLM server at {self.base_url} failed ({type(exc).__name__}: {exc}); "
+                               "check that it is running") from None
         yield Token("", done=True, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens or pieces)

@@ -11,12 +11,12 @@ ctranslate2 nor torch. It knows nothing about retrieval, prompts or grounding.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import ChatbotError
-from chatbot.answer.llm import Message, Token, pick_device
+from core.lazy import Lazy
+from chatbot.answer.llm import Message, Token, pick_device, plain_prompt
 
 MARKER = "ctranslate2.json"  # written by `chatbot export` beside model.bin
 
@@ -47,45 +47,41 @@ def pick_ct2_device(requested: str = "auto") -> str:
 
 
 class CTranslate2ChatModel:
-    def __init__(self, path: str, name: str, device: str = "auto", threads: int = 0,
-                 repetition_penalty: float = 1.05, compute_type: str = "default"):
+    def __init__(self, path: str, name: str, device: str, threads: int, repetition_penalty: float,
+                 compute_type: str = "default"):
         self.path = path
         self.name = name
-        self.requested_device = device
+        self.requested_device = device  # "auto", "cpu" or "cuda"
         self.device = "cpu" if device == "auto" else device  # settled by warm_up()
-        self.threads = threads
+        self.threads = threads  # 0: CTranslate2's default
         self.repetition_penalty = repetition_penalty
         self.compute_type = compute_type  # "default" keeps the export's quantization (int8)
-        self._generator = None
-        self._tokenizer = None
-        self._end_tokens: list[str] = []
-        self._lock = threading.Lock()
+        self._loaded = Lazy(self._load)  # (tokenizer, generator, end token names)
+
+    def _load(self):
+        if not is_ctranslate2_model(self.path):
+            raise ChatbotError(f"{self.path} is not a CTranslate2 model folder; export one with "
+                               "'chatbot export --model DIR --out DIR'")
+        try:
+            import ctranslate2
+            from transformers import AutoTokenizer
+        except ImportError:
+            raise ChatbotError("the ctranslate2 backend needs the ctranslate2 package: pip install ctranslate2") from None
+        self.device = pick_ct2_device(self.requested_device)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            generator = ctranslate2.Generator(self.path, device=self.device, compute_type=self.compute_type,
+                                              intra_threads=max(0, self.threads))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ChatbotError(f"cannot load the CTranslate2 model '{self.path}' ({str(exc).splitlines()[0]}); "
+                               "export it again with 'chatbot export'") from None
+        return tokenizer, generator, self._end_token_names(tokenizer)
 
     def warm_up(self) -> None:
-        with self._lock:
-            if self._generator is not None:
-                return
-            if not is_ctranslate2_model(self.path):
-                raise ChatbotError(f"{self.path} is not a CTranslate2 model folder; export one with "
-                                   "'chatbot export --model DIR --out DIR'")
-            try:
-                import ctranslate2
-                from transformers import AutoTokenizer
-            except ImportError:
-                raise ChatbotError("the ctranslate2 backend needs the ctranslate2 package: pip install ctranslate2") from None
-            self.device = pick_ct2_device(self.requested_device)
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.path)
-                self._generator = ctranslate2.Generator(self.path, device=self.device, compute_type=self.compute_type,
-                                                        intra_threads=max(0, self.threads))
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise ChatbotError(f"cannot load the CTranslate2 model '{self.path}' ({str(exc).splitlines()[0]}); "
-                                   "export it again with 'chatbot export'") from None
-            self._end_tokens = self._end_token_names()
+        self._loaded.get()
 
-    def _end_token_names(self) -> list[str]:
+    def _end_token_names(self, tokenizer) -> list[str]:
         """The tokenizer's end-of-sequence token plus any in the exported generation config."""
-        tokenizer = self._tokenizer
         ids: list[int] = []
         generation = Path(self.path) / "generation_config.json"
         if generation.is_file():
@@ -96,30 +92,28 @@ class CTranslate2ChatModel:
         return names
 
     def count_tokens(self, text: str) -> int:
-        self.warm_up()
-        return len(self._tokenizer(text)["input_ids"])
+        tokenizer, _, _ = self._loaded.get()
+        return len(tokenizer(text)["input_ids"])
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
-        tokenizer = self._tokenizer
+        tokenizer = self._loaded.get()[0]
         if tokenizer.chat_template:
             chat = [{"role": m.role, "content": m.content} for m in messages]
             text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
             return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-        text = "\n\n".join(m.content for m in messages) + "\n\nAnswer:"
-        return list(tokenizer(text)["input_ids"])
+        return list(tokenizer(plain_prompt(messages))["input_ids"])
 
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[Token]:
-        self.warm_up()
-        tokenizer = self._tokenizer
+        tokenizer, generator, end_tokens = self._loaded.get()
         prompt = self._prompt_ids(messages)
         ids: list[int] = []
         shown = ""
-        steps = self._generator.generate_tokens(
+        steps = generator.generate_tokens(
             tokenizer.convert_ids_to_tokens(prompt), max_length=max_new_tokens, sampling_topk=1,
-            repetition_penalty=self.repetition_penalty, end_token=self._end_tokens or None,
+            repetition_penalty=self.repetition_penalty, end_token=end_tokens or None,
         )
         for step in steps:
-            if step.token in self._end_tokens:
+            if step.token in end_tokens:
                 break
             ids.append(step.token_id)
             text = tokenizer.decode(ids, skip_special_tokens=True)

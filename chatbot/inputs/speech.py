@@ -10,13 +10,13 @@ or answers: the pipeline turns the transcript into one.
 from __future__ import annotations
 
 import io
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from core.errors import BadInput, ChatbotError
+from core.lazy import Lazy
 
 SAMPLE_RATE = 16_000  # what Whisper works at; faster-whisper resamples to it
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
@@ -31,12 +31,19 @@ class Transcript:
 
 
 class SpeechToText(Protocol):
-    name: str
+    """What the pipeline uses for voice questions; `chatbot.testing.SpeechToTextContract` tests it."""
 
-    def transcribe(self, audio: bytes | str | Path) -> Transcript: ...
+    name: str  # the configured model name
+
+    def warm_up(self) -> None: ...  # load the model now rather than on the first recording
+
+    def transcribe(self, audio: bytes | str | Path) -> Transcript:
+        """The words spoken; `BadInput` for what is not audio, too long, or holds no speech."""
+        ...
 
 
-def _read(audio: bytes | str | Path) -> bytes:
+def read_audio(audio: bytes | str | Path) -> bytes:
+    """The bytes of a recording (given as bytes or a path); `BadInput` when missing, empty or too big."""
     if isinstance(audio, (str, Path)):
         path = Path(audio)
         if not path.is_file():
@@ -50,41 +57,40 @@ def _read(audio: bytes | str | Path) -> bytes:
 
 
 class WhisperSpeechToText:
-    def __init__(self, model_path: str, name: str, device: str = "auto", max_audio_s: float = 120.0,
-                 vad: bool = True, language: str | None = None, threads: int = 0):
+    def __init__(self, model_path: str, name: str, device: str, max_audio_s: float, vad: bool,
+                 language: str | None, threads: int):
         self.model_path = model_path
         self.name = name
-        self.requested_device = device
-        self.device = "cpu" if device == "auto" else device
+        self.requested_device = device  # "auto", "cpu" or "cuda"
+        self.device = "cpu" if device == "auto" else device  # settled by warm_up()
         self.max_audio_s = max_audio_s
         self.vad = vad
         self.language = language  # None: detected per recording (multilingual models)
-        self.threads = threads
-        self._model = None
-        self._lock = threading.Lock()
+        self.threads = threads  # 0: CTranslate2's default
+        self._model = Lazy(self._load)
+
+    def _load(self):
+        from faster_whisper import WhisperModel
+
+        from chatbot.answer.llm import pick_device
+
+        self.device = pick_device(self.requested_device)
+        compute_type = "float16" if self.device == "cuda" else "int8"
+        try:
+            return WhisperModel(self.model_path, device=self.device, compute_type=compute_type,
+                                cpu_threads=self.threads)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ChatbotError(f"cannot load the speech model '{self.model_path}' ({exc}); "
+                               "run 'chatbot setup' or set [speech] model to a CTranslate2 Whisper folder") from None
 
     def warm_up(self) -> None:
-        with self._lock:
-            if self._model is not None:
-                return
-            from faster_whisper import WhisperModel
-
-            from chatbot.answer.llm import pick_device
-
-            self.device = pick_device(self.requested_device)
-            compute_type = "float16" if self.device == "cuda" else "int8"
-            try:
-                self._model = WhisperModel(self.model_path, device=self.device, compute_type=compute_type,
-                                           cpu_threads=self.threads)
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ChatbotError(f"cannot load the speech model '{self.model_path}' ({exc}); "
-                                   "run 'chatbot setup' or set [speech] model to a CTranslate2 Whisper folder") from None
+        self._model.get()
 
     def decode(self, audio: bytes | str | Path):
         """16 kHz mono float32 samples; refuses what is not audio or is too long."""
         from faster_whisper.audio import decode_audio
 
-        data = _read(audio)
+        data = read_audio(audio)
         try:
             samples = decode_audio(io.BytesIO(data), sampling_rate=SAMPLE_RATE)
         except Exception as exc:  # PyAV raises many types for corrupt or non-audio input
@@ -99,9 +105,8 @@ class WhisperSpeechToText:
     def transcribe(self, audio: bytes | str | Path) -> Transcript:
         started = time.perf_counter()
         samples = self.decode(audio)
-        self.warm_up()
-        segments, info = self._model.transcribe(samples, language=self.language, beam_size=1,
-                                                vad_filter=self.vad, condition_on_previous_text=False)
+        segments, info = self._model.get().transcribe(samples, language=self.language, beam_size=1,
+                                                      vad_filter=self.vad, condition_on_previous_text=False)
         text = " ".join(segment.text.strip() for segment in segments).strip()
         if not text:
             raise BadInput("no speech was heard in the recording; speak closer to the microphone or type your question")

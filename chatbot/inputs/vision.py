@@ -10,13 +10,13 @@ from __future__ import annotations
 import io
 import re
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from core.errors import BadInput, ConfigError
+from core.lazy import Lazy
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
@@ -31,9 +31,15 @@ class OcrResult:
 
 
 class ImageReader(Protocol):
-    name: str
+    """What the pipeline uses for screenshots; `chatbot.testing.ImageReaderContract` tests it."""
 
-    def read(self, image: bytes | str | Path) -> OcrResult: ...
+    name: str  # the OCR engine
+
+    def warm_up(self) -> None: ...  # load the engine now rather than on the first screenshot
+
+    def read(self, image: bytes | str | Path) -> OcrResult:
+        """The text in the image; `BadInput` for what is not an image, too large, or has no text."""
+        ...
 
 
 def load_image(image: bytes | str | Path):
@@ -91,23 +97,23 @@ class RapidOcrReader:
     name = "rapidocr"
 
     def __init__(self):
-        self._engine = None
-        self._lock = threading.Lock()
+        self._engine = Lazy(self._load)
+
+    @staticmethod
+    def _load():
+        from rapidocr_onnxruntime import RapidOCR
+
+        return RapidOCR()
 
     def warm_up(self) -> None:
-        with self._lock:
-            if self._engine is None:
-                from rapidocr_onnxruntime import RapidOCR
-
-                self._engine = RapidOCR()
+        self._engine.get()
 
     def read(self, image: bytes | str | Path) -> OcrResult:
         import numpy as np
 
         started = time.perf_counter()
         picture = load_image(image)
-        self.warm_up()
-        result, _ = self._engine(np.asarray(picture))
+        result, _ = self._engine.get()(np.asarray(picture))
         text = _tidy("\n".join(line[1] for line in (result or [])))
         return _checked(OcrResult(text, time.perf_counter() - started, self.name))
 

@@ -3,7 +3,9 @@
 A turn's self-hosted cost is its measured compute seconds (retrieval + LLM + ASR + OCR) times the
 serving machine's price per hour for the device it ran on, times the share of that machine the turn
 occupied. The API shadow price is what the configured API model would have charged for the same
-prompt and completion tokens (plus hosted speech-to-text for audio). Knows nothing of storage.
+prompt and completion tokens (plus hosted speech-to-text for audio). The self-hosted cost is also
+kept per stage, so a report shows what was charged then, not a recomputation at today's prices.
+Savings against the API and against human agents are worked out here, once. Knows nothing of storage.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.errors import ConfigError
+
+STAGES = ("retrieval", "llm", "asr", "ocr")  # the metered stages of a turn, each with `<stage>_s` seconds
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,22 @@ class Usage:
 class TurnCost:
     cost_usd: float  # self-hosted
     api_shadow_cost_usd: float  # the same turn on the configured API model
+    # the self-hosted cost by stage (they sum to cost_usd); None when the cost was not split
+    retrieval_cost_usd: float | None = None
+    llm_cost_usd: float | None = None
+    asr_cost_usd: float | None = None
+    ocr_cost_usd: float | None = None
+
+    def stage_cost_usd(self, stage: str) -> float | None:
+        """The self-hosted USD charged for one of STAGES, or None when the cost was not split."""
+        return getattr(self, f"{stage}_cost_usd")
+
+
+@dataclass(frozen=True)
+class Savings:
+    vs_api_usd: float  # API shadow price minus self-hosted cost
+    vs_human_usd: float  # human agents for every conversation minus (self-hosted cost + agents for handoffs)
+    cost_with_handoffs_usd: float  # self-hosted cost plus a human agent for each handed-over conversation
 
 
 @dataclass(frozen=True)
@@ -70,11 +90,19 @@ class PriceSheet:
         if usage.device not in self.hardware_usd_per_hour:
             known = ", ".join(sorted(self.hardware_usd_per_hour))
             raise ConfigError(f"no hardware price for device '{usage.device}'; set [prices.hardware_usd_per_hour] {usage.device} (known: {known})")
-        per_second = self.hardware_usd_per_hour[usage.device] / 3600.0
-        cost = usage.compute_s * per_second * self.device_share
+        per_second = self.hardware_usd_per_hour[usage.device] / 3600.0 * self.device_share
+        stages = {stage: getattr(usage, f"{stage}_s") * per_second for stage in STAGES}
+        cost = usage.compute_s * per_second
         shadow = (
             usage.prompt_tokens * self.api_input_usd_per_million / 1e6
             + usage.completion_tokens * self.api_output_usd_per_million / 1e6
             + usage.audio_s / 60.0 * self.api_asr_usd_per_minute
         )
-        return TurnCost(cost_usd=cost, api_shadow_cost_usd=shadow)
+        return TurnCost(cost_usd=cost, api_shadow_cost_usd=shadow, **{f"{s}_cost_usd": c for s, c in stages.items()})
+
+    def savings(self, conversations: int, handed_over: int, cost_usd: float, api_shadow_cost_usd: float) -> Savings:
+        """What `conversations` (of which `handed_over` went to a person) saved, in USD; the one savings formula."""
+        human = self.human_agent_usd_per_conversation
+        with_handoffs = cost_usd + handed_over * human
+        return Savings(vs_api_usd=api_shadow_cost_usd - cost_usd, vs_human_usd=conversations * human - with_handoffs,
+                       cost_with_handoffs_usd=with_handoffs)

@@ -1,8 +1,10 @@
 """Operator analytics: per-day trends, per-conversation cost by stage, unanswered questions.
 
-Reads the store's tables and aggregates in Python, so it works the same on SQLite and any other
-SQLAlchemy database. A conversation is *resolved* when it was not handed over and got no
-thumbs-down. Knows nothing about how the figures are drawn.
+Gets plain rows from `Store` methods (the store owns the SQL) and aggregates them in Python.
+A conversation is *resolved* when it was not handed over and got no thumbs-down. Cost per stage
+is what was charged when the turn was metered, not a recomputation at today's prices (turns
+metered before per-stage costs were stored have their cost split by seconds: see
+`chatbot.records.store.TurnUsage`). Knows nothing about how the figures are drawn.
 """
 
 from __future__ import annotations
@@ -10,13 +12,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
-from chatbot.records.costs import PriceSheet
+from chatbot.records.costs import STAGES, PriceSheet
+from chatbot.records.store import Store
 from chatbot.reporting.report import percentile
-from chatbot.records.store import Store, conversations, feedback, handoffs, messages, usage
-
-UNANSWERED = ("no_knowledge", "unsupported_answer", "off_topic")
 
 
 def _day(moment: datetime) -> str:
@@ -25,18 +23,8 @@ def _day(moment: datetime) -> str:
 
 def daily(store: Store, prices: PriceSheet, days: int = 30) -> list[dict]:
     """One row per day with activity in the last `days` days, oldest first."""
-    since = datetime.now(UTC) - timedelta(days=days)
-    with store.engine.connect() as c:
-        convs = c.execute(select(conversations.c.id, conversations.c.created_at, conversations.c.handoff_needed,
-                                 conversations.c.cost_usd, conversations.c.api_shadow_cost_usd,
-                                 conversations.c.prompt_tokens, conversations.c.completion_tokens)
-                          .where(conversations.c.created_at >= since)).all()
-        reasons = c.execute(select(handoffs.c.conversation_id, handoffs.c.reason, handoffs.c.created_at)
-                            .where(handoffs.c.created_at >= since)).all()
-        ratings = c.execute(select(feedback.c.conversation_id, feedback.c.rating, feedback.c.created_at)
-                            .where(feedback.c.created_at >= since)).all()
-        turns = c.execute(select(usage.c.created_at, usage.c.retrieval_s + usage.c.llm_s + usage.c.asr_s + usage.c.ocr_s)
-                          .where(usage.c.created_at >= since)).all()
+    activity = store.activity_since(datetime.now(UTC) - timedelta(days=days))
+    convs, reasons, ratings, turns = activity.conversations, activity.handoffs, activity.ratings, activity.turns
     thumbs_down = {r.conversation_id for r in ratings if r.rating < 0}
     by_day: dict[str, dict] = defaultdict(lambda: {"conversations": 0, "resolved": 0, "handed_over": 0,
                                                    "cost_usd": 0.0, "api_shadow_cost_usd": 0.0, "tokens": 0})
@@ -62,11 +50,11 @@ def daily(store: Store, prices: PriceSheet, days: int = 30) -> list[dict]:
         latency_by_day[_day(moment)].append(seconds)
 
     out = []
-    human = prices.human_agent_usd_per_conversation
     for day in sorted(set(by_day) | set(latency_by_day)):
         row = by_day[day]
         n = row["conversations"]
         votes = ratings_by_day.get(day, [])
+        saved = prices.savings(n, row["handed_over"], row["cost_usd"], row["api_shadow_cost_usd"])
         out.append({
             "date": day, **row,
             "resolution_rate": row["resolved"] / n if n else None,
@@ -78,22 +66,21 @@ def daily(store: Store, prices: PriceSheet, days: int = 30) -> list[dict]:
             "cost_per_conversation_usd": row["cost_usd"] / n if n else None,
             "cost_per_resolved_usd": row["cost_usd"] / row["resolved"] if row["resolved"] else None,
             "api_shadow_per_conversation_usd": row["api_shadow_cost_usd"] / n if n else None,
-            "savings_vs_api_usd": row["api_shadow_cost_usd"] - row["cost_usd"],
-            "savings_vs_human_usd": n * human - row["cost_usd"] - row["handed_over"] * human,
+            "savings_vs_api_usd": saved.vs_api_usd,
+            "savings_vs_human_usd": saved.vs_human_usd,
         })
     return out
 
 
-def conversation_costs(store: Store, conversation_id: str, prices: PriceSheet) -> dict:
-    """Seconds and self-hosted dollars per stage for one conversation, plus its totals."""
-    with store.engine.connect() as c:
-        rows = c.execute(select(usage).where(usage.c.conversation_id == conversation_id)).all()
-    stages = {}
-    for stage in ("retrieval", "llm", "asr", "ocr"):
-        seconds = sum(getattr(r, f"{stage}_s") for r in rows)
-        dollars = sum(getattr(r, f"{stage}_s") * prices.hardware_usd_per_hour.get(r.device, 0.0) / 3600
-                      * prices.device_share for r in rows)
-        stages[stage] = {"seconds": seconds, "cost_usd": dollars}
+def conversation_costs(store: Store, conversation_id: str, prices: PriceSheet | None = None) -> dict:
+    """Seconds and self-hosted dollars per stage for one conversation, plus its totals.
+
+    The dollars are those charged when each turn was metered; `prices` is no longer needed
+    (kept so existing callers work).
+    """
+    rows = store.stage_usage(conversation_id)
+    stages = {stage: {"seconds": sum(r.seconds[stage] for r in rows),
+                      "cost_usd": sum(r.stage_cost_usd[stage] for r in rows)} for stage in STAGES}
     return {
         "stages": stages,
         "turns": len(rows),
@@ -106,35 +93,21 @@ def conversation_costs(store: Store, conversation_id: str, prices: PriceSheet) -
 
 
 def top_unanswered(store: Store, limit: int = 10) -> list[dict]:
-    """Customer questions most often followed by a handoff or a refusal."""
-    with store.engine.connect() as c:
-        rows = c.execute(select(messages.c.conversation_id, messages.c.id, messages.c.role, messages.c.content,
-                                messages.c.outcome).order_by(messages.c.conversation_id, messages.c.id)).all()
+    """Customer questions most often followed by a handoff or a refusal (`Outcome.unanswered`)."""
     counts: Counter = Counter()
     outcomes: dict[str, Counter] = defaultdict(Counter)
-    last_question: dict[str, str] = {}
-    for r in rows:
-        if r.role == "customer":
-            last_question[r.conversation_id] = r.content
-        elif r.outcome in UNANSWERED and r.conversation_id in last_question:
-            question = " ".join(last_question[r.conversation_id].lower().split())
-            counts[question] += 1
-            outcomes[question][r.outcome] += 1
+    for r in store.unanswered_questions():
+        question = " ".join(r.question.lower().split())
+        counts[question] += 1
+        outcomes[question][r.outcome.value] += 1
     return [{"question": q, "count": n, "outcomes": dict(outcomes[q])} for q, n in counts.most_common(limit)]
 
 
 def list_conversations(store: Store, limit: int = 100) -> list[dict]:
-    with store.engine.connect() as c:
-        convs = c.execute(select(conversations).order_by(conversations.c.updated_at.desc()).limit(limit)).all()
-        ids = [r.id for r in convs]
-        counts = Counter(c.scalars(select(messages.c.conversation_id).where(messages.c.conversation_id.in_(ids))))
-        votes = c.execute(select(feedback.c.conversation_id, feedback.c.rating).where(feedback.c.conversation_id.in_(ids))).all()
-    score: dict[str, list[int]] = defaultdict(list)
-    for v in votes:
-        score[v.conversation_id].append(v.rating)
+    """The most recently updated conversations, newest first, as table rows for the operator."""
     return [{
         "id": r.id, "updated_at": r.updated_at.isoformat(timespec="seconds"), "channel": r.channel,
-        "messages": counts.get(r.id, 0), "handoff_reason": r.handoff_reason or "",
-        "feedback": f"+{score[r.id].count(1)} / -{score[r.id].count(-1)}" if score.get(r.id) else "",
+        "messages": r.message_count, "handoff_reason": r.handoff_reason or "",
+        "feedback": f"+{r.ratings.count(1)} / -{r.ratings.count(-1)}" if r.ratings else "",
         "cost_usd": r.cost_usd, "api_shadow_cost_usd": r.api_shadow_cost_usd,
-    } for r in convs]
+    } for r in store.conversation_list(limit)]

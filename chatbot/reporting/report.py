@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 from chatbot.records.costs import PriceSheet
 from chatbot.records.store import Store
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The `q` quantile (0..1, e.g. 0.95 for p95) of `values` by linear interpolation between the
+    closest ranks (numpy's default), or None for no values. The one percentile of the project:
+    reports, analytics and the bench scripts all use it, so their p50/p95 agree."""
+    if not 0 <= q <= 1:
+        raise ValueError(f"percentile q must be between 0 and 1 (0.95 for p95), not {q}")
+    if len(values) == 0:
         return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q * 100, method="linear"))
 
 
 def build_report(store: Store, prices: PriceSheet) -> dict:
@@ -23,6 +28,7 @@ def build_report(store: Store, prices: PriceSheet) -> dict:
     human_total = n * prices.human_agent_usd_per_conversation
     ratings = t["ratings"]
     rated = ratings.get(1, 0) + ratings.get(-1, 0)
+    saved = prices.savings(n, t["handed_over"], t["cost_usd"], t["api_shadow_cost_usd"])
     return {
         "conversations": n,
         "messages": t["messages"],
@@ -40,10 +46,10 @@ def build_report(store: Store, prices: PriceSheet) -> dict:
         "api_shadow_cost_per_conversation_usd": per(t["api_shadow_cost_usd"]),
         "human_agent_cost_per_conversation_usd": prices.human_agent_usd_per_conversation,
         "human_agent_cost_usd": human_total,
-        "savings_vs_api_usd": t["api_shadow_cost_usd"] - t["cost_usd"],
+        "savings_vs_api_usd": saved.vs_api_usd,
         # handed-over conversations still cost a human agent: count them on the assistant's side
-        "cost_with_handoffs_usd": t["cost_usd"] + t["handed_over"] * prices.human_agent_usd_per_conversation,
-        "savings_vs_human_usd": human_total - t["cost_usd"] - t["handed_over"] * prices.human_agent_usd_per_conversation,
+        "cost_with_handoffs_usd": saved.cost_with_handoffs_usd,
+        "savings_vs_human_usd": saved.vs_human_usd,
         "csat": (ratings.get(1, 0) / rated) if rated else None,
         "feedback": {"up": ratings.get(1, 0), "down": ratings.get(-1, 0)},
     }
