@@ -63,7 +63,8 @@ def build_index(config: Config, embedder=None) -> KnowledgeIndex:
 def build_searcher(config: Config, index: KnowledgeIndex) -> HybridSearcher:
     r = config.retrieval
     return HybridSearcher(index, index.embedder, candidates=r.candidates, rrf_k=r.rrf_k,
-                          dense_weight=r.dense_weight, lexical_weight=r.lexical_weight)
+                          dense_weight=r.dense_weight, lexical_weight=r.lexical_weight,
+                          context_term_weight=r.context_term_weight)
 
 
 def _llm_backend(config: Config, progress: Progress) -> tuple[str, str]:
@@ -114,6 +115,15 @@ def build_vision(config: Config):
     from chatbot.inputs.vision import build_reader
 
     return build_reader(config.vision.engine)
+
+
+def build_voice_out(config: Config):
+    """Replies read aloud (Piper, GPL: an optional extra), or None when `[speech] reply_voice` is off."""
+    if not config.speech.reply_voice:
+        return None
+    from chatbot.outputs.voice_out import PiperVoiceOut
+
+    return PiperVoiceOut(config.speech.reply_voice_model)
 
 
 def build_settings(config: Config) -> Settings:

@@ -55,6 +55,7 @@ class RetrievalConfig(_Section):
     dense_weight: float = 1.0
     lexical_weight: float = 0.5  # BM25 counts half: sweep in bench/retrieval.py, README 'Measured'
     context_turns: int = 4  # earlier conversation turns used to retrieve for a follow-up
+    context_term_weight: float = 0.3  # BM25 weight of a word from an earlier turn, relative to a question word
 
 
 class GenerationConfig(_Section):

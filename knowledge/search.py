@@ -39,12 +39,18 @@ class HybridSearcher:
         self,
         index: KnowledgeIndex,
         embedder: Embedder,
-        candidates: int = 60,
-        rrf_k: int = 60,
-        dense_weight: float = 1.0,
-        lexical_weight: float = 0.5,
-        context_term_weight: float = 0.3,  # BM25 weight of a context word relative to a question word
+        candidates: int,  # per retriever, before fusion
+        rrf_k: int,  # reciprocal-rank-fusion constant
+        dense_weight: float,  # 0 turns dense retrieval off
+        lexical_weight: float,  # 0 turns BM25 off
+        context_term_weight: float,  # BM25 weight of a context word relative to a question word
     ):
+        """Dense (FAISS) and BM25 retrieval over one index, fused by weighted reciprocal rank.
+
+        Earlier turns of the conversation join the dense query and add BM25 terms at
+        `context_term_weight`, so a follow-up ("and if that fails?") finds its topic. Knows nothing
+        about answers: it ranks chunks. Every default lives in `core.config` ([retrieval]).
+        """
         self.index = index
         self.embedder = embedder
         self.candidates = candidates

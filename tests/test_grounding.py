@@ -11,42 +11,42 @@ SOURCE = passage("You can return most items within 30 days of delivery. UK order
 
 
 def test_a_sentence_restating_the_source_is_supported_and_cites_it():
-    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check("You can return most items within 30 days of delivery.", [SOURCE])
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check("You can return most items within 30 days of delivery.", [SOURCE])
     assert [s.supported for s in result.sentences] == [True] and result.sentences[0].source == 0
 
 
 def test_an_invented_number_is_not_supported_even_with_the_same_words():
-    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check("You can return most items within 14 days of delivery.", [SOURCE])
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check("You can return most items within 14 days of delivery.", [SOURCE])
     assert not result.sentences[0].supported and result.dropped == 1
 
 
 def test_an_invented_claim_is_dropped_and_fillers_carry_no_claim():
     answer = "Sure! You can return most items within 30 days of delivery. Bitcoin payments are accepted worldwide."
-    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check(answer, [SOURCE])
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check(answer, [SOURCE])
     assert [(s.claim, s.supported) for s in result.sentences] == [(False, False), (True, True), (True, False)]
     assert result.claims == 2 and len(result.supported) == 1
 
 
 def test_the_model_saying_it_does_not_know_is_noticed():
-    assert GroundingChecker(HashEmbedder()).check("I don't know the answer to that.", [SOURCE]).declined
+    assert GroundingChecker(HashEmbedder(), 0.5, 0.55, 2).check("I don't know the answer to that.", [SOURCE]).declined
 
 
 def test_echoing_the_question_back_is_no_claim():
     question = "Can I pay with my Amex card?"
-    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check("Can I pay with my Amex card?", [SOURCE], question)
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check("Can I pay with my Amex card?", [SOURCE], question)
     assert result.claims == 0 and not result.supported
 
 
 def test_a_terse_answer_is_judged_with_its_question():
     question = "How many days do I have to return most items after delivery?"
-    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3)
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2)
     assert checker.check("The answer is: 30 days.", [SOURCE], question).supported
     assert not checker.check("The answer is: 18 days.", [SOURCE], question).supported
 
 
 def test_list_numbers_and_lead_ins_carry_no_claim():
     answer = "To return an item, follow these steps:. 1. 2. You can return most items within 30 days of delivery."
-    result = GroundingChecker(HashEmbedder(), 0.5, 0.3).check(answer, [SOURCE], "How do I return something?")
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check(answer, [SOURCE], "How do I return something?")
     assert [s.claim for s in result.sentences] == [False, False, False, True]
     assert result.claims == 1 and len(result.supported) == 1
 
@@ -72,7 +72,7 @@ def test_only_a_sentence_that_adds_to_the_question_can_stand_alone_as_a_reply():
 
 def test_a_claim_that_drops_the_sources_negation_is_not_supported():
     lamp = passage("The Halo is for indoor use only and isn\u2019t suitable for bathrooms or outdoor spaces.", "L")
-    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3)
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2)
     flipped = checker.check("The Halo is suitable for outdoor spaces and bathrooms.", [lamp], "Can I use the Halo outside?")
     kept = checker.check("The Halo isn't suitable for outdoor spaces or bathrooms.", [lamp], "Can I use the Halo outside?")
     assert [s.supported for s in flipped.sentences] == [False]
@@ -81,7 +81,7 @@ def test_a_claim_that_drops_the_sources_negation_is_not_supported():
 
 def test_a_number_must_come_with_the_sources_unit():
     shipping = passage("Order before 2pm for next-day delivery. Delivery to Germany takes 3-5 business days.", "S")
-    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3)
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2)
     question = "How long does delivery to Germany take?"
     assert not checker.check("Delivery to Germany takes 2 weeks.", [shipping], question).supported  # "2pm" is no backing
     assert checker.check("Delivery to Germany takes 3-5 business days.", [shipping], question).supported

@@ -2,10 +2,11 @@ import json
 
 import pytest
 
+from chatbot.builder import build_searcher
+from core.config import DEFAULTS
 from core.errors import ChatbotError, NotFound
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
-from knowledge.search import HybridSearcher
 from knowledge.testing import HashEmbedder
 
 
@@ -83,7 +84,7 @@ def test_missing_and_damaged_indexes_say_how_to_rebuild(kb, tmp_path):
 def test_hybrid_search_returns_one_result_per_document_best_first(kb, tmp_path):
     embedder = HashEmbedder()
     ingest(kb, tmp_path / "ix", embedder)
-    searcher = HybridSearcher(KnowledgeIndex(tmp_path / "ix", embedder).load(), embedder)
+    searcher = build_searcher(DEFAULTS, KnowledgeIndex(tmp_path / "ix", embedder).load())
     results = searcher.search_documents("how do I get a refund for returned items", k=3)
     assert results[0].doc_id == "R"
     assert len({r.doc_id for r in results}) == len(results)
@@ -93,7 +94,7 @@ def test_hybrid_search_returns_one_result_per_document_best_first(kb, tmp_path):
 def test_conversation_context_steers_a_vague_follow_up(kb, tmp_path):
     embedder = HashEmbedder()
     ingest(kb, tmp_path / "ix", embedder)
-    searcher = HybridSearcher(KnowledgeIndex(tmp_path / "ix", embedder).load(), embedder)
+    searcher = build_searcher(DEFAULTS, KnowledgeIndex(tmp_path / "ix", embedder).load())
     follow_up = "and how much does it cost"
     with_context = searcher.search_documents(follow_up, k=1, context=["Tell me about standard delivery"])
     assert with_context[0].doc_id == "S"

@@ -2,13 +2,12 @@ import pytest
 
 from core.errors import BadInput, NotFound
 from chatbot.answer.grounding import GroundingChecker
-from chatbot.builder import build_prices, build_settings
+from chatbot.builder import build_prices, build_searcher, build_settings
 from chatbot.pipeline import Draft, Pipeline, Received, Reply, Turn
 from chatbot.records.store import Store
 from core.config import load_config
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
-from knowledge.search import HybridSearcher
 from chatbot.testing import ScriptedChatModel
 from knowledge.testing import HashEmbedder
 
@@ -27,7 +26,7 @@ def make(write, tmp_path):
         config = load_config(None, {"company_name": "Lumen & Oak", "retrieval": {"k": 2},
                                     "chunking": {"max_chars": 300, "overlap_chars": 50}, "grounding": {
             "min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05, "direct_quote_cosine": direct_quote_cosine}})
-        pipeline = Pipeline(HybridSearcher(index, embedder), index, llm, Store(f"sqlite:///{tmp_path}/db.sqlite"),
+        pipeline = Pipeline(build_searcher(config, index), index, llm, Store(f"sqlite:///{tmp_path}/db.sqlite"),
                             GroundingChecker(embedder, 0.5, 0.3, 2), build_prices(config), build_settings(config))
         return pipeline, llm
     return _make

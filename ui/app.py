@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from core.config import Config
 from chatbot.pipeline import Pipeline
+from chatbot.builder import build_voice_out
 from ui.api import build_router
 from ui.chat import CSS, build_chat
 from ui.operator import build_operator
@@ -50,11 +51,8 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     panel = build_operator(pipeline, config.server.uploads_dir)
     app = gr.mount_gradio_app(app, panel, path="/operator", auth=check,
                               auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
-    voice_out = None
-    if config.speech.reply_voice:
-        from chatbot.outputs.voice_out import PiperVoiceOut
-
-        voice_out = PiperVoiceOut(config.speech.reply_voice_model)
+    voice_out = build_voice_out(config)
+    if voice_out is not None:
         voice_out.warm_up()  # fail at start, with the fix, rather than at the first reply
     chat = build_chat(pipeline, config.company_name, voice_out)
     return gr.mount_gradio_app(app, chat, path="/", css=CSS, max_file_size="25mb")

@@ -119,8 +119,15 @@ def strip_citations(text: str) -> str:
 
 
 class GroundingChecker:
-    def __init__(self, embedder: Embedder, min_overlap: float = 0.5, min_cosine: float = 0.55,
-                 evidence_sentences: int = 2):
+    """Keeps the sentences of an answer that the sources support, and finds the best quote.
+
+    A claim is supported when its content words (`min_overlap`, a share) and its meaning
+    (`min_cosine`, to the closest source sentence) are found in its `evidence_sentences` closest
+    source sentences, with the same numbers, units and negation. It judges text against text; it
+    knows nothing about prompts or models. Every default lives in `core.config` ([grounding]).
+    """
+
+    def __init__(self, embedder: Embedder, min_overlap: float, min_cosine: float, evidence_sentences: int):
         self.embedder = embedder
         self.evidence_sentences = evidence_sentences
         self.min_overlap = min_overlap
