@@ -1,7 +1,7 @@
 """Answer benchmark: latency, tokens/s, outcomes and how often the grounding check fires.
 
 Runs the real pipeline (offline default models) over question sets with a known article:
-- the demo help centre (demo/questions.jsonl: question, doc_id, answer_contains);
+- the demo help centre (demo/questions.jsonl: question, doc_ids, answer_contains regexes; single-turn, in scope);
 - the Arduino help centre (bench/data/arduino_questions.jsonl), indexed by bench/retrieval.py.
 Each question starts a new conversation. Writes answers.json and answers.md into --out.
 Usage: .venv/bin/python bench/answers.py [--limit N] [--set demo|arduino] [--direct-quote-cosine 1.01] [--llm NAME]
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -21,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from chatbot.builder import build_pipeline  # noqa: E402
 from core.config import load_config  # noqa: E402
+from chatbot.reporting.evaluation import EvalQuestion, load_questions  # noqa: E402
 from chatbot.reporting.report import percentile  # noqa: E402
 
 
@@ -28,7 +30,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_set(name: str, index_dir: Path, questions: list[dict], out: Path, company: str,
+def run_set(name: str, index_dir: Path, questions: list[EvalQuestion], out: Path, company: str,
             grounding: dict | None = None, models: dict | None = None) -> dict:
     config = load_config(None, {"index_dir": str(index_dir), "db_url": f"sqlite:///{out}/answers-{name}.db",
                                 "company_name": company, "grounding": grounding or {}, "models": models or {}})
@@ -39,19 +41,19 @@ def run_set(name: str, index_dir: Path, questions: list[dict], out: Path, compan
     rows = []
     for i, q in enumerate(questions, start=1):
         t0 = time.perf_counter()
-        reply = pipeline.ask(q["question"], channel="bench")
+        reply = pipeline.ask(q.question, channel="bench")
         wall = time.perf_counter() - t0
-        gold = str(q.get("doc_id") or q.get("article_id"))
         rows.append({
-            "question": q["question"], "answer": reply.answer, "outcome": reply.outcome,
+            "question": q.question, "answer": reply.answer, "outcome": reply.outcome,
             "sources": [f"{s.title} [{s.doc_id}]" for s in reply.sources],
-            "cited_gold": gold in [s.doc_id for s in reply.sources],
-            "contains_fact": (q["answer_contains"].lower() in reply.answer.lower()) if q.get("answer_contains") else None,
+            "cited_gold": any(s.doc_id in q.doc_ids for s in reply.sources),
+            "contains_fact": (any(re.search(p, reply.answer, re.I) for p in q.answer_contains)
+                              if q.answer_contains else None),
             "grounding": reply.grounding, "wall_s": wall, "llm_s": reply.usage.llm_s,
             "completion_tokens": reply.usage.completion_tokens, "prompt_tokens": reply.usage.prompt_tokens,
             "cost_usd": reply.cost.cost_usd, "api_shadow_cost_usd": reply.cost.api_shadow_cost_usd,
         })
-        log(f"[{name} {i}/{len(questions)}] {reply.outcome:18s} {wall:5.1f}s  {q['question'][:60]}")
+        log(f"[{name} {i}/{len(questions)}] {reply.outcome:18s} {wall:5.1f}s  {q.question[:60]}")
     generated = [r for r in rows if r["completion_tokens"]]
     fired = [r for r in generated if r["grounding"].get("dropped", 0) > 0]
     outcomes: dict[str, int] = {}
@@ -103,14 +105,17 @@ def main() -> None:
         from chatbot.builder import build_index
         from knowledge.ingest import iter_documents
 
-        build_index(load_config(None, {"index_dir": str(index)})).ingest(iter_documents([str(ROOT / "demo/help-centre")]))
-        questions = [json.loads(x) for x in (ROOT / "demo/questions.jsonl").read_text().splitlines() if x.strip()]
+        config = load_config(None, {"index_dir": str(index)})
+        build_index(config).ingest(iter_documents([str(ROOT / "demo/help-centre")]), config.chunking.max_chars,
+                                   config.chunking.overlap_chars)
+        # one turn each: the follow-ups and out-of-scope questions are `chatbot eval`'s to score
+        questions = [q for q in load_questions(ROOT / "demo/questions.jsonl") if q.in_scope and not q.turns]
         report["demo"] = run_set("demo", index, questions[: args.limit], out, "Lumen & Oak", grounding, models)
     if "arduino" in sets:
         index = out / "index-arduino"
         if not (index / "manifest.json").exists():
             sys.exit(f"{index} is missing: run bench/retrieval.py first")
-        questions = [json.loads(x) for x in (ROOT / "bench/data/arduino_questions.jsonl").read_text().splitlines() if x.strip()]
+        questions = load_questions(ROOT / "bench/data/arduino_questions.jsonl")
         report["arduino"] = run_set("arduino", index, questions[: args.limit], out, "Arduino", grounding, models)
     (out / "answers.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     lines = []

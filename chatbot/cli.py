@@ -30,7 +30,17 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+CONFIG_KEY = "config:"  # a flag whose dest is this + a dotted config key overrides that key when given
+
+
+def config_dest(key: str) -> str:
+    """The argparse `dest` of a flag that overrides config key `key` (e.g. "finetune.lora.rank") when
+    given; declare such a flag with no default, and give it a `metavar`."""
+    return CONFIG_KEY + key
+
+
 def config_from_args(args: argparse.Namespace):
+    """The config tree: defaults < TOML file < the flags given (every command, plug-ins included)."""
     from core.config import load_config
 
     overrides: dict[str, Any] = {}
@@ -47,6 +57,13 @@ def config_from_args(args: argparse.Namespace):
         overrides["models"] = models
     if getattr(args, "k", None) and args.command == "ask":
         overrides["retrieval"] = {"k": args.k}
+    for dest, value in vars(args).items():
+        if dest.startswith(CONFIG_KEY) and value is not None:
+            *sections, key = dest[len(CONFIG_KEY):].split(".")
+            node = overrides
+            for section in sections:
+                node = node.setdefault(section, {})
+            node[key] = value
     return load_config(args.config, overrides)
 
 
@@ -102,16 +119,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from chatbot.builder import build_pipeline
-    from chatbot.pipeline import clean_question
+    from chatbot.pipeline import Turn, clean_question
 
     if not args.audio and not args.image:
         clean_question(args.question)  # fail fast, before any model loads
-    elif args.question and not isinstance(args.question, str):
-        raise ChatbotError("the question must be text")
     pipeline = build_pipeline(config_from_args(args), _progress, speech=bool(args.audio), vision=bool(args.image))
     pipeline.warm_up()  # load the models before the turn is metered
-    turn = pipeline.prepare(args.question, audio=args.audio, image=args.image)
-    reply = pipeline.ask(turn, conversation_id=args.conversation, channel="cli")
+    reply = pipeline.ask(Turn(args.question, audio=args.audio, image=args.image,
+                              conversation_id=args.conversation, channel="cli"))
     if args.json:
         print(json.dumps(reply.to_json(), ensure_ascii=False))
     else:
@@ -130,9 +145,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     if args.model:
-        from dataclasses import replace
-
-        config = replace(config, speech=replace(config.speech, model=args.model))
+        config = config.with_overrides({"speech": {"model": args.model}})
     speech = build_speech(config, _progress)
     speech.warm_up()
     transcript = speech.transcribe(args.file)
@@ -161,6 +174,31 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"cost per conversation ${report['cost_per_conversation_usd']:.6f} self-hosted, "
               f"${report['api_shadow_cost_per_conversation_usd']:.6f} on {report['api_model']}, "
               f"${report['human_agent_cost_per_conversation_usd']:.2f} with a human agent")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chatbot.reporting.evaluation import evaluate, load_questions, select, totals_table, write_report
+
+    questions = select(load_questions(args.questions), args.split, args.limit)  # fail fast, before models load
+    name = Path(args.questions).stem + ("" if args.split == "all" else f"-{args.split}")
+    if not args.db:  # keep evaluation conversations out of the production database
+        args.db = f"sqlite:///{Path('.chatbot/eval') / (name + '.db')}"
+        Path(".chatbot/eval").mkdir(parents=True, exist_ok=True)
+    from chatbot.builder import build_pipeline
+
+    pipeline = build_pipeline(config_from_args(args), _progress)
+    pipeline.warm_up()
+    _progress(f"evaluating {len(questions)} questions from {args.questions} ({args.split}) on {args.db}")
+    report = evaluate(pipeline, questions, _progress)
+    path = write_report(args.out or Path(".chatbot/eval") / f"{name}.md", report, args.questions, args.split)
+    _progress(f"report written to {path}")
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print("\n".join(totals_table(report["totals"])))
     return 0
 
 
@@ -224,6 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="totals: conversations, handoffs, cost per conversation")
     common(p, db=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("eval", help="score answers on a question set: resolved, correct, wrong, handoffs")
+    p.add_argument("--questions", required=True, metavar="FILE",
+                   help="JSONL: question, doc_ids, answer_contains (regexes), in_scope, turns?, split?")
+    p.add_argument("--limit", type=int, help="only the first N questions (after --split)")
+    p.add_argument("--split", choices=["dev", "heldout", "all"], default="all", help="which questions (default all)")
+    p.add_argument("--out", metavar="REPORT.md", help="Markdown report (default .chatbot/eval/NAME.md)")
+    common(p, index=True, db=True)
+    p.set_defaults(func=cmd_eval)
 
     for plugin in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         plugin.load()(sub)
