@@ -133,7 +133,8 @@ def build_settings(config: Config) -> Settings:
         company=config.company_name, k=config.retrieval.k, context_turns=config.retrieval.context_turns,
         max_new_tokens=config.generation.max_new_tokens, source_sentences=config.generation.source_sentences,
         min_retrieval_cosine=g.min_retrieval_cosine, off_topic_cosine=g.off_topic_cosine,
-        direct_quote_cosine=g.direct_quote_cosine, chunk_max_chars=config.chunking.max_chars,
+        direct_quote_cosine=g.direct_quote_cosine, evidence_answer_cosine=g.evidence_answer_cosine,
+        clarify_vague=g.clarify_vague, chunk_max_chars=config.chunking.max_chars,
         chunk_overlap_chars=config.chunking.overlap_chars,
     )
 

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from chatbot.answer.decision import clarifying_question, is_vague
 from chatbot.answer.grounding import GroundingChecker, GroundingResult, answers_on_its_own
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
@@ -171,6 +172,8 @@ class Settings:
     min_retrieval_cosine: float  # below: no_knowledge handoff, no LLM call
     off_topic_cosine: float  # below: polite off-topic refusal, no handoff
     direct_quote_cosine: float  # a source sentence this close to the question answers it verbatim
+    evidence_answer_cosine: float  # when the LLM's answer fails the check, a source sentence this close answers
+    clarify_vague: bool  # a vague first message gets a clarifying question instead of a guess or a handoff
     chunk_max_chars: int  # chunking of documents re-indexed through the engine
     chunk_overlap_chars: int
 
@@ -344,8 +347,16 @@ class Pipeline:
                                ANSWERS[Outcome.CUSTOMER_REQUEST], [], turn.usage)
             return
         query = f"{turn.question}\n{turn.image_text}" if turn.image_text else turn.question
-        passages, usage = self._retrieve(conversation_id, message_id, query, turn.usage)
+        history = [text for _, text in self.store.history(conversation_id, s.context_turns,
+                                                            before_message_id=message_id)]
+        passages, usage = self._retrieve(history, query, turn.usage)
         best_cosine = max((p.dense_cosine for p in passages), default=-1.0)
+        if best_cosine >= s.off_topic_cosine and s.clarify_vague and not turn.image_text \
+                and is_vague(turn.question, history):
+            titles = [p.chunk.title for p in passages]
+            yield self._finish(conversation_id, turn.question, Outcome.CLARIFY, clarifying_question(titles), [], usage,
+                               retrieved=passages)
+            return
         if best_cosine < s.min_retrieval_cosine:
             outcome = Outcome.OFF_TOPIC if best_cosine < s.off_topic_cosine else Outcome.NO_KNOWLEDGE
             yield self._finish(conversation_id, turn.question, outcome, ANSWERS[outcome].format(company=s.company),
@@ -363,11 +374,10 @@ class Pipeline:
             return
         yield from self._generate_and_check(conversation_id, turn, query, passages, quote, usage)
 
-    def _retrieve(self, conversation_id: str, message_id: int, query: str, usage: Usage) -> tuple[list[Passage], Usage]:
+    def _retrieve(self, history: list[str], query: str, usage: Usage) -> tuple[list[Passage], Usage]:
         """The passages for the query, read with the conversation's earlier turns; metered."""
-        history = self.store.history(conversation_id, self.settings.context_turns, before_message_id=message_id)
         started = time.perf_counter()
-        passages = self.searcher.search(query, k=self.settings.k, context=[text for _, text in history])
+        passages = self.searcher.search(query, k=self.settings.k, context=history)
         return passages, replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)
 
     def _generate_and_check(self, conversation_id: str, turn: _Understood, query: str, passages: list[Passage],
@@ -393,6 +403,12 @@ class Pipeline:
             answer, cited = _cite(result, passages)
             yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, answer, cited, usage, grounding,
                                passages)
+            return
+        if quote and quote.cosine >= s.evidence_answer_cosine and answers_on_its_own(quote.sentence, query):
+            # the model's words failed the check, but a source sentence answers the question: say that
+            grounding["evidence_answer"] = True
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(quote.sentence),
+                               [passages[quote.source]], usage, grounding, passages)
             return
         outcome = Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER
         answer, cited = ANSWERS[outcome], []

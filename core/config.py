@@ -71,6 +71,8 @@ class GroundingConfig(_Section):
     min_sentence_cosine: float = 0.55  # embedding similarity to the closest source sentence
     evidence_sentences: int = 2  # source sentences (closest first) a claim must be found in
     direct_quote_cosine: float = 0.77  # a source sentence this close to the question is the answer (no LLM); > 1: off
+    evidence_answer_cosine: float = 0.60  # the LLM's answer failed the check: a source sentence this close answers instead of a handoff; > 1: off
+    clarify_vague: bool = True  # a vague first message ("it doesn't work") gets one clarifying question, not a handoff
 
 
 class PricesConfig(_Section):

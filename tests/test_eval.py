@@ -45,7 +45,8 @@ def test_the_demo_set_holds_out_a_third_and_keeps_its_splits():
     ('{"question": "x", "doc_ids": ["A"]', "line 2 is not valid JSON"),
     ('{"question": "x", "doc_ids": ["A"]}', "line 2 is missing 'answer_contains', 'in_scope'"),
     ('{"doc_ids": ["A"], "answer_contains": [], "in_scope": true}', "line 2 needs a non-empty 'question'"),
-    ('{"question": "x", "doc_ids": [], "answer_contains": [], "in_scope": true}', "line 2: an in-scope question"),
+    ('{"question": "x", "doc_ids": [], "answer_contains": ["30 days"], "in_scope": true}',
+     "line 2: a question with answer_contains needs its gold documents"),
     ('{"question": "x", "doc_ids": ["A"], "answer_contains": ["("], "in_scope": true}', "line 2: answer_contains"),
     ('{"question": "x", "doc_ids": ["A"], "answer_contains": [], "in_scope": true, "split": "test"}', "line 2: 'split'"),
 ])
@@ -78,7 +79,7 @@ class _Scripted:
         return SimpleNamespace(conversation_id=conversation_id or f"c{len(self.asked)}", answer=answer,
                                outcome=outcome, sources=[SimpleNamespace(doc_id=d) for d in cited],
                                handoff=SimpleNamespace(needed=hands_over, reason=outcome if hands_over else None),
-                               cost=SimpleNamespace(cost_usd=0.001))
+                               cost=SimpleNamespace(cost_usd=0.001), grounding={})
 
 
 def test_scoring_counts_correct_wrong_handoffs_and_refusals(write):

@@ -21,11 +21,12 @@ def make(write, tmp_path):
     index = KnowledgeIndex(tmp_path / "ix", embedder)
     index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
 
-    def _make(reply="", error=None, direct_quote_cosine=1.01):
+    def _make(reply="", error=None, direct_quote_cosine=1.01, evidence_answer_cosine=1.01):
         llm = ScriptedChatModel(reply, error)
         config = load_config(None, {"company_name": "Lumen & Oak", "retrieval": {"k": 2},
                                     "chunking": {"max_chars": 300, "overlap_chars": 50}, "grounding": {
-            "min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05, "direct_quote_cosine": direct_quote_cosine}})
+            "min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05, "direct_quote_cosine": direct_quote_cosine,
+            "evidence_answer_cosine": evidence_answer_cosine}})
         pipeline = Pipeline(build_searcher(config, index), index, llm, Store(f"sqlite:///{tmp_path}/db.sqlite"),
                             GroundingChecker(embedder, 0.5, 0.3, 2), build_prices(config), build_settings(config))
         return pipeline, llm
@@ -71,6 +72,26 @@ def test_a_source_sentence_close_to_the_question_is_the_answer_without_an_llm_ca
 
     far, llm = make("Returns are accepted within 14 days.", direct_quote_cosine=0.99)  # no sentence is that close
     assert far.ask("How many days do I have to return items?").outcome == "unsupported_answer" and llm.prompts
+
+
+def test_when_the_llm_fails_the_check_a_close_source_sentence_answers_instead_of_a_handoff(make):
+    pipeline, llm = make("Returns are accepted within 14 days.", evidence_answer_cosine=0.3)
+    reply = pipeline.ask("How many days do I have to return items?")
+    assert llm.prompts and reply.outcome == "answered" and not reply.handoff.needed
+    assert reply.answer == "Our help centre says: \u201cYou can return most items within 30 days of delivery.\u201d [1]"
+    assert "14 days" not in reply.answer and reply.grounding["evidence_answer"] and reply.grounding["dropped"] == 1
+    assert [s.doc_id for s in reply.sources] == ["R"]
+
+
+def test_a_vague_first_message_gets_a_clarifying_question_offering_topics(make):
+    pipeline, llm = make("Returns are accepted within 14 days.")
+    reply = pipeline.ask("my return is not working, help")
+    assert reply.outcome == "clarify" and not reply.handoff.needed and not llm.prompts
+    assert "Could you tell me a little more" in reply.answer and "Returns" in reply.answer
+    assert pipeline.conversation(reply.conversation_id).handoff_reason is None
+    # the same words after an earlier turn are a follow-up, read with that turn
+    first = pipeline.ask("Standard delivery costs?")
+    assert pipeline.ask("it is not working", conversation_id=first.conversation_id).outcome != "clarify"
 
 
 def test_only_supported_sentences_survive(make):

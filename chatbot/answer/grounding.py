@@ -86,6 +86,29 @@ def answers_on_its_own(sentence: str, question: str) -> bool:
     return bool(set(tokenize(sentence)) - set(tokenize(question)))
 
 
+# sentences about the article rather than about the customer's question: never an answer
+_META = re.compile(
+    r"^\W*(?:learn (?:how|more|about)|find out (?:how|more)|read (?:more|on|about)|see (?:also|more|how|our|the)\b|"
+    r"(?:this|the following|in this) (?:article|guide|page|section|tutorial|document)|"
+    r"(?:this|these) (?:steps?|instructions?) (?:will|show|explain)|click (?:here|the link)|"
+    r"for more (?:information|details|help)|(?:related|further) (?:articles?|reading)|table of contents|"
+    r"(?:you (?:can|will) )?(?:learn|find) (?:how|out|more)|in this (?:article|guide)|here(?:'s| is) how)", re.I)
+_LINK_HEAVY = re.compile(r"\[[^\]]+\]\([^)]+\)|https?://\S+")
+
+
+def is_meta(sentence: str) -> bool:
+    """Is this sentence about the article ("Learn how to...", "This guide outlines...", "See also..."),
+    a bare list of links, or a heading without a verb, rather than a statement a customer can use?"""
+    text = sentence.strip()
+    if _META.search(text):
+        return True
+    links = _LINK_HEAVY.findall(text)
+    if links and len(_LINK_HEAVY.sub("", text).split()) < 4:  # mostly links
+        return True
+    words = re.findall(r"[A-Za-z][\w'-]*", text)
+    return len(words) <= 8 and text[-1:] not in ".!?" and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+
+
 def negated(text: str) -> bool:
     """Does the sentence say not/never/no? ("suitable for outdoor use" vs "isn't suitable for outdoor spaces")"""
     return bool(_NEGATION.search(text.replace("\u2019", "'")))
@@ -174,7 +197,7 @@ class GroundingChecker:
     def best_quote(self, question: str, passages: Sequence[Passage]) -> Quote | None:
         """The source sentence closest to the question (three content words or more, not a lead-in)."""
         candidates = [(j, s) for j, p in enumerate(passages) for s in split_sentences(p.chunk.text)
-                      if len(tokenize(s)) >= 3 and not _NO_CLAIM.search(s)]  # no "...is available:" lead-ins
+                      if len(tokenize(s)) >= 3 and not _NO_CLAIM.search(s) and not is_meta(s)]  # no lead-ins
         if not candidates:
             return None
         vectors = self.embedder.embed([question] + [s for _, s in candidates])

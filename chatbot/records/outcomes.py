@@ -10,7 +10,8 @@ from enum import StrEnum
 
 
 class Outcome(StrEnum):
-    ANSWERED = "answered"  # supported sentences citing their sources, or a direct quote
+    ANSWERED = "answered"  # supported sentences citing their sources, or a quoted source sentence
+    CLARIFY = "clarify"  # too vague to answer: one clarifying question, no handoff
     OFF_TOPIC = "off_topic"  # nothing in the help centre is even close: a polite refusal, no handoff
     NO_KNOWLEDGE = "no_knowledge"  # retrieval too weak, or the model declined: handoff
     UNSUPPORTED_ANSWER = "unsupported_answer"  # no claim survived the grounding check: handoff

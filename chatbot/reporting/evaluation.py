@@ -5,7 +5,8 @@ A question set is JSON Lines, one customer question a line:
     {"id": "...", "question": "...", "doc_ids": ["LO-1008"], "answer_contains": ["30 days"],
      "in_scope": true, "turns": ["earlier customer turn", ...], "split": "dev"}
 
-- `doc_ids`: the help-centre documents that answer it (any one cited counts); [] when out of scope;
+- `doc_ids`: the help-centre documents that answer it (any one cited counts); [] when out of scope,
+  and [] for a vague in-scope question ("it doesn't work"), which should get a clarifying question;
 - `answer_contains`: regular expressions, matched case-insensitively; the answer must match one;
 - `in_scope`: false for questions the assistant should not answer (not about the shop);
 - `turns` (optional): earlier customer turns, asked first in the same conversation, not scored;
@@ -16,7 +17,7 @@ The older shapes are read too: `doc_id` (a string) and `answer_contains` (a lite
 the first demo set, and `article_id` as in bench/data/arduino_questions.jsonl; they are in scope.
 
 Each question runs in a new conversation. The figures (see `totals`):
-- resolution_rate: in-scope questions answered (outcome "answered", so no handoff);
+- resolution_rate: in-scope questions served without a person: answered, or (vague ones) clarified;
 - correct_rate: in-scope questions answered with the key fact (one `answer_contains` match) and
   citing a gold document; without `answer_contains` citing a gold document is taken as the fact;
 - wrong_rate / wrong_of_answered: in-scope questions answered without the key fact, of all in-scope
@@ -61,6 +62,11 @@ class EvalQuestion:
     split: str = "dev"
     line: int = 0
 
+    @property
+    def vague(self) -> bool:
+        """In scope but too vague to answer: the right reply is a clarifying question."""
+        return self.in_scope and not self.doc_ids
+
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -73,10 +79,16 @@ class EvalResult:
     latency_s: float
     cost_usd: float
     earlier_answers: tuple[str, ...] = ()
+    grounding: dict | None = None  # what the check measured: claims, supported, quote cosine, direct quote
 
     @property
     def answered(self) -> bool:
         return self.outcome == ANSWERED
+
+    @property
+    def resolved(self) -> bool:
+        """Served without a person: answered, or a vague question met with a clarifying question."""
+        return self.answered or (self.question.vague and self.outcome == CLARIFY)
 
     @property
     def cites_gold(self) -> bool:
@@ -94,12 +106,14 @@ class EvalResult:
         """In scope: answered, with the key fact, citing gold. Out of scope: not answered."""
         if not self.question.in_scope:
             return not self.answered
+        if self.question.vague:
+            return self.outcome == CLARIFY
         return self.answered and self.cites_gold and self.has_fact is not False
 
     @property
     def wrong(self) -> bool:
         """In scope: answered without the key fact. Out of scope: answered at all."""
-        if not self.question.in_scope:
+        if not self.question.in_scope or self.question.vague:
             return self.answered
         if not self.answered:
             return False
@@ -143,7 +157,7 @@ class EvalResult:
             "answer": self.answer, "cited_doc_ids": list(self.cited), "retrieved_doc_ids": list(self.retrieved),
             "handoff_reason": self.handoff_reason, "cites_gold": self.cites_gold, "has_fact": self.has_fact,
             "correct": self.correct, "wrong": self.wrong, "flags": self.flags,
-            "latency_s": round(self.latency_s, 3), "cost_usd": self.cost_usd,
+            "latency_s": round(self.latency_s, 3), "cost_usd": self.cost_usd, "grounding": self.grounding or {},
         }
 
 
@@ -232,8 +246,8 @@ def _parse(record: object, where: str, line: int) -> EvalQuestion:
     else:
         raise BadInput(f"{where} is missing 'doc_ids' (the documents that answer it; [] when out of scope)")
 
-    if in_scope and not doc_ids:
-        raise BadInput(f"{where}: an in-scope question needs at least one gold document in 'doc_ids'")
+    if in_scope and not doc_ids and patterns:
+        raise BadInput(f"{where}: a question with answer_contains needs its gold documents in 'doc_ids'")
     if not in_scope and doc_ids:
         raise BadInput(f"{where}: an out-of-scope question has no gold documents; set 'doc_ids' to []")
     for pattern in patterns:
@@ -288,7 +302,8 @@ def run_question(pipeline, question: EvalQuestion, channel: str = "eval") -> Eva
     return EvalResult(question=question, outcome=str(reply.outcome), answer=reply.answer,
                       cited=tuple(s.doc_id for s in reply.sources), retrieved=retrieved,
                       handoff_reason=str(reply.handoff.reason) if reply.handoff.needed else None,
-                      latency_s=latency, cost_usd=reply.cost.cost_usd, earlier_answers=tuple(earlier))
+                      latency_s=latency, cost_usd=reply.cost.cost_usd, earlier_answers=tuple(earlier),
+                      grounding=dict(reply.grounding))
 
 
 def run(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None) -> list[EvalResult]:
@@ -310,10 +325,11 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
     inside = [r for r in results if r.question.in_scope]
     outside = [r for r in results if not r.question.in_scope]
     answered_in = [r for r in inside if r.answered]
+    resolved_in = [r for r in inside if r.resolved]
     correct = sum(r.correct for r in inside)
     wrong = sum(r.wrong for r in inside)
     handoffs = [r for r in results if r.handoff_reason]
-    ranks = [r.rank() for r in inside]
+    ranks = [r.rank() for r in inside if r.question.doc_ids]
     latencies = [r.latency_s for r in results]
     cost = sum(r.cost_usd for r in results)
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
@@ -322,10 +338,10 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
         "questions": len(results),
         "in_scope": len(inside),
         "out_of_scope": len(outside),
-        "resolved": len(answered_in),
+        "resolved": len(resolved_in),
         "correct": correct,
         "wrong": wrong,
-        "resolution_rate": _share(len(answered_in), len(inside)),
+        "resolution_rate": _share(len(resolved_in), len(inside)),
         "correct_rate": _share(correct, len(inside)),
         "wrong_rate": _share(wrong, len(inside)),
         "wrong_of_answered": _share(wrong, len(answered_in)),
@@ -341,7 +357,7 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
         "latency_s": {"p50": round(p50, 3) if p50 is not None else None,
                       "p95": round(p95, 3) if p95 is not None else None},
         "cost_usd": cost,
-        "cost_per_resolved_usd": cost / len(answered_in) if answered_in else None,
+        "cost_per_resolved_usd": cost / len(resolved_in) if resolved_in else None,
     }
 
 
