@@ -165,10 +165,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from chatbot.records.store import Store
 
     config = config_from_args(args)
-    report = build_report(Store(config.db_url), build_prices(config))
+    report = build_report(Store(config.db_url), build_prices(config), config.models.llm)
     if args.json:
         print(json.dumps(report))
     else:
+        print(f"serving model {report['serving_model']}")
+        for split, scores in report["eval"].items():
+            print(f"  eval {split} ({scores['questions']} questions, {scores['at'][:16]}): resolution "
+                  f"{scores['resolution_rate'] or 0:.0%}, correct {scores['correct_rate'] or 0:.0%}, "
+                  f"wrong {scores['wrong_rate'] or 0:.0%}")
         print(f"conversations {report['conversations']}, messages {report['messages']}, "
               f"handoff rate {report['handoff_rate']:.0%} {report['handoff_reasons']}")
         print(f"cost per conversation ${report['cost_per_conversation_usd']:.6f} self-hosted, "
@@ -184,6 +189,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     questions = select(load_questions(args.questions), args.split, args.limit)  # fail fast, before models load
     name = Path(args.questions).stem + ("" if args.split == "all" else f"-{args.split}")
+    production = config_from_args(args)  # where the run's totals are recorded, beside the serving figures
     if not args.db:  # keep evaluation conversations out of the production database
         args.db = f"sqlite:///{Path('.chatbot/eval') / (name + '.db')}"
         Path(".chatbot/eval").mkdir(parents=True, exist_ok=True)
@@ -194,6 +200,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _progress(f"evaluating {len(questions)} questions from {args.questions} ({args.split}) on {args.db}")
     report = evaluate(pipeline, questions, _progress)
     path = write_report(args.out or Path(".chatbot/eval") / f"{name}.md", report, args.questions, args.split)
+    if not args.limit:  # a partial run is a smoke test, not a score
+        from chatbot.records.store import Store
+
+        Store(production.db_url).add_eval_run(report["totals"]["model"], str(args.questions), args.split,
+                                               report["totals"])
     _progress(f"report written to {path}")
     if args.json:
         print(json.dumps(report, ensure_ascii=False))

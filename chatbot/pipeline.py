@@ -295,7 +295,7 @@ class Pipeline:
 
     def report(self) -> dict:
         """Totals across every conversation: volume, outcomes, latency, cost beside API and humans."""
-        return build_report(self.store, self.prices)
+        return build_report(self.store, self.prices, self.llm.name)
 
     def analytics(self, days: int) -> dict:
         """The operator's overview: totals, one row per day of the last `days`, top unanswered questions."""

@@ -69,3 +69,20 @@ def test_conversation_list_shows_handoff_and_feedback(store):
     rows = {r["id"]: r for r in list_conversations(store)}
     assert len(rows) == 4 and rows[store.resolved]["feedback"] == "+1 / -0"
     assert sorted(r["handoff_reason"] for r in rows.values()) == ["", "", "no_knowledge", "unsupported_answer"]
+
+
+def test_the_report_shows_the_serving_models_latest_eval_scores_per_split(tmp_path):
+    from chatbot.reporting.report import build_report
+    from chatbot.records.store import Store
+    from chatbot.testing import price_sheet
+
+    store = Store(f"sqlite:///{tmp_path}/eval.db")
+    store.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.5, "correct_rate": 0.4, "questions": 10})
+    store.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.6, "correct_rate": 0.5, "questions": 10})
+    store.add_eval_run("small-llm", "q.jsonl", "heldout", {"resolution_rate": 0.55, "questions": 5})
+    store.add_eval_run("other-llm", "q.jsonl", "dev", {"resolution_rate": 0.9, "questions": 10})
+    report = build_report(store, price_sheet(), "small-llm")
+    assert report["serving_model"] == "small-llm" and set(report["eval"]) == {"dev", "heldout"}
+    assert report["eval"]["dev"]["resolution_rate"] == 0.6 and report["eval"]["dev"]["correct_rate"] == 0.5
+    assert report["eval"]["heldout"]["correct_rate"] is None
+    assert build_report(store, price_sheet())["eval"] == {}

@@ -85,3 +85,28 @@ def test_a_number_must_come_with_the_sources_unit():
     question = "How long does delivery to Germany take?"
     assert not checker.check("Delivery to Germany takes 2 weeks.", [shipping], question).supported  # "2pm" is no backing
     assert checker.check("Delivery to Germany takes 3-5 business days.", [shipping], question).supported
+
+
+def test_source_sentences_come_stored_so_a_call_embeds_only_the_answer_or_the_question(write, tmp_path):
+    from knowledge.index import KnowledgeIndex
+    from knowledge.ingest import iter_documents
+
+    write("kb/returns.md", "---\nid: R\ntitle: Returns\n---\n" + SOURCE.chunk.text)
+    write("kb/lamp.md", "---\nid: L\ntitle: Halo\n---\nThe Halo is for indoor use only. It takes an E27 bulb.")
+    embedder = HashEmbedder()
+    index = KnowledgeIndex(tmp_path / "ix", embedder)
+    index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
+    stored = [Passage(c, 1.0, 0.9, 1.0) for c in sorted(index.chunks.values(), key=lambda c: c.doc_id, reverse=True)]
+    bare = [Passage(Chunk(p.chunk.chunk_id, p.doc_id, p.chunk.title, "", (), p.chunk.text), 1.0, 0.9, 1.0)
+            for p in stored]  # as made outside an index: sentences split and embedded per call
+    checker = GroundingChecker(embedder, 0.5, 0.3, 2)
+    question = "How long do I have to return items?"
+    answer = "Sure! You can return most items within 30 days of delivery. The Halo takes an E27 bulb."
+
+    embedder.calls = embedder.embedded = 0
+    result = checker.check(answer, stored, question)
+    assert (embedder.calls, embedder.embedded) == (1, 3)  # the answer's three sentences, no source sentence
+    quote = checker.best_quote(question, stored)
+    assert (embedder.calls, embedder.embedded) == (2, 4)  # and the question
+    assert result == checker.check(answer, bare, question) and quote == checker.best_quote(question, bare)
+    assert [s.supported for s in result.sentences] == [False, True, True] and quote.source == 0

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from chatbot.builder import build_searcher
@@ -98,3 +99,63 @@ def test_conversation_context_steers_a_vague_follow_up(kb, tmp_path):
     follow_up = "and how much does it cost"
     with_context = searcher.search_documents(follow_up, k=1, context=["Tell me about standard delivery"])
     assert with_context[0].doc_id == "S"
+
+
+def test_ingest_stores_each_chunks_sentences_and_their_vectors_and_an_update_replaces_them(kb, tmp_path):
+    from knowledge.chunking import split_sentences
+
+    embedder = HashEmbedder()
+    (kb / "returns.md").write_text("---\nid: R\ntitle: Returns\n---\nReturn items within 30 days. "
+                                   "Refunds take 5 days.\n\nUK orders get a free label.")
+    ingest(kb, tmp_path / "ix", embedder)
+    index = KnowledgeIndex(tmp_path / "ix", embedder).load()
+    assert index.manifest["version"] == 2
+    for chunk in index.chunks.values():
+        assert chunk.sentences == tuple(split_sentences(chunk.text)) and chunk.sentences
+        np.testing.assert_allclose(index.sentence_vectors(chunk.chunk_id), embedder.embed(list(chunk.sentences)))
+    assert np.load(tmp_path / "ix" / "sentences.npy").shape == (
+        sum(len(c.sentences) for c in index.chunks.values()), 256)
+
+    (kb / "returns.md").write_text("---\nid: R\ntitle: Returns\n---\nReturn items within 14 days. Keep the box.")
+    (kb / "account.md").unlink()
+    ingest(kb, tmp_path / "ix", embedder)
+    index = KnowledgeIndex(tmp_path / "ix", embedder).load()
+    by_doc = {c.doc_id: c for c in index.chunks.values()}
+    assert set(by_doc) == {"R", "S"}
+    assert by_doc["R"].sentences == ("Return items within 14 days.", "Keep the box.")
+    np.testing.assert_allclose(index.sentence_vectors(by_doc["R"].chunk_id), embedder.embed(list(by_doc["R"].sentences)))
+    np.testing.assert_allclose(index.sentence_vectors(by_doc["S"].chunk_id),
+                               embedder.embed(["Standard delivery costs 3.95 pounds."]))
+
+
+def test_an_index_without_stored_sentences_still_loads_and_searches_and_the_next_ingest_stores_them(kb, tmp_path):
+    embedder = HashEmbedder()
+    ingest(kb, tmp_path / "ix", embedder)
+    directory = tmp_path / "ix"  # rewrite it as manifest version 1 wrote it
+    records = [json.loads(line) for line in (directory / "chunks.jsonl").read_text().splitlines()]
+    (directory / "chunks.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in r.items() if k != "sentences"}) + "\n" for r in records))
+    (directory / "sentences.npy").unlink()
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["version"] = 1
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+    said = []
+    index = KnowledgeIndex(directory, embedder).load(progress=said.append)
+    assert any("no stored sentences" in m for m in said)
+    assert all(c.sentences and c.sentence_vectors.shape == (len(c.sentences), 256) for c in index.chunks.values())
+    results = build_searcher(DEFAULTS, index).search_documents("how do I get a refund for returned items", k=3)
+    assert results[0].doc_id == "R" and results[0].sentences == ("Return items within 30 days for a refund.",)
+
+    report = ingest(kb, directory, embedder)  # upgraded in place: no chunk embedded again
+    assert report.embedded_chunks == 0
+    said.clear()
+    index = KnowledgeIndex(directory, embedder).load(progress=said.append)
+    assert not said and index.manifest["version"] == 2 and (directory / "sentences.npy").is_file()
+
+
+def test_a_damaged_sentence_file_says_how_to_rebuild(kb, tmp_path):
+    ingest(kb, tmp_path / "ix", HashEmbedder())
+    np.save(tmp_path / "ix" / "sentences.npy", np.zeros((1, 256), dtype=np.float32))
+    with pytest.raises(ChatbotError, match="--rebuild"):
+        KnowledgeIndex(tmp_path / "ix", HashEmbedder()).load()

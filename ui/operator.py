@@ -28,6 +28,20 @@ def _pct(x) -> str:
     return "-" if x is None else f"{x:.0%}"
 
 
+def eval_lines(report: dict) -> list[str]:
+    """The serving model and its latest `chatbot eval` scores, per split."""
+    lines = [f"Serving model: `{report.get('serving_model') or '-'}`"]
+    if report.get("eval"):
+        lines += ["", "| eval split | questions | resolution | correct | wrong | out of scope refused | run at |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {split} | {s['questions']} | {_pct(s['resolution_rate'])} | {_pct(s['correct_rate'])} "
+                  f"| {_pct(s['wrong_rate'])} | {_pct(s['out_of_scope_refused'])} | {s['at'][:16]} |"
+                  for split, s in report["eval"].items()]
+    else:
+        lines.append("No `chatbot eval` run recorded for it yet.")
+    return lines
+
+
 def totals_markdown(report: dict) -> str:
     latency = report["latency_s"]
     return "\n".join([
@@ -45,6 +59,8 @@ def totals_markdown(report: dict) -> str:
         f"| {_money(report['savings_vs_human_usd'])} |",
         "",
         f"Handoffs by reason: {', '.join(f'{k} {v}' for k, v in report['handoff_reasons'].items()) or 'none'}",
+        "",
+        *eval_lines(report),
     ])
 
 

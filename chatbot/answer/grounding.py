@@ -146,7 +146,9 @@ class GroundingChecker:
 
     A claim is supported when its content words (`min_overlap`, a share) and its meaning
     (`min_cosine`, to the closest source sentence) are found in its `evidence_sentences` closest
-    source sentences, with the same numbers, units and negation. It judges text against text; it
+    source sentences, with the same numbers, units and negation. Source sentences and their vectors
+    come stored with the chunks (split and embedded once, at ingest), so a call embeds only the
+    answer's sentences or the question. It judges text against text; it
     knows nothing about prompts or models. Every default lives in `core.config` ([grounding]).
     """
 
@@ -163,11 +165,11 @@ class GroundingChecker:
         if not sentences or not passages:
             return GroundingResult(tuple(SentenceCheck(s, False, True, None, 0.0, 0.0) for s in sentences), declined)
         headings = [" ".join((p.chunk.title, *p.chunk.headings)) for p in passages]
-        source_sentences = [split_sentences(p.chunk.text) or [p.chunk.text] for p in passages]
-        flat = [s for group in source_sentences for s in group]
+        sources = _sources(passages, whole_if_none=True)
+        source_sentences = [group for group, _ in sources]
         asked = f"{question.strip()} " if question.strip() else ""
-        vectors = self.embedder.embed([asked + s for s in sentences] + flat)
-        answer_vectors, flat_vectors = vectors[: len(sentences)], vectors[len(sentences):]
+        answer_vectors, source_vectors = self._embed([asked + s for s in sentences], sources)
+        flat_vectors = np.concatenate(source_vectors)
         bounds = np.cumsum([0] + [len(g) for g in source_sentences])
 
         known = set(tokenize(question)) | _FILLER
@@ -196,11 +198,38 @@ class GroundingChecker:
 
     def best_quote(self, question: str, passages: Sequence[Passage]) -> Quote | None:
         """The source sentence closest to the question (three content words or more, not a lead-in)."""
-        candidates = [(j, s) for j, p in enumerate(passages) for s in split_sentences(p.chunk.text)
+        sources = _sources(passages)
+        candidates = [(j, k, s) for j, (group, _) in enumerate(sources) for k, s in enumerate(group)
                       if len(tokenize(s)) >= 3 and not _NO_CLAIM.search(s) and not is_meta(s)]  # no lead-ins
         if not candidates:
             return None
-        vectors = self.embedder.embed([question] + [s for _, s in candidates])
-        scores = vectors[1:] @ vectors[0]
+        (question_vector,), source_vectors = self._embed([question], sources)
+        scores = np.array([source_vectors[j][k] @ question_vector for j, k, _ in candidates], dtype=np.float32)
         best = int(np.argmax(scores))
-        return Quote(candidates[best][0], candidates[best][1], float(scores[best]))
+        return Quote(candidates[best][0], candidates[best][2], float(scores[best]))
+
+    def _embed(self, texts: list[str], sources: list[tuple[list[str], np.ndarray | None]]
+               ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`texts` embedded (this turn's), and each source's sentence vectors: those the index stored,
+        else embedded in the same call (a passage that did not come from an index)."""
+        missing = [s for group, stored in sources if stored is None for s in group]
+        vectors = self.embedder.embed(texts + missing)
+        own, rest = vectors[: len(texts)], vectors[len(texts):]
+        out, start = [], 0
+        for group, stored in sources:
+            if stored is None:
+                stored, start = rest[start: start + len(group)], start + len(group)
+            out.append(stored)
+        return own, out
+
+
+def _sources(passages: Sequence[Passage], whole_if_none: bool = False) -> list[tuple[list[str], np.ndarray | None]]:
+    """Each passage's sentences (split once at ingest) and their stored vectors, or None when not stored.
+    `whole_if_none`: a passage with no sentence counts as one, its whole text."""
+    out = []
+    for p in passages:
+        sentences, vectors = list(p.sentences), p.sentence_vectors
+        if not sentences and whole_if_none:
+            sentences, vectors = [p.chunk.text], None
+        out.append((sentences, vectors))
+    return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatbot.answer.llm import Message
-from knowledge.chunking import split_sentences
 from knowledge.lexical import tokenize
 from knowledge.types import Passage
 
@@ -20,9 +19,9 @@ SYSTEM = (
 )
 
 
-def relevant_sentences(question: str, text: str, limit: int) -> list[str]:
-    """Up to `limit` sentences of `text` sharing the most words with `question`, in text order."""
-    sentences = split_sentences(text)
+def relevant_sentences(question: str, sentences: Sequence[str], limit: int) -> list[str]:
+    """Up to `limit` of `sentences` (a chunk's, split at ingest) sharing the most words with `question`, in order."""
+    sentences = list(sentences)
     if len(sentences) <= limit:
         return sentences
     wanted = set(tokenize(question))
@@ -36,7 +35,7 @@ def format_sources(question: str, passages: Sequence[Passage], source_sentences:
     for number, passage in enumerate(passages, start=1):
         chunk = passage.chunk
         heading = " > ".join((chunk.title, *chunk.headings))
-        body = " ".join(relevant_sentences(question, chunk.text, source_sentences))
+        body = " ".join(relevant_sentences(question, passage.sentences, source_sentences))
         blocks.append(f"[{number}] {heading}: {body}")
     return "\n".join(blocks)
 

@@ -113,6 +113,15 @@ usage = Table(
     Column("asr_cost_usd", Float),
     Column("ocr_cost_usd", Float),
 )
+eval_runs = Table(
+    "eval_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model", String(300), nullable=False),  # the LLM that served the run
+    Column("questions", Text, nullable=False),  # the question file
+    Column("split", String(20), nullable=False),  # dev, heldout or all
+    Column("totals", Text, nullable=False),  # JSON: the `chatbot eval` totals
+)
 
 # ---- migrations: explicit DDL, never the Table objects above ------------------------------
 MIGRATIONS: list[Callable[[Connection], None]] = []
@@ -215,6 +224,19 @@ def m002_stage_costs(connection: Connection) -> None:
     """What each stage was charged at metering time; NULL on turns metered before this migration."""
     _execute(connection, *(f"ALTER TABLE usage ADD COLUMN {stage}_cost_usd DOUBLE PRECISION"
                            for stage in ("retrieval", "llm", "asr", "ocr")))
+
+
+@migration
+def m003_eval_runs(connection: Connection) -> None:
+    """The totals of each `chatbot eval` run, so reports show how the serving model scores."""
+    _execute(connection, f"""CREATE TABLE eval_runs (
+            id {_serial_key(connection)},
+            created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            model VARCHAR(300) NOT NULL,
+            questions TEXT NOT NULL,
+            split VARCHAR(20) NOT NULL,
+            totals TEXT NOT NULL
+        )""")
 
 
 HANDOFF_REASONS = tuple(sorted(HANDOFF_OUTCOMES))  # kept for callers; the Outcome enum is the source
@@ -494,6 +516,21 @@ class Store:
                 for m in message_rows
             ),
         )
+
+    def add_eval_run(self, model: str, questions: str, split: str, totals: dict) -> None:
+        """Record the totals of one `chatbot eval` run."""
+        with self.engine.begin() as c:
+            c.execute(insert(eval_runs).values(created_at=_now(), model=model, questions=questions, split=split,
+                                               totals=json.dumps(totals)))
+
+    def latest_eval_runs(self, model: str) -> dict[str, dict]:
+        """The newest eval totals of `model` for each split, e.g. {"dev": {...}, "heldout": {...}}."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(eval_runs.c.split, eval_runs.c.questions, eval_runs.c.created_at,
+                                    eval_runs.c.totals).where(eval_runs.c.model == model)
+                             .order_by(eval_runs.c.id)).all()
+        return {r.split: {"questions": r.questions, "at": r.created_at.isoformat(), **json.loads(r.totals)}
+                for r in rows}
 
     def totals(self) -> dict:
         """Raw aggregates for the report; `chatbot.reporting.report` turns them into figures."""

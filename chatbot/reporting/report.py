@@ -21,7 +21,12 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q * 100, method="linear"))
 
 
-def build_report(store: Store, prices: PriceSheet) -> dict:
+EVAL_FIGURES = ("resolution_rate", "correct_rate", "wrong_rate", "wrong_of_answered", "out_of_scope_refused",
+                "questions")
+
+
+def build_report(store: Store, prices: PriceSheet, model: str = "") -> dict:
+    """Totals across conversations; with `model`, the serving model and its latest eval scores per split."""
     t = store.totals()
     n = t["conversations"]
     per = (lambda x: x / n) if n else (lambda x: 0.0)
@@ -29,7 +34,11 @@ def build_report(store: Store, prices: PriceSheet) -> dict:
     ratings = t["ratings"]
     rated = ratings.get(1, 0) + ratings.get(-1, 0)
     saved = prices.savings(n, t["handed_over"], t["cost_usd"], t["api_shadow_cost_usd"])
+    evals = store.latest_eval_runs(model) if model else {}
+    scores = {split: {k: run.get(k) for k in (*EVAL_FIGURES, "at")} for split, run in evals.items()}
     return {
+        "serving_model": model or None,
+        "eval": scores,  # split -> the latest `chatbot eval` figures of the serving model
         "conversations": n,
         "messages": t["messages"],
         "customer_messages": t["customer_messages"],
