@@ -17,7 +17,8 @@ from chatbot.pipeline import Pipeline, Settings
 from chatbot.records.store import Store
 from knowledge.embedding import SentenceTransformerEmbedder
 from knowledge.index import KnowledgeIndex
-from knowledge.search import HybridSearcher
+from knowledge.rerank import TrainingSettings as RerankSettings
+from knowledge.search import HybridSearcher, Searcher
 
 Progress = Callable[[str], None]
 
@@ -60,11 +61,39 @@ def build_index(config: Config, embedder=None) -> KnowledgeIndex:
     return KnowledgeIndex(config.index_dir, embedder or build_embedder(config))
 
 
-def build_searcher(config: Config, index: KnowledgeIndex) -> HybridSearcher:
+def build_searcher(config: Config, index: KnowledgeIndex) -> Searcher:
+    """Hybrid search; with `[retrieval] rerank` on and a reranker trained in the index, reranked."""
     r = config.retrieval
-    return HybridSearcher(index, index.embedder, candidates=r.candidates, rrf_k=r.rrf_k,
-                          dense_weight=r.dense_weight, lexical_weight=r.lexical_weight,
-                          context_term_weight=r.context_term_weight)
+    searcher = HybridSearcher(index, index.embedder, candidates=r.candidates, rrf_k=r.rrf_k,
+                              dense_weight=r.dense_weight, lexical_weight=r.lexical_weight,
+                              context_term_weight=r.context_term_weight)
+    if not r.rerank:
+        return searcher
+    from chatbot.answer.llm import pick_device
+    from knowledge.rerank import RerankingSearcher, load_reranker
+
+    reranker = load_reranker(index, device=pick_device(config.models.device))
+    if reranker is None:  # none trained yet (`chatbot ingest` trains it): search as without
+        return searcher
+    return RerankingSearcher(searcher, reranker, candidates=r.rerank_candidates, weight=r.rerank_weight,
+                             rrf_k=r.rrf_k)
+
+
+def build_rerank_settings(config: Config) -> RerankSettings:
+    r = config.retrieval
+    return RerankSettings(sentences_per_chunk=r.rerank_sentences_per_chunk, max_questions=r.rerank_max_questions,
+                          batch_size=r.rerank_batch_size, learning_rate=r.rerank_learning_rate,
+                          temperature=r.rerank_temperature, max_length=r.rerank_max_length)
+
+
+def train_reranker(config: Config, index: KnowledgeIndex, progress: Progress = lambda m: None) -> dict:
+    """Train the help centre's reranker into the index folder, unless the cached one is up to date;
+    returns `{"trained": bool, ...reranker.json}`. `index` must be loaded or just ingested."""
+    from chatbot.answer.llm import pick_device
+    from knowledge.rerank import ensure_reranker
+
+    base = resolve(config.models.embedder, EMBEDDERS, "embedder", progress)
+    return ensure_reranker(index, base, build_rerank_settings(config), pick_device(config.models.device), progress)
 
 
 def _llm_backend(config: Config, progress: Progress) -> tuple[str, str]:
@@ -134,7 +163,7 @@ def build_settings(config: Config) -> Settings:
         max_new_tokens=config.generation.max_new_tokens, source_sentences=config.generation.source_sentences,
         min_retrieval_cosine=g.min_retrieval_cosine, off_topic_cosine=g.off_topic_cosine,
         direct_quote_cosine=g.direct_quote_cosine, evidence_answer_cosine=g.evidence_answer_cosine,
-        clarify_vague=g.clarify_vague, chunk_max_chars=config.chunking.max_chars,
+        quote_sentences=g.quote_sentences, clarify_vague=g.clarify_vague, chunk_max_chars=config.chunking.max_chars,
         chunk_overlap_chars=config.chunking.overlap_chars,
     )
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chatbot.answer.decision import clarifying_question, is_vague
-from chatbot.answer.grounding import GroundingChecker, GroundingResult, answers_on_its_own
+from chatbot.answer.grounding import GroundingChecker, GroundingResult, answers_on_its_own, is_meta, no_claim
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.records.costs import PriceSheet, TurnCost, Usage
@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # the seams' types only: importing them would load nothing he
     from knowledge.search import Searcher
 
 MAX_QUESTION_CHARS = 2_000
+MAX_QUOTE_CHARS = 420  # a quoted answer stays short enough to read in the chat
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|#+)\s+")
 # what small models copy from the prompt: "A:", "The source:", "Title > Heading:" prefixes
 _PROMPT_ECHO = re.compile(r"^\s*(?:(?:A|Answer|The source|Source)\s*:\s*|[^:\n]{1,120} > [^:\n]{1,160}:\s+"
@@ -173,6 +174,7 @@ class Settings:
     off_topic_cosine: float  # below: polite off-topic refusal, no handoff
     direct_quote_cosine: float  # a source sentence this close to the question answers it verbatim
     evidence_answer_cosine: float  # when the LLM's answer fails the check, a source sentence this close answers
+    quote_sentences: int  # a quoted answer: the closest source sentence and those right after it, this many in all
     clarify_vague: bool  # a vague first message gets a clarifying question instead of a guess or a handoff
     chunk_max_chars: int  # chunking of documents re-indexed through the engine
     chunk_overlap_chars: int
@@ -368,7 +370,7 @@ class Pipeline:
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
         if quote and quote.cosine >= s.direct_quote_cosine and answers_on_its_own(quote.sentence, query):
             # one source sentence answers the question closely: say it verbatim, with no LLM call
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(quote.sentence),
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, self._quote(quote, passages),
                                [passages[quote.source]], usage,
                                {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)}, passages)
             return
@@ -407,7 +409,7 @@ class Pipeline:
         if quote and quote.cosine >= s.evidence_answer_cosine and answers_on_its_own(quote.sentence, query):
             # the model's words failed the check, but a source sentence answers the question: say that
             grounding["evidence_answer"] = True
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(quote.sentence),
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, self._quote(quote, passages),
                                [passages[quote.source]], usage, grounding, passages)
             return
         outcome = Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER
@@ -415,6 +417,22 @@ class Pipeline:
         if quote:
             answer, cited = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {_quoted(quote.sentence)}", [passages[quote.source]]
         yield self._finish(conversation_id, turn.question, outcome, answer, cited, usage, grounding, passages)
+
+    def _quote(self, quote: Quote, passages: list[Passage]) -> str:
+        """The closest source sentence and the ones right after it in its passage (the answer often
+        follows the sentence that restates the problem), up to `quote_sentences`, quoted verbatim."""
+        sentences = list(passages[quote.source].sentences)
+        picked = [quote.sentence]
+        if quote.sentence in sentences:
+            for sentence in sentences[sentences.index(quote.sentence) + 1:]:
+                if re.fullmatch(r"\W*\d+[.)]?\W*", sentence):
+                    continue  # a list item's number: the step follows
+                claims = sum(not no_claim(s) for s in picked)
+                if (claims >= self.settings.quote_sentences and not no_claim(picked[-1])) or is_meta(sentence) \
+                        or len(" ".join(picked)) + len(sentence) > MAX_QUOTE_CHARS:
+                    break
+                picked.append(sentence)
+        return _quoted(" ".join(_plain(s) for s in picked))
 
     def _finish(self, conversation_id: str, question: str, outcome: Outcome, answer: str, cited: list[Passage], usage: Usage,
                 grounding: dict | None = None, retrieved: Sequence[Passage] = ()) -> Reply:

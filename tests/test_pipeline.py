@@ -65,7 +65,8 @@ def test_a_source_sentence_close_to_the_question_is_the_answer_without_an_llm_ca
     pipeline, llm = make("Returns are accepted within 14 days.", direct_quote_cosine=0.3)
     reply = pipeline.ask("How many days do I have to return items?")
     assert reply.outcome == "answered" and not reply.handoff.needed
-    assert reply.answer == "Our help centre says: \u201cYou can return most items within 30 days of delivery.\u201d [1]"
+    assert reply.answer == ("Our help centre says: \u201cYou can return most items within 30 days of delivery. "
+                            "UK orders get a free return label.\u201d [1]")  # the next sentence follows
     assert [s.doc_id for s in reply.sources] == ["R"] and reply.grounding["direct_quote"]
     assert llm.prompts == [] and reply.usage.completion_tokens == 0 and reply.usage.retrieval_s > 0
     assert pipeline.store.conversation(reply.conversation_id).handoff_reason is None
@@ -78,7 +79,8 @@ def test_when_the_llm_fails_the_check_a_close_source_sentence_answers_instead_of
     pipeline, llm = make("Returns are accepted within 14 days.", evidence_answer_cosine=0.3)
     reply = pipeline.ask("How many days do I have to return items?")
     assert llm.prompts and reply.outcome == "answered" and not reply.handoff.needed
-    assert reply.answer == "Our help centre says: \u201cYou can return most items within 30 days of delivery.\u201d [1]"
+    assert reply.answer == ("Our help centre says: \u201cYou can return most items within 30 days of delivery. "
+                            "UK orders get a free return label.\u201d [1]")  # the next sentence follows
     assert "14 days" not in reply.answer and reply.grounding["evidence_answer"] and reply.grounding["dropped"] == 1
     assert [s.doc_id for s in reply.sources] == ["R"]
 

@@ -89,18 +89,23 @@ def answers_on_its_own(sentence: str, question: str) -> bool:
 # sentences about the article rather than about the customer's question: never an answer
 _META = re.compile(
     r"^\W*(?:learn (?:how|more|about)|find out (?:how|more)|read (?:more|on|about)|see (?:also|more|how|our|the)\b|"
-    r"(?:this|the following|in this) (?:article|guide|page|section|tutorial|document)|"
+    r"(?:this|the following|in this)(?: \w+)? (?:article|guide|page|section|tutorial|document|video)|"
     r"(?:this|these) (?:steps?|instructions?) (?:will|show|explain)|click (?:here|the link)|"
     r"for more (?:information|details|help)|(?:related|further) (?:articles?|reading)|table of contents|"
     r"(?:you (?:can|will) )?(?:learn|find) (?:how|out|more)|in this (?:article|guide)|here(?:'s| is) how)", re.I)
 _LINK_HEAVY = re.compile(r"\[[^\]]+\]\([^)]+\)|https?://\S+")
 
 
+def no_claim(piece: str) -> bool:
+    """A bare list number ("2.") or a lead-in ending in ':' ("All you need to do is:")."""
+    return bool(_NO_CLAIM.search(piece))
+
+
 def is_meta(sentence: str) -> bool:
     """Is this sentence about the article ("Learn how to...", "This guide outlines...", "See also..."),
     a bare list of links, or a heading without a verb, rather than a statement a customer can use?"""
     text = sentence.strip()
-    if _META.search(text):
+    if _META.search(text) or text.startswith("|"):  # a table row is not a sentence
         return True
     links = _LINK_HEAVY.findall(text)
     if links and len(_LINK_HEAVY.sub("", text).split()) < 4:  # mostly links
