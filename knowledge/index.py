@@ -3,32 +3,45 @@
 Files in the index folder:
 - `manifest.json`: embedder name, dimension, chunking settings, and per document its content
   hash, root, source and chunk ids;
-- `chunks.jsonl`: every chunk with its document id, title, url and heading path;
-- `dense.faiss`: an `IndexIDMap2(IndexFlatIP)` of normalised chunk embeddings keyed by chunk id.
+- `chunks.jsonl`: every chunk with its document id, title, url, heading path and sentences
+  (`split_sentences` of its text, split once here rather than on every question);
+- `dense.faiss`: an `IndexIDMap2(IndexFlatIP)` of normalised chunk embeddings keyed by chunk id;
+- `sentences.npy`: float32 embeddings of those sentences, one row each, in the order of
+  `chunks.jsonl` (chunk id order, then sentence order): a chunk's rows follow from the sentence
+  counts of the chunks before it. The grounding check and the quote search read them instead of
+  embedding the retrieved chunks' sentences on every turn.
 
 Re-ingesting embeds only documents whose content hash changed and removes documents that vanished
 from a root ingested again. Files are replaced atomically: a failed ingest leaves the previous index.
 BM25 is rebuilt from the chunks on load (it is cheap). Fusion of the two lives in `search.py`.
+An index of manifest version 1 (no stored sentences) still loads and serves as before (the
+grounding check splits and embeds the retrieved chunks' sentences per turn); its next ingest splits
+and embeds every chunk's sentences and stores them, without embedding the chunks again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import BadInput, ChatbotError, NotFound
 from core.files import replacing
-from knowledge.chunking import SENTENCE_SPLITTER, chunk_text
+from knowledge.chunking import SENTENCE_SPLITTER, chunk_text, split_sentences
 from knowledge.embedding import Embedder
 from knowledge.lexical import BM25, tokenize
 from knowledge.types import Chunk, Document
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: sentences and their vectors stored (sentences.npy); 1 still loads
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,17 @@ class KnowledgeIndex:
     def exists(self) -> bool:
         return (self.directory / "manifest.json").is_file()
 
-    def load(self) -> "KnowledgeIndex":
+    def load(self, progress: Callable[[str], None] = _to_stderr) -> "KnowledgeIndex":
+        """Read the index; `progress` hears when it is an old one without stored sentences."""
+        self._read()
+        missing = sum(1 for c in self.chunks.values() if c.sentence_vectors is None)
+        if missing:
+            progress(f"the index at {self.directory} stores no sentences for {missing} chunks (manifest version "
+                     f"{self.manifest.get('version', 1)}): they are split and embedded on every turn; "
+                     f"ingest into it again to store them ('chatbot ingest SOURCE... --index {self.directory}')")
+        return self
+
+    def _read(self) -> None:
         if not self.exists:
             raise NotFound(
                 f"no knowledge index at {self.directory}; build one with "
@@ -72,9 +95,12 @@ class KnowledgeIndex:
                 for line in f:
                     record = json.loads(line)
                     record["headings"] = tuple(record["headings"])
+                    record["sentences"] = tuple(record.get("sentences", ()))
                     chunk = Chunk(**record)
                     self.chunks[chunk.chunk_id] = chunk
             self._faiss = faiss.read_index(str(self.directory / "dense.faiss"))
+            if self.manifest.get("version", 1) >= 2:
+                self._attach_sentence_vectors(np.load(self.directory / "sentences.npy"))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise ChatbotError(
                 f"the index at {self.directory} is damaged ({exc}); rebuild it with "
@@ -87,7 +113,50 @@ class KnowledgeIndex:
                 "configure that embedder or rebuild the index with --rebuild"
             )
         self._bm25 = None
-        return self
+
+    def _attach_sentence_vectors(self, matrix: np.ndarray) -> None:
+        """Give each chunk its rows of `matrix` (chunk id order, then sentence order)."""
+        ordered = sorted(self.chunks)
+        counts = [len(self.chunks[i].sentences) for i in ordered]
+        if matrix.ndim != 2 or matrix.shape[0] != sum(counts) or matrix.shape[1] != self.manifest["dimension"]:
+            raise ValueError(f"sentences.npy holds {matrix.shape} vectors for {sum(counts)} sentences")
+        matrix = np.asarray(matrix, dtype=np.float32)
+        start = 0
+        for chunk_id, count in zip(ordered, counts):
+            self.chunks[chunk_id] = replace(self.chunks[chunk_id], sentence_vectors=matrix[start:start + count])
+            start += count
+
+    def _add_missing_sentences(self, progress: Callable[[str], None]) -> None:
+        """Split and embed the sentences of chunks read without them (an index of manifest version 1)."""
+        missing = [c for c in self.chunks.values() if c.sentence_vectors is None]
+        if not missing:
+            return
+        progress(f"the index stores no sentences (manifest version {self.manifest.get('version', 1)}): "
+                 f"splitting and embedding those of its {len(missing)} chunks to store them")
+        self.chunks.update({c.chunk_id: c for c in self._with_sentences(missing)})
+
+    def _with_sentences(self, chunks: list[Chunk]) -> list[Chunk]:
+        """`chunks` with their sentences split and embedded (all in one embed call)."""
+        groups = [tuple(split_sentences(c.text)) for c in chunks]
+        flat = [s for group in groups for s in group]
+        # each distinct sentence once (overlaps and boilerplate repeat a third of them), shortest
+        # first so that a batch pads little
+        unique = sorted(set(flat), key=lambda s: (len(s), s))
+        if unique:
+            rows = self.embedder.embed(unique, show_progress=len(unique) > 256)
+            where = {s: i for i, s in enumerate(unique)}
+            vectors = rows[[where[s] for s in flat]]
+        else:
+            vectors = np.zeros((0, self.manifest["dimension"]), dtype=np.float32)
+        out, start = [], 0
+        for chunk, group in zip(chunks, groups):
+            out.append(replace(chunk, sentences=group, sentence_vectors=vectors[start:start + len(group)]))
+            start += len(group)
+        return out
+
+    def sentence_vectors(self, chunk_id: int) -> np.ndarray:
+        """The embeddings of a chunk's sentences, one row per `chunks[chunk_id].sentences`."""
+        return self.chunks[chunk_id].sentence_vectors
 
     def _empty(self, dimension: int, chunking: dict) -> None:
         import faiss
@@ -112,10 +181,12 @@ class KnowledgeIndex:
         # the sentence splitter too: an index cut by another one is rebuilt on its next ingest, not mixed
         chunking = {"max_chars": max_chars, "overlap_chars": overlap_chars, "sentences": SENTENCE_SPLITTER}
         if self.exists and not rebuild:
-            self.load()
+            self._read()
             if self.manifest.get("chunking") != chunking:
                 rebuild = True
                 progress(f"chunking settings changed from {self.manifest.get('chunking')}: rebuilding")
+            else:
+                self._add_missing_sentences(progress)
         if rebuild or not self.exists:
             self._empty(self.embedder.dimension, chunking)
 
@@ -160,6 +231,7 @@ class KnowledgeIndex:
         progress(f"{len(incoming)} documents: {added} new, {updated} changed, {unchanged} unchanged, "
                  f"{len(removed_ids)} removed; embedding {len(new_chunks)} chunks")
         vectors = self._embed_chunks(new_chunks)
+        new_chunks = self._with_sentences(new_chunks)
 
         if stale_chunk_ids:
             self._faiss.remove_ids(np.array(stale_chunk_ids, dtype=np.int64))
@@ -172,6 +244,7 @@ class KnowledgeIndex:
             del known[doc_id]
         known.update(new_entries)
         self.manifest["next_chunk_id"] = next_id
+        self.manifest["version"] = MANIFEST_VERSION
         self._bm25 = None
         self.save()
         return IngestReport(
@@ -189,12 +262,19 @@ class KnowledgeIndex:
         import faiss
 
         # the manifest last: it is what marks the index present
-        names = ("dense.faiss", "chunks.jsonl", "manifest.json")
-        with replacing(*(self.directory / name for name in names)) as (dense, chunks, manifest):
+        names = ("dense.faiss", "chunks.jsonl", "sentences.npy", "manifest.json")
+        ordered = [self.chunks[i] for i in sorted(self.chunks)]
+        stored = [f.name for f in fields(Chunk) if f.name != "sentence_vectors"]
+        rows = [c.sentence_vectors for c in ordered]
+        matrix = np.concatenate(rows) if rows else np.zeros((0, self.manifest["dimension"]), dtype=np.float32)
+        with replacing(*(self.directory / name for name in names)) as (dense, chunks, sentences, manifest):
             faiss.write_index(self._faiss, str(dense))
             with open(chunks, "w", encoding="utf-8") as f:
-                for chunk in sorted(self.chunks.values(), key=lambda c: c.chunk_id):
-                    f.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+                for chunk in ordered:
+                    record = {name: getattr(chunk, name) for name in stored}
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            with open(sentences, "wb") as f:  # a file object: np.save would add ".npy" to the temporary's name
+                np.save(f, np.ascontiguousarray(matrix, dtype=np.float32))
             manifest.write_text(json.dumps(self.manifest, indent=1, ensure_ascii=False))
 
     # ---- retrieval primitives ------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,10 @@ class Chunk:
     url: str
     headings: tuple[str, ...]  # heading path inside the document, outermost first
     text: str
+    # split_sentences(text), split once at ingest and stored with the chunk; () when not stored
+    sentences: tuple[str, ...] = ()
+    # one embedding row per sentence, from the index's embedder; None when not stored
+    sentence_vectors: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def embedding_text(self) -> str:
         """What is embedded and indexed lexically: title and heading path give the body context."""
@@ -42,3 +48,17 @@ class Passage:
     @property
     def doc_id(self) -> str:
         return self.chunk.doc_id
+
+    @property
+    def sentences(self) -> tuple[str, ...]:
+        """The chunk's sentences: those stored at ingest, else split now (the same splitter)."""
+        if self.chunk.sentences:
+            return self.chunk.sentences
+        from knowledge.chunking import split_sentences
+
+        return tuple(split_sentences(self.chunk.text))
+
+    @property
+    def sentence_vectors(self) -> np.ndarray | None:
+        """A (len(sentences), dimension) array stored at ingest, or None (embed `sentences` yourself)."""
+        return self.chunk.sentence_vectors if self.chunk.sentences else None
