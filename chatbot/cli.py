@@ -86,12 +86,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     _progress(f"read {len(documents)} documents from {', '.join(args.sources)}")
     report = index.ingest(documents, config.chunking.max_chars, config.chunking.overlap_chars,
                           rebuild=args.rebuild, progress=_progress)
+    reranker = None
+    if config.retrieval.rerank:  # trained on the help centre just indexed; again only when it changed
+        from chatbot.builder import train_reranker
+
+        meta = train_reranker(config, index, _progress)
+        reranker = {key: meta.get(key) for key in ("trained", "questions", "train_seconds", "size_mb")}
     if args.json:
-        print(json.dumps({"index": str(index.directory), **report.__dict__}))
+        print(json.dumps({"index": str(index.directory), **report.__dict__,
+                          **({"reranker": reranker} if reranker is not None else {})}))
     else:
         print(f"index {index.directory}: {report.documents} documents, {report.chunks} chunks "
               f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
               f"{report.removed} removed)")
+        if reranker is not None:
+            print(f"reranker: {'trained' if reranker['trained'] else 'up to date'} "
+                  f"({reranker['questions']} pseudo-questions, {reranker['train_seconds']} s to train, "
+                  f"{reranker['size_mb']} MB)")
     return 0
 
 
@@ -223,6 +234,13 @@ def add_common(p: argparse.ArgumentParser, index: bool = False, db: bool = False
         p.add_argument("--db", help="SQLAlchemy database URL (default: sqlite:///.chatbot/chatbot.db)")
 
 
+def _rerank_flag(p: argparse.ArgumentParser, what: str) -> None:
+    from core.config import default
+
+    p.add_argument("--rerank", action=argparse.BooleanOptionalAction, dest=config_dest("retrieval.rerank"),
+                   help=f"{what} (config [retrieval] rerank, default {str(default('retrieval.rerank')).lower()})")
+
+
 # Packages that add their own commands declare an entry point in this group (pyproject.toml):
 # `register(subparsers)`; each command sets `func(args) -> int` and raises ChatbotError for bad
 # input, like the commands here. The engine names none of them, so it imports neither ui nor finetune.
@@ -244,12 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="add help-centre files or folders to an index")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="Markdown, HTML, PDF, TXT, FAQ CSV or JSONL files or folders")
     p.add_argument("--rebuild", action="store_true", help="discard the existing index and build anew")
+    _rerank_flag(p, "train the help centre's reranker into the index after indexing (when the documents changed)")
     common(p, index=True)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="hybrid search of the index, one result per document")
     p.add_argument("question")
     p.add_argument("-k", type=int, default=5, help="number of documents (default 5)")
+    _rerank_flag(p, "reorder the top fused chunks with the index's trained reranker")
     common(p, index=True)
     p.set_defaults(func=cmd_search)
 

@@ -230,7 +230,7 @@ class Pipeline:
         """Open the database and load every model now, so the first customer does not wait."""
         self.store.engine  # noqa: B018 - opens the database (and fails fast on a bad URL) first
         self.llm.warm_up()
-        self.index.embedder.warm_up()
+        self.searcher.warm_up()  # the embedder, and a trained reranker when one is on
         for part in (self.speech, self.vision):
             if part is not None:
                 part.warm_up()

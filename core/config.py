@@ -61,7 +61,7 @@ class RetrievalConfig(_Section):
     # fused chunks with it. With no trained reranker in the index, search is as without. bench/rerank.py
     rerank: bool = False
     rerank_candidates: int = 10  # fused chunks the reranker reorders
-    rerank_weight: float = 100.0  # weight of its ranking in the rank fusion (the fused score counts as it is); 100: its order alone
+    rerank_weight: float = 100.0  # its ranking's weight in the rank fusion (fused score kept); 100: its order alone
     rerank_max_questions: int = 1500  # pseudo-questions trained on, one epoch: a sample of titles, headings, sentences
     rerank_sentences_per_chunk: int = 2  # body sentences per chunk used as pseudo-questions
     rerank_learning_rate: float = 2e-5

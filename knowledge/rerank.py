@@ -12,7 +12,8 @@ Training data, built from the index alone (any help centre, any language the emb
 - pseudo-questions: each document's title (an FAQ CSV row's title is its question), each heading
   (prefixed with the title when it is generic: shared by several documents, or under 3 words), and
   up to `sentences_per_chunk` body sentences per chunk (inverse cloze: which chunk holds this?);
-  a text that points at two documents is dropped; at most `max_questions`, titles first;
+  a text that points at two documents is dropped; at most `max_questions`, sampled from all kinds
+  (on the Arduino dev split, a mostly-sentence mix beat titles and headings alone);
 - positives: the chunks under that title or heading, or holding that sentence;
 - negatives: every other chunk of the index, so the ones the hybrid searcher ranks highest for the
   pseudo-question (its hard negatives: same product, sibling articles, hub pages listing titles)
@@ -120,13 +121,12 @@ def pseudo_questions(chunks: Iterable[Chunk], sentences_per_chunk: int, max_ques
         docs_of_text[q.text.lower()].add(q.doc_id)
     out: list[PseudoQuestion] = []
     seen: set[str] = set()
-    rng.shuffle(sentences)
-    for q in titles + headings + sentences:  # titles and headings first when capping
+    for q in titles + headings + sentences:
         key = q.text.lower()
         if len(docs_of_text[key]) == 1 and key not in seen:
             seen.add(key)
             out.append(q)
-    return out[:max_questions]
+    return rng.sample(out, max_questions) if len(out) > max_questions else out  # a sample of every kind
 
 
 # ---- caching ------------------------------------------------------------------------------------
@@ -149,7 +149,8 @@ def fingerprint(manifest: dict, settings: TrainingSettings) -> str:
     payload = {
         "recipe": RECIPE_VERSION, "embedder": manifest.get("embedder"), "chunking": manifest.get("chunking"),
         "settings": asdict(settings),
-        "documents": sorted((doc_id, meta.get("hash"), tuple(meta.get("chunk_ids", ()))) for doc_id, meta in documents.items()),
+        "documents": sorted((doc_id, meta.get("hash"), tuple(meta.get("chunk_ids", ())))
+                            for doc_id, meta in documents.items()),
     }
     h.update(json.dumps(payload, sort_keys=True, default=list).encode("utf-8"))
     return h.hexdigest()
@@ -340,6 +341,7 @@ class RerankingSearcher:
         return self.searcher.embedder
 
     def warm_up(self) -> None:
+        self.searcher.warm_up()
         self.reranker.warm_up()
 
     def search(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:

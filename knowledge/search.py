@@ -22,8 +22,12 @@ from knowledge.types import Passage
 class Searcher(Protocol):
     """What the pipeline, the CLI and the operator panel use to retrieve passages."""
 
-    index: KnowledgeIndex  # the operator panel ingests uploads into it and counts its documents
-    embedder: Embedder  # the pipeline warms it up
+    index: KnowledgeIndex  # the engine re-indexes uploads into it and counts its documents
+    embedder: Embedder
+
+    def warm_up(self) -> None:
+        """Load the models search needs (the embedder; a reranker when one is on)."""
+        ...
 
     def search(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
         """The `k` best chunks for `query`, best first; `context` is earlier turns, oldest first."""
@@ -58,6 +62,9 @@ class HybridSearcher:
         self.dense_weight = dense_weight
         self.lexical_weight = lexical_weight
         self.context_term_weight = context_term_weight
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
 
     def search(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
         """The `k` best chunks for `query`; `context` is earlier turns, oldest first."""
