@@ -84,9 +84,11 @@ def test_answers_are_grounded_in_their_cited_sources_or_handed_over(pipeline):
             assert reply.handoff.needed and reply.handoff.reason in ("no_knowledge", "unsupported_answer")
         if reply.grounding.get("direct_quote"):  # a source sentence close to the question, verbatim
             quoted = re.search("\u201c(.+)\u201d", reply.answer).group(1)
-            assert quoted in re.sub(r"\*\*|__|`", "", cited), f"{quoted!r} is not in its source"
+            source = " ".join(re.sub(r"\*\*|__|`", "", cited).split())
+            for sentence in re.split(r"(?<=[.!?:])\s+", quoted):  # the closest sentence and those after it
+                assert " ".join(sentence.split()) in source, f"{sentence!r} is not in its source"
             assert reply.usage.llm_s == 0 and reply.cost.cost_usd > 0
-        else:
+        elif reply.outcome != "clarify":  # the LLM ran: metered
             assert reply.usage.prompt_tokens > 0 and reply.usage.llm_s > 0 and reply.cost.cost_usd > 0
     assert answered >= 1
 
