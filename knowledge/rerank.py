@@ -43,6 +43,7 @@ from core.errors import ChatbotError
 from core.files import build_folder_atomic
 from core.lazy import Lazy
 from knowledge.chunking import split_sentences
+from knowledge.search import best_per_document
 from knowledge.types import Chunk, Passage
 
 FOLDER = "reranker"  # inside the index folder
@@ -356,13 +357,5 @@ class RerankingSearcher:
 
     def search_documents(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
         """Like `search`, but one passage (the best) per document."""
-        seen: set[str] = set()
-        out: list[Passage] = []
         wide = max(k * 4, getattr(self.searcher, "candidates", 0), self.candidates)
-        for passage in self.search(query, k=wide, context=context):
-            if passage.doc_id not in seen:
-                seen.add(passage.doc_id)
-                out.append(passage)
-            if len(out) == k:
-                break
-        return out
+        return best_per_document(self.search(query, k=wide, context=context), k)

@@ -91,12 +91,17 @@ class HybridSearcher:
 
     def search_documents(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
         """Like `search`, but one passage (the best) per document."""
-        seen: set[str] = set()
-        out: list[Passage] = []
-        for passage in self.search(query, k=max(k * 4, self.candidates), context=context):
-            if passage.doc_id not in seen:
-                seen.add(passage.doc_id)
-                out.append(passage)
-            if len(out) == k:
-                break
-        return out
+        return best_per_document(self.search(query, k=max(k * 4, self.candidates), context=context), k)
+
+
+def best_per_document(passages: Sequence[Passage], k: int) -> list[Passage]:
+    """The first (best) passage of each document, in order, at most `k`."""
+    seen: set[str] = set()
+    out: list[Passage] = []
+    for passage in passages:
+        if passage.doc_id not in seen:
+            seen.add(passage.doc_id)
+            out.append(passage)
+        if len(out) == k:
+            break
+    return out
