@@ -9,6 +9,8 @@ for display.
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 from pathlib import Path
 
@@ -140,21 +142,31 @@ class _Handlers:
                 f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, {report.removed} removed).")
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
+
+
+def shown(text: str) -> str:
+    """Customer-controlled text made inert for Markdown: no HTML, no images, links or emphasis."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False)).replace("\n", " ")
+
+
 def transcript_markdown(conv) -> str:
-    """A stored conversation as Markdown for operators: who said what, outcomes, sources."""
+    """A stored conversation as Markdown for operators: who said what, outcomes, sources.
+    Everything a customer or a help-centre file controls is passed through `shown`."""
     lines = [f"**Conversation** `{conv.id}` · {conv.channel} · started {conv.created_at:%Y-%m-%d %H:%M}",
              f"**Handoff:** {conv.handoff_reason or 'no'}", ""]
     for m in conv.messages:
         who = "Customer" if m.role == "customer" else "Assistant"
-        lines.append(f"**{who}:** {m.content}")
+        lines.append(f"**{who}:** {shown(m.content)}")
         if "transcript" in m.extra:
             lines.append(f"<sub>voice, {m.extra['transcript'].get('audio_s', 0)} s</sub>")
         if "ocr" in m.extra:
-            lines.append(f"<sub>screenshot text: {m.extra['ocr']['text'][:300]}</sub>")
+            lines.append(f"<sub>screenshot text: {shown(m.extra['ocr']['text'][:300])}</sub>")
         if m.outcome:
             lines.append(f"<sub>outcome: {m.outcome}</sub>")
         if m.sources:
-            lines.append("<sub>sources: " + " · ".join(f"{s.title} [{s.doc_id}]" for s in m.sources) + "</sub>")
+            lines.append("<sub>sources: " + " · ".join(f"{shown(s.title)} \\[{shown(s.doc_id)}\\]" for s in m.sources)
+                         + "</sub>")
         lines.append("")
     return "\n\n".join(lines)
 
