@@ -243,11 +243,7 @@ class Pipeline:
         `NotFound`; both carry a message safe to show the customer.
         """
         understood = self._understand(turn)
-        conversation_id = turn.conversation_id
-        if conversation_id:
-            self.store.require_conversation(conversation_id)
-        else:
-            conversation_id = self.store.new_conversation(turn.channel)
+        conversation_id = self._open_conversation(turn.conversation_id, turn.channel)
         message_id = self.store.add_message(conversation_id, "customer", understood.question,
                                             extra=understood.extra or None)
         yield Received(conversation_id, message_id, understood.question, turn.audio is not None,
@@ -266,10 +262,7 @@ class Pipeline:
     # ---- verbs -----------------------------------------------------------------------------
     def request_handoff(self, conversation_id: str | None = None, channel: str = "cli") -> Reply:
         """The customer asked for a person (a button, not words): hand over, no LLM call."""
-        if conversation_id:
-            self.store.require_conversation(conversation_id)
-        else:
-            conversation_id = self.store.new_conversation(channel)
+        conversation_id = self._open_conversation(conversation_id, channel)
         self.store.add_message(conversation_id, "customer", HANDOFF_REQUEST, extra={"action": "request_handoff"})
         usage = Usage(device=self.llm.device)
         return self._finish(conversation_id, HANDOFF_REQUEST, Outcome.CUSTOMER_REQUEST,
@@ -313,6 +306,13 @@ class Pipeline:
         return {**conversation_costs(self.store, conversation_id, self.prices), "api_model": self.prices.api_model}
 
     # ---- the turn, step by step ------------------------------------------------------------
+    def _open_conversation(self, conversation_id: str | None, channel: str) -> str:
+        """The given conversation (`NotFound` when unknown), or a new one on `channel`."""
+        if conversation_id:
+            self.store.require_conversation(conversation_id)
+            return conversation_id
+        return self.store.new_conversation(channel)
+
     def _understand(self, turn: Turn) -> _Understood:
         """Transcribe a voice question and read a screenshot; errors are customer-readable."""
         if turn.audio is None and turn.image is None:
@@ -368,7 +368,7 @@ class Pipeline:
         started = time.perf_counter()
         quote = self.checker.best_quote(query, passages)
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
-        if quote and quote.cosine >= s.direct_quote_cosine and answers_on_its_own(quote.sentence, query):
+        if _quotable(quote, query, s.direct_quote_cosine):
             # one source sentence answers the question closely: say it verbatim, with no LLM call
             yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, self._quote(quote, passages),
                                [passages[quote.source]], usage,
@@ -406,7 +406,7 @@ class Pipeline:
             yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, answer, cited, usage, grounding,
                                passages)
             return
-        if quote and quote.cosine >= s.evidence_answer_cosine and answers_on_its_own(quote.sentence, query):
+        if _quotable(quote, query, s.evidence_answer_cosine):
             # the model's words failed the check, but a source sentence answers the question: say that
             grounding["evidence_answer"] = True
             yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, self._quote(quote, passages),
@@ -432,7 +432,7 @@ class Pipeline:
                         or len(" ".join(picked)) + len(sentence) > MAX_QUOTE_CHARS:
                     break
                 picked.append(sentence)
-        return _quoted(" ".join(_plain(s) for s in picked))
+        return _quoted(*picked)
 
     def _finish(self, conversation_id: str, question: str, outcome: Outcome, answer: str, cited: list[Passage], usage: Usage,
                 grounding: dict | None = None, retrieved: Sequence[Passage] = ()) -> Reply:
@@ -475,9 +475,14 @@ def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[P
     return " ".join(parts), cited
 
 
-def _quoted(sentence: str) -> str:
-    """A source sentence quoted verbatim (as plain text), citing the one source shown as [1]."""
-    return QUOTE.format(sentence=_plain(sentence))
+def _quotable(quote: Quote | None, query: str, min_cosine: float) -> bool:
+    """Can this source sentence answer the question in its own words, at this closeness?"""
+    return quote is not None and quote.cosine >= min_cosine and answers_on_its_own(quote.sentence, query)
+
+
+def _quoted(*sentences: str) -> str:
+    """Source sentences quoted verbatim (as plain text), citing the one source shown as [1]."""
+    return QUOTE.format(sentence=" ".join(_plain(s) for s in sentences))
 
 
 def _plain(sentence: str) -> str:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import BadInput, NotFound
+from core.jsonl import jsonl_records
 from knowledge.types import Document
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -193,13 +193,7 @@ def _read_faq_csv(raw: str, rel: str, path: Path, root: Path) -> Iterator[Docume
 
 
 def _read_jsonl(raw: str, rel: str, path: Path, root: Path) -> Iterator[Document]:
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"{path} line {number} is not valid JSON ({exc.msg}); fix or remove it") from None
+    for number, record in jsonl_records(raw.splitlines(), path):
         if not isinstance(record, dict) or not str(record.get("text") or "").strip():
             raise BadInput(f"{path} line {number} needs an object with a non-empty 'text' field")
         doc_id = record.get("id", record.get("article_id"))

@@ -69,6 +69,7 @@ class _Scripted:
         self.answers = answers
         self.asked: list[tuple[str, str | None]] = []
         self.llm = SimpleNamespace(name="scripted")
+        self.settings = SimpleNamespace(context_turns=4)
         self.searcher = SimpleNamespace(search_documents=lambda query, k=5, context=(): [
             SimpleNamespace(doc_id=d) for d in ("S", "R")][:k])
 

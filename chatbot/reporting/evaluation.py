@@ -31,7 +31,6 @@ Each question runs in a new conversation. The figures (see `totals`):
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from collections import Counter
@@ -42,6 +41,7 @@ from pathlib import Path
 
 from chatbot.reporting.report import percentile
 from core.errors import BadInput, NotFound
+from core.jsonl import jsonl_records
 
 SPLITS = ("dev", "heldout")
 RETRIEVAL_K = 5
@@ -191,13 +191,7 @@ def load_questions(path: str | Path) -> list[EvalQuestion]:
         raise BadInput(f"{path} is not UTF-8 text; give a JSONL file of questions") from None
     questions: list[EvalQuestion] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"{path} line {number} is not valid JSON ({exc.msg}); fix or remove it") from None
+    for number, record in jsonl_records(lines, path):
         question = _parse(record, f"{path} line {number}", number)
         if question.id in seen:
             raise BadInput(f"{path} line {number}: id '{question.id}' is also on line {seen[question.id]}; "
@@ -295,7 +289,7 @@ def run_question(pipeline, question: EvalQuestion, channel: str = "eval") -> Eva
     reply = pipeline.ask(question.question, conversation_id=conversation_id, channel=channel)
     latency = time.perf_counter() - started
     # the pipeline's own context: the last `context_turns` messages of the conversation
-    turns = getattr(getattr(pipeline, "settings", pipeline), "context_turns", 4)
+    turns = pipeline.settings.context_turns
     context = context[-turns:] if turns > 0 else []
     retrieved = tuple(p.doc_id for p in pipeline.searcher.search_documents(question.question, k=RETRIEVAL_K,
                                                                            context=context))
@@ -364,7 +358,7 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
 def evaluate(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None) -> dict:
     """`{"totals": {...}, "questions": [...]}` for the questions, run through `pipeline`."""
     results = run(pipeline, questions, progress)
-    return {"totals": totals(results, getattr(pipeline.llm, "name", "")),
+    return {"totals": totals(results, pipeline.llm.name),
             "questions": [r.to_json() for r in results]}
 
 
