@@ -5,14 +5,25 @@ BIN := $(VENV)/bin
 INDEX := .chatbot/index
 DB := sqlite:///.chatbot/chatbot.db
 
-.PHONY: run setup install system-deps test test-fast bench clean
+.PHONY: run quick answer setup install system-deps test test-fast bench clean
 
-## install into .venv, provision the offline models, ingest the demo help centre, answer, report
+## install into .venv, provision the offline models, ingest the demo help centre, run one round of the
+## improvement loop (fine-tune, export int8, eval gate, promote; cached), answer with the serving model, report
 run: setup
 	$(BIN)/chatbot ingest demo/help-centre --index $(INDEX)
+	$(BIN)/chatbot --config demo/chatbot.toml improve --questions demo/questions.jsonl \
+	  --logs demo/support-logs.jsonl --index $(INDEX) --db $(DB)
+	$(MAKE) --no-print-directory answer
+
+## quick start: the same without the improvement loop (the base model serves until a model is promoted)
+quick: setup
+	$(BIN)/chatbot ingest demo/help-centre --index $(INDEX)
+	$(MAKE) --no-print-directory answer
+
+answer:
 	$(BIN)/chatbot --config demo/chatbot.toml ask "How long do I have to send something back?" --index $(INDEX) --db $(DB)
 	$(BIN)/chatbot --config demo/chatbot.toml ask "What is the capital of France?" --index $(INDEX) --db $(DB)
-	$(BIN)/chatbot report --db $(DB)
+	$(BIN)/chatbot --config demo/chatbot.toml report --db $(DB)
 
 ## .venv with everything, then the models (idempotent)
 setup: install system-deps

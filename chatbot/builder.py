@@ -5,7 +5,9 @@ Backends are picked by name from plain dicts; a wrong name lists the valid ones.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from core.config import Config
 from chatbot.records.costs import PriceSheet
@@ -23,9 +25,41 @@ from knowledge.search import HybridSearcher, Searcher
 Progress = Callable[[str], None]
 
 
+MODEL_CARD = "chatbot_model.json"  # {"name", "base", "fingerprint"}: how a model folder made here names itself
+PROMOTION = "promotion.json"  # written beside a model `chatbot improve` promoted
+
+
+def _model_name(setting: str, path: str) -> str:
+    """The name reports show: the folder's own name (model card or promotion record), else the `[models] llm`
+    setting."""
+    for record in (Path(path) / MODEL_CARD, Path(path) / PROMOTION):
+        if record.is_file():
+            return json.loads(record.read_text(encoding="utf-8")).get("name") or setting
+    return setting
+
+
+def promoted_model(base: str, promoted_dir: str) -> tuple[str, str] | None:
+    """(folder, name) of the model `chatbot improve` promoted over `base` into `promoted_dir`, if any.
+    A model promoted over another base (the config's `llm` changed since) does not serve."""
+    record_path = Path(promoted_dir) / PROMOTION if promoted_dir else None
+    if record_path is None or not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    if record.get("base") != base:
+        return None
+    return str(Path(promoted_dir)), _model_name(base, promoted_dir)
+
+
+def serving_model_name(config: Config) -> str:
+    """The name of the LLM that answers: the promoted model's, else `[models] llm` (loads nothing)."""
+    promoted = promoted_model(config.models.llm, config.models.promoted_dir) \
+        if config.models.llm_backend != "openai" else None
+    return promoted[1] if promoted else config.models.llm
+
+
 def _transformers_llm(config: Config, path: str) -> ChatModel:
     m = config.models
-    return TransformersChatModel(path, name=m.llm, device=m.device, threads=m.threads,
+    return TransformersChatModel(path, name=_model_name(m.llm, path), device=m.device, threads=m.threads,
                                  repetition_penalty=config.generation.repetition_penalty)
 
 
@@ -33,7 +67,7 @@ def _ctranslate2_llm(config: Config, path: str) -> ChatModel:
     from chatbot.answer.llm_ct2 import CTranslate2ChatModel
 
     m = config.models
-    return CTranslate2ChatModel(path, name=m.llm, device=m.device, threads=m.threads,
+    return CTranslate2ChatModel(path, name=_model_name(m.llm, path), device=m.device, threads=m.threads,
                                 repetition_penalty=config.generation.repetition_penalty)
 
 
@@ -111,6 +145,12 @@ def _llm_backend(config: Config, progress: Progress) -> tuple[str, str]:
 
 
 def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
+    """`[models] llm`, or the model `chatbot improve` promoted over it into `[models] promoted_dir`."""
+    promoted = promoted_model(config.models.llm, config.models.promoted_dir) \
+        if config.models.llm_backend != "openai" else None
+    if promoted:
+        progress(f"serving {promoted[1]}, promoted over {config.models.llm} (in {promoted[0]})")
+        config = config.with_overrides({"models": {"llm": promoted[0], "llm_backend": "transformers"}})
     backend, path = _llm_backend(config, progress)
     return LLM_BACKENDS[backend](config, path)
 

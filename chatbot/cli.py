@@ -171,12 +171,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from chatbot.builder import build_prices
+    from chatbot.builder import build_prices, serving_model_name
     from chatbot.reporting.report import build_report
     from chatbot.records.store import Store
 
     config = config_from_args(args)
-    report = build_report(Store(config.db_url), build_prices(config), config.models.llm)
+    report = build_report(Store(config.db_url), build_prices(config), serving_model_name(config))
     if args.json:
         print(json.dumps(report))
     else:

@@ -41,6 +41,9 @@ class ModelsConfig(_Section):
     embedder: str = "all-minilm-l6-v2"  # a registered name, a local folder, or a hub id
     device: str = "auto"  # "auto" picks CUDA when present, else CPU; or "cpu" / "cuda"
     threads: int = 0  # CPU threads for torch; 0 = torch's default
+    # where `chatbot improve` installs the model it promotes; when that folder holds a model promoted over
+    # `llm` (its promotion.json names `llm` as the base), it serves instead of `llm`. "" = always serve `llm`
+    promoted_dir: str = ""
 
 
 class ChunkingConfig(_Section):
@@ -166,6 +169,19 @@ class EvaluateConfig(_Section):
     limit: int = 0  # score this many exchanges, taken round-robin across intents; 0 = all
 
 
+class ImproveConfig(_Section):
+    """`chatbot improve`: fine-tune on the help centre and logs, export, evaluate, promote (finetune/improve.py)."""
+
+    max_chats: int = 1500  # help-centre questions (titles, headings, FAQ) made into grounded training chats, at most
+    log_share: float = 0.5  # support-log exchanges added, as a share of the help-centre chats
+    reply_words: int = 45  # a grounded reply quotes one or two source sentences, within this many words
+    decline_every: int = 8  # one help-centre chat in this many has no answering source and a declining reply; 0 = none
+    validation_chats: int = 16  # chats held out for the loss reported before and after
+    split: str = "dev"  # the question split the promotion gate evaluates on; the held-out split is never used
+    max_steps: int = 60  # optimizer steps of the LoRA run (instead of [finetune.loop] max_steps)
+    quantization: str = "int8"  # the exported serving model
+
+
 class FinetuneConfig(_Section):
     """`chatbot finetune | distill | evaluate`; the base model is [models] llm, prompts are as served."""
 
@@ -182,6 +198,7 @@ class FinetuneConfig(_Section):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    improve: ImproveConfig = Field(default_factory=ImproveConfig)
 
 
 class Config(_Section):

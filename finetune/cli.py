@@ -1,4 +1,4 @@
-"""`chatbot finetune | distill | evaluate | export`: thin adapters from flags to this package.
+"""`chatbot finetune | distill | evaluate | export | improve`: thin adapters from flags to this package.
 
 Each option that has a default overrides one key of the config tree when given (`--lora-rank` is `[finetune.lora] rank`,
 see core/config.py), so each default lives there once; `chatbot.cli.config_from_args` applies them.
@@ -145,6 +145,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_improve(args: argparse.Namespace) -> int:
+    from finetune.improve import improve
+
+    config = config_from_args(args)
+    _positive("--max-steps", "finetune.improve.max_steps", config.finetune.improve.max_steps)
+    for path in args.logs:
+        if not Path(path).is_file():
+            raise BadInput(f"--logs {path} is not a file; give a CSV or JSONL of support exchanges")
+    summary = improve(config, args.questions, args.logs, args.out, _progress)
+    c, s = summary["candidate"], summary["serving_before"]
+    _print_report(args, summary, "\n".join([
+        f"candidate {c['name']}: correct {c['correct_rate']}, wrong {c['wrong_rate']}, "
+        f"resolution {c['resolution_rate']}",
+        f"serving   {s['name']}: correct {s['correct_rate']}, wrong {s['wrong_rate']}, "
+        f"resolution {s['resolution_rate']}",
+        f"{'promoted' if summary['promoted'] else 'not promoted'}: {summary['reason']}",
+        f"serving now: {summary['serving']}" + ("" if config.models.promoted_dir else
+                                                f" (set [models] promoted_dir = \"{summary['target']}\" to serve it)"),
+    ]))
+    return 0
+
+
 def _flag(p: argparse.ArgumentParser, flag: str, key: str, help: str, **kwargs) -> None:
     """A flag that overrides config key `key` when given; its help ends with the default from config."""
     if kwargs.get("action") is None and "metavar" not in kwargs and "choices" not in kwargs:
@@ -254,6 +276,24 @@ def register(subparsers) -> None:
     p.add_argument("--predictions", metavar="FILE", help="write every reply with its scores to this JSONL file")
     add_common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = subparsers.add_parser(
+        "improve", help="fine-tune on the help centre and logs, export, evaluate, promote (one round)",
+        description="One round of the improvement loop: LoRA fine-tune [models] llm for grounded answering on "
+                    "questions read off the help centre in the index (with the passages search really returns) "
+                    "and on support logs, export it int8, run 'chatbot eval' on the dev split with it and with "
+                    "the serving model, and promote it into [models] promoted_dir only if its correct rate is "
+                    "not lower and its wrong rate not higher. Each step is cached in OUT: a second run with "
+                    "nothing changed does no work. The held-out split is never used.")
+    p.add_argument("--questions", required=True, metavar="FILE",
+                   help="question set (JSONL, as for 'chatbot eval'); its dev split is the promotion gate")
+    p.add_argument("--logs", action="append", default=[], metavar="FILE",
+                   help="support logs (CSV or JSONL), repeatable; scrubbed before use")
+    p.add_argument("--out", default=".chatbot/models", metavar="DIR",
+                   help="work folder: candidate/, candidate-int8/, eval/, serving/ (default .chatbot/models)")
+    _flag(p, "--max-steps", "finetune.improve.max_steps", "optimizer steps of the LoRA run", type=int, metavar="N")
+    add_common(p, index=True, db=True)
+    p.set_defaults(func=cmd_improve)
 
     p = subparsers.add_parser(
         "export", help="export a model to CTranslate2 (int8) for fast serving",

@@ -131,20 +131,38 @@ def encode_example(tokenizer, messages: Sequence[Message], reply: str, max_token
     return Example(tuple(prompt + completion), tuple([IGNORE_INDEX] * len(prompt) + completion)), cut
 
 
-def encode_exchanges(tokenizer, exchanges: Sequence[Exchange], pool: SourcePool, options: EncodeOptions,
-                     replies: Sequence[str] | None = None) -> tuple[list[Example], dict[str, int]]:
-    """Serve-time prompts with each gold reply (or `replies[i]` instead) as the supervised target."""
+@dataclass(frozen=True)
+class Chat:
+    """One supervised example: the serve-time messages and the reply to learn."""
+
+    messages: tuple[Message, ...]
+    reply: str
+
+
+def encode_chats(tokenizer, chats: Sequence[Chat], max_tokens: int) -> tuple[list[Example], dict[str, int]]:
+    """Token examples of `chats`; counts those skipped (prompt too long) and cut (reply too long)."""
     examples, skipped, cut = [], 0, 0
-    for i, exchange in enumerate(exchanges):
-        messages = exchange_messages(exchange, pool, options.company, options.seed, options.source_sentences)
-        example, was_cut = encode_example(tokenizer, messages, exchange.reply if replies is None else replies[i],
-                                          options.max_tokens)
+    for chat in chats:
+        example, was_cut = encode_example(tokenizer, chat.messages, chat.reply, max_tokens)
         if example is None:
             skipped += 1
             continue
         cut += was_cut
         examples.append(example)
     return examples, {"examples": len(examples), "skipped_prompt_too_long": skipped, "reply_cut": cut}
+
+
+def exchange_chats(exchanges: Sequence[Exchange], pool: SourcePool, options: EncodeOptions,
+                   replies: Sequence[str] | None = None) -> list[Chat]:
+    """Serve-time prompts with each gold reply (or `replies[i]` instead) as the target."""
+    return [Chat(tuple(exchange_messages(e, pool, options.company, options.seed, options.source_sentences)),
+                 e.reply if replies is None else replies[i]) for i, e in enumerate(exchanges)]
+
+
+def encode_exchanges(tokenizer, exchanges: Sequence[Exchange], pool: SourcePool, options: EncodeOptions,
+                     replies: Sequence[str] | None = None) -> tuple[list[Example], dict[str, int]]:
+    """Serve-time prompts with each gold reply (or `replies[i]` instead) as the supervised target."""
+    return encode_chats(tokenizer, exchange_chats(exchanges, pool, options, replies), options.max_tokens)
 
 
 def fingerprint(examples: Sequence[Example], settings: dict) -> str:
@@ -193,24 +211,37 @@ def clear_weights(out: Path, globs: Sequence[str]) -> None:
 def finetune(data_paths: Sequence[str | Path], out_dir: str | Path, options: FinetuneOptions = FinetuneOptions(),
              resume: bool = False, progress: Progress = lambda m: None) -> dict:
     """Prepare the data, train LoRA, save the model; returns the training report (also written)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
+    resolve_trainable_model(options.model, progress)  # a wrong name fails before any work
     out = Path(out_dir)
-    base = resolve_trainable_model(options.model, progress)  # a wrong name fails before any work
     splits, data_report = prepare_dataset(data_paths, out / "data", options.data)
     progress(f"data: {data_report.splits} exchanges after scrubbing ({data_report.scrubbed}) and "
              f"removing {data_report.duplicates_removed} duplicates; splits in {out / 'data'}")
     train = list(splits.train[:options.max_examples] if options.max_examples > 0 else splits.train)
     if not train:
         raise BadInput("the train split is empty; give more exchanges or lower the held-out fractions")
+    chats = exchange_chats(train, SourcePool(train), options.encode)
+    eval_chats = exchange_chats(splits.validation[:options.eval_examples], SourcePool(splits.validation),
+                                options.encode)
+    return train_chats(chats, eval_chats, out, options, resume, progress, {"data": data_report.to_json()})
+
+
+def train_chats(chats: Sequence[Chat], eval_chats: Sequence[Chat], out_dir: str | Path, options: FinetuneOptions,
+                resume: bool = False, progress: Progress = lambda m: None, extra_report: dict | None = None) -> dict:
+    """Train LoRA on `options.model` with `chats`, report the loss on `eval_chats` before and after, and save
+    the model (merged, or the adapter) in `out_dir`; returns the training report (also written there)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    out = Path(out_dir)
+    base = resolve_trainable_model(options.model, progress)
     device = pick_device(options.device)
     progress(f"loading {base} on {device}")
     model, tokenizer = load_causal_lm(base, device)
-    pool = SourcePool(train)
-    examples, encode_stats = encode_exchanges(tokenizer, train, pool, options.encode)
-    eval_examples, _ = encode_exchanges(tokenizer, splits.validation[:options.eval_examples],
-                                        SourcePool(splits.validation), options.encode)
+    examples, encode_stats = encode_chats(tokenizer, chats, options.encode.max_tokens)
+    eval_examples, _ = encode_chats(tokenizer, eval_chats, options.encode.max_tokens)
+    if not examples:
+        raise BadInput(f"none of the {len(chats)} training chats fits in {options.encode.max_tokens} tokens; "
+                       "raise [finetune] max_tokens or show fewer source sentences")
     progress(f"{len(examples)} training sequences ({encode_stats['reply_cut']} replies cut to "
              f"{options.encode.max_tokens} tokens, {encode_stats['skipped_prompt_too_long']} skipped)")
 
@@ -252,8 +283,7 @@ def finetune(data_paths: Sequence[str | Path], out_dir: str | Path, options: Fin
         "lora": dataclasses.asdict(lora), "trainable_parameters": trainable, "total_parameters": total_params,
         "max_tokens": options.encode.max_tokens, "target_tokens_this_run": result.target_tokens,
         **run_report(result, options.loop, examples, encode_stats, eval_examples, validation_after, device),
-        "data": data_report.to_json(),
+        **(extra_report or {}),
     }
     write_atomic(out / "train_report.json", json.dumps(report, indent=2) + "\n")
     return report
-

@@ -1,0 +1,206 @@
+"""One round of the improvement loop: fine-tune, export, evaluate, promote (`chatbot improve`).
+
+1. Training chats: grounded chats from the help centre in the index (`finetune.grounded`: its own
+   titles, headings and FAQ questions, the passages the engine really retrieves, short replies that
+   quote the answering sentences and cite [n]) plus a share of the support logs (scrubbed, in the
+   serve-time prompt among other replies, `finetune.train.exchange_chats`).
+2. LoRA on `[models] llm` (`finetune.train.train_chats`), merged into `OUT/candidate/`.
+3. CTranslate2 export (`[finetune.improve] quantization`, int8) into `OUT/candidate-int8/`, named
+   in its `chatbot_model.json`.
+4. The gate: `chatbot eval` (`chatbot.reporting.evaluation`) on the `[finetune.improve] split` of the
+   question set (dev; the held-out split is never used here) with the serving model and with the
+   candidate, each through the whole engine. The candidate is promoted only if its correct rate is
+   not lower and its wrong rate not higher than the serving model's.
+5. Promotion copies the export into `[models] promoted_dir` (default `OUT/serving/`) with
+   `promotion.json`; the builder serves it from then on (see `chatbot.builder.promoted_model`). The
+   serving model's dev totals are recorded in the database, for `chatbot report` and the panel.
+
+Every step is cached under OUT by a fingerprint of what it depends on (the chats and settings; an
+evaluation by model, questions, documents and engine settings), so a second run with nothing
+changed loads results instead of training or answering again. This module knows nothing about the
+command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from core.config import Config
+from core.errors import BadInput
+from core.files import build_folder_atomic, write_atomic
+from chatbot.answer.export import export_ctranslate2
+from chatbot.builder import MODEL_CARD, PROMOTION, build_index, build_pipeline, build_searcher, promoted_model
+from chatbot.reporting.evaluation import evaluate, load_questions, select
+from finetune.data import prepare_dataset
+from finetune.evaluate import install_model
+from finetune.grounded import GroundedOptions, grounded_chats, split_chats
+from finetune.prompts import SourcePool
+from finetune.train import Chat, FinetuneOptions, exchange_chats, train_chats
+
+Progress = Callable[[str], None]
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _chats_digest(chats: Sequence[Chat]) -> str:
+    digest = hashlib.sha1()
+    for chat in chats:
+        digest.update(json.dumps([[m.role, m.content] for m in chat.messages] + [chat.reply]).encode())
+    return digest.hexdigest()
+
+
+def training_chats(config: Config, logs: Sequence[str], out: Path,
+                   progress: Progress) -> tuple[list[Chat], list[Chat], dict]:
+    """(train, validation, counts): grounded help-centre chats plus a share of the support logs."""
+    imp = config.finetune.improve
+    index = build_index(config).load()
+    if not index.chunks:
+        raise BadInput(f"the index {config.index_dir} is empty; run 'chatbot ingest' on your help centre first")
+    options = GroundedOptions(config.company_name, config.retrieval.k, config.generation.source_sentences,
+                              imp.max_chats, config.finetune.seed, imp.reply_words, imp.decline_every)
+    chats, counts = grounded_chats(index, build_searcher(config, index), options, progress)
+    if logs:
+        finetune_options = FinetuneOptions.from_config(config)
+        splits, data_report = prepare_dataset(logs, out / "data", finetune_options.data)
+        wanted = int(len(chats) * imp.log_share)
+        exchanges = list(splits.train)[:wanted]
+        chats += exchange_chats(exchanges, SourcePool(list(splits.train)), finetune_options.encode)
+        counts.update(log_chats=len(exchanges), logs=data_report.to_json())
+    train, validation = split_chats(chats, min(imp.validation_chats, len(chats) // 5), config.finetune.seed)
+    progress(f"{len(train)} training chats ({counts['chats']} from the help centre, {counts.get('log_chats', 0)} "
+             f"from support logs), {len(validation)} held out for the loss")
+    return train, validation, counts
+
+
+def _trained(folder: Path, fingerprint: str) -> bool:
+    report = folder / "train_report.json"
+    return report.is_file() and json.loads(report.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
+
+
+def _card(folder: Path) -> dict:
+    path = folder / MODEL_CARD
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def train_candidate(config: Config, train: list[Chat], validation: list[Chat], counts: dict, out: Path,
+                    progress: Progress) -> tuple[Path, str]:
+    """The merged fine-tuned model folder (trained now, or cached) and its fingerprint."""
+    options = FinetuneOptions.from_config(config)
+    options = replace(options, loop=replace(options.loop, max_steps=config.finetune.improve.max_steps))
+    fingerprint = _digest(config.models.llm, _chats_digest(train), options.lora, options.loop, options.encode)
+    folder = out / "candidate"
+    if _trained(folder, fingerprint):
+        progress(f"fine-tuned model in {folder} is up to date")
+        return folder, fingerprint
+
+    def train_into(tmp: Path) -> None:
+        train_chats(train, validation, tmp, options, progress=progress,
+                    extra_report={"fingerprint": fingerprint, "chats": counts})
+
+    build_folder_atomic(folder, train_into)
+    return folder, fingerprint
+
+
+def export_candidate(config: Config, model: Path, fingerprint: str, out: Path, progress: Progress) -> tuple[Path, str]:
+    """The serving export of `model` (made now, or cached) and its name."""
+    quantization = config.finetune.improve.quantization
+    folder = out / f"candidate-{quantization}"
+    name = f"{config.models.llm}-grounded-{fingerprint[:8]}-{quantization}"
+    if _card(folder).get("fingerprint") == fingerprint:
+        progress(f"{quantization} export in {folder} is up to date")
+        return folder, name
+    progress(f"exporting {model} to CTranslate2 {quantization}")
+    export_ctranslate2(model, folder, quantization, force=True)
+    write_atomic(folder / MODEL_CARD, json.dumps({"name": name, "base": config.models.llm,
+                                                   "fingerprint": fingerprint}, indent=2) + "\n")
+    return folder, name
+
+
+def evaluate_model(config: Config, model: str, name: str, questions_path: str, out: Path,
+                   progress: Progress) -> dict:
+    """`chatbot eval` totals of `model` (a registered name or folder) on the gate split; cached."""
+    split = config.finetune.improve.split
+    questions = select(load_questions(questions_path), split)
+    if not questions:
+        raise BadInput(f"{questions_path} has no '{split}' questions to evaluate on")
+    index = build_index(config).load()
+    engine = {key: getattr(config, key).model_dump() for key in ("retrieval", "generation", "grounding")}
+    key = _digest(name, _card(Path(model)).get("fingerprint"), [q.__dict__ for q in questions],
+                  index.manifest.get("documents"), engine, config.company_name)[:16]
+    cached = out / "eval" / f"{key}.json"
+    if cached.is_file():
+        progress(f"evaluation of {name} on {len(questions)} {split} questions: cached")
+        return json.loads(cached.read_text(encoding="utf-8"))
+    db = out / "eval" / f"{key}.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.unlink(missing_ok=True)  # an interrupted run's conversations
+    served = config.with_overrides({"db_url": f"sqlite:///{db}",
+                                    "models": {"llm": model, "llm_backend": "transformers", "promoted_dir": ""}})
+    pipeline = build_pipeline(served, progress)
+    pipeline.warm_up()
+    progress(f"evaluating {name} on {len(questions)} {split} questions")
+    report = evaluate(pipeline, questions, progress)
+    report["totals"]["model"] = name
+    write_atomic(cached, json.dumps(report, ensure_ascii=False) + "\n")
+    return report
+
+
+def gate(candidate: dict, serving: dict) -> tuple[bool, str]:
+    """Promote only when the candidate's correct rate is not lower and its wrong rate not higher."""
+    c_ok, s_ok = candidate["correct_rate"] or 0.0, serving["correct_rate"] or 0.0
+    c_bad, s_bad = candidate["wrong_rate"] or 0.0, serving["wrong_rate"] or 0.0
+    figures = f"correct {c_ok:.3f} vs {s_ok:.3f}, wrong {c_bad:.3f} vs {s_bad:.3f}"
+    if c_ok >= s_ok and c_bad <= s_bad:
+        return True, f"not worse than the serving model ({figures})"
+    return False, f"worse than the serving model ({figures})"
+
+
+def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: str | Path,
+            progress: Progress = lambda m: None) -> dict:
+    """Run the loop once; returns what each step did and the gate's decision (also in OUT/improve.json)."""
+    if config.models.llm_backend == "openai":
+        raise BadInput("'chatbot improve' fine-tunes a local model; [models] llm_backend is 'openai'")
+    load_questions(questions_path)  # a bad question file fails before any training
+    out = Path(out_dir)
+    target = Path(config.models.promoted_dir or out / "serving")
+    train, validation, counts = training_chats(config, logs, out, progress)
+    model, fingerprint = train_candidate(config, train, validation, counts, out, progress)
+    export, name = export_candidate(config, model, fingerprint, out, progress)
+
+    current = promoted_model(config.models.llm, str(target))
+    serving_model, serving_name = (current[0], current[1]) if current else (config.models.llm, config.models.llm)
+    serving = evaluate_model(config, serving_model, serving_name, questions_path, out, progress)["totals"]
+    if current and _card(Path(current[0])).get("fingerprint") == fingerprint:
+        promoted, reason, candidate = False, "the candidate is already the serving model", serving
+    else:
+        candidate = evaluate_model(config, str(export), name, questions_path, out, progress)["totals"]
+        promoted, reason = gate(candidate, serving)
+    record = {"name": name, "base": config.models.llm, "fingerprint": fingerprint, "promoted": promoted,
+              "reason": reason, "split": config.finetune.improve.split, "questions": str(questions_path),
+              "candidate": candidate, "serving_before": {"name": serving_name, **serving},
+              "train_report": json.loads((model / "train_report.json").read_text(encoding="utf-8"))}
+    if promoted:
+        install_model(str(export), target, {key: record[key] for key in (
+            "name", "base", "fingerprint", "reason", "split", "questions", "candidate", "serving_before")})
+    now_serving = (name, candidate) if promoted else (serving_name, serving)
+    from chatbot.records.store import Store
+
+    Store(config.db_url).add_eval_run(now_serving[0], str(questions_path), record["split"], now_serving[1])
+    summary = {"serving": now_serving[0], "promoted": promoted, "reason": reason, "target": str(target),
+               "candidate": {"name": name, "folder": str(export), **_rates(candidate)},
+               "serving_before": {"name": serving_name, **_rates(serving)}, "chats": counts,
+               "train": {k: record["train_report"].get(k) for k in (
+                   "steps", "train_seconds", "seconds_per_step", "validation_loss_before", "validation_loss_after")}}
+    write_atomic(out / "improve.json", json.dumps({**summary, "record": record}, indent=2, default=str) + "\n")
+    return summary
+
+
+def _rates(totals: dict) -> dict:
+    return {k: totals.get(k) for k in ("resolution_rate", "correct_rate", "wrong_rate", "wrong_of_answered",
+                                       "out_of_scope_refused")}
