@@ -273,8 +273,16 @@ class Pipeline:
         return self.store.conversation(conversation_id)
 
     def feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
-        """A thumbs up (1) or down (-1) on a reply, with an optional comment."""
+        """A thumbs up (1) or down (-1) on a reply of this conversation (`NotFound` for another's),
+        with an optional comment; one rating per reply, a new one replaces the last."""
         self.store.add_feedback(conversation_id, message_id, rating, comment)
+
+    def recover(self) -> list[str]:
+        """At a server's start: check the database takes writes (`ChatbotError` saying what to fix),
+        then hand to a person, reason `interrupted`, each conversation whose last customer message
+        got no reply because the server stopped mid-turn; returns their ids."""
+        self.store.check_writable()
+        return self.store.hand_over_interrupted()
 
     def reindex(self, sources: Sequence[str], progress: Callable[[str], None] = lambda m: None) -> IngestReport:
         """Add or update help-centre files or folders in the live index (changed ones re-embedded)."""

@@ -128,8 +128,14 @@ class ServerConfig(_Section):
     port: int = 7860
     operator_user: str = "operator"
     # the operator password comes from $CHATBOT_OPERATOR_PASSWORD (preferred) or this key
-    operator_password: str = ""
+    operator_password: str = ""  # plain, or a hash: python -m ui.guard prints a pbkdf2_sha256$... one
     uploads_dir: str = ".chatbot/uploads"  # documents operators upload to the knowledge base
+    chat_requests_per_minute: int = 30  # per client address: chat turns, handoffs, ratings; over it: 429
+    login_max_failures: int = 5  # wrong operator passwords from one address before it is locked out
+    login_lockout_s: float = 60.0  # the first lock-out; each further one doubles, a right password resets
+    cors_origins: list[str] = Field(default_factory=list)  # other sites whose pages may call /api (a widget's host)
+    max_upload_mb: float = 8.0  # a voice message or a screenshot; a request with both may carry twice this
+    upload_retention_s: int = 3600  # the web apps' uploaded and generated files are deleted after this
 
 
 class LoraConfig(_Section):

@@ -118,9 +118,15 @@ class Redactor:
     `keep`: public values never replaced, e.g. the company's email, phone number and name.
     `phone_regions`: ISO country codes whose national numbering plans are tried for numbers
     written without "+"; more regions find more numbers and mistake more ids for phones.
+    `kinds`: the kinds of `PLACEHOLDERS` replaced (all by default); e.g. the conversation store
+    leaves names alone, because a cue such as "it's" is often followed by a product's name.
     """
 
-    def __init__(self, keep: Iterable[str] = (), phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS):
+    def __init__(self, keep: Iterable[str] = (), phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+                 kinds: Iterable[str] = tuple(PLACEHOLDERS)):
+        self.kinds = frozenset(kinds)
+        if not self.kinds <= set(PLACEHOLDERS):
+            raise ValueError(f"unknown kinds {sorted(self.kinds - set(PLACEHOLDERS))}; known: {sorted(PLACEHOLDERS)}")
         keep = [str(v) for v in keep]
         self._keep = {v.strip().lower() for v in keep if v.strip()}
         self._keep_words = {w.lower() for v in keep for w in re.findall(r"[^\W\d_]+", v)}
@@ -176,7 +182,8 @@ class Redactor:
 
         def add(kind: str, start: int, end: int) -> None:
             value = text[start:end]
-            if value.strip().lower() in self._keep or any(s < end and start < e for s, e in taken):
+            if kind not in self.kinds or value.strip().lower() in self._keep \
+                    or any(s < end and start < e for s, e in taken):
                 return
             taken.append((start, end))
             found.append(Finding(kind, start, end, value))
@@ -204,7 +211,9 @@ class Redactor:
     def redact(self, text: str, names: Iterable[str] | None = None) -> tuple[str, Counter]:
         """`text` with each finding replaced by its placeholder, and how many of each kind.
         `names`: the names to replace; None finds them in `text` itself."""
-        findings = self.find(text, self.names_in([text]) if names is None else names)
+        if names is None:
+            names = self.names_in([text]) if "name" in self.kinds else ()
+        findings = self.find(text, names)
         counts: Counter = Counter(f.kind for f in findings)
         pieces, last = [], 0
         for f in findings:

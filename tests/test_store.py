@@ -8,7 +8,7 @@ from chatbot.records.costs import TurnCost, Usage
 from chatbot.records.store import MIGRATIONS, Store, StoredSource
 from chatbot.testing import price_sheet as sheet
 
-ALL_MIGRATIONS = ["m001_initial", "m002_stage_costs", "m003_eval_runs"]
+ALL_MIGRATIONS = ["m001_initial", "m002_stage_costs", "m003_eval_runs", "m004_one_rating_per_message"]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the
 # migrations spelled out their DDL): databases in the field look like this with m001 applied.
@@ -91,15 +91,15 @@ def test_a_later_migration_that_adds_a_column_works_on_fresh_and_existing_databa
     if start == "existing":
         Store(url).new_conversation()
 
-    def m004_conversation_language(connection):
+    def m099_conversation_language(connection):
         connection.exec_driver_sql("ALTER TABLE conversations ADD COLUMN language VARCHAR(12)")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, m004_conversation_language])
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, m099_conversation_language])
     store = Store(url)
-    assert store.applied_migrations() == [*ALL_MIGRATIONS, "m004_conversation_language"]
+    assert store.applied_migrations() == [*ALL_MIGRATIONS, "m099_conversation_language"]
     assert "language" in _columns(store)["conversations"]
     store.require_conversation(store.new_conversation())
-    assert Store(url).applied_migrations()[-1] == "m004_conversation_language"  # once
+    assert Store(url).applied_migrations()[-1] == "m099_conversation_language"  # once
 
 
 def test_a_turn_is_stored_with_sources_usage_handoff_and_feedback(tmp_path):

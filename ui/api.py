@@ -7,7 +7,10 @@
   value handed only to the customer who started the conversation: it is their key to it.
 - `GET /api/analytics`: totals and per-day trends, for operators only (HTTP Basic or Bearer
   with the operator password; 401 without).
-Customer-safe errors become 400 (bad input) or 404 (unknown conversation) with `{"error": ...}`.
+Every body is validated by a request model (`ChatRequest`, `FeedbackRequest`); every error is one
+line in `{"error": ...}`: 400 bad input, 401 operator credentials, 404 unknown conversation or
+reply, 413 body too large, 429 too many requests (with `Retry-After`), 503 database unavailable.
+Never a 500 for anything a client sends.
 """
 
 from __future__ import annotations
@@ -15,37 +18,116 @@ from __future__ import annotations
 import base64
 import hmac
 from collections.abc import Callable
+from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+from starlette.exceptions import HTTPException
 
 from chatbot.pipeline import Pipeline, Turn
+from chatbot.records.store import MAX_COMMENT_CHARS, MAX_MESSAGE_CHARS, StoreUnavailable
 from core.errors import BadInput, ChatbotError, NotFound
+from ui.guard import LoginGuard, RateLimited, RateLimiter, client_key, password_matches
 
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # default; `[server] max_upload_mb` sets it
+MAX_JSON_BYTES = 64 * 1024  # a JSON body: a question, a rating
+CONVERSATION_ID = r"^[0-9A-Za-z_-]{1,64}$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ChatRequest(_Body):
+    """`POST /api/chat`: a question, in a new conversation or in the customer's own."""
+
+    message: str | None = Field(None, max_length=MAX_MESSAGE_CHARS)  # the engine refuses > 2,000 with a hint
+    conversation_id: str | None = Field(None, pattern=CONVERSATION_ID)  # None starts a new conversation
+
+
+class FeedbackRequest(_Body):
+    """`POST /api/feedback`: a thumbs up (1) or down (-1) on one reply of the customer's conversation."""
+
+    conversation_id: str = Field(pattern=CONVERSATION_ID)
+    message_id: int | None = Field(None, ge=1, le=2**63 - 1)  # the reply rated; None rates the conversation
+    rating: Literal[1, -1]
+    comment: str | None = Field(None, max_length=MAX_COMMENT_CHARS)
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value):
+        if isinstance(value, bool):  # True == 1 in Python; `true` is not a rating
+            raise PydanticCustomError("literal_error", "must be 1 or -1")
+        return value
+
+
+_PROBLEMS = {"string_type": "must be text", "int_type": "must be a whole number", "missing": "is required",
+             "literal_error": "must be 1 or -1", "string_pattern_mismatch": "is not a valid id",
+             "greater_than_equal": "is too small", "less_than_equal": "is too large",
+             "int_parsing": "must be a whole number", "int_from_float": "must be a whole number"}
+
+
+def problem(exc: ValidationError | RequestValidationError, example: str = "") -> str:
+    """A validation error as one line a customer can act on."""
+    error = exc.errors()[0]
+    kind, name = error["type"], ".".join(str(p) for p in error["loc"] if p not in ("body", "query"))
+    if kind == "json_invalid":
+        return "the request body is not valid JSON"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"send a JSON object: {example}" if example else "send a JSON object"
+    if kind == "extra_forbidden":
+        return f"unknown field '{name}'" + (f"; send {example}" if example else "")
+    if kind == "string_too_long":
+        return f"{name} is longer than {error.get('ctx', {}).get('max_length')} characters"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = error.get("ctx", {})
+        return f"{name} must be at least {bound['ge']}" if "ge" in bound else f"{name} must be at most {bound.get('le')}"
+    return f"{name} {_PROBLEMS.get(kind, 'is not valid')}"
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's validation errors (query parameters) as 400 with one line, like the rest of the API."""
+    return JSONResponse({"error": problem(exc)}, status_code=400)
 
 
 def operator_ok(request: Request, user: str, password: str) -> bool:
-    """True for HTTP Basic `user:password` or `Bearer password`; never without a password set."""
+    """True for HTTP Basic `user:password` or `Bearer password` (plain or a hash: `password_matches`);
+    never without a password set. Constant-time comparisons."""
     if not password:
         return False
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
-        return hmac.compare_digest(value.strip().encode(), password.encode())
+        return password_matches(value.strip(), password)
     if scheme.lower() == "basic":
         try:
-            given_user, _, given_password = base64.b64decode(value).decode().partition(":")
+            given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return hmac.compare_digest(given_user.encode(), user.encode()) and \
-            hmac.compare_digest(given_password.encode(), password.encode())
+        user_ok = hmac.compare_digest(given_user.encode(), user.encode())
+        return password_matches(given_password, password) and user_ok
     return False
 
 
 def _error(exc: ChatbotError) -> JSONResponse:
-    status = 404 if isinstance(exc, NotFound) else 400
+    if isinstance(exc, RateLimited):
+        return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
+    status = 404 if isinstance(exc, NotFound) else 503 if isinstance(exc, StoreUnavailable) else 400
     return JSONResponse({"error": str(exc)}, status_code=status)
+
+
+async def _json_body(request: Request, model: type[_Body], example: str) -> _Body:
+    """The request body validated by `model` (pydantic's JSON parser: no recursion limit to hit)."""
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BYTES:
+        raise BadInput(f"the request body is over {MAX_JSON_BYTES // 1024} KB")
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        raise BadInput(problem(exc, example)) from None
 
 
 def conversation_json(pipeline: Pipeline, conversation_id: str) -> dict:
@@ -58,58 +140,57 @@ def conversation_json(pipeline: Pipeline, conversation_id: str) -> dict:
             "outcome": m.outcome,
             "sources": [{"doc_id": s.doc_id, "title": s.title, "url": s.url} for s in m.sources],
             **({"transcript": m.extra["transcript"]["text"]} if "transcript" in m.extra else {}),
+            **({"interrupted": True} if m.interrupted else {}),  # no reply: the server stopped; handed over
         } for m in conv.messages],
     }
 
 
-def build_router(pipeline: Pipeline, operator_user: str, operator_password: Callable[[], str]) -> APIRouter:
+def build_router(pipeline: Pipeline, operator_user: str, operator_password: Callable[[], str],
+                 limiter: RateLimiter | None = None, logins: LoginGuard | None = None,
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES) -> APIRouter:
+    """The routes; `limiter` counts chat turns and ratings per client, `logins` locks out wrong passwords."""
     router = APIRouter(prefix="/api")
+    limiter = limiter or RateLimiter(30)
+    logins = logins or LoginGuard(5, 60.0)
+    chat_example, feedback_example = '{"message": "...", "conversation_id": "..."}', \
+        '{"conversation_id": "...", "message_id": 7, "rating": 1 or -1, "comment": "..."}'
 
-    @router.post("/chat")
+    @router.post("/chat", openapi_extra=_schema(ChatRequest))
     async def chat(request: Request):
         content_type = request.headers.get("content-type", "")
         audio = image = None
         try:
             if content_type.startswith("application/json"):
-                try:
-                    body = await request.json()
-                except ValueError:
-                    raise BadInput("the request body is not valid JSON") from None
-                if not isinstance(body, dict):
-                    raise BadInput('send a JSON object: {"message": "...", "conversation_id": "..."}')
-                message, conversation_id = body.get("message"), body.get("conversation_id")
+                body = await _json_body(request, ChatRequest, chat_example)
             elif content_type.startswith("multipart/form-data"):
-                form = await request.form()
-                message, conversation_id = form.get("message") or "", form.get("conversation_id") or None
-                audio = await _upload(form.get("audio"), "audio")
-                image = await _upload(form.get("image"), "image")
+                form = await _form(request)
+                fields = {k: form.get(k) or None for k in ("message", "conversation_id")}
+                try:
+                    body = ChatRequest.model_validate(fields)
+                except ValidationError as exc:
+                    raise BadInput(problem(exc)) from None
+                audio = await _upload(form.get("audio"), "audio", max_upload_bytes)
+                image = await _upload(form.get("image"), "image", max_upload_bytes)
             else:
                 raise BadInput("send JSON (application/json) or a multipart form")
-            if message is not None and not isinstance(message, str):
-                raise BadInput("message must be text")
-            if conversation_id is not None and not isinstance(conversation_id, str):
-                raise BadInput("conversation_id must be text")
-            if not message and audio is None and image is None:
+            if not body.message and audio is None and image is None:
                 raise BadInput("the message is empty; type a question")
+            limiter.hit(client_key(request))
             from starlette.concurrency import run_in_threadpool
 
-            turn = Turn(message or "", audio=audio, image=image, conversation_id=conversation_id, channel="api")
+            turn = Turn(body.message or "", audio=audio, image=image, conversation_id=body.conversation_id,
+                        channel="api")
             reply = await run_in_threadpool(pipeline.ask, turn)
         except ChatbotError as exc:
             return _error(exc)
         return {**reply.to_json(), "message_id": reply.message_id}
 
-    @router.post("/feedback")
+    @router.post("/feedback", openapi_extra=_schema(FeedbackRequest))
     async def post_feedback(request: Request):
         try:
-            try:
-                body = await request.json()
-            except ValueError:
-                raise BadInput("the request body is not valid JSON") from None
-            rating = body.get("rating") if isinstance(body, dict) else None
-            if rating not in (1, -1) or not isinstance(body.get("conversation_id"), str):
-                raise BadInput('send {"conversation_id": "...", "rating": 1 or -1}')
-            pipeline.feedback(body["conversation_id"], body.get("message_id"), rating, body.get("comment"))
+            body = await _json_body(request, FeedbackRequest, feedback_example)
+            limiter.hit(client_key(request), "ratings")
+            pipeline.feedback(body.conversation_id, body.message_id, body.rating, body.comment)
         except ChatbotError as exc:
             return _error(exc)
         return {"ok": True}
@@ -122,19 +203,41 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
             return _error(exc)
 
     @router.get("/analytics")
-    def analytics(request: Request, days: int = 30):
-        if not operator_ok(request, operator_user, operator_password()):
-            return JSONResponse({"error": "operator credentials required"}, status_code=401,
-                                headers={"WWW-Authenticate": 'Basic realm="chatbot operators"'})
-        return pipeline.analytics(days)
+    def analytics(request: Request, days: int = Query(30, ge=1, le=366)):
+        key = client_key(request)
+        try:
+            logins.check(key)
+            if not operator_ok(request, operator_user, operator_password()):
+                if request.headers.get("authorization"):
+                    logins.failed(key)
+                return JSONResponse({"error": "operator credentials required"}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Basic realm="chatbot operators"'})
+            logins.succeeded(key)
+            return pipeline.analytics(days)
+        except ChatbotError as exc:
+            return _error(exc)
 
     return router
 
 
-async def _upload(value, kind: str) -> bytes | None:
+def _schema(model: type[BaseModel]) -> dict:
+    """The request model in the OpenAPI document (bodies are read by hand to answer in one line)."""
+    return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def _form(request: Request):
+    """The multipart form: the fields `message`, `conversation_id` and the files `audio`, `image`."""
+    try:
+        return await request.form(max_files=2, max_fields=4)
+    except HTTPException as exc:  # Starlette's own refusal of a malformed or oversized form
+        raise BadInput(f"the form cannot be read: {exc.detail}") from None
+
+
+async def _upload(value, kind: str, max_bytes: int) -> bytes | None:
     if value is None or isinstance(value, str):
         return None
-    data = await value.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise BadInput(f"the {kind} file is over {MAX_UPLOAD_BYTES // 2**20} MB")
+    data = await value.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise BadInput(f"the {kind} file is over {max_bytes / 2**20:g} MB; send a shorter recording "
+                       "or a smaller screenshot")
     return data or None

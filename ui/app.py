@@ -2,21 +2,36 @@
 
 `create_app(pipeline, ...)` is what `chatbot serve` runs under uvicorn and what tests launch on
 loopback. The operator password comes from $CHATBOT_OPERATOR_PASSWORD or [server]
-operator_password; without one the operator panel and /api/analytics refuse everyone.
+operator_password (plain or a `python -m ui.guard` hash); without one the operator panel and
+/api/analytics refuse everyone.
+
+In front of strangers (`ui.guard`): chat turns, handoffs and ratings are limited per client
+address (`[server] chat_requests_per_minute`, 429 beyond), wrong operator passwords lock the
+address out, request bodies and uploads have a size limit (413), cross-origin calls are refused
+unless the origin is in `[server] cors_origins`, session cookies are SameSite=Lax, and files
+uploaded to the operator panel live in a folder the customer app does not serve. At start the
+database must take writes, and conversations left unanswered by a crash are handed to a person.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
 
 import gradio as gr
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
+from gradio.utils import get_upload_folder
+from starlette.middleware.cors import CORSMiddleware
 
 from core.config import Config
 from chatbot.pipeline import Pipeline
 from chatbot.builder import build_voice_out
-from ui.api import build_router
+from ui.api import MAX_JSON_BYTES, build_router, invalid_request
+from ui.guard import EdgeMiddleware, LoginGuard, RateLimiter, password_matches
 from ui.chat import CSS, build_chat
 from ui.operator import build_operator
 
@@ -30,10 +45,44 @@ def operator_password(config: Config) -> str:
     return os.environ.get("CHATBOT_OPERATOR_PASSWORD") or config.server.operator_password
 
 
+@contextmanager
+def _gradio_files_in(folder: Path):
+    """Gradio reads GRADIO_TEMP_DIR when a Blocks and its app are made: the operator panel gets its own
+    folder (inside the usual one, where Gradio's checks expect uploads) that the customer app blocks."""
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
+
+
 def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
+    """The whole server. Checks the database takes writes (`ChatbotError` otherwise) and hands
+    conversations a crash left unanswered to a person, before anything is served."""
+    pipeline.recover()
+    server = config.server
     app = FastAPI(title="chatbot", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    user = config.server.operator_user
-    app.include_router(build_router(pipeline, user, lambda: operator_password(config)))
+    user = server.operator_user
+    limiter = RateLimiter(server.chat_requests_per_minute)
+    logins = LoginGuard(server.login_max_failures, server.login_lockout_s)
+    max_upload = int(server.max_upload_mb * 2**20)
+    app.include_router(build_router(pipeline, user, lambda: operator_password(config), limiter, logins, max_upload))
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+    def body_limit(path: str) -> int | None:
+        if path.startswith("/api/chat"):
+            return 2 * max_upload + MAX_JSON_BYTES  # a voice message and a screenshot in one form
+        return MAX_JSON_BYTES if path.startswith("/api/") else None  # Gradio limits its own uploads
+
+    app.add_middleware(EdgeMiddleware, max_body_bytes=body_limit, login_path="/operator/login", logins=logins)
+    # same-origin by default; a widget on another site needs its origin listed. No cookies cross origins:
+    # the REST API takes none, and the operator panel's session must never ride on another site's request.
+    app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_credentials=False,
+                       allow_methods=["GET", "POST"], allow_headers=["content-type", "authorization"])
 
     @app.get("/widget", response_class=HTMLResponse)
     def widget() -> str:
@@ -45,14 +94,20 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
         return {"ok": True, "documents": pipeline.document_count()}
 
     def check(username: str, password: str) -> bool:
-        expected = operator_password(config)
-        return bool(expected) and username == user and password == expected
+        """The panel's sign-in: constant-time, plain or hashed password (`EdgeMiddleware` locks out)."""
+        user_ok = secrets.compare_digest(username.encode(), user.encode())
+        return password_matches(password, operator_password(config)) and user_ok
 
-    panel = build_operator(pipeline, config.server.uploads_dir)
-    app = gr.mount_gradio_app(app, panel, path="/operator", auth=check,
-                              auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
+    retention = (max(60, server.upload_retention_s // 4), server.upload_retention_s)  # (every, older than) s
+    operator_files = Path(get_upload_folder()) / f"operator-{secrets.token_hex(8)}"
+    operator_files.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _gradio_files_in(operator_files):
+        panel = build_operator(pipeline, server.uploads_dir, delete_cache=retention)
+        app = gr.mount_gradio_app(app, panel, path="/operator", auth=check, max_file_size=max_upload * 4,
+                                  auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
     voice_out = build_voice_out(config)
     if voice_out is not None:
         voice_out.warm_up()  # fail at start, with the fix, rather than at the first reply
-    chat = build_chat(pipeline, config.company_name, voice_out)
-    return gr.mount_gradio_app(app, chat, path="/", css=CSS, max_file_size="25mb")
+    chat = build_chat(pipeline, config.company_name, voice_out, limiter, delete_cache=retention)
+    return gr.mount_gradio_app(app, chat, path="/", css=CSS, max_file_size=max_upload,
+                               blocked_paths=[str(operator_files), str(Path(server.uploads_dir).resolve())])

@@ -18,6 +18,7 @@ import gradio as gr
 from chatbot.outputs.voice_out import VoiceOut
 from chatbot.pipeline import Draft, Pipeline, Reply, Turn
 from core.errors import BadInput, ChatbotError
+from ui.guard import RateLimiter, client_key
 
 HANDOFF_NOTICE = ("**A member of our team will take over this conversation** and reply here. "
                   "You can keep writing in the meantime.")
@@ -57,9 +58,10 @@ def _turn(message: dict | None, conversation_id: str | None) -> Turn:
 class _Handlers:
     """The page's event handlers, bound to one engine (methods, so Gradio sees their type hints)."""
 
-    def __init__(self, pipeline: Pipeline, voice_out: VoiceOut | None = None):
+    def __init__(self, pipeline: Pipeline, voice_out: VoiceOut | None = None, limiter: RateLimiter | None = None):
         self.pipeline = pipeline
         self.voice_out = voice_out
+        self.limiter = limiter or RateLimiter(30)  # shared with the REST API: one budget per client address
 
     def restore(self, session: dict | None):
         """Rebuild the chat from the store after a reload."""
@@ -77,11 +79,12 @@ class _Handlers:
                                                                          value=HANDOFF_NOTICE)
 
 
-    def respond(self, message: dict, history: list, session: dict | None, ids: list):
+    def respond(self, message: dict, history: list, session: dict | None, ids: list, request: gr.Request):
         """Run one turn through the engine and render its events: the message, the draft, the reply."""
         session, history, ids = dict(session or {}), list(history or []), list(ids or [])
         text = (message or {}).get("text") or ""
         try:
+            self.limiter.hit(client_key(request))
             turn = _turn(message, session.get("conversation_id"))
             events = self.pipeline.turn(turn)
             received = next(events)  # a voice message is transcribed, a screenshot read, the message stored
@@ -117,19 +120,27 @@ class _Handlers:
             yield history, None, session, ids, gr.update(), ""
 
 
-    def on_like(self, data: gr.LikeData, session: dict | None, ids: list):
+    def on_like(self, data: gr.LikeData, session: dict | None, ids: list, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         conversation_id = (session or {}).get("conversation_id")
-        if conversation_id is None or index is None or index >= len(ids or []) or ids[index] is None:
+        if conversation_id is None or not isinstance(index, int) or not 0 <= index < len(ids or []) or ids[index] is None:
             return
         liked = data.liked if isinstance(data.liked, bool) else str(data.liked).lower() in ("like", "true")
-        self.pipeline.feedback(conversation_id, ids[index], 1 if liked else -1)
+        try:
+            self.limiter.hit(client_key(request), "ratings")
+            self.pipeline.feedback(conversation_id, ids[index], 1 if liked else -1)
+        except ChatbotError as exc:
+            raise gr.Error(str(exc)) from None
 
 
-    def hand_over(self, history: list, session: dict | None, ids: list):
+    def hand_over(self, history: list, session: dict | None, ids: list, request: gr.Request):
         """The "Talk to a person" button: the engine's handoff verb, no words to interpret."""
         session = dict(session or {})
-        reply = self.pipeline.request_handoff(session.get("conversation_id"), channel="web")
+        try:
+            self.limiter.hit(client_key(request))
+            reply = self.pipeline.request_handoff(session.get("conversation_id"), channel="web")
+        except ChatbotError as exc:
+            raise gr.Error(str(exc)) from None
         session["conversation_id"] = reply.conversation_id
         history = list(history or []) + [{"role": "user", "content": reply.question},
                                          {"role": "assistant", "content": reply.answer}]
@@ -146,10 +157,13 @@ class _Handlers:
         return f.name
 
 
-def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = None) -> gr.Blocks:
-    """The page's layout and wiring; `voice_out` adds a 'read replies aloud' switch."""
-    on = _Handlers(pipeline, voice_out)
-    with gr.Blocks(title=f"{company} help", fill_height=True) as demo:
+def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = None, limiter: RateLimiter | None = None,
+               delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+    """The page's layout and wiring; `voice_out` adds a 'read replies aloud' switch. `limiter` counts
+    turns, handoffs and ratings per client address; `delete_cache`: (every, older than) seconds,
+    Gradio's clean-up of uploaded recordings and screenshots."""
+    on = _Handlers(pipeline, voice_out, limiter)
+    with gr.Blocks(title=f"{company} help", fill_height=True, delete_cache=delete_cache) as demo:
         session = gr.BrowserState({"conversation_id": None}, storage_key="chatbot-session")
         ids = gr.State([])  # the store's message id for each chat row (None for customer rows)
         spoken = gr.State("")  # the last checked answer, as plain text, for reading aloud
@@ -177,9 +191,10 @@ def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = No
                     [chat, session, ids, notice], api_visibility="private")
         demo.load(on.restore, [session], [chat, ids, notice], api_visibility="private")
 
-        def ask(message: str, conversation_id: str = "") -> dict:
+        def ask(message: str, conversation_id: str = "", request: gr.Request = None) -> dict:
             """Answer a text question; the same JSON as `chatbot ask --json`."""
             try:
+                on.limiter.hit(client_key(request))
                 return pipeline.ask(message, conversation_id or None, channel="web").to_json()
             except ChatbotError as exc:
                 raise gr.Error(str(exc)) from None

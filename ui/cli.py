@@ -14,13 +14,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or config.server.port
     pipeline = build_pipeline(config, lambda m: print(m, file=sys.stderr), speech=True, vision=True)
-    print("warming up the models…", file=sys.stderr, flush=True)
-    pipeline.warm_up()
     import uvicorn
 
     from ui.app import create_app, operator_password
 
-    app = create_app(pipeline, config)
+    app = create_app(pipeline, config)  # first: a database that cannot be written stops here, one line, exit 2
+    print("warming up the models…", file=sys.stderr, flush=True)
+    pipeline.warm_up()
     if not operator_password(config):
         print("operator panel locked: set CHATBOT_OPERATOR_PASSWORD to open /operator and /api/analytics",
               file=sys.stderr)

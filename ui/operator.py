@@ -81,7 +81,7 @@ class _Handlers:
         self.uploads_dir = Path(uploads_dir)
 
     def overview(self, days: int):
-        figures = self.pipeline.analytics(int(days))
+        figures = self.pipeline.analytics(min(max(int(days or 30), 1), 366))  # the slider's range, whatever is sent
         rows = figures["daily"]
         reasons = pd.DataFrame([{"date": r["date"], "reason": k, "handoffs": v}
                                 for r in rows for k, v in r["handoff_reasons"].items()], columns=["date", "reason", "handoffs"])
@@ -132,6 +132,7 @@ class _Handlers:
             if path.suffix.lower() not in SUPPORTED:
                 return f"{path.name}: unsupported type; supported: {', '.join(sorted(SUPPORTED))}"
             shutil.copyfile(path, self.uploads_dir / path.name)
+            path.unlink(missing_ok=True)  # Gradio's copy of the upload: the knowledge base keeps its own
             saved.append(path.name)
         progress(0.05, desc="reading documents")
         try:
@@ -158,6 +159,8 @@ def transcript_markdown(conv) -> str:
     for m in conv.messages:
         who = "Customer" if m.role == "customer" else "Assistant"
         lines.append(f"**{who}:** {shown(m.content)}")
+        if m.interrupted:
+            lines.append("<sub>no reply: the server stopped mid-turn; handed to a person (interrupted)</sub>")
         if "transcript" in m.extra:
             lines.append(f"<sub>voice, {m.extra['transcript'].get('audio_s', 0)} s</sub>")
         if "ocr" in m.extra:
@@ -171,10 +174,11 @@ def transcript_markdown(conv) -> str:
     return "\n\n".join(lines)
 
 
-def build_operator(pipeline: Pipeline, uploads_dir: str) -> gr.Blocks:
-    """The panel's layout and wiring; every figure comes from the engine's verbs."""
+def build_operator(pipeline: Pipeline, uploads_dir: str, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+    """The panel's layout and wiring; every figure comes from the engine's verbs.
+    `delete_cache`: (every, older than) seconds, Gradio's clean-up of the panel's temporary files."""
     on = _Handlers(pipeline, uploads_dir)
-    with gr.Blocks(title="Operator panel") as panel:
+    with gr.Blocks(title="Operator panel", delete_cache=delete_cache) as panel:
         gr.Markdown("## Operator panel")
         with gr.Tab("Overview"):
             with gr.Row():

@@ -16,6 +16,7 @@ class Outcome(StrEnum):
     NO_KNOWLEDGE = "no_knowledge"  # retrieval too weak, or the model declined: handoff
     UNSUPPORTED_ANSWER = "unsupported_answer"  # no claim survived the grounding check: handoff
     CUSTOMER_REQUEST = "customer_request"  # the customer asked for a person: handoff
+    INTERRUPTED = "interrupted"  # the server stopped before replying (found at its next start): handoff
 
     @property
     def hands_over(self) -> bool:
@@ -28,4 +29,5 @@ class Outcome(StrEnum):
         return self in (Outcome.OFF_TOPIC, Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER)
 
 
-HANDOFF_OUTCOMES = frozenset({Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER, Outcome.CUSTOMER_REQUEST})
+HANDOFF_OUTCOMES = frozenset({Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER, Outcome.CUSTOMER_REQUEST,
+                              Outcome.INTERRUPTED})

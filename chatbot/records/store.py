@@ -12,14 +12,25 @@ migration is a new function at the end; applied ones never change.
 
 The store owns its SQL: other modules call its methods and get plain values or frozen
 dataclasses back, never the `Table` objects. Knows nothing about retrieval or models.
+
+Personal data: what a customer wrote (messages, transcripts, screenshot text, feedback comments)
+is redacted by `core.redact` before it is written: emails, phone numbers, card numbers, IBANs and
+street addresses become placeholders such as `{{Card Number}}`; names are kept (a cue such as
+"it's" often precedes a product's name). Assistant messages are kept as written: they are built
+from help-centre sentences (a number must appear in a source to pass the grounding check), and the
+help centre's own contact details must survive; their `extra` (the LLM's raw draft) is redacted.
+The engine is given SQL parameters never in logs or errors (`hide_parameters`); a database that
+fails mid-way raises `StoreUnavailable`, a `ChatbotError` safe to show.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,11 +40,14 @@ from sqlalchemy import (
     create_engine, func, insert, inspect, select, update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, IntegrityError
 
 from chatbot.records.costs import STAGES, TurnCost, Usage
 from chatbot.records.outcomes import HANDOFF_OUTCOMES, Outcome
 from core.errors import BadInput, ChatbotError, NotFound
+from core.redact import Redactor
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -239,8 +253,23 @@ def m003_eval_runs(connection: Connection) -> None:
         )""")
 
 
+@migration
+def m004_one_rating_per_message(connection: Connection) -> None:
+    """One rating per message (per conversation when no message is named): the newest one stays."""
+    _execute(connection,
+             """DELETE FROM feedback WHERE id NOT IN (SELECT MAX(id) FROM feedback
+                GROUP BY conversation_id, COALESCE(message_id, 0))""",
+             "CREATE UNIQUE INDEX ux_feedback_one_per_message ON feedback (conversation_id, COALESCE(message_id, 0))")
+
+
 HANDOFF_REASONS = tuple(sorted(HANDOFF_OUTCOMES))  # kept for callers; the Outcome enum is the source
 MAX_MESSAGE_CHARS = 20_000
+MAX_COMMENT_CHARS = 2_000
+STORED_PERSONAL_DATA = ("email", "phone", "card", "iban", "address")  # `core.redact` kinds replaced before writing
+
+
+class StoreUnavailable(ChatbotError):
+    """The database failed (read-only, full, locked, unreachable): nothing was lost that was not said."""
 
 
 @dataclass(frozen=True)
@@ -262,6 +291,7 @@ class StoredMessage:
     outcome: str | None
     sources: tuple[StoredSource, ...]
     extra: dict
+    interrupted: bool = False  # a customer message the server stopped before replying to (handed over)
 
 
 @dataclass(frozen=True)
@@ -355,8 +385,9 @@ def _now() -> datetime:
 class Store:
     """The conversation database at a SQLAlchemy URL, opened and migrated on first use."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, redactor: Redactor | None = None):
         self.url = url
+        self.redactor = redactor or Redactor(kinds=STORED_PERSONAL_DATA)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
@@ -369,17 +400,60 @@ class Store:
         return self._engine
 
     def _connect(self) -> Engine:
-        if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
-            Path(self.url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
-            engine = create_engine(self.url)
+            if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
+                Path(self.url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self.url, hide_parameters=True)  # no customer's words in logs or errors
             with engine.begin() as connection:
                 self._migrate(connection)
         except ArgumentError:
             raise BadInput(f"'{self.url}' is not a database URL; use e.g. sqlite:///chatbot.db") from None
-        except (OperationalError, ModuleNotFoundError) as exc:
-            raise ChatbotError(f"cannot open the database {self.url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+        except (DatabaseError, ModuleNotFoundError, OSError) as exc:  # corrupt, unreachable, no driver, no folder
+            raise ChatbotError(f"cannot open the database {self.url}: {_first_line(exc)}; "
+                               "check the path, its permissions and the file (or --db)") from None
         return engine
+
+    def check_writable(self) -> None:
+        """Open the database and prove it takes writes (a row inserted, then rolled back); a
+        `ChatbotError` that says what to fix otherwise. Servers call it at start."""
+        engine = self.engine
+        try:
+            with engine.connect() as c:
+                with c.begin() as transaction:
+                    c.execute(insert(schema_migrations).values(name=f"write-check-{uuid.uuid4().hex}", applied_at=_now()))
+                    transaction.rollback()
+        except DBAPIError as exc:
+            raise ChatbotError(f"the database {self.url} cannot be written: {_first_line(exc)}; "
+                               "check its permissions and free disk space") from None
+
+    @contextmanager
+    def _begin(self, conflicts: bool = False) -> Iterator[Connection]:
+        """A transaction; a database failure becomes `StoreUnavailable` (logged without parameters).
+        `conflicts`: let an `IntegrityError` through, for a caller that handles a race on a unique key."""
+        try:
+            with self.engine.begin() as c:
+                yield c
+        except DBAPIError as exc:
+            if conflicts and isinstance(exc, IntegrityError):
+                raise
+            log.error("database failure: %s", _first_line(exc))
+            raise StoreUnavailable("our conversation records are unavailable right now; "
+                                   "please try again in a few minutes") from None
+
+    _read = _begin  # reads go through the same door: a failing database is a `StoreUnavailable` too
+
+    def _redact(self, text: str | None) -> str | None:
+        return self.redactor.redact(text, names=())[0] if text else text
+
+    def _redact_extra(self, value):
+        """Every string in a message's `extra` (transcript, OCR text, the LLM's draft) redacted."""
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, dict):
+            return {k: self._redact_extra(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact_extra(v) for v in value]
+        return value
 
     @staticmethod
     def _migrate(connection: Connection) -> None:
@@ -393,7 +467,7 @@ class Store:
 
     def applied_migrations(self) -> list[str]:
         """Names of the migrations applied to this database, in name order."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             return list(c.scalars(select(schema_migrations.c.name).order_by(schema_migrations.c.name)))
 
     def tables(self) -> list[str]:
@@ -405,7 +479,7 @@ class Store:
         """Start a conversation on `channel` ("cli", "web", ...); returns its id (32 hex characters)."""
         conversation_id = uuid.uuid4().hex
         now = _now()
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(insert(conversations).values(
                 id=conversation_id, created_at=now, updated_at=now, channel=channel, handoff_needed=False,
                 prompt_tokens=0, completion_tokens=0, compute_s=0.0, cost_usd=0.0, api_shadow_cost_usd=0.0,
@@ -414,7 +488,7 @@ class Store:
 
     def require_conversation(self, conversation_id: str) -> None:
         """Raise NotFound unless the conversation exists."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             found = c.scalar(select(conversations.c.id).where(conversations.c.id == conversation_id))
         if found is None:
             raise NotFound(f"no conversation '{conversation_id}'; leave out --conversation to start a new one")
@@ -424,10 +498,12 @@ class Store:
         """Append a "customer" or "assistant" message (at most MAX_MESSAGE_CHARS); returns its id."""
         if len(content) > MAX_MESSAGE_CHARS:
             raise BadInput(f"message is longer than {MAX_MESSAGE_CHARS} characters")
-        with self.engine.begin() as c:
+        if role == "customer":
+            content = self._redact(content)
+        with self._begin() as c:
             result = c.execute(insert(messages).values(
                 conversation_id=conversation_id, role=role, content=content, created_at=_now(),
-                outcome=outcome, extra=json.dumps(extra or {}, ensure_ascii=False),
+                outcome=outcome, extra=json.dumps(self._redact_extra(extra or {}), ensure_ascii=False),
             ))
             c.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated_at=_now()))
             return int(result.inserted_primary_key[0])
@@ -436,7 +512,7 @@ class Store:
         """Record the passages a message cited, ranked from 1 in the order given."""
         if not sources:
             return
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(insert(message_sources), [
                 {"message_id": message_id, "rank": rank, "doc_id": s.doc_id, "title": s.title, "url": s.url, "score": s.score}
                 for rank, s in enumerate(sources, start=1)
@@ -444,7 +520,7 @@ class Store:
 
     def add_usage(self, conversation_id: str, message_id: int, used: Usage, cost: TurnCost) -> None:
         """Meter a turn: its seconds per stage and what it was charged (USD, per stage when `cost` has them)."""
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(insert(usage).values(
                 message_id=message_id, conversation_id=conversation_id,
                 prompt_tokens=used.prompt_tokens, completion_tokens=used.completion_tokens,
@@ -465,7 +541,7 @@ class Store:
         """Mark the conversation for a person; `reason` is a handing-over Outcome. The first reason stays."""
         if reason not in HANDOFF_OUTCOMES:
             raise ValueError(f"unknown handoff reason {reason!r}; known: {HANDOFF_REASONS}")
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(insert(handoffs).values(conversation_id=conversation_id, message_id=message_id,
                                               reason=reason, created_at=_now()))
             first = c.scalar(select(conversations.c.handoff_reason).where(conversations.c.id == conversation_id))
@@ -473,13 +549,49 @@ class Store:
                 handoff_needed=True, handoff_reason=first or reason))
 
     def add_feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
-        """Record a thumbs-up (1) or thumbs-down (-1), optionally on one message, with an optional comment."""
-        if rating not in (1, -1):
+        """Record a thumbs-up (1) or thumbs-down (-1) on one assistant message of the conversation (or on
+        the conversation), with an optional comment. One rating per message: a new one replaces the last."""
+        if type(rating) is not int or rating not in (1, -1):
             raise BadInput("feedback rating must be 1 (thumbs up) or -1 (thumbs down)")
+        if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS):
+            raise BadInput(f"a feedback comment must be text of at most {MAX_COMMENT_CHARS} characters")
         self.require_conversation(conversation_id)
-        with self.engine.begin() as c:
-            c.execute(insert(feedback).values(conversation_id=conversation_id, message_id=message_id,
-                                              rating=rating, comment=comment, created_at=_now()))
+        if message_id is not None:
+            with self._read() as c:
+                role = c.scalar(select(messages.c.role).where(messages.c.id == message_id,
+                                                              messages.c.conversation_id == conversation_id))
+            if role != "assistant":
+                raise NotFound(f"no reply {message_id} in conversation '{conversation_id}'")
+        row = {"rating": rating, "comment": self._redact(comment), "created_at": _now()}
+        same = (feedback.c.conversation_id == conversation_id) & (
+            feedback.c.message_id == message_id if message_id is not None else feedback.c.message_id.is_(None))
+        for _ in range(2):  # a rating racing another on the same message: the unique index wins, then update
+            try:
+                with self._begin(conflicts=True) as c:
+                    if c.execute(update(feedback).where(same).values(**row)).rowcount == 0:
+                        c.execute(insert(feedback).values(conversation_id=conversation_id, message_id=message_id, **row))
+                return
+            except IntegrityError:
+                continue
+        raise StoreUnavailable("your rating could not be saved; please try again")
+
+    def hand_over_interrupted(self) -> list[str]:
+        """Hand to a person, with reason `interrupted`, each conversation whose last customer message got
+        no reply (the server stopped mid-turn). Run at start, before serving; returns their ids."""
+        with self._read() as c:
+            rows = c.execute(
+                select(messages.c.conversation_id, func.max(messages.c.id))
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
+                .where(messages.c.role == "customer")
+                .group_by(messages.c.conversation_id)).all()
+            last_reply = dict(c.execute(select(messages.c.conversation_id, func.max(messages.c.id))
+                                        .where(messages.c.role == "assistant")
+                                        .group_by(messages.c.conversation_id)).all())
+            flagged = set(c.scalars(select(handoffs.c.message_id).where(handoffs.c.reason == Outcome.INTERRUPTED)))
+        found = [(cid, mid) for cid, mid in rows if mid > last_reply.get(cid, 0) and mid not in flagged]
+        for conversation_id, message_id in found:
+            self.add_handoff(conversation_id, message_id, Outcome.INTERRUPTED)
+        return [cid for cid, _ in found]
 
     # ---- reads ---------------------------------------------------------------------------
     def history(self, conversation_id: str, turns: int, before_message_id: int | None = None) -> list[tuple[str, str]]:
@@ -489,13 +601,13 @@ class Store:
         query = select(messages.c.role, messages.c.content).where(messages.c.conversation_id == conversation_id)
         if before_message_id is not None:
             query = query.where(messages.c.id < before_message_id)
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(query.order_by(messages.c.id.desc()).limit(turns)).all()
         return [(r.role, r.content) for r in reversed(rows)]
 
     def conversation(self, conversation_id: str) -> Conversation:
         """The whole conversation with its messages and their sources; NotFound if there is none."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = c.execute(select(conversations).where(conversations.c.id == conversation_id)).first()
             if row is None:
                 raise NotFound(f"no conversation '{conversation_id}'")
@@ -504,6 +616,8 @@ class Store:
             source_rows = c.execute(select(message_sources).join(messages, messages.c.id == message_sources.c.message_id)
                                     .where(messages.c.conversation_id == conversation_id)
                                     .order_by(message_sources.c.message_id, message_sources.c.rank)).all()
+            interrupted = set(c.scalars(select(handoffs.c.message_id).where(
+                handoffs.c.conversation_id == conversation_id, handoffs.c.reason == Outcome.INTERRUPTED)))
         by_message: dict[int, list[StoredSource]] = {}
         for s in source_rows:
             by_message.setdefault(s.message_id, []).append(StoredSource(s.doc_id, s.title, s.url, s.score))
@@ -512,20 +626,20 @@ class Store:
             handoff_reason=row.handoff_reason, cost_usd=row.cost_usd, api_shadow_cost_usd=row.api_shadow_cost_usd,
             messages=tuple(
                 StoredMessage(m.id, m.role, m.content, m.created_at, m.outcome,
-                              tuple(by_message.get(m.id, [])), json.loads(m.extra or "{}"))
+                              tuple(by_message.get(m.id, [])), json.loads(m.extra or "{}"), m.id in interrupted)
                 for m in message_rows
             ),
         )
 
     def add_eval_run(self, model: str, questions: str, split: str, totals: dict) -> None:
         """Record the totals of one `chatbot eval` run."""
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(insert(eval_runs).values(created_at=_now(), model=model, questions=questions, split=split,
                                                totals=json.dumps(totals)))
 
     def latest_eval_runs(self, model: str) -> dict[str, dict]:
         """The newest eval totals of `model` for each split, e.g. {"dev": {...}, "heldout": {...}}."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(select(eval_runs.c.split, eval_runs.c.questions, eval_runs.c.created_at,
                                     eval_runs.c.totals).where(eval_runs.c.model == model)
                              .order_by(eval_runs.c.id)).all()
@@ -534,7 +648,7 @@ class Store:
 
     def totals(self) -> dict:
         """Raw aggregates for the report; `chatbot.reporting.report` turns them into figures."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             conv = c.execute(select(
                 func.count(conversations.c.id), func.coalesce(func.sum(conversations.c.cost_usd), 0.0),
                 func.coalesce(func.sum(conversations.c.api_shadow_cost_usd), 0.0),
@@ -563,7 +677,7 @@ class Store:
     # ---- reads for operator analytics: rows, aggregated by chatbot.reporting.analytics ---------
     def activity_since(self, since: datetime) -> Activity:
         """Conversations started, handoffs, ratings and metered turns at or after `since`."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             convs = c.execute(select(conversations).where(conversations.c.created_at >= since)).all()
             reasons = c.execute(select(handoffs.c.conversation_id, handoffs.c.reason, handoffs.c.created_at)
                                 .where(handoffs.c.created_at >= since).order_by(handoffs.c.id)).all()
@@ -580,7 +694,7 @@ class Store:
 
     def conversation_list(self, limit: int = 100) -> list[ConversationSummary]:
         """The `limit` most recently updated conversations, newest first, with message counts and ratings."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             convs = c.execute(select(conversations).order_by(conversations.c.updated_at.desc()).limit(limit)).all()
             ids = [r.id for r in convs]
             counts = dict(c.execute(select(messages.c.conversation_id, func.count()).where(messages.c.conversation_id.in_(ids))
@@ -596,7 +710,7 @@ class Store:
     def unanswered_questions(self) -> list[UnansweredQuestion]:
         """Each assistant reply whose outcome is unanswered (`Outcome.unanswered`), with the customer message before it."""
         outcomes = [o.value for o in Outcome if o.unanswered]
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(select(messages.c.conversation_id, messages.c.id, messages.c.role, messages.c.content,
                                     messages.c.outcome)
                              .where((messages.c.role == "customer") | messages.c.outcome.in_(outcomes))
@@ -611,10 +725,17 @@ class Store:
 
     def stage_usage(self, conversation_id: str) -> list[TurnUsage]:
         """The metered turns of one conversation, oldest first: seconds and USD charged per stage."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(select(usage).where(usage.c.conversation_id == conversation_id)
                              .order_by(usage.c.message_id)).all()
         return [_turn_usage(r) for r in rows]
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error in one line, without the statement or its parameters."""
+    inner = getattr(exc, "orig", None) or exc
+    lines = str(inner).strip().splitlines()
+    return f"{inner.__class__.__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _summary(row, message_count: int = 0, ratings: tuple[int, ...] = ()) -> ConversationSummary:
