@@ -67,8 +67,10 @@ def _ctranslate2_llm(config: Config, path: str) -> ChatModel:
     from chatbot.answer.llm_ct2 import CTranslate2ChatModel
 
     m = config.models
+    g = config.generation
     return CTranslate2ChatModel(path, name=_model_name(m.llm, path), device=m.device, threads=m.threads,
-                                repetition_penalty=config.generation.repetition_penalty)
+                                repetition_penalty=g.repetition_penalty, max_batch=g.max_batch,
+                                max_waiting=g.max_waiting)
 
 
 def _openai_llm(config: Config, name: str) -> ChatModel:
@@ -195,9 +197,19 @@ def build_voice_out(config: Config):
     return PiperVoiceOut(config.speech.reply_voice_model)
 
 
-def build_settings(config: Config) -> Settings:
-    """The engine's plain settings, read from the one config tree."""
+BELOW_THRESHOLD = ("handoff", "llm")
+
+
+def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Settings:
+    """The engine's plain settings, read from the one config tree; with `index`, the answer decision
+    calibrated into it (`chatbot calibrate`) when `[grounding] trained_decision` is on."""
+    from chatbot.answer.decision import load_answer_model
+
     g = config.grounding
+    if g.below_threshold not in BELOW_THRESHOLD:
+        raise ConfigError(f"unknown grounding.below_threshold '{g.below_threshold}'; choose one of: "
+                          f"{', '.join(BELOW_THRESHOLD)}")
+    model = load_answer_model(index.directory, index.manifest) if index is not None and g.trained_decision else None
     return Settings(
         company=config.company_name, k=config.retrieval.k, context_turns=config.retrieval.context_turns,
         max_new_tokens=config.generation.max_new_tokens, source_sentences=config.generation.source_sentences,
@@ -205,6 +217,8 @@ def build_settings(config: Config) -> Settings:
         direct_quote_cosine=g.direct_quote_cosine, evidence_answer_cosine=g.evidence_answer_cosine,
         quote_sentences=g.quote_sentences, clarify_vague=g.clarify_vague, chunk_max_chars=config.chunking.max_chars,
         chunk_overlap_chars=config.chunking.overlap_chars,
+        answer_model=model if model is not None and model.threshold is not None else None,
+        below_threshold=g.below_threshold,
     )
 
 
@@ -217,14 +231,46 @@ def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: 
                    vision: bool = False) -> Pipeline:
     """`speech`/`vision` add voice and screenshot input (their models load lazily too)."""
     index = build_index(config).load()
-    return Pipeline(
+    pipeline = Pipeline(
         searcher=build_searcher(config, index),
         index=index,
         llm=build_llm(config, progress),
         store=Store(config.db_url),
         checker=build_checker(config, index.embedder),
         prices=build_prices(config),
-        settings=build_settings(config),
+        settings=build_settings(config, index),
         speech=build_speech(config, progress) if speech else None,
         vision=build_vision(config) if vision else None,
     )
+    pipeline.desk = build_desk(config, pipeline)
+    return pipeline
+
+
+def build_webhook(config: Config):
+    """The live-handoff webhook sender, or None when `[handoff] webhook_url` is empty."""
+    h = config.handoff
+    if not h.webhook_url:
+        return None
+    import os
+
+    from chatbot.outputs.webhook import WebhookSender
+
+    return WebhookSender(h.webhook_url, os.environ.get("CHATBOT_WEBHOOK_SECRET") or h.webhook_secret,
+                         retries=h.webhook_retries, backoff_s=h.webhook_backoff_s, timeout_s=h.webhook_timeout_s)
+
+
+def build_desk(config: Config, pipeline: Pipeline, webhook=None):
+    """The live-handoff desk over the pipeline's store: prices, display names, the webhook, the FAQ folder."""
+    from chatbot.handoff import LiveDesk, PacketSource
+
+    h = config.handoff
+    webhook = webhook or build_webhook(config)
+
+    def found(question: str) -> list[PacketSource]:
+        return [PacketSource(p.doc_id, p.chunk.title, p.chunk.url)
+                for p in pipeline.searcher.search_documents(question, k=3)]
+
+    return LiveDesk(pipeline.store, config.prices.human_agent_usd_per_hour,
+                    notify=webhook.send if webhook is not None else None, search=found,
+                    display_names={name: a.display_name for name, a in h.agents.items() if a.display_name},
+                    faq_dir=h.faq_dir, topic_distance=h.topic_distance)

@@ -224,6 +224,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from chatbot.answer.calibration import DecisionSettings, calibrate
+    from chatbot.builder import build_checker, build_index, build_searcher
+    from chatbot.pipeline import MAX_QUOTE_CHARS, _quoted
+    from chatbot.reporting.evaluation import load_questions, select
+
+    if not 0 < args.target_precision <= 1:
+        raise ChatbotError("--target-precision must be above 0 and at most 1, e.g. 0.9")
+    questions = select(load_questions(args.questions), args.split)  # fail fast, before models load
+    config = config_from_args(args)
+    index = build_index(config).load()
+    g = config.grounding
+    settings = DecisionSettings(k=config.retrieval.k, max_claims=g.quote_sentences, max_chars=MAX_QUOTE_CHARS,
+                                max_questions=g.decision_max_questions)
+    stored = calibrate(build_searcher(config, index), build_checker(config, index.embedder), settings, questions,
+                       args.target_precision, args.split, str(args.questions),
+                       lambda window, passages: _quoted(*window.sentences), g.min_retrieval_cosine, _progress)
+    if args.json:
+        print(json.dumps(stored))
+    else:
+        print(f"answer decision {'trained' if stored['trained'] else 'up to date'}; threshold "
+              f"{stored['threshold']:.4f} stored in {index.directory / 'manifest.json'}: on {stored['questions']} "
+              f"{args.split} questions it answers {stored['answered']} ({stored['coverage']:.0%}), "
+              f"{stored['correct']} correctly (precision {stored['precision']:.0%}, target "
+              f"{stored['target_precision']:.0%}{'' if stored.get('reached_target', True) else ', not reached'})")
+    return 0
+
+
 def add_common(p: argparse.ArgumentParser, index: bool = False, db: bool = False) -> None:
     """Options every command shares; commands registered by other packages call it too."""
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -302,6 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="REPORT.md", help="Markdown report (default .chatbot/eval/NAME.md)")
     common(p, index=True, db=True)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="train the answer / hand-over decision on the index and choose its "
+                                         "threshold on a question set's dev split")
+    p.add_argument("--questions", required=True, metavar="FILE", help="JSONL question set, as for eval")
+    p.add_argument("--split", choices=["dev", "all"], default="dev",
+                   help="questions to choose the threshold on (default dev; keep the held-out split for reporting)")
+    p.add_argument("--target-precision", type=float, default=0.9,
+                   help="share of answered questions that must be correct (default 0.9)")
+    common(p, index=True)
+    p.set_defaults(func=cmd_calibrate)
 
     for plugin in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         plugin.load()(sub)

@@ -11,8 +11,12 @@ failure later loses nothing. Each turn ends in one `Outcome`:
 - `no_knowledge`: retrieval too weak to answer from: handoff, no LLM call;
 - `unsupported_answer`: no sentence of the LLM's answer was supported by a source: the assistant
   says it is not certain, quotes the closest source sentence, and hands off;
-- `answered`: the supported sentences, each citing its source; or, when one source sentence is
-  within `direct_quote_cosine` of the question, that sentence verbatim, with no LLM call.
+- `answered`: the supported sentences, each citing its source; or, with no LLM call, the best
+  evidence window (`chatbot.answer.quote`: a source sentence and those after it) verbatim, when the
+  trained decision calibrated into the index (`chatbot calibrate`) says it answers, or, without one,
+  when its first sentence is within `direct_quote_cosine` of the question. Under the trained
+  decision's threshold the turn is handed over with that quote (`below_threshold = "handoff"`) or
+  the LLM tries (`"llm"`).
 
 A voice question is transcribed and a screenshot read (OCR) first: the transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and
 both are stored with the customer's message and metered like the other stages.
@@ -30,9 +34,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chatbot.answer.decision import clarifying_question, is_vague
-from chatbot.answer.grounding import GroundingChecker, GroundingResult, answers_on_its_own, is_meta, no_claim
+from chatbot.answer.grounding import GroundingChecker, GroundingResult, answers_on_its_own
+from chatbot.answer.quote import best_window
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
+from chatbot.handoff import WITH_AGENT, LiveDesk, QueueEntry
 from chatbot.records.costs import PriceSheet, TurnCost, Usage
 from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Store, StoredSource
@@ -42,7 +48,8 @@ from core.errors import BadInput
 from knowledge.types import Passage
 
 if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
-    from chatbot.answer.grounding import Quote
+    from chatbot.answer.decision import AnswerModel
+    from chatbot.answer.quote import Window
     from chatbot.inputs.speech import SpeechToText
     from chatbot.inputs.vision import ImageReader
     from chatbot.records.store import Conversation
@@ -178,6 +185,10 @@ class Settings:
     clarify_vague: bool  # a vague first message gets a clarifying question instead of a guess or a handoff
     chunk_max_chars: int  # chunking of documents re-indexed through the engine
     chunk_overlap_chars: int
+    # the trained answer / hand-over decision with the threshold `chatbot calibrate` stored in the index;
+    # None (or no threshold): the cosine thresholds above decide
+    answer_model: AnswerModel | None = None
+    below_threshold: str = "handoff"  # under the trained decision's threshold: "handoff", or "llm" (an LLM attempt)
 
 
 @dataclass(frozen=True)
@@ -248,6 +259,9 @@ class Pipeline:
                                             extra=understood.extra or None)
         yield Received(conversation_id, message_id, understood.question, turn.audio is not None,
                        turn.image is not None)
+        if self.desk.customer_wrote(conversation_id, message_id, understood.question):
+            yield self._with_agent(conversation_id, message_id, understood)  # a person has it: the bot is silent
+            return
         yield from self._answer(conversation_id, message_id, understood)
 
     def ask(self, question: str | Turn, conversation_id: str | None = None, channel: str = "cli") -> Reply:
@@ -313,6 +327,72 @@ class Pipeline:
         """What one conversation cost, by stage, beside the API shadow price."""
         return {**conversation_costs(self.store, conversation_id, self.prices), "api_model": self.prices.api_model}
 
+    # ---- live handoff and the knowledge-gap loop (rules in chatbot.handoff, chatbot.faq) ---------
+    @property
+    def desk(self) -> LiveDesk:
+        """The people's side (`chatbot.handoff.LiveDesk`); the builder attaches one with its webhook and
+        prices, else a plain one over this store is made on first use."""
+        if self.__dict__.get("_desk") is None:
+            self._desk = LiveDesk(self.store)
+        return self._desk
+
+    @desk.setter
+    def desk(self, desk: LiveDesk) -> None:
+        self._desk = desk
+
+    def handoff_queue(self) -> list[QueueEntry]:
+        """Conversations waiting for a person or held by one, oldest first, each with its handoff packet."""
+        return self.desk.queue()
+
+    def handoff_state(self, conversation_id: str) -> str:
+        """"bot", "waiting", "agent" (a person holds it) or "closed" (`chatbot.handoff`)."""
+        return self.desk.state(conversation_id)
+
+    def claim(self, conversation_id: str, agent: str) -> None:
+        """`agent` takes the conversation over; `Conflict` when another person holds it."""
+        self.desk.claim(conversation_id, agent)
+
+    def agent_reply(self, conversation_id: str, agent: str, text: str) -> int:
+        """A person's message to the customer, who sees it in their open chat; returns its id."""
+        return self.desk.reply(conversation_id, agent, text)
+
+    def resolve(self, conversation_id: str, agent: str, return_to_bot: bool, override: bool = False) -> dict:
+        """Close a person's handoff; their measured time is priced and stored. Returns handling time and cost."""
+        live = self.desk.resolve(conversation_id, agent, return_to_bot, override)
+        return {"conversation_id": conversation_id, "return_to_bot": return_to_bot,
+                "handling_s": live.handling_s, "human_cost_usd": live.human_cost_usd}
+
+    def save_faq(self, question: str, answer: str, author: str, conversation_id: str | None = None) -> str:
+        """Save a person's answer as a help-centre entry (the FAQ CSV in `desk.faq_dir`) and index it at
+        once; the next customer who asks it in other words gets it, cited. Returns its document id."""
+        from chatbot.faq import FaqBook
+
+        if conversation_id:
+            self.store.require_conversation(conversation_id)
+        book = FaqBook(self.desk.faq_dir)
+        doc_id, question, answer = book.save(question, answer)
+        self.reindex([str(book.folder)])
+        self.store.add_faq_entry(doc_id, question, answer, author, conversation_id)
+        return doc_id
+
+    def gap_topics(self) -> list:
+        """Unanswered and handed-over questions grouped into topics, largest first (`chatbot.reporting.gaps`)."""
+        from chatbot.reporting.gaps import gap_topics
+
+        return gap_topics(self.store, self.index.embedder, self.desk.topic_distance)
+
+    def human_cost(self) -> dict:
+        """People's measured handling time and cost, and savings against people on measured figures."""
+        from chatbot.reporting.human import human_cost_report
+
+        return human_cost_report(self.store, self.prices, self.desk.usd_per_hour)
+
+    def _with_agent(self, conversation_id: str, message_id: int, turn: _Understood) -> Reply:
+        """The turn's reply while a person holds the conversation: nothing said, nothing metered."""
+        return Reply(conversation_id=conversation_id, question=turn.question, answer="", sources=(),
+                     handoff=Handoff(True, WITH_AGENT), usage=turn.usage, cost=self.prices.price(turn.usage),
+                     outcome=WITH_AGENT, message_id=message_id)  # type: ignore[arg-type] - not an Outcome: no reply
+
     # ---- the turn, step by step ------------------------------------------------------------
     def _open_conversation(self, conversation_id: str | None, channel: str) -> str:
         """The given conversation (`NotFound` when unknown), or a new one on `channel`."""
@@ -374,11 +454,28 @@ class Pipeline:
             return
 
         started = time.perf_counter()
-        quote = self.checker.best_quote(query, passages)
+        quote = best_window(self.checker.evidence(query, passages, s.quote_sentences, MAX_QUOTE_CHARS))
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
-        if _quotable(quote, query, s.direct_quote_cosine):
+        model = s.answer_model
+        if model is not None and model.threshold is not None:
+            # the trained decision, its threshold calibrated on a dev split (`chatbot calibrate`)
+            probability = model.probability(quote) if quote else 0.0
+            decided = {"decision": float(f"{probability:.4g}"), "threshold": model.threshold,
+                       "quote_cosine": round(quote.cosine, 4) if quote else None}
+            if quote is not None and probability >= model.threshold:
+                yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(*quote.sentences),
+                                   [passages[quote.source]], usage, {"direct_quote": True, **decided}, passages)
+                return
+            if s.below_threshold == "handoff":  # below it the LLM's checked answers were wrong on the dev split
+                answer, cited = ANSWERS[Outcome.UNSUPPORTED_ANSWER], []
+                if quote is not None:
+                    answer, cited = f"{answer} {_quoted(quote.sentence)}", [passages[quote.source]]
+                yield self._finish(conversation_id, turn.question, Outcome.UNSUPPORTED_ANSWER, answer, cited, usage,
+                                   decided, passages)
+                return
+        elif _quotable(quote, query, s.direct_quote_cosine):
             # one source sentence answers the question closely: say it verbatim, with no LLM call
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, self._quote(quote, passages),
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(*quote.sentences),
                                [passages[quote.source]], usage,
                                {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)}, passages)
             return
@@ -391,19 +488,21 @@ class Pipeline:
         return passages, replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)
 
     def _generate_and_check(self, conversation_id: str, turn: _Understood, query: str, passages: list[Passage],
-                            quote: Quote | None, usage: Usage) -> Iterator[Draft | Reply]:
+                            quote: Window | None, usage: Usage) -> Iterator[Draft | Reply]:
         """Stream the LLM's draft, then keep only the sentences the sources support."""
         s = self.settings
         messages = build_messages(turn.question, passages, s.company, s.source_sentences, turn.image_text)
         started = time.perf_counter()
         pieces: list[str] = []
+        shared_s = None  # this reply's measured share of a batch decoded with concurrent replies
         for token in self.llm.stream(messages, s.max_new_tokens):
             if token.done:
                 usage = replace(usage, prompt_tokens=token.prompt_tokens, completion_tokens=token.completion_tokens)
+                shared_s = token.compute_s
             else:
                 pieces.append(token.text)
                 yield Draft(token.text)
-        usage = replace(usage, llm_s=time.perf_counter() - started)
+        usage = replace(usage, llm_s=time.perf_counter() - started if shared_s is None else shared_s)
         raw = "".join(pieces).strip()
         result = self.checker.check(raw, passages, query)
         grounding = {"raw_answer": raw, "claims": result.claims, "supported": len(result.supported),
@@ -417,7 +516,7 @@ class Pipeline:
         if _quotable(quote, query, s.evidence_answer_cosine):
             # the model's words failed the check, but a source sentence answers the question: say that
             grounding["evidence_answer"] = True
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, self._quote(quote, passages),
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(*quote.sentences),
                                [passages[quote.source]], usage, grounding, passages)
             return
         outcome = Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER
@@ -425,22 +524,6 @@ class Pipeline:
         if quote:
             answer, cited = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {_quoted(quote.sentence)}", [passages[quote.source]]
         yield self._finish(conversation_id, turn.question, outcome, answer, cited, usage, grounding, passages)
-
-    def _quote(self, quote: Quote, passages: list[Passage]) -> str:
-        """The closest source sentence and the ones right after it in its passage (the answer often
-        follows the sentence that restates the problem), up to `quote_sentences`, quoted verbatim."""
-        sentences = list(passages[quote.source].sentences)
-        picked = [quote.sentence]
-        if quote.sentence in sentences:
-            for sentence in sentences[sentences.index(quote.sentence) + 1:]:
-                if re.fullmatch(r"\W*\d+[.)]?\W*", sentence):
-                    continue  # a list item's number: the step follows
-                claims = sum(not no_claim(s) for s in picked)
-                if (claims >= self.settings.quote_sentences and not no_claim(picked[-1])) or is_meta(sentence) \
-                        or len(" ".join(picked)) + len(sentence) > MAX_QUOTE_CHARS:
-                    break
-                picked.append(sentence)
-        return _quoted(*picked)
 
     def _finish(self, conversation_id: str, question: str, outcome: Outcome, answer: str, cited: list[Passage], usage: Usage,
                 grounding: dict | None = None, retrieved: Sequence[Passage] = ()) -> Reply:
@@ -483,7 +566,7 @@ def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[P
     return " ".join(parts), cited
 
 
-def _quotable(quote: Quote | None, query: str, min_cosine: float) -> bool:
+def _quotable(quote: Window | None, query: str, min_cosine: float) -> bool:
     """Can this source sentence answer the question in its own words, at this closeness?"""
     return quote is not None and quote.cosine >= min_cosine and answers_on_its_own(quote.sentence, query)
 

@@ -12,6 +12,7 @@ Environment variables are read only for paths and secrets; these are all the cod
   `~/.cache/chatbot`);
 - `CHATBOT_OPERATOR_PASSWORD`: the operator panel's password (wins over `[server] operator_password`);
 - `CHATBOT_LLM_API_KEY`: the bearer token sent to an `llm_backend = "openai"` server.
+- `CHATBOT_WEBHOOK_SECRET`: the live-handoff webhook's signing key (wins over `[handoff] webhook_secret`).
 (The `chatbot` command sets quiet defaults for TRANSFORMERS_VERBOSITY, TOKENIZERS_PARALLELISM and
 HF_HUB_DISABLE_PROGRESS_BARS, which those libraries read.)
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -77,6 +78,10 @@ class GenerationConfig(_Section):
     max_new_tokens: int = 80
     repetition_penalty: float = 1.05
     source_sentences: int = 4  # most relevant sentences kept from each source in the prompt
+    # CTranslate2 models: concurrent replies decoded together, at most this many (1 = one at a time); the
+    # machine is shared by measurement (chatbot/answer/batching.py)
+    max_batch: int = 8
+    max_waiting: int = 32  # replies queued behind a running batch; more: "busy, please try again" (503)
 
 
 class GroundingConfig(_Section):
@@ -91,6 +96,11 @@ class GroundingConfig(_Section):
     evidence_answer_cosine: float = 0.70  # the LLM's answer failed the check: a source sentence this close answers instead of a handoff; > 1: off
     quote_sentences: int = 3  # a quoted answer: the closest source sentence and those right after it, this many in all
     clarify_vague: bool = True  # a vague first message ("it doesn't work") gets one clarifying question, not a handoff
+    # the answer / hand-over decision trained on the help centre and calibrated on a dev split (`chatbot calibrate`,
+    # chatbot/answer/calibration.py); used when the index holds a calibrated one, else the cosines above decide
+    trained_decision: bool = True
+    decision_max_questions: int = 1500  # pseudo-questions (titles, headings, FAQ questions) it is trained on, at most
+    below_threshold: str = "handoff"  # under its threshold: "handoff", or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
 
 
 class PricesConfig(_Section):
@@ -108,6 +118,9 @@ class PricesConfig(_Section):
     )
     api_asr_usd_per_minute: float = 0.006  # shadow price of a hosted speech-to-text minute
     human_agent_usd_per_conversation: float = 4.00  # fully loaded cost of a human-handled chat
+    # fully loaded cost of a person's hour: a live handoff's measured handling time (claim to resolve) is
+    # priced at this and stored per conversation beside the bot's cost (chatbot/handoff.py)
+    human_agent_usd_per_hour: float = 30.0
 
 
 class SpeechConfig(_Section):
@@ -136,6 +149,28 @@ class ServerConfig(_Section):
     cors_origins: list[str] = Field(default_factory=list)  # other sites whose pages may call /api (a widget's host)
     max_upload_mb: float = 8.0  # a voice message or a screenshot; a request with both may carry twice this
     upload_retention_s: int = 3600  # the web apps' uploaded and generated files are deleted after this
+
+
+class AgentAccount(_Section):
+    """A named operator: `[handoff.agents.NAME] password = "pbkdf2_sha256$..."`, `role = "agent"`."""
+
+    password: str  # a `python -m ui.guard` hash (plain text is accepted, but keep hashes in files)
+    role: Literal["agent", "admin"] = "agent"  # admin: also analytics and document uploads
+    display_name: str = ""  # the name the customer sees beside this person's messages; "" = the user name
+
+
+class HandoffConfig(_Section):
+    """Live handoff: named operators, the webhook, the help-centre answers people save (chatbot/handoff.py)."""
+
+    agents: dict[str, AgentAccount] = Field(default_factory=dict)  # user name -> account; `operator` stays an admin
+    webhook_url: str = ""  # receives signed JSON on handoff, agent reply and resolve; "" = off
+    webhook_secret: str = ""  # HMAC-SHA256 key of the X-Chatbot-Signature header; $CHATBOT_WEBHOOK_SECRET wins
+    webhook_retries: int = 4  # further attempts after a failed delivery (network error, 5xx, 429)
+    webhook_backoff_s: float = 1.0  # wait before the first retry; doubled for each further one
+    webhook_timeout_s: float = 5.0  # per attempt
+    faq_dir: str = ".chatbot/faq"  # the help-centre answers operators save (a FAQ CSV the company owns), indexed
+    poll_s: float = 2.0  # how often an open customer chat looks for a person's messages
+    topic_distance: float = 0.45  # cosine distance under which unanswered questions join one topic
 
 
 class LoraConfig(_Section):
@@ -220,6 +255,7 @@ class Config(_Section):
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     def with_overrides(self, updates: dict[str, Any]) -> Config:

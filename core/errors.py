@@ -19,3 +19,11 @@ class NotFound(ChatbotError):
 
 class ConfigError(ChatbotError):
     """The configuration file or a flag is wrong."""
+
+
+class Busy(ChatbotError):
+    """Too many customers are waiting for the model; `retry_after_s` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int = 30):
+        self.retry_after_s = retry_after_s
+        super().__init__(message)

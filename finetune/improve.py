@@ -16,9 +16,9 @@
    serving model's dev totals are recorded in the database, for `chatbot report` and the panel.
 
 Every step is cached under OUT by a fingerprint of what it depends on (the chats and settings; an
-evaluation by model, questions, documents and engine settings), so a second run with nothing
-changed loads results instead of training or answering again. This module knows nothing about the
-command line.
+evaluation by model, questions, documents, engine settings and the engine's code), so a second run
+with nothing changed loads results instead of training or answering again. This module knows
+nothing about the command line.
 """
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ Progress = Callable[[str], None]
 
 def _digest(*parts: object) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _engine_code_digest() -> str:
+    """A digest of the engine's own source (chatbot/, knowledge/, core/): a cached evaluation made by other
+    code is not reused."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha1()
+    for package in ("chatbot", "knowledge", "core"):
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _chats_digest(chats: Sequence[Chat]) -> str:
@@ -132,7 +143,7 @@ def evaluate_model(config: Config, model: str, name: str, questions_path: str, o
     index = build_index(config).load()
     engine = {key: getattr(config, key).model_dump() for key in ("retrieval", "generation", "grounding")}
     key = _digest(name, _card(Path(model)).get("fingerprint"), [q.__dict__ for q in questions],
-                  index.manifest.get("documents"), engine, config.company_name)[:16]
+                  index.manifest.get("documents"), engine, config.company_name, _engine_code_digest())[:16]
     cached = out / "eval" / f"{key}.json"
     if cached.is_file():
         progress(f"evaluation of {name} on {len(questions)} {split} questions: cached")

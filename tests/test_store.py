@@ -8,7 +8,8 @@ from chatbot.records.costs import TurnCost, Usage
 from chatbot.records.store import MIGRATIONS, Store, StoredSource
 from chatbot.testing import price_sheet as sheet
 
-ALL_MIGRATIONS = ["m001_initial", "m002_stage_costs", "m003_eval_runs", "m004_one_rating_per_message"]
+ALL_MIGRATIONS = ["m001_initial", "m002_stage_costs", "m003_eval_runs", "m004_one_rating_per_message",
+                  "m005_live_handoff"]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the
 # migrations spelled out their DDL): databases in the field look like this with m001 applied.

@@ -7,6 +7,12 @@
   value handed only to the customer who started the conversation: it is their key to it.
 - `GET /api/analytics`: totals and per-day trends, for operators only (HTTP Basic or Bearer
   with the operator password; 401 without).
+- Live handoff, for operators (HTTP Basic `user:password` of a named operator, or as above; 401
+  without): `GET /api/handoffs` (the queue, oldest first, with handoff packets), `POST
+  /api/conversations/{id}/claim`, `.../reply` `{"text"}`, `.../resolve` `{"return_to_bot"}` (409
+  when another person holds it), `POST /api/knowledge/faq` `{"question", "answer"}` -> `{"doc_id"}`,
+  `GET /api/knowledge/gaps` (unanswered questions as topics). While a person holds a conversation,
+  `POST /api/chat` stores the message and answers `"outcome": "with_agent"` with an empty `answer`.
 Every body is validated by a request model (`ChatRequest`, `FeedbackRequest`); every error is one
 line in `{"error": ...}`: 400 bad input, 401 operator credentials, 404 unknown conversation or
 reply, 413 body too large, 429 too many requests (with `Retry-After`), 503 database unavailable.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -28,9 +35,10 @@ from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
 
 from chatbot.pipeline import Pipeline, Turn
-from chatbot.records.store import MAX_COMMENT_CHARS, MAX_MESSAGE_CHARS, StoreUnavailable
-from core.errors import BadInput, ChatbotError, NotFound
-from ui.guard import LoginGuard, RateLimited, RateLimiter, client_key, password_matches
+from chatbot.faq import MAX_ANSWER_CHARS as MAX_FAQ_ANSWER_CHARS, MAX_QUESTION_CHARS as MAX_FAQ_QUESTION_CHARS
+from chatbot.records.store import MAX_COMMENT_CHARS, MAX_MESSAGE_CHARS, Conflict, StoreUnavailable
+from core.errors import BadInput, Busy, ChatbotError, NotFound
+from ui.guard import LoginGuard, Operator, Operators, RateLimited, RateLimiter, client_key, password_matches
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # default; `[server] max_upload_mb` sets it
 MAX_JSON_BYTES = 64 * 1024  # a JSON body: a question, a rating
@@ -46,6 +54,26 @@ class ChatRequest(_Body):
 
     message: str | None = Field(None, max_length=MAX_MESSAGE_CHARS)  # the engine refuses > 2,000 with a hint
     conversation_id: str | None = Field(None, pattern=CONVERSATION_ID)  # None starts a new conversation
+
+
+class AgentReplyRequest(_Body):
+    """`POST /api/conversations/{id}/reply`: a person's message to the customer."""
+
+    text: str = Field(max_length=MAX_MESSAGE_CHARS)
+
+
+class ResolveRequest(_Body):
+    """`POST /api/conversations/{id}/resolve`: close a person's handoff; the bot answers again if true."""
+
+    return_to_bot: bool = True
+
+
+class FaqRequest(_Body):
+    """`POST /api/knowledge/faq`: a help-centre entry, indexed at once."""
+
+    question: str = Field(max_length=MAX_FAQ_QUESTION_CHARS)
+    answer: str = Field(max_length=MAX_FAQ_ANSWER_CHARS)
+    conversation_id: str | None = Field(None, pattern=CONVERSATION_ID)  # the conversation it came from
 
 
 class FeedbackRequest(_Body):
@@ -67,7 +95,8 @@ class FeedbackRequest(_Body):
 _PROBLEMS = {"string_type": "must be text", "int_type": "must be a whole number", "missing": "is required",
              "literal_error": "must be 1 or -1", "string_pattern_mismatch": "is not a valid id",
              "greater_than_equal": "is too small", "less_than_equal": "is too large",
-             "int_parsing": "must be a whole number", "int_from_float": "must be a whole number"}
+             "int_parsing": "must be a whole number", "int_from_float": "must be a whole number",
+             "bool_type": "must be true or false"}
 
 
 def problem(exc: ValidationError | RequestValidationError, example: str = "") -> str:
@@ -115,6 +144,10 @@ def operator_ok(request: Request, user: str, password: str) -> bool:
 def _error(exc: ChatbotError) -> JSONResponse:
     if isinstance(exc, RateLimited):
         return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, Busy):  # the model's queue is full: come back soon
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, Conflict):  # another person holds the conversation, or it is not claimed
+        return JSONResponse({"error": str(exc)}, status_code=409)
     status = 404 if isinstance(exc, NotFound) else 503 if isinstance(exc, StoreUnavailable) else 400
     return JSONResponse({"error": str(exc)}, status_code=status)
 
@@ -131,13 +164,17 @@ async def _json_body(request: Request, model: type[_Body], example: str) -> _Bod
 
 
 def conversation_json(pipeline: Pipeline, conversation_id: str) -> dict:
+    """The customer's view: roles "customer", "assistant", "agent" (a person, `author` their shown name)
+    and "notice" (a person joined or left); `handoff_state` says who answers now."""
     conv = pipeline.conversation(conversation_id)
     return {
         "conversation_id": conv.id, "created_at": conv.created_at.isoformat(),
         "handoff": {"needed": conv.handoff_needed, "reason": conv.handoff_reason},
+        "handoff_state": pipeline.handoff_state(conv.id),  # who answers now: bot, waiting, agent or closed
         "messages": [{
             "id": m.id, "role": m.role, "content": m.content, "created_at": m.created_at.isoformat(),
             "outcome": m.outcome,
+            **({"author": m.extra.get("display_name") or m.author} if m.role in ("agent", "notice") else {}),
             "sources": [{"doc_id": s.doc_id, "title": s.title, "url": s.url} for s in m.sources],
             **({"transcript": m.extra["transcript"]["text"]} if "transcript" in m.extra else {}),
             **({"interrupted": True} if m.interrupted else {}),  # no reply: the server stopped; handed over
@@ -147,9 +184,11 @@ def conversation_json(pipeline: Pipeline, conversation_id: str) -> dict:
 
 def build_router(pipeline: Pipeline, operator_user: str, operator_password: Callable[[], str],
                  limiter: RateLimiter | None = None, logins: LoginGuard | None = None,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES) -> APIRouter:
-    """The routes; `limiter` counts chat turns and ratings per client, `logins` locks out wrong passwords."""
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES, operators: Operators | None = None) -> APIRouter:
+    """The routes; `limiter` counts chat turns and ratings per client, `logins` locks out wrong passwords,
+    `operators` signs in named operators (by default only `operator_user` with `operator_password`)."""
     router = APIRouter(prefix="/api")
+    operators = operators or Operators(operator_user, operator_password)
     limiter = limiter or RateLimiter(30)
     logins = logins or LoginGuard(5, 60.0)
     chat_example, feedback_example = '{"message": "...", "conversation_id": "..."}', \
@@ -204,20 +243,123 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
 
     @router.get("/analytics")
     def analytics(request: Request, days: int = Query(30, ge=1, le=366)):
-        key = client_key(request)
         try:
-            logins.check(key)
-            if not operator_ok(request, operator_user, operator_password()):
-                if request.headers.get("authorization"):
-                    logins.failed(key)
-                return JSONResponse({"error": "operator credentials required"}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Basic realm="chatbot operators"'})
-            logins.succeeded(key)
+            who = signed_in(request, admin=True)
+            if isinstance(who, JSONResponse):
+                return who
             return pipeline.analytics(days)
         except ChatbotError as exc:
             return _error(exc)
 
+    # ---- live handoff: operators only (named users, `ui.guard.Operators`) -------------------------
+    def signed_in(request: Request, admin: bool = False) -> Operator | JSONResponse:
+        """The signed-in operator, or the 401 (403 for an agent where an admin is needed) to return."""
+        key = client_key(request)
+        logins.check(key)
+        who = operator_from(request, operators)
+        if who is None:
+            if request.headers.get("authorization"):
+                logins.failed(key)
+            return JSONResponse({"error": "operator credentials required"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="chatbot operators"'})
+        logins.succeeded(key)
+        if admin and not who.admin:
+            return JSONResponse({"error": "an admin's credentials are required"}, status_code=403)
+        return who
+
+    def conversation_id_ok(conversation_id: str) -> str:
+        if not re.fullmatch(CONVERSATION_ID, conversation_id):
+            raise BadInput("the conversation id is not valid")
+        return conversation_id
+
+    @router.get("/handoffs")
+    def handoffs(request: Request):
+        """The people's queue: conversations waiting (or claimed), oldest first, with their handoff packets."""
+        try:
+            who = signed_in(request)
+            if isinstance(who, JSONResponse):
+                return who
+            return {"handoffs": [entry.to_json() for entry in pipeline.handoff_queue()]}
+        except ChatbotError as exc:
+            return _error(exc)
+
+    @router.post("/conversations/{conversation_id}/claim")
+    def claim(conversation_id: str, request: Request):
+        try:
+            who = signed_in(request)
+            if isinstance(who, JSONResponse):
+                return who
+            pipeline.claim(conversation_id_ok(conversation_id), who.name)
+            return {"conversation_id": conversation_id, "state": "agent", "agent": who.name}
+        except ChatbotError as exc:
+            return _error(exc)
+
+    @router.post("/conversations/{conversation_id}/reply", openapi_extra=_schema(AgentReplyRequest))
+    async def agent_reply(conversation_id: str, request: Request):
+        try:
+            who = signed_in(request)
+            if isinstance(who, JSONResponse):
+                return who
+            body = await _json_body(request, AgentReplyRequest, '{"text": "..."}')
+            message_id = pipeline.agent_reply(conversation_id_ok(conversation_id), who.name, body.text)
+            return {"conversation_id": conversation_id, "message_id": message_id}
+        except ChatbotError as exc:
+            return _error(exc)
+
+    @router.post("/conversations/{conversation_id}/resolve", openapi_extra=_schema(ResolveRequest))
+    async def resolve(conversation_id: str, request: Request):
+        try:
+            who = signed_in(request)
+            if isinstance(who, JSONResponse):
+                return who
+            body = await _json_body(request, ResolveRequest, '{"return_to_bot": true}')
+            return pipeline.resolve(conversation_id_ok(conversation_id), who.name, body.return_to_bot,
+                                    override=who.admin)
+        except ChatbotError as exc:
+            return _error(exc)
+
+    @router.post("/knowledge/faq", openapi_extra=_schema(FaqRequest))
+    async def save_faq(request: Request):
+        """A help-centre entry (question and answer), saved to the FAQ file and indexed at once."""
+        try:
+            who = signed_in(request)
+            if isinstance(who, JSONResponse):
+                return who
+            body = await _json_body(request, FaqRequest, '{"question": "...", "answer": "..."}')
+            from starlette.concurrency import run_in_threadpool
+
+            doc_id = await run_in_threadpool(pipeline.save_faq, body.question, body.answer, who.name,
+                                             body.conversation_id)
+            return {"doc_id": doc_id}
+        except ChatbotError as exc:
+            return _error(exc)
+
+    @router.get("/knowledge/gaps")
+    def gaps(request: Request):
+        """Unanswered and handed-over questions as topics, largest first, with the answers saved for them."""
+        try:
+            who = signed_in(request)
+            if isinstance(who, JSONResponse):
+                return who
+            return {"topics": [t.to_json() for t in pipeline.gap_topics()]}
+        except ChatbotError as exc:
+            return _error(exc)
+
     return router
+
+
+def operator_from(request: Request, operators: Operators) -> Operator | None:
+    """The operator named by HTTP Basic `user:password`, or `Bearer PASSWORD` (the operator user); None."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return operators.bearer(value.strip())
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return operators.check(user, password)
+    return None
 
 
 def _schema(model: type[BaseModel]) -> dict:

@@ -31,7 +31,7 @@ from core.config import Config
 from chatbot.pipeline import Pipeline
 from chatbot.builder import build_voice_out
 from ui.api import MAX_JSON_BYTES, build_router, invalid_request
-from ui.guard import EdgeMiddleware, LoginGuard, RateLimiter, password_matches
+from ui.guard import EdgeMiddleware, LoginGuard, Operators, RateLimiter
 from ui.chat import CSS, build_chat
 from ui.operator import build_operator
 
@@ -60,6 +60,13 @@ def _gradio_files_in(folder: Path):
             os.environ["GRADIO_TEMP_DIR"] = before
 
 
+def build_operators(config: Config) -> Operators:
+    """Who may sign in to the panel and the operator API: `[server] operator_user` (an admin, password from
+    $CHATBOT_OPERATOR_PASSWORD or the config) and each `[handoff.agents]` account with its role."""
+    return Operators(config.server.operator_user, lambda: operator_password(config),
+                     {name: (a.password, a.role) for name, a in config.handoff.agents.items()})
+
+
 def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     """The whole server. Checks the database takes writes (`ChatbotError` otherwise) and hands
     conversations a crash left unanswered to a person, before anything is served."""
@@ -70,7 +77,9 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     limiter = RateLimiter(server.chat_requests_per_minute)
     logins = LoginGuard(server.login_max_failures, server.login_lockout_s)
     max_upload = int(server.max_upload_mb * 2**20)
-    app.include_router(build_router(pipeline, user, lambda: operator_password(config), limiter, logins, max_upload))
+    operators = build_operators(config)
+    app.include_router(build_router(pipeline, user, lambda: operator_password(config), limiter, logins, max_upload,
+                                    operators))
     app.add_exception_handler(RequestValidationError, invalid_request)
 
     def body_limit(path: str) -> int | None:
@@ -94,20 +103,20 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
         return {"ok": True, "documents": pipeline.document_count()}
 
     def check(username: str, password: str) -> bool:
-        """The panel's sign-in: constant-time, plain or hashed password (`EdgeMiddleware` locks out)."""
-        user_ok = secrets.compare_digest(username.encode(), user.encode())
-        return password_matches(password, operator_password(config)) and user_ok
+        """The panel's sign-in: a named operator, constant-time, plain or hashed password (`EdgeMiddleware` locks out)."""
+        return operators.check(username, password) is not None
 
     retention = (max(60, server.upload_retention_s // 4), server.upload_retention_s)  # (every, older than) s
     operator_files = Path(get_upload_folder()) / f"operator-{secrets.token_hex(8)}"
     operator_files.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _gradio_files_in(operator_files):
-        panel = build_operator(pipeline, server.uploads_dir, delete_cache=retention)
+        panel = build_operator(pipeline, server.uploads_dir, delete_cache=retention, operators=operators)
         app = gr.mount_gradio_app(app, panel, path="/operator", auth=check, max_file_size=max_upload * 4,
                                   auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
     voice_out = build_voice_out(config)
     if voice_out is not None:
         voice_out.warm_up()  # fail at start, with the fix, rather than at the first reply
-    chat = build_chat(pipeline, config.company_name, voice_out, limiter, delete_cache=retention)
+    chat = build_chat(pipeline, config.company_name, voice_out, limiter, delete_cache=retention,
+                      poll_s=config.handoff.poll_s)
     return gr.mount_gradio_app(app, chat, path="/", css=CSS, max_file_size=max_upload,
                                blocked_paths=[str(operator_files), str(Path(server.uploads_dir).resolve())])

@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from chatbot.outputs.voice_out import VoiceOut
+from chatbot.handoff import WITH_AGENT
 from chatbot.pipeline import Draft, Pipeline, Reply, Turn
 from core.errors import BadInput, ChatbotError
 from ui.guard import RateLimiter, client_key
@@ -36,6 +37,32 @@ def sources_markdown(sources) -> str:
 
 def reply_markdown(reply: Reply) -> str:
     return reply.answer + sources_markdown(reply.sources)
+
+
+def chat_rows(conversation) -> list[dict]:
+    """A stored conversation as chat rows: the customer's, the assistant's with sources, a person's under
+    their name, and notices (who joined or left) in italics."""
+    rows = []
+    for m in conversation.messages:
+        if m.role == "customer":
+            rows.append({"role": "user", "content": m.content})
+        elif m.role == "agent":
+            name = m.extra.get("display_name") or m.author or "our team"
+            rows.append({"role": "assistant", "content": f"**{name}** \u00b7 our team\n\n{m.content}"})
+        elif m.role == "notice":
+            rows.append({"role": "assistant", "content": f"<sub>\u2014 *{m.content}*</sub>"})
+        else:
+            rows.append({"role": "assistant", "content": m.content + sources_markdown(m.sources)})
+    return rows
+
+
+def notice_update(conversation, state: str):
+    """The banner: waiting for a person, who is with the customer, or hidden once the assistant is back."""
+    if state == "agent":
+        joined = [m for m in conversation.messages if m.role == "notice" and m.extra.get("event") == "joined"]
+        name = (joined[-1].extra.get("display_name") or joined[-1].author) if joined else "A member of our team"
+        return gr.update(visible=True, value=f"**{name}** from our team is with you now.")
+    return gr.update(visible=state == "waiting", value=HANDOFF_NOTICE)
 
 
 def _kind(path: str) -> str:
@@ -68,15 +95,28 @@ class _Handlers:
         conversation_id = (session or {}).get("conversation_id")
         try:
             conversation = self.pipeline.conversation(conversation_id) if conversation_id else None
+            state = self.pipeline.handoff_state(conversation_id) if conversation_id else "bot"
         except ChatbotError:
             conversation = None
         if conversation is None:
             return [], [], gr.update(visible=False)
-        history = [{"role": "user", "content": m.content} if m.role == "customer" else
-                   {"role": "assistant", "content": m.content + sources_markdown(m.sources)}
-                   for m in conversation.messages]
-        return history, [m.id for m in conversation.messages], gr.update(visible=conversation.handoff_needed,
-                                                                         value=HANDOFF_NOTICE)
+        return chat_rows(conversation), [m.id for m in conversation.messages], notice_update(conversation, state)
+
+    def poll(self, session: dict | None, ids: list):
+        """A timer's tick: when a person wrote, joined or left since the chat was drawn, draw it again from
+        the store (no reload); otherwise change nothing."""
+        conversation_id = (session or {}).get("conversation_id")
+        if not conversation_id:
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            conversation = self.pipeline.conversation(conversation_id)
+            shown = {i for i in ids or [] if i is not None}
+            if all(m.id in shown for m in conversation.messages if m.role in ("agent", "notice")):
+                return gr.skip(), gr.skip(), gr.skip()
+            state = self.pipeline.handoff_state(conversation_id)
+        except ChatbotError:
+            return gr.skip(), gr.skip(), gr.skip()
+        return chat_rows(conversation), [m.id for m in conversation.messages], notice_update(conversation, state)
 
 
     def respond(self, message: dict, history: list, session: dict | None, ids: list, request: gr.Request):
@@ -109,6 +149,11 @@ class _Handlers:
                     draft += event.text
                     history[-1] = {"role": "assistant", "content": f"<span style='opacity:.55'>{draft}</span>\n\n"
                                                                    "<sub>checking against our help centre\u2026</sub>"}
+                    yield history, None, session, ids, gr.update(), ""
+                elif isinstance(event, Reply) and event.outcome == WITH_AGENT:
+                    history.pop()  # a person has the conversation: the assistant says nothing
+                    ids.pop()
+                    ids[-1] = event.message_id  # the customer's row: the poll knows it is drawn
                     yield history, None, session, ids, gr.update(), ""
                 elif isinstance(event, Reply):
                     ids[-1] = event.message_id
@@ -158,10 +203,11 @@ class _Handlers:
 
 
 def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = None, limiter: RateLimiter | None = None,
-               delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+               delete_cache: tuple[int, int] | None = None, poll_s: float = 2.0) -> gr.Blocks:
     """The page's layout and wiring; `voice_out` adds a 'read replies aloud' switch. `limiter` counts
     turns, handoffs and ratings per client address; `delete_cache`: (every, older than) seconds,
-    Gradio's clean-up of uploaded recordings and screenshots."""
+    Gradio's clean-up of uploaded recordings and screenshots; `poll_s`: how often an open chat looks for
+    a person's messages (0: never)."""
     on = _Handlers(pipeline, voice_out, limiter)
     with gr.Blocks(title=f"{company} help", fill_height=True, delete_cache=delete_cache) as demo:
         session = gr.BrowserState({"conversation_id": None}, storage_key="chatbot-session")
@@ -177,8 +223,11 @@ def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = No
             person = gr.Button("Talk to a person", elem_id="talk-to-person", size="sm", variant="secondary")
             fresh = gr.Button("New conversation", size="sm", variant="secondary")
 
+        # no Gradio queue of one: customers' turns run side by side; the engine bounds the LLM's own queue
+        # (a full one answers "busy, please try again") and batches concurrent replies
         submitted = box.submit(on.respond, [box, chat, session, ids],
-                               [chat, box, session, ids, notice, spoken], api_visibility="private")
+                               [chat, box, session, ids, notice, spoken], api_visibility="private",
+                               concurrency_limit=None)
         if voice_out is not None:
             with gr.Row():
                 aloud = gr.Checkbox(False, label="Read replies aloud", elem_id="read-aloud")
@@ -190,6 +239,10 @@ def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = No
         fresh.click(lambda: ([], {"conversation_id": None}, [], gr.update(visible=False)), None,
                     [chat, session, ids, notice], api_visibility="private")
         demo.load(on.restore, [session], [chat, ids, notice], api_visibility="private")
+        if poll_s > 0:  # a person's replies appear without a reload: the page asks the store every poll_s
+            timer = gr.Timer(poll_s)
+            timer.tick(on.poll, [session, ids], [chat, ids, notice], api_visibility="private",
+                       show_progress="hidden", concurrency_limit=8, queue=True)
 
         def ask(message: str, conversation_id: str = "", request: gr.Request = None) -> dict:
             """Answer a text question; the same JSON as `chatbot ask --json`."""

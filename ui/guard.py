@@ -5,6 +5,8 @@
 - `LoginGuard`: wrong operator passwords lock the client address out, for longer each time.
 - `password_matches`: the operator password checked in constant time, plain or stored as a
   `pbkdf2_sha256$ITERATIONS$SALT$HASH` hash (Django's format; `python -m ui.guard` prints one).
+- `Operators`: named operators (`[handoff.agents]`, roles agent or admin, hashed passwords) beside
+  the `operator` user, who stays an admin; every check is `password_matches`, constant time.
 - `EdgeMiddleware`: request bodies over a size get 413, the operator panel's sign-in is refused
   while its client is locked out, and session cookies are never `SameSite=None`.
 
@@ -26,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from core.errors import ChatbotError
 
@@ -125,6 +128,43 @@ def password_matches(given: str, expected: str) -> bool:
     if ok:
         _verified[expected] = fingerprint
     return ok
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A signed-in person: `name` is recorded as the author of what they write."""
+
+    name: str
+    role: str  # "agent" (the inbox, help-centre answers) or "admin" (also analytics and document uploads)
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
+class Operators:
+    """Named operators and their roles. The `operator_user` with its password (env or config) is an admin;
+    `accounts` (user -> (password or hash, role), from `[handoff.agents]`) add more. Constant-time checks."""
+
+    def __init__(self, operator_user: str, operator_password: Callable[[], str],
+                 accounts: dict[str, tuple[str, str]] | None = None):
+        self.operator_user = operator_user
+        self.operator_password = operator_password
+        self.accounts = dict(accounts or {})
+
+    def check(self, user: str, password: str) -> Operator | None:
+        """The operator signed in by `user` and `password`, or None."""
+        if hmac.compare_digest(user.encode(), self.operator_user.encode()):
+            return Operator(user, "admin") if password_matches(password, self.operator_password()) else None
+        stored, role = self.accounts.get(user, ("", "agent"))
+        if not stored:
+            hmac.compare_digest(password.encode(), b"\0" * 32)  # an unknown user costs about what a known one does
+            return None
+        return Operator(user, role) if password_matches(password, stored) else None
+
+    def bearer(self, token: str) -> Operator | None:
+        """`Authorization: Bearer PASSWORD` signs in the operator user (an admin), as before named users."""
+        return Operator(self.operator_user, "admin") if password_matches(token, self.operator_password()) else None
 
 
 def client_key(scope_or_request) -> str:

@@ -26,6 +26,7 @@ from knowledge.chunking import split_sentences
 from knowledge.embedding import Embedder
 from knowledge.lexical import tokenize
 from knowledge.types import Passage
+from chatbot.answer.quote import Window, windows
 
 _FILLER = frozenset(tokenize("answer yes no sure course certainly absolutely help happy glad question sorry"))
 _NO_CLAIM = re.compile(r"^\W*(\d+[.)]?)?\W*$|:\s*\.?\s*$")  # a bare list number, or a lead-in ending in ':'
@@ -142,6 +143,13 @@ def quantities_supported(claim: str, evidence: str) -> bool:
     return all((n, u) in backed if u else n in values for n, u in quantities(claim))
 
 
+def quotable_start(sentence: str, question: str) -> bool:
+    """Can a quote start with this source sentence? Three content words or more, not a lead-in, not
+    about the article, and it stands on its own as a reply to `question` (`answers_on_its_own`)."""
+    return (len(tokenize(sentence)) >= 3 and not _NO_CLAIM.search(sentence) and not is_meta(sentence)
+            and answers_on_its_own(sentence, question))
+
+
 def strip_citations(text: str) -> str:
     return _CITATION.sub("", text).strip()
 
@@ -212,6 +220,15 @@ class GroundingChecker:
         scores = np.array([source_vectors[j][k] @ question_vector for j, k, _ in candidates], dtype=np.float32)
         best = int(np.argmax(scores))
         return Quote(candidates[best][0], candidates[best][2], float(scores[best]))
+
+    def evidence(self, question: str, passages: Sequence[Passage], max_claims: int, max_chars: int) -> list[Window]:
+        """Every quotable window of the passages (`chatbot.answer.quote.windows`), with its features;
+        embeds only the question (the passages' sentence vectors were stored at ingest)."""
+        if not passages:
+            return []
+        sources = _sources(passages)
+        (question_vector,), source_vectors = self._embed([question], sources)
+        return windows(question, question_vector, passages, source_vectors, max_claims, max_chars)
 
     def _embed(self, texts: list[str], sources: list[tuple[list[str], np.ndarray | None]]
                ) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -35,6 +35,9 @@ class Token:
     done: bool = False
     prompt_tokens: int = 0  # set on the final token
     completion_tokens: int = 0  # set on the final token
+    # on the final token of a backend that decodes concurrent replies together: this reply's measured share
+    # of the batch's seconds; None = the reply had the device to itself (the caller's wall clock is its cost)
+    compute_s: float | None = None
 
 
 def plain_prompt(messages: list[Message]) -> str:

@@ -1,7 +1,9 @@
 """Conversation storage through SQLAlchemy Core: SQLite by default; PostgreSQL works too.
 
-Tables: conversations, messages, message_sources, handoffs, feedback, usage, and
-schema_migrations, which records the named migrations applied (`m001_initial`, ...).
+Tables: conversations, messages, message_sources, handoffs, feedback, usage, eval_runs,
+live_handoffs (a person takes over: queued, claimed, resolved, with measured handling time and
+cost), faq_entries (help-centre answers operators saved), and schema_migrations, which records
+the named migrations applied (`m001_initial`, ...). Every message records its `author`.
 
 Migrations follow simonw/llm's llm/migrations.py: each is a function registered with
 `@migration`, run once in order, and spells out its own DDL in portable SQL (TEXT/VARCHAR,
@@ -69,6 +71,8 @@ conversations = Table(
     Column("compute_s", Float, nullable=False, default=0.0),
     Column("cost_usd", Float, nullable=False, default=0.0),
     Column("api_shadow_cost_usd", Float, nullable=False, default=0.0),
+    Column("human_s", Float, nullable=False, default=0.0),  # m005: people's measured handling time, claim to resolve
+    Column("human_cost_usd", Float, nullable=False, default=0.0),  # m005: that time priced per hour
 )
 messages = Table(
     "messages", metadata,
@@ -79,6 +83,7 @@ messages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("outcome", String(40)),  # assistant only: answered, off_topic, no_knowledge, ...
     Column("extra", Text),  # JSON: grounding figures, OCR text, transcript details
+    Column("author", String(100)),  # m005: "customer", "assistant" or the operator's user name; NULL on older rows
 )
 message_sources = Table(
     "message_sources", metadata,
@@ -135,6 +140,31 @@ eval_runs = Table(
     Column("questions", Text, nullable=False),  # the question file
     Column("split", String(20), nullable=False),  # dev, heldout or all
     Column("totals", Text, nullable=False),  # JSON: the `chatbot eval` totals
+)
+live_handoffs = Table(
+    "live_handoffs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(32), ForeignKey("conversations.id"), nullable=False, index=True),
+    Column("message_id", Integer, ForeignKey("messages.id")),  # the reply that handed over, if any
+    Column("reason", String(40), nullable=False),  # a handing-over Outcome, or "reopened" / "operator"
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("agent", String(100)),  # who claimed it; NULL while it waits
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),  # NULL while open
+    Column("resolved_by", String(100)),
+    Column("return_to_bot", Boolean),  # at resolve: the assistant answers again (else the conversation stays with people)
+    Column("handling_s", Float),  # claim to resolve, seconds
+    Column("human_cost_usd", Float),  # handling_s priced at `[prices] human_agent_usd_per_hour`
+)
+faq_entries = Table(
+    "faq_entries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("doc_id", String(300), nullable=False, unique=True),  # the knowledge-base document it became
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("conversation_id", String(32), ForeignKey("conversations.id")),  # the conversation it was saved from
+    Column("author", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 # ---- migrations: explicit DDL, never the Table objects above ------------------------------
@@ -262,6 +292,43 @@ def m004_one_rating_per_message(connection: Connection) -> None:
              "CREATE UNIQUE INDEX ux_feedback_one_per_message ON feedback (conversation_id, COALESCE(message_id, 0))")
 
 
+@migration
+def m005_live_handoff(connection: Connection) -> None:
+    """A person takes over: who wrote each message, the live handoffs (queued, claimed, resolved) with their
+    measured handling time and cost, and the help-centre answers operators saved from them."""
+    serial = _serial_key(connection)
+    _execute(
+        connection,
+        "ALTER TABLE messages ADD COLUMN author VARCHAR(100)",
+        "ALTER TABLE conversations ADD COLUMN human_s DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "ALTER TABLE conversations ADD COLUMN human_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0",
+        f"""CREATE TABLE live_handoffs (
+            id {serial},
+            conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
+            message_id INTEGER REFERENCES messages (id),
+            reason VARCHAR(40) NOT NULL,
+            requested_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            agent VARCHAR(100),
+            claimed_at TIMESTAMP WITH TIME ZONE,
+            resolved_at TIMESTAMP WITH TIME ZONE,
+            resolved_by VARCHAR(100),
+            return_to_bot BOOLEAN,
+            handling_s DOUBLE PRECISION,
+            human_cost_usd DOUBLE PRECISION
+        )""",
+        "CREATE INDEX ix_live_handoffs_conversation_id ON live_handoffs (conversation_id)",
+        f"""CREATE TABLE faq_entries (
+            id {serial},
+            doc_id VARCHAR(300) NOT NULL UNIQUE,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            conversation_id VARCHAR(32) REFERENCES conversations (id),
+            author VARCHAR(100) NOT NULL,
+            created_at TIMESTAMP WITH TIME ZONE NOT NULL
+        )""",
+    )
+
+
 HANDOFF_REASONS = tuple(sorted(HANDOFF_OUTCOMES))  # kept for callers; the Outcome enum is the source
 MAX_MESSAGE_CHARS = 20_000
 MAX_COMMENT_CHARS = 2_000
@@ -292,6 +359,7 @@ class StoredMessage:
     sources: tuple[StoredSource, ...]
     extra: dict
     interrupted: bool = False  # a customer message the server stopped before replying to (handed over)
+    author: str | None = None  # "customer", "assistant", or the operator who wrote it (role "agent" / "notice")
 
 
 @dataclass(frozen=True)
@@ -305,6 +373,8 @@ class Conversation:
     cost_usd: float
     api_shadow_cost_usd: float
     messages: tuple[StoredMessage, ...]
+    human_s: float = 0.0  # people's measured handling time (claim to resolve), seconds
+    human_cost_usd: float = 0.0  # that time priced at `[prices] human_agent_usd_per_hour`
 
 
 @dataclass(frozen=True)
@@ -378,6 +448,57 @@ class TurnUsage:
     stage_costs_recorded: bool
 
 
+@dataclass(frozen=True)
+class LiveHandoff:
+    """A conversation handed to people: waiting (`agent` None), held by `agent`, or resolved."""
+    id: int
+    conversation_id: str
+    message_id: int | None
+    reason: str
+    requested_at: datetime
+    agent: str | None
+    claimed_at: datetime | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    return_to_bot: bool | None
+    handling_s: float | None
+    human_cost_usd: float | None
+
+    @property
+    def state(self) -> str:
+        """"waiting", "claimed" or "resolved"."""
+        return "resolved" if self.resolved_at else "claimed" if self.agent else "waiting"
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """A help-centre answer an operator saved; `doc_id` is its document in the knowledge base."""
+    id: int
+    doc_id: str
+    question: str
+    answer: str
+    conversation_id: str | None
+    author: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class GapQuestion:
+    """A customer question the assistant did not answer (refused or handed over), for the gap topics."""
+    conversation_id: str
+    message_id: int  # the customer's message
+    question: str
+    outcome: str
+    created_at: datetime
+
+
+class Conflict(ChatbotError):
+    """The action clashes with another operator's (already claimed, not yours to resolve)."""
+
+
+HandoffListener = Callable[[str, str, dict], None]  # (event, conversation_id, details)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -390,6 +511,19 @@ class Store:
         self.redactor = redactor or Redactor(kinds=STORED_PERSONAL_DATA)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self._listeners: list[HandoffListener] = []
+
+    def subscribe(self, listener: HandoffListener) -> None:
+        """Call `listener(event, conversation_id, details)` after a live handoff is opened ("handoff"); a
+        listener that fails is logged, never raised into the customer's turn."""
+        self._listeners.append(listener)
+
+    def _announce(self, event: str, conversation_id: str, details: dict) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event, conversation_id, details)
+            except Exception:  # noqa: BLE001 - a notifier's bug must not fail the customer's turn
+                log.exception("handoff listener failed on %s", event)
 
     @property
     def engine(self) -> Engine:
@@ -494,16 +628,19 @@ class Store:
             raise NotFound(f"no conversation '{conversation_id}'; leave out --conversation to start a new one")
 
     def add_message(self, conversation_id: str, role: str, content: str, outcome: str | None = None,
-                    extra: dict | None = None) -> int:
-        """Append a "customer" or "assistant" message (at most MAX_MESSAGE_CHARS); returns its id."""
+                    extra: dict | None = None, author: str | None = None) -> int:
+        """Append a message (at most MAX_MESSAGE_CHARS); returns its id. `role`: "customer", "assistant",
+        "agent" (a person's reply, `author` their user name) or "notice" (a person joined or left).
+        Customer and agent words are redacted like any personal data; `author` defaults to the role."""
         if len(content) > MAX_MESSAGE_CHARS:
             raise BadInput(f"message is longer than {MAX_MESSAGE_CHARS} characters")
-        if role == "customer":
+        if role in ("customer", "agent"):
             content = self._redact(content)
         with self._begin() as c:
             result = c.execute(insert(messages).values(
                 conversation_id=conversation_id, role=role, content=content, created_at=_now(),
                 outcome=outcome, extra=json.dumps(self._redact_extra(extra or {}), ensure_ascii=False),
+                author=author or role,
             ))
             c.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated_at=_now()))
             return int(result.inserted_primary_key[0])
@@ -547,6 +684,137 @@ class Store:
             first = c.scalar(select(conversations.c.handoff_reason).where(conversations.c.id == conversation_id))
             c.execute(update(conversations).where(conversations.c.id == conversation_id).values(
                 handoff_needed=True, handoff_reason=first or reason))
+        if self.open_live_handoff(conversation_id, reason, message_id):
+            self._announce("handoff", conversation_id, {"reason": str(reason), "message_id": message_id})
+
+    # ---- live handoff: a person takes over (rules in chatbot.handoff) ---------------------------
+    def open_live_handoff(self, conversation_id: str, reason: str, message_id: int | None = None) -> bool:
+        """Put the conversation in the people's queue unless it is there already (waiting or claimed);
+        True when it was added."""
+        with self._begin() as c:
+            if c.scalar(select(live_handoffs.c.id).where(live_handoffs.c.conversation_id == conversation_id,
+                                                         live_handoffs.c.resolved_at.is_(None))) is not None:
+                return False
+            c.execute(insert(live_handoffs).values(conversation_id=conversation_id, message_id=message_id,
+                                                   reason=str(reason), requested_at=_now()))
+        return True
+
+    def latest_live_handoff(self, conversation_id: str) -> LiveHandoff | None:
+        """The conversation's newest live handoff (open or resolved), or None when it never had one."""
+        with self._read() as c:
+            row = c.execute(select(live_handoffs).where(live_handoffs.c.conversation_id == conversation_id)
+                            .order_by(live_handoffs.c.id.desc()).limit(1)).first()
+        return _live(row) if row is not None else None
+
+    def open_live_handoffs(self) -> list[LiveHandoff]:
+        """Every open live handoff (waiting or claimed), oldest request first."""
+        with self._read() as c:
+            rows = c.execute(select(live_handoffs).where(live_handoffs.c.resolved_at.is_(None))
+                             .order_by(live_handoffs.c.requested_at, live_handoffs.c.id)).all()
+        return [_live(r) for r in rows]
+
+    def claim_live_handoff(self, conversation_id: str, agent: str) -> LiveHandoff:
+        """`agent` takes the conversation; it joins the queue first if it was not there (reason "operator").
+        `Conflict` when another person holds it; claiming one's own again changes nothing."""
+        self.require_conversation(conversation_id)
+        self.open_live_handoff(conversation_id, "operator")
+        with self._begin() as c:
+            c.execute(update(live_handoffs).where(
+                live_handoffs.c.conversation_id == conversation_id, live_handoffs.c.resolved_at.is_(None),
+                live_handoffs.c.agent.is_(None)).values(agent=agent, claimed_at=_now()))
+        live = self.latest_live_handoff(conversation_id)
+        if live is None or live.agent != agent:
+            raise Conflict(f"{live.agent if live else 'someone'} already handles conversation '{conversation_id}'")
+        return live
+
+    def resolve_live_handoff(self, conversation_id: str, agent: str, return_to_bot: bool, usd_per_hour: float,
+                             override: bool = False) -> LiveHandoff:
+        """Close the open handoff: handling time from claim to now, priced at `usd_per_hour`, is added to the
+        conversation. `Conflict` unless `agent` holds it (`override`: an admin may resolve anyone's);
+        `NotFound` when nothing is open."""
+        live = self.latest_live_handoff(conversation_id)
+        if live is None or live.resolved_at is not None:
+            raise NotFound(f"conversation '{conversation_id}' is not waiting for a person")
+        if live.agent is None:
+            raise Conflict(f"claim conversation '{conversation_id}' before resolving it")
+        if live.agent != agent and not override:
+            raise Conflict(f"{live.agent} handles conversation '{conversation_id}'; only they or an admin can resolve it")
+        now = _now()
+        claimed = live.claimed_at if live.claimed_at.tzinfo else live.claimed_at.replace(tzinfo=UTC)  # SQLite drops it
+        handling_s = max(0.0, (now - claimed).total_seconds())
+        cost = handling_s / 3600.0 * usd_per_hour
+        with self._begin() as c:
+            c.execute(update(live_handoffs).where(live_handoffs.c.id == live.id).values(
+                resolved_at=now, resolved_by=agent, return_to_bot=bool(return_to_bot), handling_s=handling_s,
+                human_cost_usd=cost))
+            c.execute(update(conversations).where(conversations.c.id == conversation_id).values(
+                human_s=conversations.c.human_s + handling_s,
+                human_cost_usd=conversations.c.human_cost_usd + cost, updated_at=now))
+        return self.latest_live_handoff(conversation_id)
+
+    def human_totals(self) -> dict:
+        """Resolved live handoffs: how many, their handling seconds and cost (USD); conversations handed over."""
+        with self._read() as c:
+            row = c.execute(select(func.count(live_handoffs.c.id), func.coalesce(func.sum(live_handoffs.c.handling_s), 0.0),
+                                   func.coalesce(func.sum(live_handoffs.c.human_cost_usd), 0.0),
+                                   func.count(func.distinct(live_handoffs.c.conversation_id)))
+                            .where(live_handoffs.c.resolved_at.is_not(None))).one()
+            waiting = c.scalar(select(func.count(live_handoffs.c.id)).where(live_handoffs.c.resolved_at.is_(None)))
+        return {"handled": int(row[0]), "handling_s": float(row[1]), "human_cost_usd": float(row[2]),
+                "conversations": int(row[3]), "open": int(waiting or 0)}
+
+    def add_faq_entry(self, doc_id: str, question: str, answer: str, author: str,
+                      conversation_id: str | None = None) -> FaqEntry:
+        """Record a help-centre answer an operator saved (its text redacted like a person's reply); a second
+        save of the same `doc_id` replaces the first."""
+        question, answer = self._redact(question), self._redact(answer)
+        with self._begin() as c:
+            values = {"question": question, "answer": answer, "author": author, "conversation_id": conversation_id,
+                      "created_at": _now()}
+            if c.execute(update(faq_entries).where(faq_entries.c.doc_id == doc_id).values(**values)).rowcount == 0:
+                c.execute(insert(faq_entries).values(doc_id=doc_id, **values))
+            row = c.execute(select(faq_entries).where(faq_entries.c.doc_id == doc_id)).one()
+        return _faq(row)
+
+    def faq_entry_list(self) -> list[FaqEntry]:
+        """The saved help-centre answers, oldest first."""
+        with self._read() as c:
+            return [_faq(r) for r in c.execute(select(faq_entries).order_by(faq_entries.c.id)).all()]
+
+    def answers_citing(self, doc_id: str, since: datetime) -> int:
+        """Replies that cited `doc_id` (answered, by the assistant) at or after `since`."""
+        with self._read() as c:
+            return int(c.scalar(select(func.count(func.distinct(messages.c.id)))
+                                .join(message_sources, message_sources.c.message_id == messages.c.id)
+                                .where(message_sources.c.doc_id == doc_id, messages.c.created_at >= since,
+                                       messages.c.outcome == Outcome.ANSWERED)) or 0)
+
+    def gap_questions(self) -> list[GapQuestion]:
+        """Each customer message whose reply refused or handed over (`Outcome.unanswered` or a handoff),
+        oldest first; the "Talk to a person" button's fixed text is left out."""
+        wanted = [o.value for o in Outcome if o.unanswered or o.hands_over]
+        with self._read() as c:
+            rows = c.execute(select(messages.c.conversation_id, messages.c.id, messages.c.role, messages.c.content,
+                                    messages.c.outcome, messages.c.created_at, messages.c.extra)
+                             .where((messages.c.role == "customer") | messages.c.outcome.in_(wanted))
+                             .order_by(messages.c.id)).all()
+        found: list[GapQuestion] = []
+        last: dict[str, tuple | None] = {}
+        for r in rows:
+            if r.role == "customer":
+                button = "request_handoff" in (r.extra or "")
+                last[r.conversation_id] = None if button else (r.id, r.content, r.created_at)
+            elif last.get(r.conversation_id):
+                mid, text, at = last.pop(r.conversation_id)
+                found.append(GapQuestion(r.conversation_id, mid, text, str(r.outcome), at))
+        return found
+
+    def customer_questions(self, conversation_id: str) -> list[str]:
+        """What the customer wrote in the conversation, oldest first."""
+        with self._read() as c:
+            return list(c.scalars(select(messages.c.content).where(messages.c.conversation_id == conversation_id,
+                                                                   messages.c.role == "customer")
+                                  .order_by(messages.c.id)))
 
     def add_feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
         """Record a thumbs-up (1) or thumbs-down (-1) on one assistant message of the conversation (or on
@@ -626,9 +894,11 @@ class Store:
             handoff_reason=row.handoff_reason, cost_usd=row.cost_usd, api_shadow_cost_usd=row.api_shadow_cost_usd,
             messages=tuple(
                 StoredMessage(m.id, m.role, m.content, m.created_at, m.outcome,
-                              tuple(by_message.get(m.id, [])), json.loads(m.extra or "{}"), m.id in interrupted)
+                              tuple(by_message.get(m.id, [])), json.loads(m.extra or "{}"), m.id in interrupted,
+                              m.author)
                 for m in message_rows
             ),
+            human_s=float(row.human_s or 0.0), human_cost_usd=float(row.human_cost_usd or 0.0),
         )
 
     def add_eval_run(self, model: str, questions: str, split: str, totals: dict) -> None:
@@ -746,6 +1016,26 @@ def _summary(row, message_count: int = 0, ratings: tuple[int, ...] = ()) -> Conv
         cost_usd=float(row.cost_usd), api_shadow_cost_usd=float(row.api_shadow_cost_usd),
         message_count=message_count, ratings=ratings,
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _live(row) -> LiveHandoff:
+    return LiveHandoff(
+        id=row.id, conversation_id=row.conversation_id, message_id=row.message_id, reason=row.reason,
+        requested_at=_utc(row.requested_at), agent=row.agent, claimed_at=_utc(row.claimed_at),
+        resolved_at=_utc(row.resolved_at), resolved_by=row.resolved_by,
+        return_to_bot=None if row.return_to_bot is None else bool(row.return_to_bot),
+        handling_s=row.handling_s, human_cost_usd=row.human_cost_usd,
+    )
+
+
+def _faq(row) -> FaqEntry:
+    return FaqEntry(id=row.id, doc_id=row.doc_id, question=row.question, answer=row.answer,
+                    conversation_id=row.conversation_id, author=row.author, created_at=_utc(row.created_at))
 
 
 def _turn_usage(row) -> TurnUsage:

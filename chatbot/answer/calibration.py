@@ -1,0 +1,252 @@
+"""Training the answer / hand-over decision on the help centre itself, and calibrating its threshold.
+
+Training data, read off the index alone (any help centre): each title, heading and FAQ question
+(`knowledge.rerank.pseudo_questions`, no body sentences: a sentence would find itself) is searched
+as a customer question would be, and its best evidence window (`chatbot.answer.quote`) is taken
+- with every document retrievable: a positive when the window comes from the pseudo-question's own
+  document, a negative when it comes from another;
+- with its own document removed from the results: a negative, like a real question the help centre
+  cannot answer (the evidence then looks plausible but answers something else).
+A window counts as answering only when it comes from a chunk under the pseudo-question (its
+document for a title, its section for a heading): on the dev splits most wrong quotes came from the
+right document but the wrong section, and chunk-level labels ranked dev answers better (AUC 0.74
+against 0.68 on Arduino). A logistic regression on the window's features learns P(the evidence
+answers). It is cached in
+`<index>/decision.json` with a fingerprint of the documents and settings, and retrained only when
+those change.
+
+Calibration runs a question set's dev split through retrieval and the evidence choice (no LLM) and
+picks the lowest threshold whose answers reach the target precision (correct / answered); the
+threshold goes into the index manifest, tied to the model it was chosen for. Never tune it on the
+held-out split.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chatbot.answer.decision import MANIFEST_KEY, MODEL_FILE, AnswerModel, is_vague
+from chatbot.answer.quote import FEATURES, WINDOW_WEIGHTS, Window, best_window
+from core.errors import ChatbotError
+from core.files import write_atomic
+
+RECIPE_VERSION = 1  # bump when the examples or the model change: a cached decision model is retrained
+SEED = 13
+# the features the decision reads: all of them. Leaving out `cover_title` (which a title or heading
+# pseudo-question gives away), or keeping only the retrieval ones, ranked the Arduino dev answers worse.
+DECISION_FEATURES = FEATURES
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    k: int  # passages searched, as the engine searches ([retrieval] k)
+    max_claims: int  # a window's sentences ([grounding] quote_sentences)
+    max_chars: int  # a window's characters (the pipeline's MAX_QUOTE_CHARS)
+    max_questions: int  # pseudo-questions used, at most
+    regularization: float = 1.0  # the logistic regression's C
+
+
+def fingerprint(manifest: dict, settings: DecisionSettings) -> str:
+    """Changes when a document, the embedder, the chunking, the recipe or a setting does."""
+    payload = {
+        "recipe": RECIPE_VERSION, "features": DECISION_FEATURES, "weights": dict(WINDOW_WEIGHTS),
+        "embedder": manifest.get("embedder"), "chunking": manifest.get("chunking"),
+        "settings": settings.__dict__,
+        "documents": sorted((d, m.get("hash")) for d, m in manifest.get("documents", {}).items()),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode("utf-8")).hexdigest()
+
+
+def examples(searcher, checker, settings: DecisionSettings,
+             progress: Progress = lambda m: None) -> tuple[np.ndarray, np.ndarray]:
+    """(features, labels) of the best windows for the help centre's pseudo-questions (module docstring)."""
+    from knowledge.rerank import pseudo_questions
+
+    index = searcher.index
+    questions = pseudo_questions(index.chunks.values(), sentences_per_chunk=0,
+                                 max_questions=settings.max_questions, seed=SEED)
+    progress(f"training the answer decision on {len(questions)} pseudo-questions")
+    searcher, checker = _remembering(searcher, checker, [q.text for q in questions])
+    rows, labels = [], []
+    for q in questions:
+        wide = searcher.search(q.text, k=settings.k * 6)
+        for passages, own in ((wide[:settings.k], True),
+                              ([p for p in wide if p.doc_id != q.doc_id][:settings.k], False)):
+            window = best_window(checker.evidence(q.text, passages, settings.max_claims, settings.max_chars))
+            if window is None:
+                continue
+            rows.append([window.feature(n) for n in DECISION_FEATURES])
+            labels.append(own and passages[window.source].chunk.chunk_id in q.positives)
+    return np.array(rows, dtype=np.float64).reshape(-1, len(DECISION_FEATURES)), np.array(labels, dtype=bool)
+
+
+class _Remembered:
+    """An embedder that embeds the pseudo-questions in one batched call up front (a search and two
+    evidence choices would embed each of them three times, one at a time)."""
+
+    def __init__(self, embedder, texts: Sequence[str]):
+        self.name, self.dimension = embedder.name, embedder.dimension
+        self._embedder = embedder
+        unique = list(dict.fromkeys(texts))
+        self._known = dict(zip(unique, embedder.embed(unique))) if unique else {}
+
+    def warm_up(self) -> None:
+        self._embedder.warm_up()
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._known]
+        if missing:
+            self._known.update(zip(missing, self._embedder.embed(missing)))
+        return np.stack([self._known[t] for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
+
+
+def _remembering(searcher, checker, texts: Sequence[str]):
+    """Copies of the searcher and the checker that read `texts`' vectors from one batched call."""
+    inner = getattr(searcher, "searcher", None)  # a reranking searcher: its hybrid searcher embeds
+    base = copy.copy(inner if inner is not None else searcher)
+    base.embedder = _Remembered(base.embedder, texts)
+    if inner is not None:
+        searcher = copy.copy(searcher)
+        searcher.searcher = base
+    else:
+        searcher = base
+    checker = copy.copy(checker)
+    checker.embedder = base.embedder
+    return searcher, checker
+
+
+def train(searcher, checker, settings: DecisionSettings, progress: Progress = lambda m: None) -> AnswerModel:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = examples(searcher, checker, settings, progress)
+    if len(set(y.tolist())) < 2:
+        raise ChatbotError("the help centre has too few titles and headings to train the answer decision on; "
+                           "add articles, or keep the thresholds of [grounding]")
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=settings.regularization, max_iter=2000).fit((x - mean) / scale, y)
+    progress(f"answer decision trained on {len(y)} examples ({int(y.sum())} answerable)")
+    return AnswerModel(DECISION_FEATURES, tuple(mean.tolist()), tuple(scale.tolist()),
+                       tuple(model.coef_[0].tolist()), float(model.intercept_[0]),
+                       fingerprint(searcher.index.manifest, settings))
+
+
+def ensure_model(searcher, checker, settings: DecisionSettings, progress: Progress = lambda m: None
+                 ) -> tuple[AnswerModel, bool]:
+    """The cached model when it was trained on these documents and settings, else a new one (saved);
+    returns (model, trained now)."""
+    index = searcher.index
+    path = Path(index.directory) / MODEL_FILE
+    wanted = fingerprint(index.manifest, settings)
+    try:
+        cached = AnswerModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+        if cached.fingerprint == wanted and cached.features == DECISION_FEATURES:
+            progress(f"answer decision in {path} is up to date")
+            return cached, False
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    model = train(searcher, checker, settings, progress)
+    write_atomic(path, json.dumps(model.to_json(), indent=1))
+    return model, True
+
+
+# ---- calibration on a question set ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scored:
+    """One question of the set: the probability the decision gives its best window, and whether that
+    window's quote would be a correct answer (None: the engine never asks the decision about it: a
+    vague question is clarified, one with retrieval under `min_cosine` refused or handed over)."""
+
+    id: str
+    probability: float
+    correct: bool | None
+
+
+def score_questions(searcher, checker, model: AnswerModel, questions: Sequence, k: int, max_claims: int,
+                    max_chars: int, quote: Callable[[Window, list], str], min_cosine: float = -1.0) -> list[Scored]:
+    """Each question through retrieval and the evidence choice, as the engine answers it (no LLM; the
+    earlier turns of a follow-up are its context, without the replies they got)."""
+    out = []
+    for q in questions:
+        passages = searcher.search(q.question, k=k, context=list(q.turns))
+        if is_vague(q.question, list(q.turns)) or max((p.dense_cosine for p in passages), default=-1.0) < min_cosine:
+            out.append(Scored(q.id, 0.0, None))
+            continue
+        window = best_window(checker.evidence(q.question, passages, max_claims, max_chars))
+        if window is None:
+            out.append(Scored(q.id, 0.0, False if q.in_scope else None))
+            continue
+        answer = quote(window, passages)
+        cited = passages[window.source].doc_id
+        if not q.in_scope:
+            correct = False  # an out-of-scope question answered is wrong
+        elif not q.doc_ids:
+            correct = False  # a vague question answered instead of clarified
+        else:
+            fact = any(re.search(p, answer, re.I) for p in q.answer_contains) if q.answer_contains else True
+            correct = cited in q.doc_ids and fact
+        out.append(Scored(q.id, model.probability(window), correct))
+    return out
+
+
+def calibrate(searcher, checker, settings: DecisionSettings, questions: Sequence, target_precision: float,
+              split: str, source: str, quote: Callable[[Window, list], str], min_cosine: float = -1.0,
+              progress: Progress = lambda m: None) -> dict:
+    """Train (or reuse) the decision model, choose its threshold on `questions` for `target_precision`
+    and store it in the index manifest; returns what was stored, with `trained` (True when trained now)."""
+    model, trained = ensure_model(searcher, checker, settings, progress)
+    progress(f"scoring {len(questions)} questions ({split}) for a precision of {target_precision:.0%}")
+    scored = score_questions(searcher, checker, model, questions, settings.k, settings.max_claims,
+                             settings.max_chars, quote, min_cosine)
+    chosen = choose_threshold(scored, target_precision)
+    return {**store_threshold(searcher.index, model, chosen, split, source), "trained": trained}
+
+
+def choose_threshold(scored: Sequence[Scored], target_precision: float, min_answered: int = 5) -> dict:
+    """The lowest threshold at which the answered questions (probability >= it) reach the target
+    precision, counting only thresholds with at least `min_answered` answers; when none does, the one
+    with the best precision. Returns the threshold and what it gives on these questions."""
+    judged = sorted((s for s in scored if s.correct is not None), key=lambda s: -s.probability)
+    if not judged:
+        raise ChatbotError("no question to calibrate on: give in-scope questions with doc_ids")
+    best = None
+    correct = 0
+    for n, s in enumerate(judged, start=1):
+        correct += bool(s.correct)
+        if n < len(judged) and judged[n].probability == s.probability:
+            continue  # a threshold cannot split ties
+        row = {"threshold": float(s.probability), "answered": n, "correct": correct,
+               "precision": round(correct / n, 4), "coverage": round(n / len(judged), 4)}
+        if n >= min_answered and row["precision"] >= target_precision:
+            best = row  # the lowest such threshold answers the most
+    if best is None:  # the target is out of reach: the most precise threshold with enough answers
+        rows, correct = [], 0
+        for n, s in enumerate(judged, start=1):
+            correct += bool(s.correct)
+            if n >= min(min_answered, len(judged)):
+                rows.append({"threshold": float(s.probability), "answered": n, "correct": correct,
+                             "precision": round(correct / n, 4), "coverage": round(n / len(judged), 4)})
+        best = max(rows, key=lambda r: (r["precision"], r["answered"]))
+        best["reached_target"] = False
+    return {**best, "questions": len(judged), "target_precision": target_precision}
+
+
+def store_threshold(index, model: AnswerModel, chosen: dict, split: str, source: str) -> dict:
+    """Write the chosen threshold into the index manifest (under "decision"), tied to `model`."""
+    path = Path(index.directory) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    entry = {"model": model.fingerprint, "split": split, "questions_file": source, **chosen}
+    manifest[MANIFEST_KEY] = entry
+    write_atomic(path, json.dumps(manifest, indent=1, ensure_ascii=False))
+    index.manifest[MANIFEST_KEY] = entry
+    return entry

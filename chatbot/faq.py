@@ -1,0 +1,79 @@
+"""Help-centre answers people write, kept in a FAQ CSV the company owns and indexed like any source.
+
+An operator saves a question and its answer (from a conversation they resolved) in one step: the
+row goes into `FOLDER/help-centre-answers.csv` (`id,question,answer,url`, the format `chatbot
+ingest` reads), replacing a row with the same id, and the folder is re-indexed (only changed
+documents are embedded). The file is plain CSV: export it, edit it, or ingest it elsewhere. Its
+document ids are `FAQ-` and a hash of the question, so saving the same question again updates it.
+Knows nothing about conversations or retrieval.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import threading
+from pathlib import Path
+
+from core.errors import BadInput
+
+FILE_NAME = "help-centre-answers.csv"
+COLUMNS = ("id", "question", "answer", "url")
+MAX_QUESTION_CHARS = 500
+MAX_ANSWER_CHARS = 4_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def faq_doc_id(question: str) -> str:
+    """The document id of a saved answer: the same question (case and spacing aside) keeps its id."""
+    key = " ".join(question.lower().split())
+    return "FAQ-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+def _text(value: object, what: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise BadInput(f"the {what} must be text")
+    value = " ".join(_CONTROL.sub(" ", value).split())
+    if not value:
+        raise BadInput(f"the {what} is empty")
+    if len(value) > limit:
+        raise BadInput(f"the {what} is {len(value)} characters; keep it under {limit}")
+    return value
+
+
+class FaqBook:
+    """The FAQ CSV in `folder`; thread-safe writes (one at a time, written whole then renamed)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self.folder / FILE_NAME
+
+    def entries(self) -> list[dict]:
+        """The rows of the file, in order (empty when there is none yet)."""
+        if not self.path.is_file():
+            return []
+        return [dict(r) for r in csv.DictReader(io.StringIO(self.path.read_text(encoding="utf-8")))]
+
+    def save(self, question: str, answer: str, url: str = "") -> tuple[str, str, str]:
+        """Add or update the entry for `question`; returns (doc_id, question, answer) as written."""
+        question = _text(question, "question", MAX_QUESTION_CHARS)
+        answer = _text(answer, "answer", MAX_ANSWER_CHARS)
+        doc_id = faq_doc_id(question)
+        with self._lock:
+            rows = [r for r in self.entries() if r.get("id") != doc_id]
+            rows.append({"id": doc_id, "question": question, "answer": answer, "url": url})
+            self.folder.mkdir(parents=True, exist_ok=True)
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            partial = self.path.with_suffix(".csv.partial")
+            partial.write_text(out.getvalue(), encoding="utf-8")
+            partial.replace(self.path)  # readers never see half a file
+        return doc_id, question, answer

@@ -1,0 +1,248 @@
+"""Live handoff: who holds a conversation, the people's queue and its packet, measured human cost.
+
+A conversation's state comes from its newest live handoff in the store:
+- `bot`: never handed over, or a person resolved it and gave it back: the assistant answers;
+- `waiting`: handed over and in the queue; the assistant still answers what it can meanwhile;
+- `agent`: a person claimed it: the assistant is silent, the customer's messages go to that person;
+- `closed`: a person resolved it and kept it (`return_to_bot` false): the assistant stays silent and
+  the customer's next message puts the conversation back in the queue (reason `reopened`).
+
+A person's time is measured from claim to resolve and priced at `usd_per_hour`; it is stored per
+conversation beside the assistant's cost. Every handoff, person's reply, customer message to a
+person and resolve is announced through `notify(event, payload)` (the webhook, when one is set);
+announcing never blocks and never fails a turn. Knows nothing of passwords (ui.guard checks those)
+nor of how the queue is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from chatbot.records.store import Conflict, LiveHandoff, MAX_MESSAGE_CHARS, Store
+from core.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+WITH_AGENT = "with_agent"  # a turn's outcome while a person holds the conversation: stored, no reply
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+WHY = {  # why the assistant handed over, in an operator's words
+    "no_knowledge": "the help centre had nothing close enough to answer from",
+    "unsupported_answer": "the draft's sentences were not supported by the sources",
+    "customer_request": "the customer asked for a person",
+    "interrupted": "the server stopped before replying",
+    "reopened": "the customer wrote again after a person closed the conversation",
+    "operator": "an operator joined the conversation",
+}
+Notify = Callable[[str, dict], None]
+
+
+@dataclass(frozen=True)
+class PacketSource:
+    doc_id: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Packet:
+    """What a person needs to take over: the customer's questions, what the assistant found and tried."""
+
+    questions: tuple[str, ...]  # what the customer wrote, oldest first
+    sources: tuple[PacketSource, ...]  # the help-centre documents the assistant read for the last question
+    draft: str | None  # the assistant's rejected draft (the LLM's words before the check), if it wrote one
+    why: str  # why it handed over
+    checked: dict = field(default_factory=dict)  # the check's figures: claims, supported, dropped
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A conversation in the people's queue: waiting (`agent` None) or claimed."""
+
+    conversation_id: str
+    reason: str
+    requested_at: datetime
+    waiting_s: float  # since the request, seconds
+    agent: str | None
+    claimed_at: datetime | None
+    packet: Packet
+
+    def to_json(self) -> dict:
+        return {"conversation_id": self.conversation_id, "reason": self.reason,
+                "requested_at": self.requested_at.isoformat(), "waiting_s": round(self.waiting_s, 1),
+                "state": "claimed" if self.agent else "waiting", "agent": self.agent,
+                "claimed_at": self.claimed_at.isoformat() if self.claimed_at else None,
+                "packet": asdict(self.packet)}
+
+
+def clean_reply(text: object) -> str:
+    """A person's reply as stored: text, not empty, at most MAX_MESSAGE_CHARS; `BadInput` otherwise."""
+    if not isinstance(text, str):
+        raise BadInput("the reply must be text")
+    text = _CONTROL.sub(" ", text).strip()
+    if not text:
+        raise BadInput("the reply is empty; type a message for the customer")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise BadInput(f"the reply is {len(text)} characters; keep it under {MAX_MESSAGE_CHARS}")
+    return text
+
+
+class LiveDesk:
+    """The people's side of a conversation, over the store.
+
+    `usd_per_hour`: a person's fully loaded hourly cost; `notify(event, payload)`: announces events
+    (the webhook); `search(question)`: the help-centre documents for a question, for the packet;
+    `display_names`: user name -> the name customers see; `faq_dir`: the folder of the FAQ CSV people's
+    answers are saved to; `topic_distance`: cosine distance under which gap questions share a topic.
+    """
+
+    def __init__(self, store: Store, usd_per_hour: float = 30.0, notify: Notify | None = None,
+                 search: Callable[[str], list[PacketSource]] | None = None,
+                 display_names: dict[str, str] | None = None, faq_dir: str = ".chatbot/faq",
+                 topic_distance: float = 0.45):
+        self.store = store
+        self.faq_dir = faq_dir  # where people's help-centre answers are kept (chatbot.faq)
+        self.topic_distance = topic_distance  # cosine distance that joins two unanswered questions in a topic
+        self.usd_per_hour = usd_per_hour
+        self.notify = notify
+        self.search = search
+        self.display_names = dict(display_names or {})
+        self._packets: dict[tuple, Packet] = {}  # (conversation, handoff id, last question id) -> packet
+        self._lock = threading.Lock()
+        store.subscribe(self._on_store_event)
+
+    # ---- what the engine asks ------------------------------------------------------------------
+    def state(self, conversation_id: str) -> str:
+        """"bot", "waiting", "agent" or "closed" (see the module's docstring)."""
+        return _state(self.store.latest_live_handoff(conversation_id))
+
+    def holder(self, conversation_id: str) -> str | None:
+        """The person who holds the conversation now, or None."""
+        live = self.store.latest_live_handoff(conversation_id)
+        return live.agent if _state(live) == "agent" else None
+
+    def customer_wrote(self, conversation_id: str, message_id: int, text: str) -> bool:
+        """The customer's message is stored; True when people have it and the assistant must stay silent
+        (a closed conversation goes back in the queue)."""
+        live = self.store.latest_live_handoff(conversation_id)
+        state = _state(live)
+        if state not in ("agent", "closed"):
+            return False
+        if state == "closed":
+            self.store.open_live_handoff(conversation_id, "reopened", message_id)
+            self._announce("handoff", conversation_id, {"reason": "reopened", "packet": asdict(self.packet(conversation_id))})
+        else:
+            self._announce("customer_message", conversation_id, {"agent": live.agent, "message_id": message_id,
+                                                                 "text": text})
+        return True
+
+    # ---- what people do ------------------------------------------------------------------------
+    def queue(self) -> list[QueueEntry]:
+        """Conversations waiting for a person or held by one, oldest request first, each with its packet."""
+        now = datetime.now(UTC)
+        return [QueueEntry(h.conversation_id, h.reason, h.requested_at, (now - h.requested_at).total_seconds(),
+                           h.agent, h.claimed_at, self.packet(h.conversation_id, h))
+                for h in self.store.open_live_handoffs()]
+
+    def claim(self, conversation_id: str, agent: str) -> LiveHandoff:
+        """`agent` takes the conversation (`Conflict` if another person holds it); the customer sees who joined."""
+        before = self.store.latest_live_handoff(conversation_id)
+        live = self.store.claim_live_handoff(conversation_id, agent)
+        if before is None or before.id != live.id or before.agent != agent:
+            name = self.display_name(agent)
+            self.store.add_message(conversation_id, "notice", f"{name} joined the conversation.", author=agent,
+                                   extra={"display_name": name, "event": "joined"})
+            self._announce("claim", conversation_id, {"agent": agent})
+        return live
+
+    def reply(self, conversation_id: str, agent: str, text: str) -> int:
+        """A person's message to the customer (redacted like theirs); `Conflict` unless `agent` holds it."""
+        text = clean_reply(text)
+        holder = self.holder(conversation_id)
+        if holder != agent:
+            self.store.require_conversation(conversation_id)
+            raise Conflict(f"claim conversation '{conversation_id}' before replying"
+                           + (f"; {holder} handles it" if holder else ""))
+        name = self.display_name(agent)
+        message_id = self.store.add_message(conversation_id, "agent", text, author=agent,
+                                            extra={"display_name": name})
+        stored = self.store.conversation(conversation_id).messages[-1].content
+        self._announce("agent_reply", conversation_id, {"agent": agent, "message_id": message_id, "text": stored})
+        return message_id
+
+    def resolve(self, conversation_id: str, agent: str, return_to_bot: bool, override: bool = False) -> LiveHandoff:
+        """Close the handoff: measured time priced and stored; the bot answers again when `return_to_bot`.
+        `override`: an admin may resolve a conversation another person holds."""
+        if not isinstance(return_to_bot, bool):
+            raise BadInput("return_to_bot must be true or false")
+        live = self.store.resolve_live_handoff(conversation_id, agent, return_to_bot, self.usd_per_hour, override)
+        name = self.display_name(live.agent or agent)
+        text = (f"{name} has left the conversation; our assistant will answer again." if return_to_bot
+                else f"{name} has closed the conversation. Write again if you need anything else.")
+        self.store.add_message(conversation_id, "notice", text, author=agent,
+                               extra={"display_name": name, "event": "resolved", "return_to_bot": return_to_bot})
+        self._announce("resolve", conversation_id, {
+            "agent": agent, "return_to_bot": return_to_bot, "handling_s": round(live.handling_s or 0.0, 3),
+            "human_cost_usd": live.human_cost_usd})
+        return live
+
+    def display_name(self, agent: str) -> str:
+        return self.display_names.get(agent) or agent
+
+    def packet(self, conversation_id: str, live: LiveHandoff | None = None) -> Packet:
+        """The handoff packet: questions, the sources the assistant found, its rejected draft and why."""
+        live = live or self.store.latest_live_handoff(conversation_id)
+        conversation = self.store.conversation(conversation_id)
+        questions = [m for m in conversation.messages if m.role == "customer"]
+        key = (conversation_id, live.id if live else None, questions[-1].id if questions else None)
+        with self._lock:
+            if key in self._packets:
+                return self._packets[key]
+        reply = next((m for m in conversation.messages if live and m.id == live.message_id), None)
+        grounding = (reply.extra.get("grounding") or {}) if reply else {}
+        reason = live.reason if live else "operator"
+        why = WHY.get(reason, reason)
+        if reason == "unsupported_answer" and grounding.get("claims"):
+            why = f"{grounding.get('dropped', 0)} of {grounding['claims']} sentences of the draft were not " \
+                  "supported by the sources"
+        sources = [PacketSource(s.doc_id, s.title, s.url) for s in (reply.sources if reply else ())]
+        typed = [m.content for m in questions if not m.extra.get("action")]
+        if self.search is not None and typed:
+            try:
+                sources += self.search(typed[-1])
+            except Exception:  # noqa: BLE001 - a packet without found sources beats no packet
+                log.exception("packet search failed")
+        packet = Packet(tuple(m.content for m in questions), tuple(dict.fromkeys(sources)),
+                        grounding.get("raw_answer") or None, why,
+                        {k: grounding[k] for k in ("claims", "supported", "dropped") if k in grounding})
+        with self._lock:
+            if len(self._packets) > 1000:
+                self._packets.clear()
+            self._packets[key] = packet
+        return packet
+
+    # ---- announcing ----------------------------------------------------------------------------
+    def _on_store_event(self, event: str, conversation_id: str, details: dict) -> None:
+        if event == "handoff" and self.notify is not None:
+            self._announce("handoff", conversation_id, {"reason": details.get("reason"),
+                                                        "packet": asdict(self.packet(conversation_id))})
+
+    def _announce(self, event: str, conversation_id: str, payload: dict) -> None:
+        if self.notify is None:
+            return
+        try:
+            self.notify(event, {"conversation_id": conversation_id, **payload})
+        except Exception:  # noqa: BLE001 - an integration's failure never fails the customer's turn
+            log.exception("announcing %s failed", event)
+
+
+def _state(live: LiveHandoff | None) -> str:
+    if live is None:
+        return "bot"
+    if live.resolved_at is None:
+        return "agent" if live.agent else "waiting"
+    return "bot" if live.return_to_bot else "closed"

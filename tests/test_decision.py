@@ -1,0 +1,196 @@
+"""Evidence windows, the trained answer / hand-over decision, its calibration and its use in the engine."""
+
+import json
+
+import numpy as np
+import pytest
+
+from chatbot.answer.calibration import (
+    DecisionSettings, Scored, calibrate, choose_threshold, ensure_model, fingerprint,
+)
+from chatbot.answer.decision import MANIFEST_KEY, AnswerModel, load_answer_model
+from chatbot.answer.grounding import GroundingChecker
+from chatbot.answer.quote import FEATURES, best_window, windows
+from chatbot.builder import build_prices, build_searcher, build_settings
+from chatbot.pipeline import MAX_QUOTE_CHARS, Pipeline, _quoted
+from chatbot.records.store import Store
+from chatbot.reporting.evaluation import EvalQuestion
+from chatbot.testing import ScriptedChatModel
+from core.config import load_config
+from knowledge.index import KnowledgeIndex
+from knowledge.ingest import iter_documents
+from knowledge.testing import HashEmbedder
+from knowledge.types import Chunk, Passage
+
+
+def _passage(chunk_id, doc_id, sentences, cosines, dense, score, lexical=1.0, title="T"):
+    """A passage whose stored sentence vectors sit at the given cosines to the question vector e0."""
+    vectors = np.zeros((len(sentences), 8), dtype=np.float32)
+    for row, cosine in enumerate(cosines):
+        vectors[row, 0], vectors[row, 1 + row % 7] = cosine, np.sqrt(1 - cosine ** 2)
+    chunk = Chunk(chunk_id, doc_id, title, "", (), " ".join(sentences), tuple(sentences), vectors)
+    return Passage(chunk, score, dense, lexical)
+
+
+QUESTION = "Is VAT included in the price shown in the shop?"
+QUESTION_VECTOR = np.eye(8, dtype=np.float32)[0]
+
+
+def test_the_quote_comes_from_the_passage_retrieval_trusts_and_carries_the_question_words():
+    gold = _passage(1, "vat", ["Prices for customers in the EU are shown in euros.",
+                               "The VAT is included in the price shown in the shop at checkout."],
+                    [0.50, 0.55], dense=0.80, score=0.03, title="VAT and prices")
+    other = _passage(2, "duties", ["Customs duties may apply to orders shipped outside the union."],
+                     [0.60], dense=0.45, score=0.01, title="Customs")
+    found = windows(QUESTION, QUESTION_VECTOR, [gold, other], [gold.sentence_vectors, other.sentence_vectors], 3,
+                    MAX_QUOTE_CHARS)
+    closest = max(found, key=lambda w: w.cosine)
+    assert closest.source == 1  # the single closest sentence is from the lower-ranked passage
+    chosen = best_window(found)
+    assert chosen.source == 0 and "VAT is included" in " ".join(chosen.sentences)
+    assert len(chosen.features) == len(FEATURES) and chosen.feature("rank_inv") == 1.0
+
+
+def test_a_window_runs_on_past_the_first_sentence_and_stops_at_a_sentence_about_the_article():
+    p = _passage(1, "d", ["Open the Settings page of your account.", "1.", "Choose Delete account and confirm.",
+                          "Learn more about accounts in this article."], [0.7, 0.1, 0.3, 0.2], dense=0.7, score=1.0)
+    (first, *_) = windows("How do I delete my account?", QUESTION_VECTOR, [p], [p.sentence_vectors], 3, 420)
+    # the bare list number is skipped; the article pointer ends the window
+    assert first.sentences == ("Open the Settings page of your account.", "Choose Delete account and confirm.")
+
+
+def test_evidence_embeds_only_the_question_when_sentences_are_stored(write, tmp_path):
+    write("kb/r.md", "---\nid: R\ntitle: Returns\n---\nYou can return items within 30 days. Refunds take five days.")
+    embedder = HashEmbedder()
+    index = KnowledgeIndex(tmp_path / "ix", embedder)
+    index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
+    passages = [Passage(c, 1.0, 0.9, 1.0) for c in index.chunks.values()]
+    embedder.calls = embedder.embedded = 0
+    found = GroundingChecker(embedder, 0.5, 0.3, 2).evidence("How long do refunds take?", passages, 3, 420)
+    assert (embedder.calls, embedder.embedded) == (1, 1) and found
+
+
+def _model(threshold=None, fingerprint="f", coef=None):
+    coef = coef if coef is not None else [0.0] * len(FEATURES)
+    return AnswerModel(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), tuple(coef), 0.0, fingerprint,
+                       threshold)
+
+
+def test_a_stored_model_gets_the_threshold_calibrated_for_it_and_no_other(tmp_path):
+    (tmp_path / "decision.json").write_text(json.dumps(_model(fingerprint="abc").to_json()))
+    assert load_answer_model(tmp_path, {}).threshold is None  # trained, not calibrated
+    assert load_answer_model(tmp_path, {MANIFEST_KEY: {"model": "abc", "threshold": 0.4}}).threshold == 0.4
+    assert load_answer_model(tmp_path, {MANIFEST_KEY: {"model": "old", "threshold": 0.4}}).threshold is None
+    assert load_answer_model(tmp_path / "none", {}) is None
+
+
+def test_the_threshold_is_the_lowest_that_reaches_the_target_precision():
+    scored = [Scored("a", 0.9, True), Scored("b", 0.8, True), Scored("c", 0.7, False), Scored("d", 0.6, True),
+              Scored("e", 0.5, True), Scored("f", 0.4, False), Scored("g", 0.3, False), Scored("v", 0.0, None)]
+    chosen = choose_threshold(scored, target_precision=0.8, min_answered=2)
+    assert (chosen["threshold"], chosen["answered"], chosen["correct"]) == (0.5, 5, 4)
+    assert chosen["questions"] == 7  # the vague question (None) is clarified, not scored
+    unreachable = choose_threshold(scored, target_precision=1.0, min_answered=3)
+    assert unreachable["reached_target"] is False and unreachable["threshold"] == 0.5  # the most precise: 4 of 5
+
+
+@pytest.fixture
+def kb(write, tmp_path):
+    write("kb/returns.md", "---\nid: R\ntitle: Returns and refunds\n---\nYou can return most items within 30 days of "
+          "delivery for a full refund.\n\n## Refund times\nRefunds reach your card within five working days.\n\n"
+          "## Return labels\nUK orders get a free return label printed from your account page.")
+    write("kb/shipping.md", "---\nid: S\ntitle: Shipping costs\n---\nStandard delivery costs 3.95 pounds in the UK.\n\n"
+          "## Express delivery\nExpress delivery arrives the next working day and costs 7.50 pounds.")
+    write("kb/account.md", "---\nid: A\ntitle: Your account\n---\nReset your password from the login page.\n\n"
+          "## Deleting an account\nWrite to support to delete your account and its order history.")
+    write("kb/faq.csv", "question,answer\nDo you ship to Canada?,Not yet. We ship to the UK and the EU only.\n"
+          "Can I pay with PayPal?,Yes. PayPal and all major cards are accepted at checkout.\n")
+    return tmp_path / "kb"
+
+
+@pytest.fixture
+def parts(kb, tmp_path):
+    embedder = HashEmbedder()
+    index = KnowledgeIndex(tmp_path / "ix", embedder)
+    index.ingest(iter_documents([str(kb)]), 300, 50)
+    index.load()
+    config = load_config(None, {"retrieval": {"k": 2}})
+    return index, build_searcher(config, index), GroundingChecker(embedder, 0.5, 0.3, 2)
+
+
+SETTINGS = DecisionSettings(k=2, max_claims=3, max_chars=MAX_QUOTE_CHARS, max_questions=100)
+
+
+def test_the_decision_is_trained_on_the_help_centre_cached_and_retrained_when_a_document_changes(parts, kb, write):
+    index, searcher, checker = parts
+    model, trained = ensure_model(searcher, checker, SETTINGS)
+    assert trained and model.features == FEATURES and model.fingerprint == fingerprint(index.manifest, SETTINGS)
+    assert any(c != 0 for c in model.coef)
+    again, trained = ensure_model(searcher, checker, SETTINGS)
+    assert not trained and again == model
+    write("kb/account.md", "---\nid: A\ntitle: Your account\n---\nReset your password from the settings page.")
+    index.ingest(iter_documents([str(kb)]), 300, 50)
+    assert ensure_model(searcher, checker, SETTINGS)[1]
+
+
+def test_calibrate_stores_the_threshold_in_the_manifest_and_the_engine_then_uses_it(parts, tmp_path):
+    index, searcher, checker = parts
+    questions = [EvalQuestion("1", "How long do refunds take to reach my card?", ("R",), ("five working days",), True),
+                 EvalQuestion("2", "How much does express delivery cost?", ("S",), ("7.50",), True),
+                 EvalQuestion("3", "What is the weather on Mars?", (), (), False)]
+    stored = calibrate(searcher, checker, SETTINGS, questions, 0.5, "dev", "q.jsonl",
+                       lambda window, passages: _quoted(*window.sentences))
+    manifest = json.loads((index.directory / "manifest.json").read_text())
+    assert manifest[MANIFEST_KEY]["threshold"] == stored["threshold"] and stored["trained"]
+    assert manifest[MANIFEST_KEY]["model"] == json.loads((index.directory / "decision.json").read_text())["fingerprint"]
+    config = load_config(None, {"retrieval": {"k": 2}})
+    assert build_settings(config, index).answer_model.threshold == stored["threshold"]
+    assert build_settings(config.with_overrides({"grounding": {"trained_decision": False}}), index).answer_model is None
+
+
+def _engine(index, checker, tmp_path, model, below="handoff"):
+    llm = ScriptedChatModel("Refunds arrive within five working days.")
+    config = load_config(None, {"retrieval": {"k": 2}, "grounding": {
+        "min_retrieval_cosine": 0.05, "off_topic_cosine": 0.01, "below_threshold": below}})
+    settings = build_settings(config)
+    from dataclasses import replace
+    pipeline = Pipeline(build_searcher(config, index), index, llm, Store(f"sqlite:///{tmp_path}/db.sqlite"), checker,
+                        build_prices(config), replace(settings, answer_model=model))
+    return pipeline, llm
+
+
+def test_above_the_calibrated_threshold_the_evidence_answers_without_an_llm_call(parts, tmp_path):
+    index, _, checker = parts
+    pipeline, llm = _engine(index, checker, tmp_path, _model(threshold=0.5))  # every window scores 0.5
+    reply = pipeline.ask("How long do refunds take to reach my card?")
+    assert reply.outcome == "answered" and reply.answer.startswith("Our help centre says:")
+    assert llm.prompts == [] and reply.grounding["decision"] == 0.5 and reply.grounding["direct_quote"]
+
+
+def test_below_the_calibrated_threshold_the_turn_is_handed_over_or_tried_by_the_llm(parts, tmp_path):
+    index, _, checker = parts
+    pipeline, llm = _engine(index, checker, tmp_path, _model(threshold=0.9))
+    reply = pipeline.ask("How long do refunds take to reach my card?")
+    assert reply.outcome == "unsupported_answer" and reply.handoff.needed and llm.prompts == []
+    assert reply.grounding["threshold"] == 0.9 and "not certain" in reply.answer
+
+    pipeline, llm = _engine(index, checker, tmp_path / "llm", _model(threshold=0.9), below="llm")
+    pipeline.ask("How long do refunds take to reach my card?")
+    assert llm.prompts  # the LLM tried
+
+
+def test_an_unknown_below_threshold_choice_lists_the_valid_ones():
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="handoff, llm"):
+        build_settings(load_config(None, {"grounding": {"below_threshold": "guess"}}))
+
+
+def test_calibrate_command_refuses_a_target_precision_outside_0_1(write, tmp_path, capsys):
+    from chatbot.cli import main
+
+    questions = write("q.jsonl", '{"question": "How long do refunds take?", "doc_ids": ["R"], '
+                                 '"answer_contains": [], "in_scope": true, "split": "dev"}\n')
+    assert main(["calibrate", "--questions", str(questions), "--index", str(tmp_path / "ix"),
+                 "--target-precision", "1.5"]) == 2
+    assert "--target-precision" in capsys.readouterr().err
