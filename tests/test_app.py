@@ -69,7 +69,9 @@ def test_voice_question_is_transcribed_answered_and_metered(app, tmp_path):
     assert "return" in body["question"].lower()  # the transcript is the question
     assert body["usage"]["seconds"]["asr"] > 0 and body["usage"]["audio_seconds"] > 1
     assert body["usage"]["cost_usd"] > 0 and body["usage"]["api_shadow_cost_usd"] > 0
-    assert body["sources"] and body["sources"][0]["doc_id"] in ("LO-1008", "LO-1009", "LO-1010")
+    # the returns articles, or the FAQ entry that answers the same question
+    assert body["sources"] and body["sources"][0]["doc_id"] in ("LO-1008", "LO-1009", "LO-1010", "faq.csv#4")
+    assert "30 days" in body["answer"]
     stored = app.pipeline.store.conversation(body["conversation_id"]).messages[0]
     assert stored.extra["transcript"]["text"] == body["question"]
 
@@ -88,7 +90,7 @@ def test_an_ocr_screenshot_changes_the_retrieved_sources(app, tmp_path):
     assert "flashing red" in ocr_text.lower()
     with_image = app.pipeline.searcher.search_documents(f"{question}\n{ocr_text}", k=3)
     assert plain[0].doc_id != "LO-1018" and with_image[0].doc_id == "LO-1018"  # troubleshooting article
-    assert "LO-1018" in [s["doc_id"] for s in body["sources"]]
+    assert body["retrieved"][0] == "LO-1018"  # the turn read the troubleshooting article first
 
 
 def test_bad_uploads_get_clear_errors_and_nothing_stored_is_lost(app, tmp_path):
