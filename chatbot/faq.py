@@ -13,17 +13,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 import threading
 from pathlib import Path
 
-from core.errors import BadInput
+from core.text import clean_text
 
 FILE_NAME = "help-centre-answers.csv"
 COLUMNS = ("id", "question", "answer", "url")
 MAX_QUESTION_CHARS = 500
 MAX_ANSWER_CHARS = 4_000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def faq_doc_id(question: str) -> str:
@@ -33,14 +31,7 @@ def faq_doc_id(question: str) -> str:
 
 
 def _text(value: object, what: str, limit: int) -> str:
-    if not isinstance(value, str):
-        raise BadInput(f"the {what} must be text")
-    value = " ".join(_CONTROL.sub(" ", value).split())
-    if not value:
-        raise BadInput(f"the {what} is empty")
-    if len(value) > limit:
-        raise BadInput(f"the {what} is {len(value)} characters; keep it under {limit}")
-    return value
+    return clean_text(value, what, limit, one_line=True)
 
 
 class FaqBook:

@@ -17,7 +17,6 @@ nor of how the queue is shown.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,11 +24,11 @@ from datetime import UTC, datetime
 
 from chatbot.records.store import Conflict, LiveHandoff, MAX_MESSAGE_CHARS, Store
 from core.errors import BadInput
+from core.text import clean_text
 
 log = logging.getLogger(__name__)
 
 WITH_AGENT = "with_agent"  # a turn's outcome while a person holds the conversation: stored, no reply
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 WHY = {  # why the assistant handed over, in an operator's words
     "no_knowledge": "the help centre had nothing close enough to answer from",
     "unsupported_answer": "the draft's sentences were not supported by the sources",
@@ -81,14 +80,7 @@ class QueueEntry:
 
 def clean_reply(text: object) -> str:
     """A person's reply as stored: text, not empty, at most MAX_MESSAGE_CHARS; `BadInput` otherwise."""
-    if not isinstance(text, str):
-        raise BadInput("the reply must be text")
-    text = _CONTROL.sub(" ", text).strip()
-    if not text:
-        raise BadInput("the reply is empty; type a message for the customer")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise BadInput(f"the reply is {len(text)} characters; keep it under {MAX_MESSAGE_CHARS}")
-    return text
+    return clean_text(text, "reply", MAX_MESSAGE_CHARS, hint="type a message for the customer")
 
 
 class LiveDesk:

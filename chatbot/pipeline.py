@@ -45,6 +45,7 @@ from chatbot.records.store import Store, StoredSource
 from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
 from chatbot.reporting.report import build_report
 from core.errors import BadInput
+from core.text import clean_text
 from knowledge.types import Passage
 
 if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
@@ -64,7 +65,6 @@ _PROMPT_ECHO = re.compile(r"^\s*(?:(?:A|Answer|The source|Source)\s*:\s*|[^:\n]{
                           r"|The answer(?: to (?:this|the|your) question)? is\s*:?\s*"
                           r"|To answer (?:this|the|your) question, I need to know that\s+)", re.I)
 _MARKDOWN_EMPHASIS = re.compile(r"(\*\*|__|`)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HUMAN = re.compile(
     r"\b((talk|speak|chat)\s+(to|with)\s+(a|an|some|your)?\s*(real\s+|live\s+)?(human|person|agent|someone|somebody|"
     r"representative|operator|people|staff|member of staff)|(human|live|real)\s+(agent|person|support)|"
@@ -203,14 +203,7 @@ class _Understood:
 
 def clean_question(text: object) -> str:
     """The question as stored and answered; `BadInput` (customer-readable) when unusable."""
-    if not isinstance(text, str):
-        raise BadInput("the question must be text")
-    text = _CONTROL.sub(" ", text).strip()
-    if not text:
-        raise BadInput("the question is empty; type a question")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise BadInput(f"the question is {len(text)} characters; keep it under {MAX_QUESTION_CHARS}")
-    return text
+    return clean_text(text, "question", MAX_QUESTION_CHARS, hint="type a question")
 
 
 class Pipeline:

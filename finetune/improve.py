@@ -33,7 +33,7 @@ from core.config import Config
 from core.errors import BadInput
 from core.files import build_folder_atomic, write_atomic
 from chatbot.answer.export import export_ctranslate2
-from chatbot.builder import MODEL_CARD, PROMOTION, build_index, build_pipeline, build_searcher, promoted_model
+from chatbot.builder import MODEL_CARD, build_index, build_pipeline, build_searcher, promoted_model
 from chatbot.reporting.evaluation import evaluate, load_questions, select
 from finetune.data import prepare_dataset
 from finetune.evaluate import install_model
