@@ -216,7 +216,8 @@ class ImproveConfig(_Section):
     max_chats: int = 1500  # help-centre questions (titles, headings, FAQ) made into grounded training chats, at most
     log_share: float = 0.5  # support-log exchanges added, as a share of the help-centre chats
     reply_words: int = 45  # a grounded reply quotes one or two source sentences, within this many words
-    decline_every: int = 8  # one help-centre chat in this many has no answering source and a declining reply; 0 = none
+    decline_every: int = 3  # one help-centre chat in this many has no answering source and a declining reply; 0 = none
+    # (3, chosen on the demo dev split over 8: correct 0.45 vs 0.38, wrong 0.34 vs 0.40; README "Measured")
     validation_chats: int = 16  # chats held out for the loss reported before and after
     split: str = "dev"  # the question split the promotion gate evaluates on; the held-out split is never used
     max_steps: int = 60  # optimizer steps of the LoRA run (instead of [finetune.loop] max_steps)

@@ -35,13 +35,15 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class GroundedOptions:
+    """Every default lives in `core.config` ([finetune.improve], and the serving settings)."""
+
     company: str  # the company name in the system prompt, as served
     k: int  # passages in the prompt, as served ([retrieval] k)
     source_sentences: int  # sentences shown per source, as served ([generation] source_sentences)
     max_chats: int  # pseudo-questions used, at most
     seed: int
-    reply_words: int = 45  # a reply states the key facts in few words
-    decline_every: int = 8  # one chat in this many has no answering source and a declining reply; 0 = none
+    reply_words: int  # a reply states the key facts in few words
+    decline_every: int  # one chat in this many has no answering source and a declining reply; 0 = none
 
 
 def reply_sentences(question: str, passage: Passage, source_sentences: int, max_words: int) -> list[str]:

@@ -14,7 +14,8 @@ from knowledge.ingest import iter_documents
 from knowledge.rerank import PseudoQuestion
 from knowledge.testing import HashEmbedder
 
-OPTIONS = GroundedOptions(company="Lumen & Oak", k=3, source_sentences=4, max_chats=100, seed=1)
+OPTIONS = GroundedOptions(company="Lumen & Oak", k=3, source_sentences=4, max_chats=100, seed=1,
+                          reply_words=45, decline_every=8)
 
 
 @pytest.fixture
