@@ -22,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Conflict, LiveHandoff, MAX_MESSAGE_CHARS, Store
 from core.errors import BadInput
 from core.text import clean_text
 
 log = logging.getLogger(__name__)
 
-WITH_AGENT = "with_agent"  # a turn's outcome while a person holds the conversation: stored, no reply
+WITH_AGENT = Outcome.WITH_AGENT  # a turn's outcome while a person holds the conversation: stored, no reply
 WHY = {  # why the assistant handed over, in an operator's words
     "no_knowledge": "the help centre had nothing close enough to answer from",
     "unsupported_answer": "the draft's sentences were not supported by the sources",

@@ -270,8 +270,12 @@ class Pipeline:
     def request_handoff(self, conversation_id: str | None = None, channel: str = "cli") -> Reply:
         """The customer asked for a person (a button, not words): hand over, no LLM call."""
         conversation_id = self._open_conversation(conversation_id, channel)
-        self.store.add_message(conversation_id, "customer", HANDOFF_REQUEST, extra={"action": "request_handoff"})
+        message_id = self.store.add_message(conversation_id, "customer", HANDOFF_REQUEST,
+                                            extra={"action": "request_handoff"})
         usage = Usage(device=self.llm.device)
+        if self.desk.state(conversation_id) == "agent":  # a person holds it already: the request goes to them
+            return self._with_agent(conversation_id, message_id,
+                                    _Understood(HANDOFF_REQUEST, "", usage, {"action": "request_handoff"}))
         return self._finish(conversation_id, HANDOFF_REQUEST, Outcome.CUSTOMER_REQUEST,
                             ANSWERS[Outcome.CUSTOMER_REQUEST], [], usage)
 
@@ -384,7 +388,7 @@ class Pipeline:
         """The turn's reply while a person holds the conversation: nothing said, nothing metered."""
         return Reply(conversation_id=conversation_id, question=turn.question, answer="", sources=(),
                      handoff=Handoff(True, WITH_AGENT), usage=turn.usage, cost=self.prices.price(turn.usage),
-                     outcome=WITH_AGENT, message_id=message_id)  # type: ignore[arg-type] - not an Outcome: no reply
+                     outcome=WITH_AGENT, message_id=message_id)  # no reply: the message is for the person
 
     # ---- the turn, step by step ------------------------------------------------------------
     def _open_conversation(self, conversation_id: str | None, channel: str) -> str:

@@ -259,3 +259,13 @@ def test_gap_topics_group_paraphrases_largest_first_and_count_what_a_saved_answe
     pipeline.ask("bitcoin payment accepted?")
     entry = next(t for t in pipeline.gap_topics() if t.entries).entries[0]
     assert entry.doc_id == doc_id and entry.answered_since == 2
+
+
+def test_talk_to_a_person_while_a_person_holds_the_conversation_adds_no_bot_notice(make):
+    pipeline = make()
+    cid = pipeline.request_handoff().conversation_id
+    pipeline.claim(cid, "sam")
+    again = pipeline.request_handoff(cid)
+    assert again.outcome == WITH_AGENT and again.answer == ""
+    assistant = [m for m in pipeline.conversation(cid).messages if m.role == "assistant"]
+    assert len(assistant) == 1  # the first notice only

@@ -17,6 +17,7 @@ class Outcome(StrEnum):
     UNSUPPORTED_ANSWER = "unsupported_answer"  # no claim survived the grounding check: handoff
     CUSTOMER_REQUEST = "customer_request"  # the customer asked for a person: handoff
     INTERRUPTED = "interrupted"  # the server stopped before replying (found at its next start): handoff
+    WITH_AGENT = "with_agent"  # a person holds the conversation: the message goes to them, the bot is silent
 
     @property
     def hands_over(self) -> bool:
