@@ -78,14 +78,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from chatbot.builder import build_index
-    from knowledge.ingest import iter_documents
+    from knowledge.ingest import read_documents
 
     config = config_from_args(args)
     index = build_index(config)
-    documents = list(iter_documents(args.sources))
-    _progress(f"read {len(documents)} documents from {', '.join(args.sources)}")
-    report = index.ingest(documents, config.chunking.max_chars, config.chunking.overlap_chars,
-                          rebuild=args.rebuild, progress=_progress)
+    index.check_directory()  # before reading anything
+    reading = read_documents(args.sources)  # bad files and rows are reported, the rest ingested
+    _progress(f"read {len(reading.documents)} documents from {', '.join(args.sources)}"
+              + (f"; {len(reading.skipped)} files or rows left out:" if reading.skipped else ""))
+    for skipped in reading.skipped:
+        _progress(f"  skipped {skipped}")
+    report = index.ingest(reading.documents, config.chunking.max_chars, config.chunking.overlap_chars,
+                          rebuild=args.rebuild, progress=_progress, skipped=reading.skipped)
     reranker = None
     if config.retrieval.rerank:  # trained on the help centre just indexed; again only when it changed
         from chatbot.builder import train_reranker
@@ -93,12 +97,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         meta = train_reranker(config, index, _progress)
         reranker = {key: meta.get(key) for key in ("trained", "questions", "train_seconds", "size_mb")}
     if args.json:
-        print(json.dumps({"index": str(index.directory), **report.__dict__,
+        print(json.dumps({"index": str(index.directory), **report.to_json(),
                           **({"reranker": reranker} if reranker is not None else {})}))
     else:
         print(f"index {index.directory}: {report.documents} documents, {report.chunks} chunks "
               f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-              f"{report.removed} removed)")
+              f"{report.removed} removed)" + (f"; {len(report.skipped)} files or rows left out (listed above)"
+                                               if report.skipped else ""))
         if reranker is not None:
             print(f"reranker: {'trained' if reranker['trained'] else 'up to date'} "
                   f"({reranker['questions']} pseudo-questions, {reranker['train_seconds']} s to train, "

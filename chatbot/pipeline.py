@@ -296,12 +296,41 @@ class Pipeline:
         return self.store.hand_over_interrupted()
 
     def reindex(self, sources: Sequence[str], progress: Callable[[str], None] = lambda m: None) -> IngestReport:
-        """Add or update help-centre files or folders in the live index (changed ones re-embedded)."""
-        from knowledge.ingest import iter_documents
+        """Add or update help-centre files or folders in the live index (changed ones re-embedded).
+
+        A file or row that cannot be read is left out and listed in the report's `skipped` (what it
+        held before stays indexed); `BadInput` only when nothing at all could be read.
+        """
+        from knowledge.ingest import read_documents
 
         with self._reindex_lock:
-            return self.index.ingest(iter_documents(list(sources)), self.settings.chunk_max_chars,
-                                     self.settings.chunk_overlap_chars, progress=progress)
+            reading = read_documents(list(sources))
+            for skipped in reading.skipped:
+                progress(f"skipped {skipped}")
+            return self.index.ingest(reading.documents, self.settings.chunk_max_chars,
+                                     self.settings.chunk_overlap_chars, progress=progress, skipped=reading.skipped)
+
+    def add_uploads(self, folder: str, files: Sequence[str], progress: Callable[[str], None] = lambda m: None
+                    ) -> IngestReport:
+        """Copy uploaded files into the uploads `folder` and re-index it (`reindex`: a bad file is
+        reported, the others indexed). `BadInput` before anything is copied for an unsupported type."""
+        from knowledge.uploads import save_uploads
+
+        save_uploads(folder, list(files))
+        return self.reindex([folder], progress)
+
+    def uploads(self, folder: str) -> list:
+        """The files in the uploads `folder` (`knowledge.uploads.UploadedFile`), with what the index holds of each."""
+        from knowledge.uploads import list_uploads
+
+        return list_uploads(folder, self.index)
+
+    def delete_upload(self, folder: str, name: str) -> int:
+        """Delete an uploaded file and its documents from the index at once; returns how many documents went."""
+        from knowledge.uploads import delete_upload
+
+        with self._reindex_lock:
+            return delete_upload(folder, name, self.index)
 
     def document_count(self) -> int:
         """Documents in the knowledge base."""

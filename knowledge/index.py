@@ -12,7 +12,7 @@ Files in the index folder:
   embedding the retrieved chunks' sentences on every turn.
 
 Re-ingesting embeds only documents whose content hash changed and removes documents that vanished
-from a root ingested again. Files are replaced atomically: a failed ingest leaves the previous index.
+from a root ingested again (not those of a file that could not be read this time: they stay). Files are replaced atomically: a failed ingest leaves the previous index.
 BM25 is rebuilt from the chunks on load (it is cheap). Fusion of the two lives in `search.py`.
 An index of manifest version 1 (no stored sentences) still loads and serves as before (the
 grounding check splits and embeds the retrieved chunks' sentences per turn); its next ingest splits
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
@@ -34,6 +35,7 @@ from core.errors import BadInput, ChatbotError, NotFound
 from core.files import replacing
 from knowledge.chunking import SENTENCE_SPLITTER, chunk_text, split_sentences
 from knowledge.embedding import Embedder
+from knowledge.ingest import Skipped
 from knowledge.lexical import BM25, tokenize
 from knowledge.types import Chunk, Document
 
@@ -53,6 +55,11 @@ class IngestReport:
     unchanged: int
     removed: int
     embedded_chunks: int  # chunks embedded by this run (0 when nothing changed)
+    skipped: tuple[Skipped, ...] = ()  # files and rows left out (what they held before stays indexed)
+
+    def to_json(self) -> dict:
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "skipped"},
+                "skipped": [s.to_json() for s in self.skipped]}
 
 
 class KnowledgeIndex:
@@ -80,7 +87,18 @@ class KnowledgeIndex:
                      f"ingest into it again to store them ('chatbot ingest SOURCE... --index {self.directory}')")
         return self
 
+    def check_directory(self) -> None:
+        """`BadInput` when the index path, or a folder above it, is a file (a folder is needed)."""
+        for path in (self.directory, *self.directory.parents):
+            if path.exists():
+                if not path.is_dir():
+                    where = "is a file" if path == self.directory else f"is under a file ({path})"
+                    raise BadInput(f"the index path {self.directory} {where}, not a folder; "
+                                   "give --index a folder (it is created if missing)")
+                return
+
     def _read(self) -> None:
+        self.check_directory()
         if not self.exists:
             raise NotFound(
                 f"no knowledge index at {self.directory}; build one with "
@@ -177,7 +195,24 @@ class KnowledgeIndex:
         overlap_chars: int,
         rebuild: bool = False,
         progress: Callable[[str], None] = lambda message: None,
+        skipped: Iterable[Skipped] = (),
     ) -> IngestReport:
+        """Add, update and remove documents; returns what changed.
+
+        `skipped`: files and rows the reader left out (`knowledge.ingest.read_documents`): the
+        documents stored from those files stay as they are (not removed as vanished) and the report
+        carries them. `BadInput` when no document has text; then the index is left untouched.
+        """
+        skipped = tuple(skipped)
+        self.check_directory()
+        incoming: dict[str, Document] = {}
+        for document in documents:
+            if document.text.strip():
+                incoming[document.doc_id] = document
+        if not incoming:
+            if skipped:
+                raise BadInput(f"nothing could be read: {len(skipped)} files or rows left out (first: {skipped[0]})")
+            raise BadInput("no readable documents found; give Markdown, HTML, PDF, TXT, FAQ CSV or JSONL files")
         # the sentence splitter too: an index cut by another one is rebuilt on its next ingest, not mixed
         chunking = {"max_chars": max_chars, "overlap_chars": overlap_chars, "sentences": SENTENCE_SPLITTER}
         if self.exists and not rebuild:
@@ -190,15 +225,11 @@ class KnowledgeIndex:
         if rebuild or not self.exists:
             self._empty(self.embedder.dimension, chunking)
 
-        incoming: dict[str, Document] = {}
-        for document in documents:
-            if document.text.strip():
-                incoming[document.doc_id] = document
-        if not incoming:
-            raise BadInput("no readable documents found; give Markdown, HTML, PDF, TXT, FAQ CSV or JSONL files")
         roots = {d.root for d in incoming.values()}
         known: dict = self.manifest["documents"]
-        removed_ids = [doc_id for doc_id, meta in known.items() if meta["root"] in roots and doc_id not in incoming]
+        unread = {_same_file(s.source) for s in skipped}  # their stored documents are kept, not removed
+        removed_ids = [doc_id for doc_id, meta in known.items() if meta["root"] in roots and doc_id not in incoming
+                       and _same_file(meta["source"]) not in unread]
 
         added = updated = unchanged = 0
         new_chunks: list[Chunk] = []
@@ -249,8 +280,32 @@ class KnowledgeIndex:
         self.save()
         return IngestReport(
             documents=len(known), chunks=len(self.chunks), added=added, updated=updated,
-            unchanged=unchanged, removed=len(removed_ids), embedded_chunks=len(new_chunks),
+            unchanged=unchanged, removed=len(removed_ids), embedded_chunks=len(new_chunks), skipped=skipped,
         )
+
+    def forget(self, sources: Iterable[str | Path]) -> int:
+        """Remove the documents read from these files (deleted uploads) and save; returns how many."""
+        if not self.exists:
+            return 0
+        self._read()
+        gone = {_same_file(s) for s in sources}
+        known: dict = self.manifest["documents"]
+        doc_ids = [doc_id for doc_id, meta in known.items() if _same_file(meta["source"]) in gone]
+        if not doc_ids:
+            return 0
+        stale = [chunk_id for doc_id in doc_ids for chunk_id in known.pop(doc_id)["chunk_ids"]]
+        self._faiss.remove_ids(np.array(stale, dtype=np.int64))
+        for chunk_id in stale:
+            self.chunks.pop(chunk_id, None)
+        self._bm25 = None
+        self.save()
+        return len(doc_ids)
+
+    def documents_from(self, source: str | Path) -> list[str]:
+        """Ids of the stored documents read from this file."""
+        target = _same_file(source)
+        return [doc_id for doc_id, meta in self.manifest.get("documents", {}).items()
+                if _same_file(meta["source"]) == target]
 
     def _embed_chunks(self, chunks: list[Chunk]) -> np.ndarray:
         if not chunks:
@@ -259,14 +314,21 @@ class KnowledgeIndex:
         return self.embedder.embed(texts, show_progress=len(texts) > 64)
 
     def save(self) -> None:
-        import faiss
-
         # the manifest last: it is what marks the index present
         names = ("dense.faiss", "chunks.jsonl", "sentences.npy", "manifest.json")
         ordered = [self.chunks[i] for i in sorted(self.chunks)]
         stored = [f.name for f in fields(Chunk) if f.name != "sentence_vectors"]
         rows = [c.sentence_vectors for c in ordered]
         matrix = np.concatenate(rows) if rows else np.zeros((0, self.manifest["dimension"]), dtype=np.float32)
+        try:
+            self._write(names, ordered, stored, matrix)
+        except (OSError, RuntimeError) as exc:  # faiss raises RuntimeError; the previous files stay (`replacing`)
+            raise ChatbotError(f"cannot write the index at {self.directory} ({getattr(exc, 'strerror', None) or exc}); "
+                               "check the folder's permissions and free space") from None
+
+    def _write(self, names, ordered, stored, matrix) -> None:
+        import faiss
+
         with replacing(*(self.directory / name for name in names)) as (dense, chunks, sentences, manifest):
             faiss.write_index(self._faiss, str(dense))
             with open(chunks, "w", encoding="utf-8") as f:
@@ -308,6 +370,11 @@ class KnowledgeIndex:
 
     def document_count(self) -> int:
         return len(self.manifest.get("documents", {}))
+
+
+def _same_file(path: str | Path) -> str:
+    """A file's path in one spelling ("kb/a.md", "./kb/a.md" and "/abs/kb/a.md" compare equal)."""
+    return os.path.abspath(path)
 
 
 def _content_hash(document: Document) -> str:

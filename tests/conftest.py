@@ -71,3 +71,47 @@ def app(tmp_path_factory):
     yield running
     running.stop()
     env.undo()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster for the session (tests/postgres_server.py); `.create_database(name)`
+    returns the URL of a new empty database. Without PostgreSQL the test fails in CI (CI=true): a skip
+    there would hide that the store never ran on it; elsewhere it is skipped with the command that fixes it."""
+    from tests.postgres_server import TemporaryPostgres, find_bin_dir
+
+    missing = None
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        missing = "PostgreSQL is not installed (no initdb/pg_ctl): run `sudo make system-deps` (Debian `postgresql`)"
+    else:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            missing = "the PostgreSQL driver is missing: run `.venv/bin/pip install -e '.[dev]'` (psycopg)"
+    if missing:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(missing, pytrace=False)
+        pytest.skip(missing)
+    server = TemporaryPostgres(bin_dir)
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def new_database(request, tmp_path):
+    """Make empty databases of one kind, SQLite and PostgreSQL in turn: `new_database("name")` -> a URL."""
+    if request.param == "sqlite":
+        return lambda name="db": f"sqlite:///{tmp_path}/{name}.sqlite"
+    return request.getfixturevalue("postgres").create_database
+
+
+@pytest.fixture
+def db_url(new_database) -> str:
+    """An empty database, SQLite and PostgreSQL in turn: its SQLAlchemy URL."""
+    return new_database("db")

@@ -108,7 +108,7 @@ def test_a_hostile_transcript_shows_as_text_in_the_operator_panel(app, browser, 
     page.keyboard.press("Enter")
     page.wait_for_selector("text=Operator panel", timeout=60_000)
     page.get_by_role("tab", name="Conversations").click()
-    chosen = page.get_by_label("Conversation")
+    chosen = page.get_by_label("Conversation", exact=True)
     chosen.fill(conversation)
     chosen.press("Enter")
     page.wait_for_function("document.body.innerText.includes('refund approved')", timeout=60_000)

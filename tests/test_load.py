@@ -49,11 +49,14 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, demo_docs):
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def server(request, tmp_path_factory, demo_docs):
+    """The app on a free port, storing in SQLite and then in PostgreSQL (conftest's `postgres` cluster)."""
     tmp = tmp_path_factory.mktemp("load")
+    db_url = (f"sqlite:///{tmp}/load.db" if request.param == "sqlite"
+              else request.getfixturevalue("postgres").create_database("load"))
     config = load_config(None, {
-        "index_dir": str(tmp / "index"), "db_url": f"sqlite:///{tmp}/load.db", "company_name": "Lumen & Oak",
+        "index_dir": str(tmp / "index"), "db_url": db_url, "company_name": "Lumen & Oak",
         "models": {"llm": "smollm2-135m-instruct-int8", "threads": 2},
         "generation": {"max_new_tokens": 48, "max_batch": 16, "max_waiting": 64},
         "grounding": {"direct_quote_cosine": 2.0, "evidence_answer_cosine": 2.0, "clarify_vague": False},
@@ -126,7 +129,7 @@ def test_sixteen_concurrent_sessions_share_the_model_and_store_every_message_onc
     latencies = [seconds for turns in results.values() for _, seconds in turns]
     rate = len(latencies) / elapsed
     with capsys.disabled():
-        print(f"\nload: one at a time {alone_rate:.2f} turns/s (p50 {statistics.median(alone_latencies):.2f} s); "
+        print(f"\nload ({pipeline.store.engine.dialect.name}): one at a time {alone_rate:.2f} turns/s (p50 {statistics.median(alone_latencies):.2f} s); "
               f"{SESSIONS} sessions x {PER_SESSION}: {rate:.2f} turns/s, p50 {percentile(latencies, 0.5):.2f} s, "
               f"p95 {percentile(latencies, 0.95):.2f} s, {rate / alone_rate:.1f}x; "
               f"batches {sorted(pipeline.llm._batcher.get().batches)[-5:]}")

@@ -1,12 +1,15 @@
 import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
 
 from chatbot.records import store as store_module
 from chatbot.records.costs import TurnCost, Usage
 from chatbot.records.store import MIGRATIONS, Store, StoredSource
 from chatbot.testing import price_sheet as sheet
+from core.errors import ChatbotError
 
 ALL_MIGRATIONS = ["m001_initial", "m002_stage_costs", "m003_eval_runs", "m004_one_rating_per_message",
                   "m005_live_handoff"]
@@ -49,6 +52,47 @@ INSERT INTO messages VALUES (2, 'c0ffee', 'assistant', 'hi', '2025-01-01 00:00:0
 INSERT INTO usage VALUES (2, 'c0ffee', 10, 5, 0.5, 1.5, 0.0, 0.0, 0.0, 'cpu', 0.002, 0.004,
     '2025-01-01 00:00:00.000000');
 """
+# The same first release on PostgreSQL: `Table.create` made SERIAL keys, FLOAT and TIMESTAMP WITH TIME ZONE
+# (compiled from that release's tables with SQLAlchemy's postgresql dialect). Rows get their ids from the
+# sequences, as they did in the field.
+LEGACY_M001_POSTGRESQL = """
+CREATE TABLE schema_migrations (name VARCHAR(100) NOT NULL, applied_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    PRIMARY KEY (name));
+CREATE TABLE conversations (id VARCHAR(32) NOT NULL, created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL, channel VARCHAR(20) NOT NULL, handoff_needed BOOLEAN NOT NULL,
+    handoff_reason VARCHAR(40), prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    compute_s FLOAT NOT NULL, cost_usd FLOAT NOT NULL, api_shadow_cost_usd FLOAT NOT NULL, PRIMARY KEY (id));
+CREATE TABLE messages (id SERIAL NOT NULL, conversation_id VARCHAR(32) NOT NULL, role VARCHAR(12) NOT NULL,
+    content TEXT NOT NULL, created_at TIMESTAMP WITH TIME ZONE NOT NULL, outcome VARCHAR(40), extra TEXT,
+    PRIMARY KEY (id), FOREIGN KEY(conversation_id) REFERENCES conversations (id));
+CREATE INDEX ix_messages_conversation_id ON messages (conversation_id);
+CREATE TABLE message_sources (message_id INTEGER NOT NULL, rank INTEGER NOT NULL, doc_id VARCHAR(300) NOT NULL,
+    title TEXT NOT NULL, url TEXT NOT NULL, score FLOAT NOT NULL, PRIMARY KEY (message_id, rank),
+    FOREIGN KEY(message_id) REFERENCES messages (id));
+CREATE TABLE handoffs (id SERIAL NOT NULL, conversation_id VARCHAR(32) NOT NULL, message_id INTEGER,
+    reason VARCHAR(40) NOT NULL, created_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (id),
+    FOREIGN KEY(conversation_id) REFERENCES conversations (id), FOREIGN KEY(message_id) REFERENCES messages (id));
+CREATE INDEX ix_handoffs_conversation_id ON handoffs (conversation_id);
+CREATE TABLE feedback (id SERIAL NOT NULL, conversation_id VARCHAR(32) NOT NULL, message_id INTEGER,
+    rating INTEGER NOT NULL, comment TEXT, created_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (id),
+    FOREIGN KEY(conversation_id) REFERENCES conversations (id), FOREIGN KEY(message_id) REFERENCES messages (id));
+CREATE INDEX ix_feedback_conversation_id ON feedback (conversation_id);
+CREATE TABLE usage (message_id INTEGER NOT NULL, conversation_id VARCHAR(32) NOT NULL,
+    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, retrieval_s FLOAT NOT NULL,
+    llm_s FLOAT NOT NULL, asr_s FLOAT NOT NULL, ocr_s FLOAT NOT NULL, audio_s FLOAT NOT NULL,
+    device VARCHAR(10) NOT NULL, cost_usd FLOAT NOT NULL, api_shadow_cost_usd FLOAT NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (message_id),
+    FOREIGN KEY(message_id) REFERENCES messages (id), FOREIGN KEY(conversation_id) REFERENCES conversations (id));
+CREATE INDEX ix_usage_conversation_id ON usage (conversation_id);
+INSERT INTO schema_migrations VALUES ('m001_initial', '2025-01-01 00:00:00+00');
+INSERT INTO conversations VALUES ('c0ffee', '2025-01-01 00:00:00+00', '2025-01-01 00:00:00+00', 'web', false,
+    NULL, 10, 5, 2.0, 0.002, 0.004);
+INSERT INTO messages (conversation_id, role, content, created_at, outcome, extra)
+    VALUES ('c0ffee', 'customer', 'hello', '2025-01-01 00:00:00+00', NULL, '{}');
+INSERT INTO messages (conversation_id, role, content, created_at, outcome, extra)
+    VALUES ('c0ffee', 'assistant', 'hi', '2025-01-01 00:00:00+00', 'answered', '{}');
+INSERT INTO usage VALUES (2, 'c0ffee', 10, 5, 0.5, 1.5, 0.0, 0.0, 0.0, 'cpu', 0.002, 0.004, '2025-01-01 00:00:00+00')
+"""
 
 
 def _columns(store: Store) -> dict[str, list[str]]:
@@ -56,14 +100,22 @@ def _columns(store: Store) -> dict[str, list[str]]:
     return {t: sorted(c["name"] for c in inspector.get_columns(t)) for t in store.tables()}
 
 
-def _legacy_database(path) -> str:
-    with sqlite3.connect(path) as connection:
-        connection.executescript(LEGACY_M001)
-    return f"sqlite:///{path}"
+def _legacy_database(url: str) -> str:
+    """`url` (an empty database) as the first release left it: m001 applied, one metered turn."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+            connection.executescript(LEGACY_M001)
+        return url
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in LEGACY_M001_POSTGRESQL.split(";\n"):
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+    return url
 
 
-def test_migrations_are_named_recorded_and_applied_once(tmp_path):
-    url = f"sqlite:///{tmp_path}/db.sqlite"
+def test_migrations_are_named_recorded_and_applied_once(db_url):
+    url = db_url
     store = Store(url)
     assert store.applied_migrations() == ALL_MIGRATIONS == [m.__name__ for m in MIGRATIONS]
     assert {"conversations", "messages", "message_sources", "handoffs", "feedback", "usage"} <= set(store.tables())
@@ -72,10 +124,10 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     Store(url).require_conversation(conversation)
 
 
-def test_a_database_made_by_the_first_release_upgrades_to_the_same_schema_as_a_fresh_one(tmp_path):
-    old = Store(_legacy_database(tmp_path / "old.db"))
+def test_a_database_made_by_the_first_release_upgrades_to_the_same_schema_as_a_fresh_one(new_database):
+    old = Store(_legacy_database(new_database("old")))
     assert old.applied_migrations() == ALL_MIGRATIONS
-    assert _columns(old) == _columns(Store(f"sqlite:///{tmp_path}/fresh.db"))
+    assert _columns(old) == _columns(Store(new_database("fresh")))
     [turn] = old.stage_usage("c0ffee")  # metered before m002: the cost is split by seconds
     assert not turn.stage_costs_recorded
     assert turn.stage_cost_usd == pytest.approx({"retrieval": 0.0005, "llm": 0.0015, "asr": 0.0, "ocr": 0.0})
@@ -86,9 +138,8 @@ def test_a_database_made_by_the_first_release_upgrades_to_the_same_schema_as_a_f
 
 
 @pytest.mark.parametrize("start", ["fresh", "existing", "legacy"])
-def test_a_later_migration_that_adds_a_column_works_on_fresh_and_existing_databases(tmp_path, monkeypatch, start):
-    url = {"fresh": f"sqlite:///{tmp_path}/db.sqlite", "existing": f"sqlite:///{tmp_path}/db.sqlite",
-           "legacy": _legacy_database(tmp_path / "legacy.db")}[start]
+def test_a_later_migration_that_adds_a_column_works_on_fresh_and_existing_databases(new_database, monkeypatch, start):
+    url = _legacy_database(new_database("legacy")) if start == "legacy" else new_database("db")
     if start == "existing":
         Store(url).new_conversation()
 
@@ -103,8 +154,8 @@ def test_a_later_migration_that_adds_a_column_works_on_fresh_and_existing_databa
     assert Store(url).applied_migrations()[-1] == "m099_conversation_language"  # once
 
 
-def test_a_turn_is_stored_with_sources_usage_handoff_and_feedback(tmp_path):
-    store = Store(f"sqlite:///{tmp_path}/db.sqlite")
+def test_a_turn_is_stored_with_sources_usage_handoff_and_feedback(db_url):
+    store = Store(db_url)
     cid = store.new_conversation("web")
     store.add_message(cid, "customer", "where is my order?")
     mid = store.add_message(cid, "assistant", "Here. [1]", outcome="answered")
@@ -124,3 +175,67 @@ def test_a_turn_is_stored_with_sources_usage_handoff_and_feedback(tmp_path):
     assert totals["conversations"] == 1 and totals["messages"] == 3 and totals["ratings"] == {-1: 1}
     assert totals["handoff_reasons"] == {"no_knowledge": 1}
     assert store.history(cid, 2) == [("assistant", "Here. [1]"), ("assistant", "again")]
+
+
+def _at_once(calls) -> list:
+    """Run the calls in threads released together; their results (or exceptions) in order."""
+    barrier, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(n, call):
+        barrier.wait()
+        try:
+            results[n] = call()
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            results[n] = exc
+    threads = [threading.Thread(target=run, args=(n, call)) for n, call in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_servers_opening_a_new_database_at_once_migrate_it_once(db_url):
+    opened = _at_once([lambda: Store(db_url).applied_migrations() for _ in range(6)])  # a store each, as processes
+    assert opened == [ALL_MIGRATIONS] * 6
+
+
+def test_a_turn_and_operators_racing_open_one_live_handoff(db_url):
+    # PostgreSQL serialises them across processes (a store each); SQLite within the serving process
+    stores = [Store(db_url) for _ in range(6)] if db_url.startswith("postgresql") else [Store(db_url)] * 6
+    for _ in range(3):
+        cid = stores[0].new_conversation()
+        opened = _at_once([lambda s=s: s.open_live_handoff(cid, "operator") for s in stores])
+        assert sorted(opened) == [False] * 5 + [True]
+    assert len(stores[0].open_live_handoffs()) == 3
+
+
+def test_text_with_nul_characters_is_stored_without_them(db_url):
+    store = Store(db_url)  # PostgreSQL's TEXT refuses NUL; SQLite kept it
+    cid = store.new_conversation()
+    mid = store.add_message(cid, "assistant", "Returns\x00 take 30 days.", outcome="answered", extra={"draft": "a\x00b"})
+    store.add_sources(mid, [StoredSource("LO-1", "Ret\x00urns", "https://x/\x00", 0.5)])
+    store.add_feedback(cid, mid, 1, "thanks\x00!")  # a customer's comment: the REST API passes it as sent
+    [message] = store.conversation(cid).messages
+    assert (message.content, message.sources[0].title, message.extra) == ("Returns take 30 days.", "Returns", {"draft": "ab"})
+    assert store.totals()["ratings"] == {1: 1}
+
+
+@pytest.mark.postgres
+def test_a_postgresql_url_without_a_driver_uses_psycopg(postgres):
+    url = postgres.create_database().replace("postgresql+psycopg://", "postgresql://")
+    assert Store(url).applied_migrations() == ALL_MIGRATIONS
+
+
+def test_times_read_back_are_utc_whatever_the_server_zone(db_url):
+    store = Store(db_url)  # the test PostgreSQL runs in America/New_York; SQLite hands back naive UTC
+    cid = store.new_conversation()
+    store.add_message(cid, "customer", "hello")
+    [message] = store.conversation(cid).messages
+    assert abs(message.created_at.replace(tzinfo=UTC) - datetime.now(UTC)) < timedelta(minutes=1)  # per-day figures
+
+
+def test_an_unreachable_postgresql_says_so_without_its_password():
+    with pytest.raises(ChatbotError) as failed:  # port 1: nothing listens there
+        Store("postgresql://bot:s3cret@127.0.0.1:1/chatbot").applied_migrations()
+    assert "s3cret" not in str(failed.value) and "postgresql://bot:***@127.0.0.1:1/chatbot" in str(failed.value)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 from pathlib import Path
 
 import gradio as gr
@@ -20,7 +19,6 @@ import pandas as pd
 
 from core.errors import BadInput, ChatbotError
 from chatbot.pipeline import Pipeline
-from knowledge.ingest import SUPPORTED
 from ui.guard import Operator, Operators
 
 
@@ -127,25 +125,43 @@ class _Handlers:
 
     def reindex(self, files, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if not self._who(request).admin:
-            return "Only an admin can upload documents; ask one, or save answers from the inbox."
+            return ("Only an admin can upload documents; ask one, or save answers from the inbox.",
+                    *self.uploads_listing())
         if not files:
-            return "Choose one or more files first (Markdown, HTML, PDF, TXT, FAQ CSV, JSONL)."
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
-        saved = []
-        for f in files:
-            path = Path(f if isinstance(f, str) else f.name)
-            if path.suffix.lower() not in SUPPORTED:
-                return f"{path.name}: unsupported type; supported: {', '.join(sorted(SUPPORTED))}"
-            shutil.copyfile(path, self.uploads_dir / path.name)
-            path.unlink(missing_ok=True)  # Gradio's copy of the upload: the knowledge base keeps its own
-            saved.append(path.name)
+            return ("Choose one or more files first (Markdown, HTML, PDF, TXT, FAQ CSV, JSONL).",
+                    *self.uploads_listing())
+        paths = [Path(f if isinstance(f, str) else f.name) for f in files]
         progress(0.05, desc="reading documents")
         try:
-            report = self.pipeline.reindex([str(self.uploads_dir)], progress=lambda m: progress(0.2, desc=m))
+            report = self.pipeline.add_uploads(str(self.uploads_dir), [str(p) for p in paths],
+                                               progress=lambda m: progress(0.2, desc=m))
         except ChatbotError as exc:
-            return f"Not indexed: {exc}"
-        return (f"Indexed {', '.join(saved)}. The knowledge base now has {report.documents} documents "
-                f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, {report.removed} removed).")
+            return f"Not indexed: {exc}", *self.uploads_listing()
+        finally:
+            for path in paths:
+                path.unlink(missing_ok=True)  # Gradio's copy of the upload: the knowledge base keeps its own
+        return ingest_markdown(report, [p.name for p in paths]), *self.uploads_listing()
+
+    def uploads_listing(self):
+        """The uploaded files (name, size, when, documents indexed) and the delete picker's choices."""
+        rows = [{"file": u.name, "size_kb": round(u.size_bytes / 1024, 1),
+                 "uploaded": pd.Timestamp(u.modified_s, unit="s").strftime("%Y-%m-%d %H:%M"),
+                 "documents": u.documents or "not indexed"}
+                for u in self.pipeline.uploads(str(self.uploads_dir))]
+        return (pd.DataFrame(rows, columns=["file", "size_kb", "uploaded", "documents"]),
+                gr.update(choices=[r["file"] for r in rows], value=None))
+
+    def delete_upload(self, name: str | None, request: gr.Request):
+        if not self._who(request).admin:
+            return "Only an admin can delete documents.", *self.uploads_listing()
+        if not name:
+            return "Pick an uploaded file to delete.", *self.uploads_listing()
+        try:
+            removed = self.pipeline.delete_upload(str(self.uploads_dir), name)
+        except ChatbotError as exc:
+            return str(exc), *self.uploads_listing()
+        return (f"Deleted {shown(name)}; {removed} document{'s' if removed != 1 else ''} removed from the index.",
+                *self.uploads_listing())
 
 
     # ---- live handoff: the inbox -----------------------------------------------------------------
@@ -239,6 +255,17 @@ class _Handlers:
                 for t in self.pipeline.gap_topics()]
         return pd.DataFrame(rows, columns=["topic", "questions", "conversations", "examples", "help-centre entry",
                                            "answered since added"])
+
+
+def ingest_markdown(report, names: list[str]) -> str:
+    """A re-index's result for the panel: what was indexed, then each file or row left out and why."""
+    lines = [f"Uploaded {shown(', '.join(names))}. The knowledge base now has {report.documents} documents "
+             f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, {report.removed} removed)."]
+    if report.skipped:
+        lines.append(f"**Left out ({len(report.skipped)})**: fix and upload again, or delete them below.")
+        lines += [f"- {shown(Path(s.source).name)}{f' line {s.line}' if s.line else ''}: {shown(s.reason)}"
+                  for s in report.skipped]
+    return "\n".join(lines)
 
 
 def _duration(seconds: float) -> str:
@@ -387,7 +414,11 @@ def build_operator(pipeline: Pipeline, uploads_dir: str, delete_cache: tuple[int
             gr.Markdown("Upload help-centre documents; they are added to the index (changed ones re-embedded).")
             uploads = gr.File(file_count="multiple", label="Documents")
             go = gr.Button("Upload and re-index", variant="primary")
-            status = gr.Markdown()
+            status = gr.Markdown(elem_id="upload-status")
+            uploaded = gr.Dataframe(label="Uploaded files", interactive=False, elem_id="uploaded-files")
+            with gr.Row():
+                to_delete = gr.Dropdown(label="Uploaded file", choices=[], elem_id="upload-pick")
+                delete = gr.Button("Delete file and its documents", variant="stop", elem_id="delete-upload")
 
         outputs = [totals, conv_plot, rates_plot, reasons_plot, latency_plot, cost_plot, savings_plot, unanswered]
         refresh.click(on.overview, [days], outputs, api_visibility="private")
@@ -395,7 +426,9 @@ def build_operator(pipeline: Pipeline, uploads_dir: str, delete_cache: tuple[int
         panel.load(on.conversations_table, None, [table, chosen], api_visibility="private")
         reload.click(on.conversations_table, None, [table, chosen], api_visibility="private")
         chosen.change(on.open_conversation, [chosen], [transcript, stage_costs], api_visibility="private")
-        go.click(on.reindex, [uploads], [status], api_visibility="private")
+        go.click(on.reindex, [uploads], [status, uploaded, to_delete], api_visibility="private")
+        panel.load(on.uploads_listing, None, [uploaded, to_delete], api_visibility="private")
+        delete.click(on.delete_upload, [to_delete], [status, uploaded, to_delete], api_visibility="private")
         queue_out = [inbox, picked]
         panel.load(on.inbox, None, queue_out, api_visibility="private")
         if inbox_poll_s > 0:

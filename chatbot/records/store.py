@@ -39,7 +39,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text,
-    create_engine, func, insert, inspect, select, update,
+    create_engine, func, insert, inspect, make_url, select, update,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, IntegrityError
@@ -329,6 +329,7 @@ def m005_live_handoff(connection: Connection) -> None:
     )
 
 
+MIGRATION_LOCK_KEY = 0x63686174  # PostgreSQL advisory lock held while migrating ("chat")
 HANDOFF_REASONS = tuple(sorted(HANDOFF_OUTCOMES))  # kept for callers; the Outcome enum is the source
 MAX_MESSAGE_CHARS = 20_000
 MAX_COMMENT_CHARS = 2_000
@@ -511,6 +512,7 @@ class Store:
         self.redactor = redactor or Redactor(kinds=STORED_PERSONAL_DATA)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()  # one open live handoff per conversation (`open_live_handoff`)
         self._listeners: list[HandoffListener] = []
 
     def subscribe(self, listener: HandoffListener) -> None:
@@ -537,13 +539,21 @@ class Store:
         try:
             if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
                 Path(self.url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(self.url, hide_parameters=True)  # no customer's words in logs or errors
+            url = make_url(self.url)
+            if url.drivername == "postgresql":  # psycopg 3 is the driver installed; SQLAlchemy 2.0 picks psycopg2
+                url = url.set(drivername="postgresql+psycopg")
+            # Sessions in UTC: PostgreSQL returns timestamps in the server's zone, so per-day figures
+            # (chatbot.reporting.analytics) fell on that zone's days; SQLite hands back the UTC written.
+            libpq = (url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2")
+                     and "options" not in url.query)  # a URL's own ?options= wins
+            engine = create_engine(url, hide_parameters=True,  # no customer's words in logs or errors
+                                   connect_args={"options": "-c timezone=UTC"} if libpq else {})
             with engine.begin() as connection:
                 self._migrate(connection)
         except ArgumentError:
             raise BadInput(f"'{self.url}' is not a database URL; use e.g. sqlite:///chatbot.db") from None
         except (DatabaseError, ModuleNotFoundError, OSError) as exc:  # corrupt, unreachable, no driver, no folder
-            raise ChatbotError(f"cannot open the database {self.url}: {_first_line(exc)}; "
+            raise ChatbotError(f"cannot open the database {_shown(self.url)}: {_first_line(exc)}; "
                                "check the path, its permissions and the file (or --db)") from None
         return engine
 
@@ -557,7 +567,7 @@ class Store:
                     c.execute(insert(schema_migrations).values(name=f"write-check-{uuid.uuid4().hex}", applied_at=_now()))
                     transaction.rollback()
         except DBAPIError as exc:
-            raise ChatbotError(f"the database {self.url} cannot be written: {_first_line(exc)}; "
+            raise ChatbotError(f"the database {_shown(self.url)} cannot be written: {_first_line(exc)}; "
                                "check its permissions and free disk space") from None
 
     @contextmanager
@@ -577,7 +587,7 @@ class Store:
     _read = _begin  # reads go through the same door: a failing database is a `StoreUnavailable` too
 
     def _redact(self, text: str | None) -> str | None:
-        return self.redactor.redact(text, names=())[0] if text else text
+        return self.redactor.redact(_text(text), names=())[0] if text else text
 
     def _redact_extra(self, value):
         """Every string in a message's `extra` (transcript, OCR text, the LLM's draft) redacted."""
@@ -591,9 +601,19 @@ class Store:
 
     @staticmethod
     def _migrate(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":  # two first opens at once (server and CLI, two workers):
+            # the second waits for the first's commit, then finds the migrations applied. Without it both
+            # ran m001 and one failed (duplicate key in pg_type); PostgreSQL runs the DDL in this transaction.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         _execute(connection, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                              "name VARCHAR(100) NOT NULL PRIMARY KEY, applied_at TIMESTAMP WITH TIME ZONE NOT NULL)")
         applied = set(connection.scalars(select(schema_migrations.c.name)))
+        if (connection.dialect.name == "sqlite" and {step.__name__ for step in MIGRATIONS} - applied
+                and not connection.connection.dbapi_connection.in_transaction):
+            # the same on SQLite, whose driver runs DDL outside a transaction ("table conversations already
+            # exists"): take the write lock, then read again what the other opener applied meanwhile
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            applied = set(connection.scalars(select(schema_migrations.c.name)))
         for step in MIGRATIONS:
             if step.__name__ not in applied:
                 step(connection)
@@ -638,7 +658,7 @@ class Store:
             content = self._redact(content)
         with self._begin() as c:
             result = c.execute(insert(messages).values(
-                conversation_id=conversation_id, role=role, content=content, created_at=_now(),
+                conversation_id=conversation_id, role=role, content=_text(content), created_at=_now(),
                 outcome=outcome, extra=json.dumps(self._redact_extra(extra or {}), ensure_ascii=False),
                 author=author or role,
             ))
@@ -651,7 +671,8 @@ class Store:
             return
         with self._begin() as c:
             c.execute(insert(message_sources), [
-                {"message_id": message_id, "rank": rank, "doc_id": s.doc_id, "title": s.title, "url": s.url, "score": s.score}
+                {"message_id": message_id, "rank": rank, "doc_id": s.doc_id, "title": _text(s.title), "url": _text(s.url),
+                 "score": s.score}
                 for rank, s in enumerate(sources, start=1)
             ])
 
@@ -691,7 +712,10 @@ class Store:
     def open_live_handoff(self, conversation_id: str, reason: str, message_id: int | None = None) -> bool:
         """Put the conversation in the people's queue unless it is there already (waiting or claimed);
         True when it was added."""
-        with self._begin() as c:
+        # Two callers at once (a turn handing over while an operator claims) opened two; one must wait for the
+        # other: PostgreSQL locks the conversation's row until commit, SQLite ignores FOR UPDATE and takes the lock.
+        with self._queue_lock, self._begin() as c:
+            c.execute(select(conversations.c.id).where(conversations.c.id == conversation_id).with_for_update())
             if c.scalar(select(live_handoffs.c.id).where(live_handoffs.c.conversation_id == conversation_id,
                                                          live_handoffs.c.resolved_at.is_(None))) is not None:
                 return False
@@ -999,6 +1023,20 @@ class Store:
             rows = c.execute(select(usage).where(usage.c.conversation_id == conversation_id)
                              .order_by(usage.c.message_id)).all()
         return [_turn_usage(r) for r in rows]
+
+
+def _shown(url: str) -> str:
+    """`url` fit for a message: a PostgreSQL URL's password masked (postgresql://bot:***@host/db)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _text(value: str | None) -> str | None:
+    """`value` without NUL characters: PostgreSQL's TEXT cannot hold them (a comment with one failed the
+    write there while SQLite kept it), and they carry nothing a reader sees."""
+    return value.replace("\x00", "") if value else value
 
 
 def _first_line(exc: BaseException) -> str:
