@@ -5,6 +5,11 @@ Formats: Markdown (YAML front matter `id`, `title`, `url`), HTML, PDF, plain tex
 `text`, `url`). Markup noise (inline HTML, `{#anchor}`/`{.class}` attributes, images) is removed;
 link text is kept. Headings stay as `#` lines so that chunking can follow them.
 
+`read_documents` reads what it can and reports the rest as `Skipped` (file, line, one-line
+reason): a truncated PDF, binary junk under a text name, an empty or unreadable file, a FAQ CSV
+row with broken quoting (never merged into the rows after it), a bad JSONL line. `iter_documents`
+is the strict form: the first such problem raises `BadInput`.
+
 This module knows nothing about chunks, embeddings or indexes.
 """
 
@@ -40,6 +45,7 @@ _HTML_CELL = re.compile(r"<\s*/?t[dh]\b[^>]*>", re.I)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_CONTROL_BYTES = bytes(c for c in range(32) if c not in (9, 10, 12, 13))  # not tab, newline, form feed, CR
 
 
 @dataclass(frozen=True)
@@ -234,7 +240,7 @@ def _read_text(path: Path) -> str:
         except UnicodeDecodeError:
             pass
     # NUL never occurs in text; many C0 control bytes mean random bytes under a text name
-    controls = sum(data.count(bytes([c])) for c in range(32) if c not in (9, 10, 12, 13))
+    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
     if b"\x00" in data or controls > len(data) * 0.05:
         raise BadInput("binary, not text; give Markdown, HTML, PDF, TXT, CSV or JSONL")
     try:
