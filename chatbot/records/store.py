@@ -547,7 +547,10 @@ class Store:
             libpq = (url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2")
                      and "options" not in url.query)  # a URL's own ?options= wins
             engine = create_engine(url, hide_parameters=True,  # no customer's words in logs or errors
-                                   connect_args={"options": "-c timezone=UTC"} if libpq else {})
+                                   connect_args={"options": "-c timezone=UTC"} if libpq else {},
+                                   # a server restarted (upgrade, failover) left dead pooled connections: each
+                                   # failed one customer's turn; a ping on checkout replaces them (one round trip)
+                                   pool_pre_ping=url.get_backend_name() != "sqlite")
             with engine.begin() as connection:
                 self._migrate(connection)
         except ArgumentError:
