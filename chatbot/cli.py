@@ -84,10 +84,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     index = build_index(config)
     index.check_directory()  # before reading anything
     reading = read_documents(args.sources)  # bad files and rows are reported, the rest ingested
-    _progress(f"read {len(reading.documents)} documents from {', '.join(args.sources)}"
-              + (f"; {len(reading.skipped)} files or rows left out:" if reading.skipped else ""))
-    for skipped in reading.skipped:
-        _progress(f"  skipped {skipped}")
+    if reading.documents:  # with nothing read, the one-line error below names what was wrong
+        _progress(f"read {len(reading.documents)} documents from {', '.join(args.sources)}"
+                  + (f"; {len(reading.skipped)} files or rows left out:" if reading.skipped else ""))
+        for skipped in reading.skipped:
+            _progress(f"  skipped {skipped}")
     report = index.ingest(reading.documents, config.chunking.max_chars, config.chunking.overlap_chars,
                           rebuild=args.rebuild, progress=_progress, skipped=reading.skipped)
     reranker = None
