@@ -141,7 +141,18 @@ def operator_ok(request: Request, user: str, password: str) -> bool:
     return False
 
 
+class NotSignedIn(ChatbotError):
+    """No operator credentials (401, with the Basic challenge), or an agent's where an admin's are needed (403)."""
+
+    def __init__(self, message: str, status: int):
+        self.status = status
+        super().__init__(message)
+
+
 def _error(exc: ChatbotError) -> JSONResponse:
+    if isinstance(exc, NotSignedIn):
+        challenge = {"WWW-Authenticate": 'Basic realm="chatbot operators"'} if exc.status == 401 else {}
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=challenge)
     if isinstance(exc, RateLimited):
         return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, Busy):  # the model's queue is full: come back soon
@@ -244,27 +255,24 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     @router.get("/analytics")
     def analytics(request: Request, days: int = Query(30, ge=1, le=366)):
         try:
-            who = signed_in(request, admin=True)
-            if isinstance(who, JSONResponse):
-                return who
+            signed_in(request, admin=True)
             return pipeline.analytics(days)
         except ChatbotError as exc:
             return _error(exc)
 
     # ---- live handoff: operators only (named users, `ui.guard.Operators`) -------------------------
-    def signed_in(request: Request, admin: bool = False) -> Operator | JSONResponse:
-        """The signed-in operator, or the 401 (403 for an agent where an admin is needed) to return."""
+    def signed_in(request: Request, admin: bool = False) -> Operator:
+        """The signed-in operator; `NotSignedIn` (401, or 403 for an agent where an admin is needed) else."""
         key = client_key(request)
         logins.check(key)
         who = operator_from(request, operators)
         if who is None:
             if request.headers.get("authorization"):
                 logins.failed(key)
-            return JSONResponse({"error": "operator credentials required"}, status_code=401,
-                                headers={"WWW-Authenticate": 'Basic realm="chatbot operators"'})
+            raise NotSignedIn("operator credentials required", 401)
         logins.succeeded(key)
         if admin and not who.admin:
-            return JSONResponse({"error": "an admin's credentials are required"}, status_code=403)
+            raise NotSignedIn("an admin's credentials are required", 403)
         return who
 
     def conversation_id_ok(conversation_id: str) -> str:
@@ -276,9 +284,7 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     def handoffs(request: Request):
         """The people's queue: conversations waiting (or claimed), oldest first, with their handoff packets."""
         try:
-            who = signed_in(request)
-            if isinstance(who, JSONResponse):
-                return who
+            signed_in(request)
             return {"handoffs": [entry.to_json() for entry in pipeline.handoff_queue()]}
         except ChatbotError as exc:
             return _error(exc)
@@ -287,8 +293,6 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     def claim(conversation_id: str, request: Request):
         try:
             who = signed_in(request)
-            if isinstance(who, JSONResponse):
-                return who
             pipeline.claim(conversation_id_ok(conversation_id), who.name)
             return {"conversation_id": conversation_id, "state": "agent", "agent": who.name}
         except ChatbotError as exc:
@@ -298,8 +302,6 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     async def agent_reply(conversation_id: str, request: Request):
         try:
             who = signed_in(request)
-            if isinstance(who, JSONResponse):
-                return who
             body = await _json_body(request, AgentReplyRequest, '{"text": "..."}')
             message_id = pipeline.agent_reply(conversation_id_ok(conversation_id), who.name, body.text)
             return {"conversation_id": conversation_id, "message_id": message_id}
@@ -310,8 +312,6 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     async def resolve(conversation_id: str, request: Request):
         try:
             who = signed_in(request)
-            if isinstance(who, JSONResponse):
-                return who
             body = await _json_body(request, ResolveRequest, '{"return_to_bot": true}')
             return pipeline.resolve(conversation_id_ok(conversation_id), who.name, body.return_to_bot,
                                     override=who.admin)
@@ -323,8 +323,6 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
         """A help-centre entry (question and answer), saved to the FAQ file and indexed at once."""
         try:
             who = signed_in(request)
-            if isinstance(who, JSONResponse):
-                return who
             body = await _json_body(request, FaqRequest, '{"question": "...", "answer": "..."}')
             from starlette.concurrency import run_in_threadpool
 
@@ -338,9 +336,7 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     def gaps(request: Request):
         """Unanswered and handed-over questions as topics, largest first, with the answers saved for them."""
         try:
-            who = signed_in(request)
-            if isinstance(who, JSONResponse):
-                return who
+            signed_in(request)
             return {"topics": [t.to_json() for t in pipeline.gap_topics()]}
         except ChatbotError as exc:
             return _error(exc)
