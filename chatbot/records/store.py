@@ -31,7 +31,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -819,22 +819,26 @@ class Store:
     def gap_questions(self) -> list[GapQuestion]:
         """Each customer message whose reply refused or handed over (`Outcome.unanswered` or a handoff),
         oldest first; the "Talk to a person" button's fixed text is left out."""
-        wanted = [o.value for o in Outcome if o.unanswered or o.hands_over]
+        wanted = [o for o in Outcome if o.unanswered or o.hands_over]
+        return [GapQuestion(q.conversation_id, q.id, q.content, str(reply.outcome), q.created_at)
+                for q, reply in self._questions_replied(wanted) if "request_handoff" not in (q.extra or "")]
+
+    def _questions_replied(self, outcomes: Sequence[Outcome]) -> list[tuple]:
+        """(customer message row, reply row) for each reply whose outcome is one of `outcomes`, paired with the
+        customer message before it in its conversation; in the order of the replies."""
         with self._read() as c:
             rows = c.execute(select(messages.c.conversation_id, messages.c.id, messages.c.role, messages.c.content,
                                     messages.c.outcome, messages.c.created_at, messages.c.extra)
-                             .where((messages.c.role == "customer") | messages.c.outcome.in_(wanted))
+                             .where((messages.c.role == "customer")
+                                    | messages.c.outcome.in_([o.value for o in outcomes]))
                              .order_by(messages.c.id)).all()
-        found: list[GapQuestion] = []
-        last: dict[str, tuple | None] = {}
+        pairs, last = [], {}
         for r in rows:
             if r.role == "customer":
-                button = "request_handoff" in (r.extra or "")
-                last[r.conversation_id] = None if button else (r.id, r.content, r.created_at)
-            elif last.get(r.conversation_id):
-                mid, text, at = last.pop(r.conversation_id)
-                found.append(GapQuestion(r.conversation_id, mid, text, str(r.outcome), at))
-        return found
+                last[r.conversation_id] = r
+            elif r.conversation_id in last:
+                pairs.append((last.pop(r.conversation_id), r))
+        return pairs
 
     def customer_questions(self, conversation_id: str) -> list[str]:
         """What the customer wrote in the conversation, oldest first."""
@@ -1006,19 +1010,9 @@ class Store:
 
     def unanswered_questions(self) -> list[UnansweredQuestion]:
         """Each assistant reply whose outcome is unanswered (`Outcome.unanswered`), with the customer message before it."""
-        outcomes = [o.value for o in Outcome if o.unanswered]
-        with self._read() as c:
-            rows = c.execute(select(messages.c.conversation_id, messages.c.id, messages.c.role, messages.c.content,
-                                    messages.c.outcome)
-                             .where((messages.c.role == "customer") | messages.c.outcome.in_(outcomes))
-                             .order_by(messages.c.conversation_id, messages.c.id)).all()
-        found, last_question = [], {}
-        for r in rows:
-            if r.role == "customer":
-                last_question[r.conversation_id] = r.content
-            elif r.conversation_id in last_question:
-                found.append(UnansweredQuestion(r.conversation_id, r.id, last_question[r.conversation_id], Outcome(r.outcome)))
-        return found
+        pairs = self._questions_replied([o for o in Outcome if o.unanswered])
+        return sorted((UnansweredQuestion(q.conversation_id, reply.id, q.content, Outcome(reply.outcome))
+                       for q, reply in pairs), key=lambda u: (u.conversation_id, u.message_id))
 
     def stage_usage(self, conversation_id: str) -> list[TurnUsage]:
         """The metered turns of one conversation, oldest first: seconds and USD charged per stage."""
