@@ -50,10 +50,16 @@ def promoted_model(base: str, promoted_dir: str) -> tuple[str, str] | None:
     return str(Path(promoted_dir)), _model_name(base, promoted_dir)
 
 
+def _serving_promoted(config: Config) -> tuple[str, str] | None:
+    """The promoted model that serves instead of `[models] llm`; never over a server's (openai) model."""
+    if config.models.llm_backend == "openai":
+        return None
+    return promoted_model(config.models.llm, config.models.promoted_dir)
+
+
 def serving_model_name(config: Config) -> str:
     """The name of the LLM that answers: the promoted model's, else `[models] llm` (loads nothing)."""
-    promoted = promoted_model(config.models.llm, config.models.promoted_dir) \
-        if config.models.llm_backend != "openai" else None
+    promoted = _serving_promoted(config)
     return promoted[1] if promoted else config.models.llm
 
 
@@ -148,8 +154,7 @@ def _llm_backend(config: Config, progress: Progress) -> tuple[str, str]:
 
 def build_llm(config: Config, progress: Progress = lambda m: None) -> ChatModel:
     """`[models] llm`, or the model `chatbot improve` promoted over it into `[models] promoted_dir`."""
-    promoted = promoted_model(config.models.llm, config.models.promoted_dir) \
-        if config.models.llm_backend != "openai" else None
+    promoted = _serving_promoted(config)
     if promoted:
         progress(f"serving {promoted[1]}, promoted over {config.models.llm} (in {promoted[0]})")
         config = config.with_overrides({"models": {"llm": promoted[0], "llm_backend": "transformers"}})

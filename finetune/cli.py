@@ -150,9 +150,6 @@ def cmd_improve(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     _positive("--max-steps", "finetune.improve.max_steps", config.finetune.improve.max_steps)
-    for path in args.logs:
-        if not Path(path).is_file():
-            raise BadInput(f"--logs {path} is not a file; give a CSV or JSONL of support exchanges")
     summary = improve(config, args.questions, args.logs, args.out, _progress)
     c, s = summary["candidate"], summary["serving_before"]
     _print_report(args, summary, "\n".join([

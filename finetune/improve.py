@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.config import Config
@@ -66,21 +66,19 @@ def _chats_digest(chats: Sequence[Chat]) -> str:
     return digest.hexdigest()
 
 
-def training_chats(config: Config, logs: Sequence[str], out: Path,
+def training_chats(config: Config, index, logs: Sequence[str], out: Path,
                    progress: Progress) -> tuple[list[Chat], list[Chat], dict]:
-    """(train, validation, counts): grounded help-centre chats plus a share of the support logs."""
+    """(train, validation, counts): grounded help-centre chats from the loaded `index` plus a share of the
+    support logs."""
     imp = config.finetune.improve
-    index = build_index(config).load()
-    if not index.chunks:
-        raise BadInput(f"the index {config.index_dir} is empty; run 'chatbot ingest' on your help centre first")
     options = GroundedOptions(config.company_name, config.retrieval.k, config.generation.source_sentences,
                               imp.max_chats, config.finetune.seed, imp.reply_words, imp.decline_every)
+    finetune_options = FinetuneOptions.from_config(config)
+    if logs:  # read first: a missing or bad log file fails before the help centre is searched
+        splits, data_report = prepare_dataset(logs, out / "data", finetune_options.data)
     chats, counts = grounded_chats(index, build_searcher(config, index), options, progress)
     if logs:
-        finetune_options = FinetuneOptions.from_config(config)
-        splits, data_report = prepare_dataset(logs, out / "data", finetune_options.data)
-        wanted = int(len(chats) * imp.log_share)
-        exchanges = list(splits.train)[:wanted]
+        exchanges = list(splits.train)[:int(len(chats) * imp.log_share)]
         chats += exchange_chats(exchanges, SourcePool(list(splits.train)), finetune_options.encode)
         counts.update(log_chats=len(exchanges), logs=data_report.to_json())
     train, validation = split_chats(chats, min(imp.validation_chats, len(chats) // 5), config.finetune.seed)
@@ -133,17 +131,32 @@ def export_candidate(config: Config, model: Path, fingerprint: str, out: Path, p
     return folder, name
 
 
-def evaluate_model(config: Config, model: str, name: str, questions_path: str, out: Path,
-                   progress: Progress) -> dict:
-    """`chatbot eval` totals of `model` (a registered name or folder) on the gate split; cached."""
+@dataclass(frozen=True)
+class GateSet:
+    """What every evaluation of one round shares, read once: the gate's questions and what the cache key of
+    an evaluation depends on besides the model."""
+
+    questions: tuple  # the `[finetune.improve] split` of the question file (`EvalQuestion`s)
+    path: str  # the question file
+    key: str  # digest of the questions, the documents, the engine's settings and its code
+
+
+def gate_set(config: Config, questions_path: str, index) -> GateSet:
     split = config.finetune.improve.split
-    questions = select(load_questions(questions_path), split)
+    questions = tuple(select(load_questions(questions_path), split))
     if not questions:
         raise BadInput(f"{questions_path} has no '{split}' questions to evaluate on")
-    index = build_index(config).load()
     engine = {key: getattr(config, key).model_dump() for key in ("retrieval", "generation", "grounding")}
-    key = _digest(name, _card(Path(model)).get("fingerprint"), [q.__dict__ for q in questions],
-                  index.manifest.get("documents"), engine, config.company_name, _engine_code_digest())[:16]
+    key = _digest([q.__dict__ for q in questions], index.manifest.get("documents"), engine, config.company_name,
+                  _engine_code_digest())
+    return GateSet(questions, str(questions_path), key)
+
+
+def evaluate_model(config: Config, model: str, name: str, gate_questions: GateSet, out: Path,
+                   progress: Progress) -> dict:
+    """`chatbot eval` totals of `model` (a registered name or folder) on the gate's questions; cached."""
+    questions, split = gate_questions.questions, config.finetune.improve.split
+    key = _digest(name, _card(Path(model)).get("fingerprint"), gate_questions.key)[:16]
     cached = out / "eval" / f"{key}.json"
     if cached.is_file():
         progress(f"evaluation of {name} on {len(questions)} {split} questions: cached")
@@ -177,20 +190,23 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
     """Run the loop once; returns what each step did and the gate's decision (also in OUT/improve.json)."""
     if config.models.llm_backend == "openai":
         raise BadInput("'chatbot improve' fine-tunes a local model; [models] llm_backend is 'openai'")
-    load_questions(questions_path)  # a bad question file fails before any training
+    index = build_index(config).load()
+    if not index.chunks:
+        raise BadInput(f"the index {config.index_dir} is empty; run 'chatbot ingest' on your help centre first")
+    gate_questions = gate_set(config, questions_path, index)  # a bad question file fails before any training
     out = Path(out_dir)
     target = Path(config.models.promoted_dir or out / "serving")
-    train, validation, counts = training_chats(config, logs, out, progress)
+    train, validation, counts = training_chats(config, index, logs, out, progress)
     model, fingerprint = train_candidate(config, train, validation, counts, out, progress)
     export, name = export_candidate(config, model, fingerprint, out, progress)
 
     current = promoted_model(config.models.llm, str(target))
     serving_model, serving_name = (current[0], current[1]) if current else (config.models.llm, config.models.llm)
-    serving = evaluate_model(config, serving_model, serving_name, questions_path, out, progress)["totals"]
+    serving = evaluate_model(config, serving_model, serving_name, gate_questions, out, progress)["totals"]
     if current and _card(Path(current[0])).get("fingerprint") == fingerprint:
         promoted, reason, candidate = False, "the candidate is already the serving model", serving
     else:
-        candidate = evaluate_model(config, str(export), name, questions_path, out, progress)["totals"]
+        candidate = evaluate_model(config, str(export), name, gate_questions, out, progress)["totals"]
         promoted, reason = gate(candidate, serving)
     record = {"name": name, "base": config.models.llm, "fingerprint": fingerprint, "promoted": promoted,
               "reason": reason, "split": config.finetune.improve.split, "questions": str(questions_path),
