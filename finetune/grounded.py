@@ -79,8 +79,7 @@ def grounded_chat(question: PseudoQuestion, index, searcher, options: GroundedOp
     gold_ids = set(question.positives)
     position = next((i for i, p in enumerate(passages) if p.chunk.chunk_id in gold_ids), None)
     if position is None:
-        passages = (passages[:options.k - 1] + [_gold_first(question, index)]) if passages else \
-            [_gold_first(question, index)]
+        passages = passages[:options.k - 1] + [_gold_first(question, index)]
         position = len(passages) - 1
     sentences = reply_sentences(question.text, passages[position], options.source_sentences, options.reply_words)
     if not sentences:

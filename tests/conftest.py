@@ -73,6 +73,32 @@ def app(tmp_path_factory):
     env.undo()
 
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's; `make setup` installs it
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright, for the browser tests."""
+    import shutil
+
+    assert shutil.which("chromium") or Path(CHROMIUM).exists(), "install Debian's chromium (make setup does it)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def shots(repo_root) -> Path:
+    """Where browser tests put their screenshots: .chatbot/screenshots/ (or $CHATBOT_SHOTS)."""
+    folder = Path(os.environ.get("CHATBOT_SHOTS") or repo_root / ".chatbot" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A throwaway PostgreSQL cluster for the session (tests/postgres_server.py); `.create_database(name)`

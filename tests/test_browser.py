@@ -3,32 +3,9 @@
 Screenshots go to .chatbot/screenshots/ (desktop chat, phone-width chat, operator panel).
 """
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def shots(repo_root):
-    folder = repo_root / ".chatbot" / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert shutil.which("chromium") or Path(CHROMIUM).exists(), "install Debian's chromium (make setup does it)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 def test_customer_asks_in_the_browser_and_sees_a_sourced_reply(app, browser, shots):

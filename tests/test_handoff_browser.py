@@ -3,39 +3,15 @@
 A customer asks what the help centre lacks and is handed over; an operator claims the conversation in
 the panel and replies; the reply appears in the customer's open chat without a reload; the operator
 resolves and saves the answer as a help-centre entry; a second customer asks in other words and gets
-it as a cited answer. Screenshots go to /tmp/notes/shots/ (or $CHATBOT_SHOTS).
+it as a cited answer. Screenshots go to .chatbot/screenshots/ (or $CHATBOT_SHOTS).
 """
-
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 QUESTION = "Do you offer gift wrapping?"
 PARAPHRASE = "Can you gift wrap my order?"
 ANSWER = "We can gift wrap any order for £3 per item: tick 'Gift wrap' at checkout."
-
-
-@pytest.fixture(scope="module")
-def shots():
-    folder = Path(os.environ.get("CHATBOT_SHOTS", "/tmp/notes/shots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert shutil.which("chromium") or Path(CHROMIUM).exists(), "install Debian's chromium (make setup does it)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 def ask(page, text: str) -> None:
