@@ -76,7 +76,7 @@ def _ctranslate2_llm(config: Config, path: str) -> ChatModel:
     g = config.generation
     return CTranslate2ChatModel(path, name=_model_name(m.llm, path), device=m.device, threads=m.threads,
                                 repetition_penalty=g.repetition_penalty, max_batch=g.max_batch,
-                                max_waiting=g.max_waiting)
+                                max_waiting=g.max_waiting, parallel_batches=g.parallel_batches)
 
 
 def _openai_llm(config: Config, name: str) -> ChatModel:

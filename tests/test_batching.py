@@ -105,6 +105,33 @@ def test_a_batch_s_seconds_are_shared_by_tokens_and_sum_to_the_batch():
     assert s.compute_s + l.compute_s <= elapsed
 
 
+def test_two_workers_decode_two_batches_side_by_side_and_each_charges_half_its_seconds():
+    calls = []
+    both_running = threading.Barrier(2, timeout=5)  # broken (an error) unless two batches run at once
+
+    def generate(prompts, max_new_tokens, on_token):
+        calls.append(len(prompts))
+        both_running.wait()
+        time.sleep(0.2)
+        for i in range(len(prompts)):
+            on_token(i, END)
+
+    batcher = GenerationBatcher(generate, max_batch=8, max_waiting=8, is_end=lambda t: t == END,
+                                max_pad_tokens=2, workers=2)
+    out: dict = {}
+    threads = [threading.Thread(target=collect, args=(batcher, ["a"] * n, 5, out, n)) for n in (3, 40)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    elapsed = time.perf_counter() - began
+    assert calls == [1, 1] and sorted(batcher.batches) == [1, 1]
+    assert elapsed < 0.4  # side by side, not one after the other
+    for n in (3, 40):
+        assert out[n][-1].compute_s == pytest.approx(0.1, abs=0.05)  # 0.2 s on half the machine
+
+
 def test_max_new_tokens_ends_a_reply_without_ending_the_others():
     batcher = GenerationBatcher(FakeGenerator(), max_batch=4, max_waiting=4, is_end=lambda t: t == END)
     tokens = list(batcher.submit(["aaaa"] * 10, 3))
@@ -172,3 +199,14 @@ def test_batched_ctranslate2_replies_match_one_at_a_time_and_carry_their_share(t
     assert {q: text for q, (text, _) in out.items()} == expected
     assert all(done.done and done.compute_s is not None and done.compute_s > 0 for _, done in out.values())
     assert max(batched._batcher.get().batches) > 1  # some replies really shared a batch
+
+    side_by_side = CTranslate2ChatModel(str(tmp_path / "f32"), "tiny", "cpu", 2, 1.0, max_batch=8, max_waiting=8,
+                                        parallel_batches=2)
+    assert side_by_side._thread_split() == (2, 1)  # two batches at once, one thread each
+    out.clear()
+    threads = [threading.Thread(target=lambda q=q: out.__setitem__(q, reply(side_by_side, q))) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert {q: text for q, (text, _) in out.items()} == expected

@@ -3,11 +3,12 @@
 16 customer sessions send a fixed number of questions at once; every question goes to the LLM
 (direct quotes are switched off), so the turns share the model. The same server first answers a
 few questions one at a time. Checked: every turn answers within the time bound, every customer
-message is stored exactly once, replies really share batches, and the aggregate throughput stays about one-at-a-time's
-(at least 0.7 of it on a shared machine; decoding prompts of different lengths together, without the
-length grouping, halved it). The issue's "twice one-at-a-time" is not
-asserted: on 2 CPU cores reading the ~450-token prompt dominates a turn and batching saves only
-decoding (README "Measured"). p50/p95 are printed for the notes.
+message is stored exactly once, replies really share batches, and the aggregate throughput beats
+one-at-a-time by at least 1.2x (measured 1.4-1.7x on 2 CPU cores: two batches side by side, one core
+each, plus batching; one batch on both cores managed 1.2x, and without length grouping half of
+one-at-a-time). The issue's "twice one-at-a-time" is not asserted: it is not reached on 2 cores,
+where the turns' retrieval and checking share the cores with decoding (README "Measured"). p50/p95
+are printed for the notes.
 """
 
 import json
@@ -141,4 +142,4 @@ def test_sixteen_concurrent_sessions_share_the_model_and_store_every_message_onc
         assert len([m for m in conversation.messages if m.role == "assistant"]) == PER_SESSION
     assert all(reply["usage"]["seconds"]["llm"] > 0 for turns in results.values() for reply, _ in turns)
     assert max(pipeline.llm._batcher.get().batches) > 1
-    assert rate >= 0.7 * alone_rate  # unbatched it fell to half (noise on a shared machine: 0.7)
+    assert rate >= 1.2 * alone_rate  # one batch at a time on both cores: 1.2x; two side by side: 1.4-1.7x

@@ -3,12 +3,15 @@
 A backend that can decode a batch and report each new token (CTranslate2's `generate_batch` with a
 step callback) hands `GenerationBatcher` one function; each caller's `submit` then yields its own
 token ids as they are decoded, while other callers' prompts ride in the same batch. A batch starts
-as soon as the generator is free: the prompts that queued while the previous batch ran (up to
-`max_batch`, of about the same length) go together, so one customer alone waits for nobody. Beyond `max_waiting` queued
-prompts, `submit` raises `Busy` at once instead of letting every customer wait longer.
+as soon as a worker is free: the prompts that queued while the previous batches ran (up to
+`max_batch`, of about the same length) go together, so one customer alone waits for nobody. With
+`workers` > 1, that many batches are decoded side by side (CTranslate2's `inter_threads` on CPU).
+Beyond `max_waiting` queued prompts, `submit` raises `Busy` at once instead of letting every
+customer wait longer.
 
-The batch's measured seconds are shared among its replies in proportion to their tokens (prompt and
-completion), so the cost meter charges each turn its part of the machine, not the whole of it.
+The batch's measured seconds, divided by `workers` (each batch runs on its share of the machine),
+are shared among its replies in proportion to their tokens (prompt and completion), so the cost
+meter charges each turn its part of the machine, not the whole of it.
 This module knows nothing about tokenizers or models.
 """
 
@@ -47,9 +50,10 @@ class _Request:
 
 class GenerationBatcher:
     def __init__(self, generate: BatchGenerate, max_batch: int, max_waiting: int,
-                 is_end: Callable[[int], bool] = lambda token_id: False, max_pad_tokens: int = 24):
-        if max_batch < 1 or max_waiting < 0:
-            raise ValueError("max_batch must be at least 1 and max_waiting at least 0")
+                 is_end: Callable[[int], bool] = lambda token_id: False, max_pad_tokens: int = 24,
+                 workers: int = 1):
+        if max_batch < 1 or max_waiting < 0 or workers < 1:
+            raise ValueError("max_batch and workers must be at least 1 and max_waiting at least 0")
         self.generate = generate
         self.max_batch = max_batch  # prompts decoded together, at most
         self.max_waiting = max_waiting  # prompts queued behind the running batch before Busy
@@ -60,7 +64,8 @@ class GenerationBatcher:
         self.max_pad_tokens = max_pad_tokens
         self._waiting: list[_Request] = []
         self._ready = threading.Condition()
-        self._worker: threading.Thread | None = None
+        self.workers = workers  # batches decoded at once (the backend runs them side by side)
+        self._threads: list[threading.Thread] = []
         self.batches: list[int] = []  # the size of every batch run, for tests and benchmarks
 
     def submit(self, prompt: list[str], max_new_tokens: int) -> Iterator[int | Generated]:
@@ -70,9 +75,11 @@ class GenerationBatcher:
             if len(self._waiting) >= self.max_waiting:
                 raise Busy("We're answering a lot of customers right now; please try again in a minute.",
                            retry_after_s=30)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._run, name="generation-batcher", daemon=True)
-                self._worker.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self.workers:
+                self._threads.append(threading.Thread(target=self._run, daemon=True,
+                                                      name=f"generation-batcher-{len(self._threads)}"))
+                self._threads[-1].start()
             self._waiting.append(request)
             self._ready.notify()
         while True:
@@ -119,7 +126,7 @@ class GenerationBatcher:
             for request in batch:
                 request.events.put(exc)
             return
-        seconds = time.perf_counter() - started
+        seconds = (time.perf_counter() - started) / self.workers  # a batch has its share of the machine
         self.batches.append(len(batch))
         tokens = [len(r.prompt) + r.produced for r in batch]
         total = sum(tokens) or 1

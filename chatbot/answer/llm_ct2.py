@@ -14,6 +14,7 @@ ctranslate2 nor torch. It knows nothing about retrieval, prompts or grounding.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def pick_ct2_device(requested: str = "auto") -> str:
 
 class CTranslate2ChatModel:
     def __init__(self, path: str, name: str, device: str, threads: int, repetition_penalty: float,
-                 compute_type: str = "default", max_batch: int = 1, max_waiting: int = 0):
+                 compute_type: str = "default", max_batch: int = 1, max_waiting: int = 0,
+                 parallel_batches: int = 1):
         self.path = path
         self.name = name
         self.requested_device = device  # "auto", "cpu" or "cuda"
@@ -63,6 +65,8 @@ class CTranslate2ChatModel:
         self._loaded = Lazy(self._load)  # (tokenizer, generator, end token names)
         # concurrent replies decoded together, up to max_batch; over max_waiting queued: Busy. 1 = one at a time
         self.max_batch, self.max_waiting = max_batch, max_waiting
+        # on CPU, batches decoded at once, each on its share of `threads` (CTranslate2's inter_threads)
+        self.parallel_batches = max(1, parallel_batches)
         self._batcher = Lazy(self._make_batcher)
 
     def _load(self):
@@ -77,12 +81,24 @@ class CTranslate2ChatModel:
         self.device = pick_ct2_device(self.requested_device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.path)
+            inter, intra = self._thread_split()
             generator = ctranslate2.Generator(self.path, device=self.device, compute_type=self.compute_type,
-                                              intra_threads=max(0, self.threads))
+                                              inter_threads=inter, intra_threads=intra)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ChatbotError(f"cannot load the CTranslate2 model '{self.path}' ({str(exc).splitlines()[0]}); "
                                "export it again with 'chatbot export'") from None
         return tokenizer, generator, self._end_token_names(tokenizer)
+
+    def _thread_split(self) -> tuple[int, int]:
+        """(batches decoded at once, threads each). On CPU `threads` (0: every core) are split among
+        `parallel_batches`: on 2 cores one thread per batch decodes a 450-token prompt's 48 tokens in 1.7 s
+        against 2.1 s on both, and two such batches run side by side (README "Many customers at once").
+        On CUDA one batch at a time."""
+        if self.device != "cpu":
+            return 1, max(0, self.threads)
+        cores = self.threads if self.threads > 0 else (os.cpu_count() or 1)
+        inter = min(self.parallel_batches, cores)
+        return inter, max(1, cores // inter)
 
     def warm_up(self) -> None:
         self._loaded.get()
@@ -121,7 +137,8 @@ class CTranslate2ChatModel:
                 callback=lambda step: on_token(step.batch_id, step.token_id),
             )
 
-        return GenerationBatcher(generate, self.max_batch, self.max_waiting, is_end=end_ids.__contains__)
+        return GenerationBatcher(generate, self.max_batch, self.max_waiting, is_end=end_ids.__contains__,
+                                 workers=self._thread_split()[0])
 
     def _token_ids(self, prompt: list[int], max_new_tokens: int) -> Iterator[int | Generated]:
         """The reply's token ids, alone or in a batch with other replies (then a `Generated` last)."""
