@@ -229,7 +229,8 @@ def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Setti
 
 def build_checker(config: Config, embedder) -> GroundingChecker:
     g = config.grounding
-    return GroundingChecker(embedder, g.min_sentence_overlap, g.min_sentence_cosine, g.evidence_sentences)
+    return GroundingChecker(embedder, g.min_sentence_overlap, g.min_sentence_cosine, g.evidence_sentences,
+                            known_names=config.company_name)
 
 
 def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: bool = False,

@@ -79,6 +79,30 @@ def test_a_claim_that_drops_the_sources_negation_is_not_supported():
     assert [s.supported for s in kept.sentences] == [True]
 
 
+def test_a_contradiction_without_a_negation_is_not_supported():
+    lamp = passage("The Halo lamp is for indoor use only. Delivery of lamps is a paid service.", "L")
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2)
+    question = "Can I put the Halo in my garden?"
+    assert not checker.check("The Halo lamp is for outdoor use only.", [lamp], question).supported
+    assert checker.check("The Halo lamp is for indoor use only.", [lamp], question).supported
+    assert not checker.check("Delivery of lamps is a free service.", [lamp], "Is lamp delivery free?").supported
+
+
+def test_a_name_the_sources_never_mention_is_an_invention():
+    tracking = passage("Your dispatch email holds a tracking link from the courier. Tracking updates within 24 hours.", "T")
+    checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2, known_names="Lumen & Oak")
+    question = "Where do I find my parcel tracking?"
+    invented = checker.check("Open the Arduino IDE and find the tracking link in the dispatch email.", [tracking], question)
+    assert [s.supported for s in invented.sentences] == [False]
+    kept = checker.check("Lumen & Oak sends a tracking link from the courier in your dispatch email.", [tracking], question)
+    assert [s.supported for s in kept.sentences] == [True]  # the company's own name is no invention
+    coded = passage("The MKR 1000 charges a LiPo battery through its JST connector.", "B")
+    assert checker.check("The MKR 1000 charges a LiPo battery through the JST connector.", [coded],
+                         "Can my board charge a battery?").supported
+    assert not checker.check("The Nano 33 charges a LiPo battery through the JST connector.", [coded],
+                             "Can my board charge a battery?").supported
+
+
 def test_a_number_must_come_with_the_sources_unit():
     shipping = passage("Order before 2pm for next-day delivery. Delivery to Germany takes 3-5 business days.", "S")
     checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2)

@@ -7,11 +7,16 @@ supported when (1) every number in it (prices, days, hours) appears in that evid
 same unit where it has one ("2 weeks" is not backed by "2pm"), not merely somewhere in the
 source, (2) at least `min_overlap` of its new content words appear there, (3) it embeds within
 `min_cosine` of the closest source sentence, and (4) it is negated ("not", "isn't", "never")
-exactly when that closest sentence is. Unsupported sentences are dropped; the supporting source
-is cited. A sentence that adds nothing ("Sure!", the question echoed back, a bare list number, a
-lead-in ending in ':') carries no claim and is dropped without counting against the answer. This
-checks support, not truth: a source that is itself wrong passes, and a contradiction worded
-without a negation ("outdoors" for "indoors only") is not caught.
+exactly when that closest sentence is, (5) it does not use a word whose opposite the evidence uses
+instead ("outdoors" for "indoors only", "free" for "a paid service", "after" for "before": a
+curated list of pairs, `OPPOSITES`), and (6) every name or code in it ("Arduino IDE", "MKR 1000",
+"Klarna": a capitalised word that does not start the sentence, or letters mixed with digits) appears
+in its source passage, the question or the company's name, so a fluent paraphrase that brings in a
+product, screen or service the sources never mention is not passed. Unsupported sentences are
+dropped; the supporting source is cited. A sentence that adds nothing ("Sure!", the question echoed
+back, a bare list number, a lead-in ending in ':') carries no claim and is dropped without counting
+against the answer. This checks support, not truth: a source that is itself wrong passes, and a
+contradiction in words outside the list of opposites is still missed (no NLI model ships offline).
 """
 
 from __future__ import annotations
@@ -33,6 +38,20 @@ _NO_CLAIM = re.compile(r"^\W*(\d+[.)]?)?\W*$|:\s*\.?\s*$")  # a bare list number
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _NEGATION = re.compile(r"\b(not|no|never|cannot|without|nor)\b|n't\b", re.I)
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+# (word, opposite) pairs, as written; compared as stems. A claim using one where its evidence uses the
+# other, and not it, contradicts the evidence without a negation. Kept to pairs that are opposites in a
+# support reply whatever the product; a well-kept antonym list (WordNet) needs a corpus download.
+OPPOSITES = (
+    ("free", "paid"), ("free", "charge"), ("indoors", "outdoors"), ("indoor", "outdoor"), ("inside", "outside"),
+    ("before", "after"), ("more", "less"), ("more", "fewer"), ("minimum", "maximum"), ("include", "exclude"),
+    ("included", "excluded"), ("enable", "disable"), ("enabled", "disabled"), ("open", "closed"),
+    ("available", "unavailable"), ("possible", "impossible"), ("allowed", "prohibited"), ("required", "optional"),
+    ("mandatory", "optional"), ("automatically", "manually"), ("automatic", "manual"), ("increase", "decrease"),
+    ("higher", "lower"), ("earliest", "latest"), ("accepted", "rejected"), ("online", "offline"),
+    ("weekdays", "weekends"), ("refundable", "nonrefundable"), ("upgrade", "downgrade"), ("public", "private"),
+    ("cheaper", "dearer"), ("faster", "slower"), ("longer", "shorter"), ("full", "partial"), ("all", "some"),
+)
+_NAME = re.compile(r"[A-Za-z]*[A-Z][\w-]*|[A-Za-z-]*\d[\w-]*")  # a word with a capital, or letters and digits
 _QUANTITY = re.compile(rf"({_NUMBER.pattern})(?:[ \t]*-?[ \t]*([A-Za-z]+))?")  # a number and the word after it
 _DONT_KNOW = re.compile(
     r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|(sources?|information) (do|does) not|"
@@ -115,6 +134,41 @@ def is_meta(sentence: str) -> bool:
     return len(words) <= 8 and text[-1:] not in ".!?" and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
 
 
+def _stem(word: str) -> str:
+    return (tokenize(word, keep_stopwords=True) or [word.lower()])[0]
+
+
+_OPPOSITE_STEMS = tuple({pair for a, b in OPPOSITES for pair in ((_stem(a), _stem(b)), (_stem(b), _stem(a)))})
+
+
+def contradicts(claim: str, evidence: str) -> bool:
+    """Does the claim use a word whose opposite (`OPPOSITES`) the evidence uses instead of it?"""
+    said, found = set(tokenize(claim, keep_stopwords=True)), set(tokenize(evidence, keep_stopwords=True))
+    return any(a in said and b in found and a not in found and b not in said for a, b in _OPPOSITE_STEMS)
+
+
+def names(text: str) -> set[str]:
+    """The names and codes of a sentence, lower-cased: capitalised words other than its first, "I" and
+    words after a colon, and words mixing letters with digits ("R4", "MKR1000"); bare numbers are not
+    names (`quantities_supported` checks them)."""
+    found = set()
+    for sentence in split_sentences(text) or [text]:
+        for n, match in enumerate(re.finditer(r"\S+", sentence)):
+            word = match.group().strip(".,;:!?()[]{}\"'“”‘’*_`")
+            after_colon = n > 0 and sentence[:match.start()].rstrip().endswith(":")
+            if n == 0 or after_colon or word in ("I", "") or not _NAME.fullmatch(word) or word.isdigit():
+                continue
+            if any(c.isupper() for c in word) or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word)):
+                found.add(word.lower())
+    return found
+
+
+def names_supported(claim: str, known: str) -> bool:
+    """Every name or code of the claim (`names`) is a word of `known` (its source, the question...)."""
+    words = {w.strip(".,;:!?()[]{}\"'“”‘’*_`").lower() for w in known.split()}
+    return names(claim) <= words
+
+
 def negated(text: str) -> bool:
     """Does the sentence say not/never/no? ("suitable for outdoor use" vs "isn't suitable for outdoor spaces")"""
     return bool(_NEGATION.search(text.replace("\u2019", "'")))
@@ -165,8 +219,10 @@ class GroundingChecker:
     knows nothing about prompts or models. Every default lives in `core.config` ([grounding]).
     """
 
-    def __init__(self, embedder: Embedder, min_overlap: float, min_cosine: float, evidence_sentences: int):
+    def __init__(self, embedder: Embedder, min_overlap: float, min_cosine: float, evidence_sentences: int,
+                 known_names: str = ""):
         self.embedder = embedder
+        self.known_names = known_names  # names a reply may use beyond its sources' (the company's)
         self.evidence_sentences = evidence_sentences
         self.min_overlap = min_overlap
         self.min_cosine = min_cosine
@@ -201,7 +257,9 @@ class GroundingChecker:
                 overlap = len(content & set(tokenize(evidence, keep_stopwords=True))) / len(content)
                 cosine = float(scores.max())
                 ok = (quantities_supported(sentence, evidence) and overlap >= self.min_overlap
-                      and cosine >= self.min_cosine and negated(sentence) == negated(source_sentences[j][closest[0]]))
+                      and cosine >= self.min_cosine and negated(sentence) == negated(source_sentences[j][closest[0]])
+                      and not contradicts(sentence, evidence)
+                      and names_supported(sentence, f"{passages[j].chunk.text} {headings[j]} {asked} {self.known_names}"))
                 score = overlap + cosine + (10.0 if ok else 0.0)
                 if score > best[1]:
                     best = (j if ok else None, score, overlap, cosine)
