@@ -11,7 +11,7 @@ exactly when that closest sentence is, (5) it does not use a word whose opposite
 instead ("outdoors" for "indoors only", "free" for "a paid service", "after" for "before": a
 curated list of pairs, `OPPOSITES`), and (6) every name or code in it ("Arduino IDE", "MKR 1000",
 "Klarna": a capitalised word that does not start the sentence, or letters mixed with digits) appears
-in its source passage, the question or the company's name, so a fluent paraphrase that brings in a
+in a source shown, the question or the company's name, so a fluent paraphrase that brings in a
 product, screen or service the sources never mention is not passed. Unsupported sentences are
 dropped; the supporting source is cited. A sentence that adds nothing ("Sure!", the question echoed
 back, a bare list number, a lead-in ending in ':') carries no claim and is dropped without counting
@@ -164,9 +164,19 @@ def names(text: str) -> set[str]:
 
 
 def names_supported(claim: str, known: str) -> bool:
-    """Every name or code of the claim (`names`) is a word of `known` (its source, the question...)."""
-    words = {w.strip(".,;:!?()[]{}\"'“”‘’*_`").lower() for w in known.split()}
-    return names(claim) <= words
+    """Every name or code of the claim (`names`) is in `known` (the sources, the question...): as a word
+    with the same stem ("LEDs" for "LED"), or, from four characters on, spelt without its spaces and
+    hyphens ("ChromeOS" for "Chrome OS", "Wi-Fi" for "WiFi")."""
+    wanted = names(claim)
+    if not wanted:
+        return True
+    stems = set(tokenize(known, keep_stopwords=True))
+    compact = re.sub(r"[^0-9a-z]+", "", known.lower())
+    for name in wanted:
+        bare = re.sub(r"[^0-9a-z]+", "", name)
+        if not (set(tokenize(name, keep_stopwords=True)) <= stems or (len(bare) >= 4 and bare in compact)):
+            return False
+    return True
 
 
 def negated(text: str) -> bool:
@@ -242,6 +252,8 @@ class GroundingChecker:
         bounds = np.cumsum([0] + [len(g) for g in source_sentences])
 
         known = set(tokenize(question)) | _FILLER
+        # names a claim may use: those of any source shown (a name from another source is no invention)
+        known_names = " ".join([*(p.chunk.text for p in passages), *headings, asked, self.known_names])
         checks = []
         for i, sentence in enumerate(sentences):
             content = set(tokenize(sentence)) - known
@@ -259,7 +271,7 @@ class GroundingChecker:
                 ok = (quantities_supported(sentence, evidence) and overlap >= self.min_overlap
                       and cosine >= self.min_cosine and negated(sentence) == negated(source_sentences[j][closest[0]])
                       and not contradicts(sentence, evidence)
-                      and names_supported(sentence, f"{passages[j].chunk.text} {headings[j]} {asked} {self.known_names}"))
+                      and names_supported(sentence, known_names))
                 score = overlap + cosine + (10.0 if ok else 0.0)
                 if score > best[1]:
                     best = (j if ok else None, score, overlap, cosine)
