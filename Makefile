@@ -11,15 +11,14 @@ DB := sqlite:///.chatbot/chatbot.db
 ## answer decision on its dev questions, run one round of the improvement loop (fine-tune, export int8, eval
 ## gate, promote; cached), answer with the serving model, report
 run: setup
-	$(BIN)/chatbot ingest demo/help-centre --index $(INDEX)
-	$(BIN)/chatbot --config demo/chatbot.toml calibrate --questions demo/questions.jsonl --index $(INDEX)
+	$(BIN)/chatbot --config demo/chatbot.toml ingest demo/help-centre --index $(INDEX)
 	$(BIN)/chatbot --config demo/chatbot.toml improve --questions demo/questions.jsonl \
 	  --logs demo/support-logs.jsonl --index $(INDEX) --db $(DB)
 	$(MAKE) --no-print-directory answer
 
 ## quick start: the same without the improvement loop (the base model serves until a model is promoted)
 quick: setup
-	$(BIN)/chatbot ingest demo/help-centre --index $(INDEX)
+	$(BIN)/chatbot --config demo/chatbot.toml ingest demo/help-centre --index $(INDEX)
 	$(MAKE) --no-print-directory answer
 
 answer:

@@ -138,6 +138,40 @@ def train_reranker(config: Config, index: KnowledgeIndex, progress: Progress = l
     return ensure_reranker(index, base, build_rerank_settings(config), pick_device(config.models.device), progress)
 
 
+def calibrate_decision(config: Config, index: KnowledgeIndex, questions_file: str | Path, split: str = "dev",
+                       target_precision: float | None = None, progress: Progress = lambda m: None,
+                       only_if_stale: bool = False) -> dict:
+    """Train (or reuse) the answer / hand-over decision on `index` and store the threshold chosen on
+    `questions_file`'s `split` in its manifest (`chatbot.answer.calibration`); returns what was stored,
+    with "trained" and "up_to_date". `only_if_stale`: keep the stored threshold when it was chosen for
+    this model (these documents), this question file's content, split and target."""
+    import hashlib
+
+    from chatbot.answer.calibration import DecisionSettings, calibrate, fingerprint
+    from chatbot.answer.decision import MANIFEST_KEY
+    from chatbot.pipeline import MAX_QUOTE_CHARS, _quoted
+    from chatbot.reporting.evaluation import load_questions, select
+
+    target = config.grounding.target_precision if target_precision is None else target_precision
+    if not 0 < target <= 1:
+        raise ConfigError("the target precision must be above 0 and at most 1, e.g. 0.9")
+    questions = select(load_questions(questions_file), split)  # fails fast, before any model loads
+    digest = hashlib.sha256(Path(questions_file).read_bytes()).hexdigest()
+    g = config.grounding
+    settings = DecisionSettings(k=config.retrieval.k, max_claims=g.quote_sentences, max_chars=MAX_QUOTE_CHARS,
+                                max_questions=g.decision_max_questions)
+    stored = index.manifest.get(MANIFEST_KEY) or {}
+    if only_if_stale and stored.get("model") == fingerprint(index.manifest, settings) \
+            and stored.get("questions_sha256") == digest and stored.get("split") == split \
+            and stored.get("target_precision") == target:
+        progress(f"answer decision and its threshold in {index.directory} are up to date")
+        return {**stored, "trained": False, "up_to_date": True}
+    chosen = calibrate(build_searcher(config, index), build_checker(config, index.embedder), settings, questions,
+                       target, split, str(questions_file), lambda window, passages: _quoted(*window.sentences),
+                       g.min_retrieval_cosine, progress, extra={"questions_sha256": digest})
+    return {**chosen, "up_to_date": False}
+
+
 def _llm_backend(config: Config, progress: Progress) -> tuple[str, str]:
     """(backend name, folder or served model name) for `[models] llm`."""
     backend = config.models.llm_backend

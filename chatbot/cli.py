@@ -97,14 +97,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         meta = train_reranker(config, index, _progress)
         reranker = {key: meta.get(key) for key in ("trained", "questions", "train_seconds", "size_mb")}
+    calibration = None
+    if config.grounding.calibration_questions and config.grounding.trained_decision:
+        from chatbot.builder import calibrate_decision
+
+        # the decision is retrained for the new documents and its threshold chosen again, unless up to date
+        calibration = calibrate_decision(config, index.load(), config.grounding.calibration_questions,
+                                         progress=_progress, only_if_stale=True)
     if args.json:
         print(json.dumps({"index": str(index.directory), **report.to_json(),
-                          **({"reranker": reranker} if reranker is not None else {})}))
+                          **({"reranker": reranker} if reranker is not None else {}),
+                          **({"calibration": calibration} if calibration is not None else {})}))
     else:
         print(f"index {index.directory}: {report.documents} documents, {report.chunks} chunks "
               f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
               f"{report.removed} removed)" + (f"; {len(report.skipped)} files or rows left out (listed above)"
                                                if report.skipped else ""))
+        if calibration is not None:
+            print(f"answer decision: {'up to date' if calibration['up_to_date'] else 'calibrated'}, threshold "
+                  f"{calibration['threshold']:.4f} (precision {calibration['precision']:.0%} on "
+                  f"{calibration['questions']} {calibration['split']} questions, target {calibration['target_precision']:.0%})")
         if reranker is not None:
             print(f"reranker: {'trained' if reranker['trained'] else 'up to date'} "
                   f"({reranker['questions']} pseudo-questions, {reranker['train_seconds']} s to train, "
@@ -231,22 +243,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from chatbot.answer.calibration import DecisionSettings, calibrate
-    from chatbot.builder import build_checker, build_index, build_searcher
-    from chatbot.pipeline import MAX_QUOTE_CHARS, _quoted
+    from chatbot.builder import build_index, calibrate_decision
     from chatbot.reporting.evaluation import load_questions, select
 
-    if not 0 < args.target_precision <= 1:
+    if args.target_precision is not None and not 0 < args.target_precision <= 1:
         raise ChatbotError("--target-precision must be above 0 and at most 1, e.g. 0.9")
-    questions = select(load_questions(args.questions), args.split)  # fail fast, before models load
+    select(load_questions(args.questions), args.split)  # fail fast, before the index and models load
     config = config_from_args(args)
     index = build_index(config).load()
-    g = config.grounding
-    settings = DecisionSettings(k=config.retrieval.k, max_claims=g.quote_sentences, max_chars=MAX_QUOTE_CHARS,
-                                max_questions=g.decision_max_questions)
-    stored = calibrate(build_searcher(config, index), build_checker(config, index.embedder), settings, questions,
-                       args.target_precision, args.split, str(args.questions),
-                       lambda window, passages: _quoted(*window.sentences), g.min_retrieval_cosine, _progress)
+    stored = calibrate_decision(config, index, args.questions, args.split, args.target_precision, _progress)
     if args.json:
         print(json.dumps(stored))
     else:
@@ -342,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", required=True, metavar="FILE", help="JSONL question set, as for eval")
     p.add_argument("--split", choices=["dev", "all"], default="dev",
                    help="questions to choose the threshold on (default dev; keep the held-out split for reporting)")
-    p.add_argument("--target-precision", type=float, default=0.9,
-                   help="share of answered questions that must be correct (default 0.9)")
+    p.add_argument("--target-precision", type=float, default=None,
+                   help="share of answered questions that must be correct (default [grounding] target_precision, 0.9)")
     common(p, index=True)
     p.set_defaults(func=cmd_calibrate)
 

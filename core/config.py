@@ -104,6 +104,10 @@ class GroundingConfig(_Section):
     trained_decision: bool = True
     decision_max_questions: int = 1500  # pseudo-questions (titles, headings, FAQ questions) it is trained on, at most
     below_threshold: str = "handoff"  # under its threshold: "handoff", or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
+    # a question set (JSONL, as for `chatbot eval`) whose dev split `chatbot ingest` calibrates the decision on
+    # whenever the documents (or this file) change, so a re-index never leaves it uncalibrated; "" = only by hand
+    calibration_questions: str = ""
+    target_precision: float = 0.9  # share of answered dev questions that must be correct (`chatbot calibrate`)
 
 
 class PricesConfig(_Section):

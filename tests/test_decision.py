@@ -194,3 +194,57 @@ def test_calibrate_command_refuses_a_target_precision_outside_0_1(write, tmp_pat
     assert main(["calibrate", "--questions", str(questions), "--index", str(tmp_path / "ix"),
                  "--target-precision", "1.5"]) == 2
     assert "--target-precision" in capsys.readouterr().err
+
+
+QUESTION_SET = "\n".join(json.dumps(q) for q in [
+    {"question": "How long do refunds take to reach my card?", "doc_ids": ["R"], "answer_contains": ["five working"],
+     "in_scope": True, "split": "dev"},
+    {"question": "How much does express delivery cost?", "doc_ids": ["S"], "answer_contains": ["7.50"], "in_scope": True,
+     "split": "dev"},
+    {"question": "What is the weather on Mars?", "doc_ids": [], "answer_contains": [], "in_scope": False, "split": "dev"},
+    {"question": "Can I delete my account?", "doc_ids": ["A"], "answer_contains": ["support"], "in_scope": True,
+     "split": "heldout"},
+]) + "\n"
+
+
+def test_calibration_is_kept_while_documents_and_questions_stay_and_redone_when_either_changes(parts, kb, write):
+    from chatbot.builder import calibrate_decision
+
+    index = parts[0]
+    questions = write("q.jsonl", QUESTION_SET)
+    config = load_config(None, {"retrieval": {"k": 2}, "grounding": {"target_precision": 0.5}})
+    first = calibrate_decision(config, index, questions, only_if_stale=True)
+    assert not first["up_to_date"] and first["trained"] and first["split"] == "dev"
+    stored = json.loads((index.directory / "manifest.json").read_text())[MANIFEST_KEY]
+    assert stored["questions_sha256"] == first["questions_sha256"] and stored["target_precision"] == 0.5
+    assert calibrate_decision(config, index, questions, only_if_stale=True)["up_to_date"]
+    assert not calibrate_decision(config, index, questions)["up_to_date"]  # by hand: always chosen again
+
+    write("q.jsonl", QUESTION_SET.replace("7.50", "7[.]50"))
+    assert not calibrate_decision(config, index, questions, only_if_stale=True)["up_to_date"]
+    write("kb/account.md", "---\nid: A\ntitle: Your account\n---\nReset your password from the settings page.")
+    index.ingest(iter_documents([str(kb)]), 300, 50)
+    again = calibrate_decision(config, index, questions, only_if_stale=True)
+    assert not again["up_to_date"] and again["trained"]  # new documents: a new model and threshold
+    assert build_settings(config, index).answer_model.threshold == again["threshold"]
+
+
+@pytest.mark.e2e
+def test_ingest_calibrates_on_the_configured_question_set_and_a_rebuild_keeps_it_calibrated(kb, write, tmp_path,
+                                                                                           capsys):
+    from chatbot.cli import main
+
+    questions = write("q.jsonl", QUESTION_SET)
+    config = write("chatbot.toml", f'[grounding]\ncalibration_questions = "{questions}"\ntarget_precision = 0.5\n')
+    index = str(tmp_path / "real-ix")
+
+    def ingest(*extra):
+        assert main(["--config", str(config), "ingest", str(kb), "--index", index, "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["calibration"]
+
+    assert not ingest()["up_to_date"]
+    assert ingest()["up_to_date"]  # nothing changed: nothing trained or scored again
+    rebuilt = ingest("--rebuild")  # a rebuilt manifest starts without a threshold; ingest chooses it again
+    assert not rebuilt["up_to_date"]
+    assert json.loads((tmp_path / "real-ix" / "manifest.json").read_text())[MANIFEST_KEY]["threshold"] == \
+        rebuilt["threshold"]

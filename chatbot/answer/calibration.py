@@ -201,15 +201,16 @@ def score_questions(searcher, checker, model: AnswerModel, questions: Sequence, 
 
 def calibrate(searcher, checker, settings: DecisionSettings, questions: Sequence, target_precision: float,
               split: str, source: str, quote: Callable[[Window, list], str], min_cosine: float = -1.0,
-              progress: Progress = lambda m: None) -> dict:
+              progress: Progress = lambda m: None, extra: dict | None = None) -> dict:
     """Train (or reuse) the decision model, choose its threshold on `questions` for `target_precision`
-    and store it in the index manifest; returns what was stored, with `trained` (True when trained now)."""
+    and store it in the index manifest (with `extra`, e.g. the question file's digest); returns what was
+    stored, with `trained` (True when trained now)."""
     model, trained = ensure_model(searcher, checker, settings, progress)
     progress(f"scoring {len(questions)} questions ({split}) for a precision of {target_precision:.0%}")
     scored = score_questions(searcher, checker, model, questions, settings.k, settings.max_claims,
                              settings.max_chars, quote, min_cosine)
     chosen = choose_threshold(scored, target_precision)
-    return {**store_threshold(searcher.index, model, chosen, split, source), "trained": trained}
+    return {**store_threshold(searcher.index, model, {**chosen, **(extra or {})}, split, source), "trained": trained}
 
 
 def choose_threshold(scored: Sequence[Scored], target_precision: float, min_answered: int = 5) -> dict:
