@@ -78,12 +78,12 @@ class GenerationConfig(_Section):
     max_new_tokens: int = 80
     repetition_penalty: float = 1.05
     source_sentences: int = 4  # most relevant sentences kept from each source in the prompt
-    # CTranslate2 models: concurrent replies decoded together, at most this many (1 = one at a time); the
-    # machine is shared by measurement (chatbot/answer/batching.py)
-    max_batch: int = 8
-    max_waiting: int = 32  # replies queued behind a running batch; more: "busy, please try again" (503)
+    # CTranslate2 models: concurrent replies decoded together, at most this many; 0 = 1 on CPU (measured fastest
+    # on 2 cores), 8 on CUDA. The machine is shared by measurement (chatbot/answer/batching.py)
+    max_batch: int = 0
+    max_waiting: int = 32  # replies queued behind the running ones; more: "busy, please try again" (503)
     # CTranslate2 on CPU: batches decoded side by side, [models] threads (0: every core) shared among them.
-    # On 2 cores, 2 batches of one thread each serve concurrent customers ~2x faster than one of two threads
+    # On 2 cores, 2 replies of one thread each serve concurrent customers 2x one at a time (README "Measured")
     parallel_batches: int = 2
 
 

@@ -126,7 +126,7 @@ def test_two_workers_decode_two_batches_side_by_side_and_each_charges_half_its_s
     for t in threads:
         t.join(5)
     elapsed = time.perf_counter() - began
-    assert calls == [1, 1] and sorted(batcher.batches) == [1, 1]
+    assert calls == [1, 1] and sorted(batcher.batches) == [1, 1] and batcher.peak_running == 2
     assert elapsed < 0.4  # side by side, not one after the other
     for n in (3, 40):
         assert out[n][-1].compute_s == pytest.approx(0.1, abs=0.05)  # 0.2 s on half the machine

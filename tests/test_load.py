@@ -3,12 +3,12 @@
 16 customer sessions send a fixed number of questions at once; every question goes to the LLM
 (direct quotes are switched off), so the turns share the model. The same server first answers a
 few questions one at a time. Checked: every turn answers within the time bound, every customer
-message is stored exactly once, replies really share batches, and the aggregate throughput beats
-one-at-a-time by at least 1.2x (measured 1.4-1.7x on 2 CPU cores: two batches side by side, one core
-each, plus batching; one batch on both cores managed 1.2x, and without length grouping half of
-one-at-a-time). The issue's "twice one-at-a-time" is not asserted: it is not reached on 2 cores,
-where the turns' retrieval and checking share the cores with decoding (README "Measured"). p50/p95
-are printed for the notes.
+message is stored exactly once, two replies were decoded side by side (one per core), and the
+aggregate throughput beats one-at-a-time by at least 1.3x (measured 1.5-1.7x on 2 CPU cores; one
+batch on both cores managed 1.2x). The issue's "twice one-at-a-time" is not asserted: with two cores
+and no gain from batching on them, 2x is the ceiling, and each turn's retrieval and checking (about
+0.1 s of Python and MiniLM) share the cores with decoding (README "Measured"). p50/p95 are printed
+for the notes.
 """
 
 import json
@@ -59,7 +59,7 @@ def server(request, tmp_path_factory, demo_docs):
     config = load_config(None, {
         "index_dir": str(tmp / "index"), "db_url": db_url, "company_name": "Lumen & Oak",
         "models": {"llm": "smollm2-135m-instruct-int8", "threads": 2},
-        "generation": {"max_new_tokens": 48, "max_batch": 16, "max_waiting": 64},
+        "generation": {"max_new_tokens": 48, "max_waiting": 64},  # max_batch and parallel_batches: the defaults
         "grounding": {"direct_quote_cosine": 2.0, "evidence_answer_cosine": 2.0, "clarify_vague": False},
         "server": {"chat_requests_per_minute": 100000},
     })
@@ -133,7 +133,8 @@ def test_sixteen_concurrent_sessions_share_the_model_and_store_every_message_onc
         print(f"\nload ({pipeline.store.engine.dialect.name}): one at a time {alone_rate:.2f} turns/s (p50 {statistics.median(alone_latencies):.2f} s); "
               f"{SESSIONS} sessions x {PER_SESSION}: {rate:.2f} turns/s, p50 {percentile(latencies, 0.5):.2f} s, "
               f"p95 {percentile(latencies, 0.95):.2f} s, {rate / alone_rate:.1f}x; "
-              f"batches {sorted(pipeline.llm._batcher.get().batches)[-5:]}")
+              f"{pipeline.llm._batcher.get().peak_running} replies decoded side by side at most, "
+              f"batches of up to {max(pipeline.llm._batcher.get().batches)}")
 
     for s, turns in results.items():  # every customer message stored exactly once, each answered
         conversation = pipeline.conversation(turns[0][0]["conversation_id"])
@@ -141,5 +142,5 @@ def test_sixteen_concurrent_sessions_share_the_model_and_store_every_message_onc
         assert customer == [QUESTIONS[(s + t) % len(QUESTIONS)] for t in range(PER_SESSION)]
         assert len([m for m in conversation.messages if m.role == "assistant"]) == PER_SESSION
     assert all(reply["usage"]["seconds"]["llm"] > 0 for turns in results.values() for reply, _ in turns)
-    assert max(pipeline.llm._batcher.get().batches) > 1
-    assert rate >= 1.2 * alone_rate  # one batch at a time on both cores: 1.2x; two side by side: 1.4-1.7x
+    assert pipeline.llm._batcher.get().peak_running == 2  # the two cores decoded two replies at once
+    assert rate >= 1.3 * alone_rate  # one batch at a time on both cores: 1.2x; two side by side: 1.5-1.7x

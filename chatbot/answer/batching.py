@@ -67,6 +67,8 @@ class GenerationBatcher:
         self.workers = workers  # batches decoded at once (the backend runs them side by side)
         self._threads: list[threading.Thread] = []
         self.batches: list[int] = []  # the size of every batch run, for tests and benchmarks
+        self._running = 0
+        self.peak_running = 0  # the most batches ever decoded at once (up to `workers`), for tests and benchmarks
 
     def submit(self, prompt: list[str], max_new_tokens: int) -> Iterator[int | Generated]:
         """Queue `prompt`; yields its token ids as they are decoded, then one `Generated`."""
@@ -119,6 +121,9 @@ class GenerationBatcher:
             request.finished = request.produced >= request.max_new_tokens
             return request.finished
 
+        with self._ready:
+            self._running += 1
+            self.peak_running = max(self.peak_running, self._running)
         started = time.perf_counter()
         try:
             self.generate([r.prompt for r in batch], max(r.max_new_tokens for r in batch), on_token)
@@ -126,6 +131,9 @@ class GenerationBatcher:
             for request in batch:
                 request.events.put(exc)
             return
+        finally:
+            with self._ready:
+                self._running -= 1
         seconds = (time.perf_counter() - started) / self.workers  # a batch has its share of the machine
         self.batches.append(len(batch))
         tokens = [len(r.prompt) + r.produced for r in batch]
