@@ -9,6 +9,8 @@ sentence-transformers model loads on first use (or `warm_up()`); constructing on
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -36,6 +38,9 @@ class EmbeddingModel:
     name: str
     dimension: int
     batch_size: int = 64  # texts per `embed_batch` call
+    # single texts remembered (most recent first out): a turn embeds its question to search and again to
+    # choose the evidence, and a customer's repeated question is embedded once
+    recent_texts: int = 256
 
     def warm_up(self) -> None:
         """Load the model now; nothing to load by default."""
@@ -49,6 +54,8 @@ class EmbeddingModel:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) == 1 and self.recent_texts > 0:
+            return self._embed_one(texts[0])
         size = max(1, self.batch_size)
         bar = None
         if show_progress:
@@ -66,6 +73,23 @@ class EmbeddingModel:
             if bar is not None:
                 bar.close()
         return np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        with _RECENT_LOCK:
+            recent = self.__dict__.setdefault("_recent", OrderedDict())
+            row = recent.get(text)
+            if row is not None:
+                recent.move_to_end(text)
+        if row is None:
+            row = np.asarray(self.embed_batch([text]), dtype=np.float32)[0]
+            with _RECENT_LOCK:
+                recent[text] = row
+                while len(recent) > self.recent_texts:
+                    recent.popitem(last=False)
+        return np.ascontiguousarray(row[None, :], dtype=np.float32).copy()
+
+
+_RECENT_LOCK = threading.Lock()  # guards every embedder's remembered texts (a few dict operations at a time)
 
 
 class SentenceTransformerEmbedder(EmbeddingModel):

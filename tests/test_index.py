@@ -163,3 +163,27 @@ def test_a_damaged_sentence_file_says_how_to_rebuild(kb, tmp_path):
     np.save(tmp_path / "ix" / "sentences.npy", np.zeros((1, 256), dtype=np.float32))
     with pytest.raises(ChatbotError, match="--rebuild"):
         KnowledgeIndex(tmp_path / "ix", HashEmbedder()).load()
+
+
+def test_a_single_text_is_embedded_once_and_its_vector_cannot_be_changed_by_a_caller():
+    class Counting(HashEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+            self.recent_texts = 2
+
+        def embed_batch(self, texts):
+            self.batches.append(list(texts))
+            return super().embed_batch(texts)
+
+    embedder = Counting()
+    first = embedder.embed(["Where is my parcel?"])
+    first[0, :] = 0.0  # a caller scribbling on its copy
+    again = embedder.embed(["Where is my parcel?"])
+    assert embedder.batches == [["Where is my parcel?"]] and np.linalg.norm(again[0]) == pytest.approx(1.0)
+    assert np.array_equal(again, embedder.embed_batch(["Where is my parcel?"]))
+    embedder.embed(["a refund"]), embedder.embed(["a return label"])  # the oldest falls out (2 remembered)
+    embedder.embed(["Where is my parcel?"])
+    assert embedder.batches[-1] == ["Where is my parcel?"]
+    embedder.embed(["a refund", "a return label"])  # batches are not looked up
+    assert embedder.batches[-1] == ["a refund", "a return label"]

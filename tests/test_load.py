@@ -37,6 +37,11 @@ QUESTIONS = [
 ]
 
 
+def question(n: int) -> str:
+    """The n-th request's message: every request of the run says something different (no repeated text)."""
+    return f"{QUESTIONS[n % len(QUESTIONS)]} My order number is {4000 + n}."
+
+
 def post(url: str, body: dict, timeout_s: float = 120) -> tuple[dict, float]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -91,12 +96,12 @@ def free_port() -> int:
 
 def test_sixteen_concurrent_sessions_share_the_model_and_store_every_message_once(server, capsys):
     url, pipeline = server
-    post(f"{url}/api/chat", {"message": QUESTIONS[0]})  # warm every path once
+    post(f"{url}/api/chat", {"message": question(999)})  # warm every path once
 
     alone_latencies = []
     began = time.perf_counter()
     for n in range(ALONE):
-        reply, seconds = post(f"{url}/api/chat", {"message": QUESTIONS[n % len(QUESTIONS)]})
+        reply, seconds = post(f"{url}/api/chat", {"message": question(1000 + n)})
         alone_latencies.append(seconds)
     alone_rate = ALONE / (time.perf_counter() - began)
 
@@ -108,7 +113,7 @@ def test_sixteen_concurrent_sessions_share_the_model_and_store_every_message_onc
             conversation = None
             results[s] = []
             for turn in range(PER_SESSION):
-                body = {"message": QUESTIONS[(s + turn) % len(QUESTIONS)]}
+                body = {"message": question(s * PER_SESSION + turn)}
                 if conversation:
                     body["conversation_id"] = conversation
                 reply, seconds = post(f"{url}/api/chat", body)
@@ -139,7 +144,7 @@ def test_sixteen_concurrent_sessions_share_the_model_and_store_every_message_onc
     for s, turns in results.items():  # every customer message stored exactly once, each answered
         conversation = pipeline.conversation(turns[0][0]["conversation_id"])
         customer = [m.content for m in conversation.messages if m.role == "customer"]
-        assert customer == [QUESTIONS[(s + t) % len(QUESTIONS)] for t in range(PER_SESSION)]
+        assert customer == [question(s * PER_SESSION + t) for t in range(PER_SESSION)]
         assert len([m for m in conversation.messages if m.role == "assistant"]) == PER_SESSION
     assert all(reply["usage"]["seconds"]["llm"] > 0 for turns in results.values() for reply, _ in turns)
     assert pipeline.llm._batcher.get().peak_running == 2  # the two cores decoded two replies at once
