@@ -186,27 +186,29 @@ def test_batched_ctranslate2_replies_match_one_at_a_time_and_carry_their_share(t
         tokens = list(llm.stream([Message("user", question)], 12))
         return "".join(t.text for t in tokens), tokens[-1]
 
+    def at_once(llm) -> dict:
+        """Every question asked at the same time, each from its own thread: question -> (text, last token)."""
+        out: dict = {}
+        threads = [threading.Thread(target=lambda q=q: out.__setitem__(q, reply(llm, q))) for q in questions]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return out
+
     alone = CTranslate2ChatModel(str(tmp_path / "f32"), "tiny", "cpu", 1, 1.0)
     expected = {q: reply(alone, q)[0] for q in questions}
     batched = CTranslate2ChatModel(str(tmp_path / "f32"), "tiny", "cpu", 1, 1.0, max_batch=8, max_waiting=8)
     batched.warm_up()
-    out: dict = {}
-    threads = [threading.Thread(target=lambda q=q: out.__setitem__(q, reply(batched, q))) for q in questions]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    out = at_once(batched)
     assert {q: text for q, (text, _) in out.items()} == expected
     assert all(done.done and done.compute_s is not None and done.compute_s > 0 for _, done in out.values())
     assert max(batched._batcher.get().batches) > 1  # some replies really shared a batch
 
-    side_by_side = CTranslate2ChatModel(str(tmp_path / "f32"), "tiny", "cpu", 2, 1.0, max_batch=8, max_waiting=8,
+    # the CPU default: max_batch 0 (one reply per batch), two decoded side by side on a thread each
+    side_by_side = CTranslate2ChatModel(str(tmp_path / "f32"), "tiny", "cpu", 2, 1.0, max_batch=0, max_waiting=8,
                                         parallel_batches=2)
-    assert side_by_side._thread_split() == (2, 1)  # two batches at once, one thread each
-    out.clear()
-    threads = [threading.Thread(target=lambda q=q: out.__setitem__(q, reply(side_by_side, q))) for q in questions]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert {q: text for q, (text, _) in out.items()} == expected
+    side_by_side.warm_up()
+    assert side_by_side._thread_split() == (2, 1) and side_by_side._queued()
+    assert {q: text for q, (text, _) in at_once(side_by_side).items()} == expected
+    assert max(side_by_side._batcher.get().batches) == 1
