@@ -229,6 +229,10 @@ class ImproveConfig(_Section):
     split: str = "dev"  # the question split the promotion gate evaluates on; the held-out split is never used
     max_steps: int = 60  # optimizer steps of the LoRA run (instead of [finetune.loop] max_steps)
     quantization: str = "int8"  # the exported serving model
+    # a student cut from the fine-tuned model with this many decoder layers is distilled from it on the same chats,
+    # exported and evaluated too, and serves instead when it passes the gate and, where the LLM writes, answers no
+    # worse than its teacher; 0 = no student
+    distill_layers: int = 0
 
 
 class FinetuneConfig(_Section):

@@ -151,8 +151,15 @@ def cmd_improve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _positive("--max-steps", "finetune.improve.max_steps", config.finetune.improve.max_steps)
     summary = improve(config, args.questions, args.logs, args.out, _progress)
-    c, s = summary["candidate"], summary["serving_before"]
+    c, s, student = summary["candidate"], summary["serving_before"], summary.get("student")
+    lines = []
+    if student and "writing" in student:  # judged this round (not when already serving)
+        w, t = student["writing"], student["teacher_writing"]
+        lines.append(f"student {student['name']} ({student['layers']} layers): correct {student['correct_rate']}, "
+                     f"wrong {student['wrong_rate']}; where the LLM writes: correct {w['correct_rate']} vs "
+                     f"{t['correct_rate']}, wrong {w['wrong_rate']} vs {t['wrong_rate']} (its teacher)")
     _print_report(args, summary, "\n".join([
+        *lines,
         f"candidate {c['name']}: correct {c['correct_rate']}, wrong {c['wrong_rate']}, "
         f"resolution {c['resolution_rate']}",
         f"serving   {s['name']}: correct {s['correct_rate']}, wrong {s['wrong_rate']}, "

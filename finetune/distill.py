@@ -141,6 +141,75 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float, alpha: f
     return alpha * kl + (1 - alpha) * ce
 
 
+def token_kd_loss(teacher, vocab_size: int, options: DistillOptions):
+    """The training loss of token-level distillation: `kd_loss` against the frozen teacher's logits."""
+    import torch
+
+    def loss_fn(model, batch):
+        with torch.no_grad():
+            teacher_logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        student_logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return kd_loss(student_logits, teacher_logits, batch["labels"], options.temperature, options.alpha, vocab_size)
+
+    return loss_fn
+
+
+def save_student(student, tokenizer, out: Path, device: str) -> None:
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    student.to(torch.bfloat16 if device == "cuda" else torch.float32).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def distill_chats(teacher_dir: str | Path, chats: Sequence, eval_chats: Sequence, out_dir: str | Path,
+                  options: DistillOptions, progress: Progress = lambda m: None, extra_report: dict | None = None) -> dict:
+    """Token-level distillation of the model in `teacher_dir` into a student cut from it (`options.layers`
+    decoder layers; 0 = half), on chats as they are served (`finetune.train.Chat`, e.g. the improvement
+    loop's grounded chats, `finetune.improve`); the student and `distill_report.json` go into `out_dir`."""
+    from finetune.train import encode_chats
+
+    out = Path(out_dir)
+    device = pick_device(options.device)
+    progress(f"loading teacher {teacher_dir} on {device}")
+    teacher, tokenizer = load_causal_lm(str(teacher_dir), device)
+    teacher.eval().requires_grad_(False)
+    total = teacher.config.num_hidden_layers
+    layers = options.layers or max(1, total // 2)
+    if not 0 < layers < total:
+        raise BadInput(f"a student cut from a {total}-layer teacher needs 1 to {total - 1} layers, not {layers}")
+    student, keep = cut_student(teacher, layers)
+    student = student.to(device)
+    student.requires_grad_(True)
+    examples, stats = encode_chats(tokenizer, chats, options.encode.max_tokens)
+    eval_examples, _ = encode_chats(tokenizer, eval_chats, options.encode.max_tokens)
+    if not examples:
+        raise BadInput(f"none of the {len(chats)} chats fits in {options.encode.max_tokens} tokens to distil on")
+    progress(f"token-level distillation on {len(examples)} chats: teacher {total} layers -> student {layers}")
+    pad = tokenizer.pad_token_id
+    settings = {"teacher": str(teacher_dir), "layers": keep, "temperature": options.temperature,
+                "alpha": options.alpha, "batch_size": options.loop.batch_size, "seed": options.loop.seed,
+                "learning_rate": options.loop.learning_rate}
+    result = train_loop(student, examples, token_kd_loss(teacher, len(tokenizer), options), options.loop,
+                        pad_id=pad, device=device, checkpoint_dir=out / "checkpoints", resume=False,
+                        fingerprint=fingerprint(examples, settings),
+                        meta={"validation_loss_before": mean_loss(student, eval_examples, pad, device)},
+                        description="distilling")
+    validation_after = mean_loss(student, eval_examples, pad, device)
+    save_student(student, tokenizer, out, device)
+    report = {
+        "teacher_path": str(teacher_dir), "mode": "token", "device": device, "kept_layers": keep,
+        "teacher_layers": total, "student_layers": layers,
+        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
+        "student_parameters": sum(p.numel() for p in student.parameters()),
+        "temperature": options.temperature, "alpha": options.alpha,
+        **run_report(result, options.loop, examples, stats, eval_examples, validation_after, device),
+        **(extra_report or {}),
+    }
+    write_atomic(out / "distill_report.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def teacher_replies(teacher, tokenizer, exchanges: Sequence[Exchange], pool: SourcePool, options: DistillOptions,
                     device: str, cache: Path) -> list[str]:
     """The teacher's greedy reply to each exchange's serve-time prompt; cached by question in `cache`."""
@@ -189,8 +258,6 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
             options: DistillOptions = DistillOptions(), resume: bool = False,
             progress: Progress = lambda m: None) -> dict:
     """Distil the teacher into a student saved in `out_dir`; returns the report (also written)."""
-    import torch
-
     if options.mode not in MODES:
         raise BadInput(f"--mode must be one of {', '.join(MODES)}, not '{options.mode}'")
     out = Path(out_dir)
@@ -233,13 +300,7 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
             return model(**batch).loss
     else:
         examples, stats = encode_exchanges(student_tokenizer, train, pool, options.encode)
-        vocab = len(student_tokenizer)
-
-        def loss_fn(model, batch):
-            with torch.no_grad():
-                teacher_logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            student_logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            return kd_loss(student_logits, teacher_logits, batch["labels"], options.temperature, options.alpha, vocab)
+        loss_fn = token_kd_loss(teacher, len(student_tokenizer), options)
 
     eval_examples, _ = encode_exchanges(student_tokenizer, validation[:options.eval_examples],
                                         SourcePool(validation), options.encode)
@@ -253,10 +314,7 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
                         meta=meta, description=f"distilling ({mode})")
     validation_after = mean_loss(student, eval_examples, pad, device)
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    student.to(save_dtype).save_pretrained(out)
-    student_tokenizer.save_pretrained(out)
+    save_student(student, student_tokenizer, out, device)
     report = {
         "teacher": teacher_name, "teacher_path": teacher_path, "student": options.student or "cut from teacher",
         "mode": mode, "device": device, "kept_layers": keep,

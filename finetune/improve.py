@@ -11,6 +11,11 @@
    question set (dev; the held-out split is never used here) with the serving model and with the
    candidate, each through the whole engine. The candidate is promoted only if its correct rate is
    not lower and its wrong rate not higher than the serving model's.
+   With `[finetune.improve] distill_layers`, a student cut from the fine-tuned model is distilled from
+   it on the same chats (`finetune.distill.distill_chats`), exported into `OUT/student-int8/` and
+   evaluated the same way. It is promoted instead of its teacher when it passes the gate and, in a
+   second evaluation where the LLM writes every answer it can (`[grounding] trained_decision` off,
+   which the gate's engine may rarely do), it is no worse than the teacher: faster, and as good.
 5. Promotion copies the export into `[models] promoted_dir` (default `OUT/serving/`) with
    `promotion.json`; the builder serves it from then on (see `chatbot.builder.promoted_model`). The
    serving model's dev totals are recorded in the database, for `chatbot report` and the panel.
@@ -116,11 +121,33 @@ def train_candidate(config: Config, train: list[Chat], validation: list[Chat], c
     return folder, fingerprint
 
 
-def export_candidate(config: Config, model: Path, fingerprint: str, out: Path, progress: Progress) -> tuple[Path, str]:
-    """The serving export of `model` (made now, or cached) and its name."""
+def distill_candidate(config: Config, teacher: Path, teacher_fingerprint: str, train: list[Chat],
+                      validation: list[Chat], out: Path, progress: Progress) -> tuple[Path, str]:
+    """The student distilled from the fine-tuned `teacher` (now, or cached) and its fingerprint."""
+    from finetune.distill import DistillOptions, distill_chats
+
+    imp = config.finetune.improve
+    options = DistillOptions.from_config(config)
+    options = replace(options, layers=imp.distill_layers, loop=replace(options.loop, max_steps=imp.max_steps))
+    fingerprint = _digest(teacher_fingerprint, _chats_digest(train), options.layers, options.temperature,
+                          options.alpha, options.loop, options.encode)
+    folder = out / "student"
+    report = folder / "distill_report.json"
+    if report.is_file() and json.loads(report.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
+        progress(f"distilled student in {folder} is up to date")
+        return folder, fingerprint
+    build_folder_atomic(folder, lambda tmp: distill_chats(teacher, train, validation, tmp, options, progress,
+                                                          extra_report={"fingerprint": fingerprint}))
+    return folder, fingerprint
+
+
+def export_candidate(config: Config, model: Path, fingerprint: str, out: Path, progress: Progress,
+                     kind: str = "candidate") -> tuple[Path, str]:
+    """The serving export of `model` (made now, or cached) and its name; `kind`: "candidate" or "student"."""
     quantization = config.finetune.improve.quantization
-    folder = out / f"candidate-{quantization}"
-    name = f"{config.models.llm}-grounded-{fingerprint[:8]}-{quantization}"
+    folder = out / f"{kind}-{quantization}"
+    layers = f"-student{config.finetune.improve.distill_layers}" if kind == "student" else ""
+    name = f"{config.models.llm}-grounded-{fingerprint[:8]}{layers}-{quantization}"
     if _card(folder).get("fingerprint") == fingerprint:
         progress(f"{quantization} export in {folder} is up to date")
         return folder, name
@@ -200,14 +227,34 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
     model, fingerprint = train_candidate(config, train, validation, counts, out, progress)
     export, name = export_candidate(config, model, fingerprint, out, progress)
 
+    student = None
+    if config.finetune.improve.distill_layers > 0:
+        student_model, student_fingerprint = distill_candidate(config, model, fingerprint, train, validation, out,
+                                                               progress)
+        student_export, student_name = export_candidate(config, student_model, student_fingerprint, out, progress,
+                                                        kind="student")
+        student = {"name": student_name, "folder": str(student_export), "fingerprint": student_fingerprint,
+                   "layers": config.finetune.improve.distill_layers}
+
     current = promoted_model(config.models.llm, str(target))
     serving_model, serving_name = (current[0], current[1]) if current else (config.models.llm, config.models.llm)
     serving = evaluate_model(config, serving_model, serving_name, gate_questions, out, progress)["totals"]
-    if current and _card(Path(current[0])).get("fingerprint") == fingerprint:
-        promoted, reason, candidate = False, "the candidate is already the serving model", serving
+    serving_fingerprint = _card(Path(current[0])).get("fingerprint") if current else None
+    if student and serving_fingerprint == student["fingerprint"]:
+        promoted, reason, candidate = False, "the distilled student is already the serving model", serving
+        export, name, fingerprint = Path(student["folder"]), student["name"], student["fingerprint"]
     else:
-        candidate = evaluate_model(config, str(export), name, gate_questions, out, progress)["totals"]
-        promoted, reason = gate(candidate, serving)
+        if serving_fingerprint == fingerprint:
+            promoted, reason, candidate = False, "the candidate is already the serving model", serving
+        else:
+            candidate = evaluate_model(config, str(export), name, gate_questions, out, progress)["totals"]
+            promoted, reason = gate(candidate, serving)
+        if student:  # judged also when its teacher already serves: it is there to replace it
+            student.update(_student_verdict(config, student, export, name, serving, questions_path, index, out,
+                                            progress))
+            if student["eligible"]:  # the student serves in its teacher's place
+                promoted, reason, candidate = True, student["reason"], student["totals"]
+                export, name, fingerprint = Path(student["folder"]), student["name"], student["fingerprint"]
     record = {"name": name, "base": config.models.llm, "fingerprint": fingerprint, "promoted": promoted,
               "reason": reason, "split": config.finetune.improve.split, "questions": str(questions_path),
               "candidate": candidate, "serving_before": {"name": serving_name, **serving},
@@ -222,10 +269,30 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
     summary = {"serving": now_serving[0], "promoted": promoted, "reason": reason, "target": str(target),
                "candidate": {"name": name, "folder": str(export), **_rates(candidate)},
                "serving_before": {"name": serving_name, **_rates(serving)}, "chats": counts,
+               **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}}
+                  if student else {}),
                "train": {k: record["train_report"].get(k) for k in (
                    "steps", "train_seconds", "seconds_per_step", "validation_loss_before", "validation_loss_after")}}
     write_atomic(out / "improve.json", json.dumps({**summary, "record": record}, indent=2, default=str) + "\n")
     return summary
+
+
+def _student_verdict(config: Config, student: dict, teacher_export: Path, teacher_name: str, serving: dict,
+                     questions_path: str, index, out: Path, progress: Progress) -> dict:
+    """Does the student serve instead of its teacher? It must pass the gate against the serving model, and,
+    with the LLM writing every answer it can (the trained decision off), be no worse than the teacher."""
+    totals = evaluate_model(config, student["folder"], student["name"],
+                            gate_set(config, questions_path, index), out, progress)["totals"]
+    passes, reason = gate(totals, serving)
+    writing = config.with_overrides({"grounding": {"trained_decision": False}})
+    writing_set = gate_set(writing, questions_path, index)
+    student_writes = evaluate_model(writing, student["folder"], student["name"], writing_set, out, progress)["totals"]
+    teacher_writes = evaluate_model(writing, str(teacher_export), teacher_name, writing_set, out, progress)["totals"]
+    as_good, versus_teacher = gate(student_writes, teacher_writes)
+    return {"totals": totals, **_rates(totals), "writing": _rates(student_writes),
+            "teacher_writing": _rates(teacher_writes), "eligible": passes and as_good,
+            "reason": f"student: against the serving model {reason}; where the LLM writes, against its teacher "
+                      f"{versus_teacher}"}
 
 
 def _rates(totals: dict) -> dict:

@@ -108,16 +108,14 @@ def test_a_promoted_model_serves_only_over_the_base_it_was_promoted_over(tmp_pat
     assert build_llm(config).name == "base-a-grounded-int8"
 
 
-@pytest.mark.e2e
-def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(tmp_path, tokenizer_dir, demo_docs,
-                                                                             repo_root):
+def _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers: int, **improve_settings):
+    """A tiny base model, two dev questions of the demo shop and its help centre ingested; returns
+    (config, questions file, logs)."""
     from chatbot.builder import build_index
-    from chatbot.records.store import Store
-    from finetune.improve import improve
     from finetune.testing import tiny_llama
     from knowledge.ingest import iter_documents as documents
 
-    base = str(tiny_llama(tmp_path / "base", tokenizer_dir, layers=1, hidden_size=32))
+    base = str(tiny_llama(tmp_path / "base", tokenizer_dir, layers=layers, hidden_size=32))
     questions = tmp_path / "q.jsonl"
     lines = [line for line in (repo_root / "demo/questions.jsonl").read_text().splitlines() if '"dev"' in line]
     questions.write_text("\n".join(lines[:2]) + "\n")
@@ -125,17 +123,27 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(tm
         "index_dir": str(tmp_path / "ix"), "db_url": f"sqlite:///{tmp_path / 'prod.db'}",
         "company_name": "Lumen & Oak", "generation": {"max_new_tokens": 8},
         "models": {"llm": base, "device": "cpu", "promoted_dir": str(tmp_path / "models/serving")},
-        "finetune": {"max_tokens": 512, "improve": {"max_chats": 12, "max_steps": 1, "validation_chats": 2},
+        "finetune": {"max_tokens": 512, "improve": {"max_chats": 12, "max_steps": 1, "validation_chats": 2,
+                                                    **improve_settings},
                      "loop": {"batch_size": 2, "warmup_steps": 0}},
     })
     build_index(config).ingest(documents([str(demo_docs)]), max_chars=900, overlap_chars=150)
+    return config, str(questions), [str(repo_root / "demo/support-logs.jsonl")]
+
+
+@pytest.mark.e2e
+def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(tmp_path, tokenizer_dir, demo_docs,
+                                                                             repo_root):
+    from chatbot.records.store import Store
+    from finetune.improve import improve
+
+    config, questions, logs = _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers=1)
     messages = []
-    first = improve(config, str(questions), [str(repo_root / "demo/support-logs.jsonl")], tmp_path / "models",
-                    messages.append)
+    first = improve(config, questions, logs, tmp_path / "models", messages.append)
     assert first["chats"]["chats"] > 0 and first["chats"]["log_chats"] > 0 and first["train"]["steps"] == 1
-    assert (tmp_path / "models/candidate-int8/model.bin").is_file()
+    assert (tmp_path / "models/candidate-int8/model.bin").is_file() and "student" not in first
     card = json.loads((tmp_path / "models/candidate-int8/chatbot_model.json").read_text())
-    assert first["candidate"]["name"] == card["name"] and card["base"] == base
+    assert first["candidate"]["name"] == card["name"] and card["base"] == config.models.llm
     assert first["promoted"] == gate(first["candidate"], first["serving_before"])[0]
     if first["promoted"]:
         assert build_llm(config).name == card["name"]  # the builder now serves it
@@ -143,8 +151,34 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(tm
     assert Store(config.db_url).latest_eval_runs(serving)["dev"]["model"] == serving  # for report and panel
 
     messages.clear()
-    again = improve(config, str(questions), [str(repo_root / "demo/support-logs.jsonl")], tmp_path / "models",
-                    messages.append)
+    again = improve(config, questions, logs, tmp_path / "models", messages.append)
     assert any("up to date" in m for m in messages) and not any(m.startswith("loading ") for m in messages)
     assert not any(m.startswith("evaluating ") for m in messages)  # every evaluation came from the cache
     assert again["serving"] == serving
+
+
+@pytest.mark.e2e
+def test_a_student_distilled_from_the_fine_tuned_model_is_gated_against_its_teacher(tmp_path, tokenizer_dir,
+                                                                                   demo_docs, repo_root):
+    from finetune.improve import improve
+
+    config, questions, logs = _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers=2,
+                                           distill_layers=1)
+    messages = []
+    first = improve(config, questions, logs, tmp_path / "models", messages.append)
+    report = json.loads((tmp_path / "models/student/distill_report.json").read_text())
+    assert report["teacher_layers"] == 2 and report["student_layers"] == 1 and report["steps"] == 1
+    student = first["student"]
+    card = json.loads((tmp_path / "models/student-int8/chatbot_model.json").read_text())
+    assert student["name"] == card["name"] and "student1" in card["name"]
+    assert {"writing", "teacher_writing", "eligible", "reason"} <= set(student)
+    assert student["eligible"] == (gate(student, first["serving_before"])[0]
+                                   and gate(student["writing"], student["teacher_writing"])[0])
+    if student["eligible"]:
+        assert first["promoted"] and first["serving"] == student["name"] == build_llm(config).name
+
+    messages.clear()
+    again = improve(config, questions, logs, tmp_path / "models", messages.append)
+    assert any(m.startswith("distilled student") and "up to date" in m for m in messages)
+    assert not any(m.startswith("evaluating ") or m.startswith("loading teacher") for m in messages)
+    assert again["serving"] == first["serving"]
