@@ -9,13 +9,14 @@
    in its `chatbot_model.json`.
 4. The gate: `chatbot eval` (`chatbot.reporting.evaluation`) on the `[finetune.improve] split` of the
    question set (dev; the held-out split is never used here) with the serving model and with the
-   candidate, each through the whole engine. The candidate is promoted only if its correct rate is
-   not lower and its wrong rate not higher than the serving model's.
+   candidate, each through the whole engine, and again with the LLM writing every answer it can
+   (`[grounding] trained_decision` off: the calibrated engine may call it for no question at all, and
+   then the first evaluation cannot tell models apart). The candidate is promoted only if, in both,
+   its correct rate is not lower and its wrong rate not higher than the serving model's.
    With `[finetune.improve] distill_layers`, a student cut from the fine-tuned model is distilled from
    it on the same chats (`finetune.distill.distill_chats`), exported into `OUT/student-int8/` and
-   evaluated the same way. It is promoted instead of its teacher when it passes the gate and, in a
-   second evaluation where the LLM writes every answer it can (`[grounding] trained_decision` off,
-   which the gate's engine may rarely do), it is no worse than the teacher: faster, and as good.
+   evaluated the same way. It is promoted instead of its teacher when it passes the gate and, where
+   the LLM writes, it is no worse than the teacher either: faster, and as good.
 5. Promotion copies the export into `[models] promoted_dir` (default `OUT/serving/`) with
    `promotion.json`; the builder serves it from then on (see `chatbot.builder.promoted_model`). The
    serving model's dev totals are recorded in the database, for `chatbot report` and the panel.
@@ -240,20 +241,37 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
     serving_model, serving_name = (current[0], current[1]) if current else (config.models.llm, config.models.llm)
     serving = evaluate_model(config, serving_model, serving_name, gate_questions, out, progress)["totals"]
     serving_fingerprint = _card(Path(current[0])).get("fingerprint") if current else None
+    writing = config.with_overrides({"grounding": {"trained_decision": False}})
+    writing_set = gate_set(writing, questions_path, index)
+
+    def writes(folder: str, label: str) -> dict:
+        """Totals with the LLM writing every answer it can: the calibrated engine may rarely call it at all."""
+        return evaluate_model(writing, folder, label, writing_set, out, progress)["totals"]
+
+    serving_writes = teacher_writes = candidate_writes = None
     if student and serving_fingerprint == student["fingerprint"]:
         promoted, reason, candidate = False, "the distilled student is already the serving model", serving
         export, name, fingerprint = Path(student["folder"]), student["name"], student["fingerprint"]
     else:
+        serving_writes = writes(serving_model, serving_name)
         if serving_fingerprint == fingerprint:
             promoted, reason, candidate = False, "the candidate is already the serving model", serving
+            teacher_writes = serving_writes
         else:
             candidate = evaluate_model(config, str(export), name, gate_questions, out, progress)["totals"]
-            promoted, reason = gate(candidate, serving)
+            teacher_writes = writes(str(export), name)
+            promoted, reason = _verdict(candidate, serving, teacher_writes, serving_writes)
+            candidate_writes = teacher_writes
         if student:  # judged also when its teacher already serves: it is there to replace it
-            student.update(_student_verdict(config, student, export, name, serving, questions_path, index, out,
-                                            progress))
+            totals = evaluate_model(config, student["folder"], student["name"], gate_questions, out, progress)["totals"]
+            student_writes = writes(student["folder"], student["name"])
+            passes, why = _verdict(totals, serving, student_writes, serving_writes)
+            as_good, versus_teacher = gate(student_writes, teacher_writes)
+            student.update(totals=totals, **_rates(totals), writing=_rates(student_writes),
+                           teacher_writing=_rates(teacher_writes), eligible=passes and as_good,
+                           reason=f"student: {why}; where the LLM writes, against its teacher {versus_teacher}")
             if student["eligible"]:  # the student serves in its teacher's place
-                promoted, reason, candidate = True, student["reason"], student["totals"]
+                promoted, reason, candidate, candidate_writes = True, student["reason"], totals, student_writes
                 export, name, fingerprint = Path(student["folder"]), student["name"], student["fingerprint"]
     record = {"name": name, "base": config.models.llm, "fingerprint": fingerprint, "promoted": promoted,
               "reason": reason, "split": config.finetune.improve.split, "questions": str(questions_path),
@@ -267,8 +285,11 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
 
     Store(config.db_url).add_eval_run(now_serving[0], str(questions_path), record["split"], now_serving[1])
     summary = {"serving": now_serving[0], "promoted": promoted, "reason": reason, "target": str(target),
-               "candidate": {"name": name, "folder": str(export), **_rates(candidate)},
-               "serving_before": {"name": serving_name, **_rates(serving)}, "chats": counts,
+               "candidate": {"name": name, "folder": str(export), **_rates(candidate),
+                             **({"writing": _rates(candidate_writes)} if candidate_writes else {})},
+               "serving_before": {"name": serving_name, **_rates(serving),
+                                  **({"writing": _rates(serving_writes)} if serving_writes else {})},
+               "chats": counts,
                **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}}
                   if student else {}),
                "train": {k: record["train_report"].get(k) for k in (
@@ -277,22 +298,11 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
     return summary
 
 
-def _student_verdict(config: Config, student: dict, teacher_export: Path, teacher_name: str, serving: dict,
-                     questions_path: str, index, out: Path, progress: Progress) -> dict:
-    """Does the student serve instead of its teacher? It must pass the gate against the serving model, and,
-    with the LLM writing every answer it can (the trained decision off), be no worse than the teacher."""
-    totals = evaluate_model(config, student["folder"], student["name"],
-                            gate_set(config, questions_path, index), out, progress)["totals"]
-    passes, reason = gate(totals, serving)
-    writing = config.with_overrides({"grounding": {"trained_decision": False}})
-    writing_set = gate_set(writing, questions_path, index)
-    student_writes = evaluate_model(writing, student["folder"], student["name"], writing_set, out, progress)["totals"]
-    teacher_writes = evaluate_model(writing, str(teacher_export), teacher_name, writing_set, out, progress)["totals"]
-    as_good, versus_teacher = gate(student_writes, teacher_writes)
-    return {"totals": totals, **_rates(totals), "writing": _rates(student_writes),
-            "teacher_writing": _rates(teacher_writes), "eligible": passes and as_good,
-            "reason": f"student: against the serving model {reason}; where the LLM writes, against its teacher "
-                      f"{versus_teacher}"}
+def _verdict(totals: dict, serving: dict, writes: dict, serving_writes: dict) -> tuple[bool, str]:
+    """The gate twice: through the engine as it serves, and with the LLM writing every answer it can."""
+    served_ok, served = gate(totals, serving)
+    writing_ok, writing = gate(writes, serving_writes)
+    return served_ok and writing_ok, f"{served}; where the LLM writes, {writing}"
 
 
 def _rates(totals: dict) -> dict:

@@ -144,7 +144,8 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(tm
     assert (tmp_path / "models/candidate-int8/model.bin").is_file() and "student" not in first
     card = json.loads((tmp_path / "models/candidate-int8/chatbot_model.json").read_text())
     assert first["candidate"]["name"] == card["name"] and card["base"] == config.models.llm
-    assert first["promoted"] == gate(first["candidate"], first["serving_before"])[0]
+    c, s = first["candidate"], first["serving_before"]
+    assert first["promoted"] == (gate(c, s)[0] and gate(c["writing"], s["writing"])[0])  # served, and writing
     if first["promoted"]:
         assert build_llm(config).name == card["name"]  # the builder now serves it
     serving = first["serving"]
@@ -172,7 +173,8 @@ def test_a_student_distilled_from_the_fine_tuned_model_is_gated_against_its_teac
     card = json.loads((tmp_path / "models/student-int8/chatbot_model.json").read_text())
     assert student["name"] == card["name"] and "student1" in card["name"]
     assert {"writing", "teacher_writing", "eligible", "reason"} <= set(student)
-    assert student["eligible"] == (gate(student, first["serving_before"])[0]
+    serving = first["serving_before"]
+    assert student["eligible"] == (gate(student, serving)[0] and gate(student["writing"], serving["writing"])[0]
                                    and gate(student["writing"], student["teacher_writing"])[0])
     if student["eligible"]:
         assert first["promoted"] and first["serving"] == student["name"] == build_llm(config).name
