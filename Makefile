@@ -8,8 +8,8 @@ DB := sqlite:///.chatbot/chatbot.db
 .PHONY: run quick answer setup install system-deps test test-fast bench clean
 
 ## install into .venv, provision the offline models, ingest the demo help centre, train and calibrate the
-## answer decision on its dev questions, run one round of the improvement loop (fine-tune, export int8, eval
-## gate, promote; cached), answer with the serving model, report
+## answer decision on its dev questions, run one round of the improvement loop (fine-tune, distil, export int8,
+## eval gate, promote; cached), answer with the serving model, report
 run: setup
 	$(BIN)/chatbot --config demo/chatbot.toml ingest demo/help-centre --index $(INDEX)
 	$(BIN)/chatbot --config demo/chatbot.toml improve --questions demo/questions.jsonl \
