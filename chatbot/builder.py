@@ -21,6 +21,7 @@ from knowledge.embedding import SentenceTransformerEmbedder
 from knowledge.index import KnowledgeIndex
 from knowledge.rerank import TrainingSettings as RerankSettings
 from knowledge.search import HybridSearcher, Searcher
+from knowledge.types import Source
 
 Progress = Callable[[str], None]
 
@@ -301,14 +302,13 @@ def build_webhook(config: Config):
 
 def build_desk(config: Config, pipeline: Pipeline, webhook=None):
     """The live-handoff desk over the pipeline's store: prices, display names, the webhook, the FAQ folder."""
-    from chatbot.handoff import LiveDesk, PacketSource
+    from chatbot.handoff import LiveDesk
 
     h = config.handoff
     webhook = webhook or build_webhook(config)
 
-    def found(question: str) -> list[PacketSource]:
-        return [PacketSource(p.doc_id, p.chunk.title, p.chunk.url)
-                for p in pipeline.searcher.search_documents(question, k=3)]
+    def found(question: str) -> list[Source]:
+        return [p.source for p in pipeline.searcher.search_documents(question, k=3)]
 
     return LiveDesk(pipeline.store, config.prices.human_agent_usd_per_hour,
                     notify=webhook.send if webhook is not None else None, search=found,

@@ -26,6 +26,7 @@ from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Conflict, LiveHandoff, MAX_MESSAGE_CHARS, Store
 from core.errors import BadInput
 from core.text import clean_text
+from knowledge.types import Source
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +43,11 @@ Notify = Callable[[str, dict], None]
 
 
 @dataclass(frozen=True)
-class PacketSource:
-    doc_id: str
-    title: str
-    url: str
-
-
-@dataclass(frozen=True)
 class Packet:
     """What a person needs to take over: the customer's questions, what the assistant found and tried."""
 
     questions: tuple[str, ...]  # what the customer wrote, oldest first
-    sources: tuple[PacketSource, ...]  # the help-centre documents the assistant read for the last question
+    sources: tuple[Source, ...]  # the help-centre documents the assistant read for the last question
     draft: str | None  # the assistant's rejected draft (the LLM's words before the check), if it wrote one
     why: str  # why it handed over
     checked: dict = field(default_factory=dict)  # the check's figures: claims, supported, dropped
@@ -94,7 +88,7 @@ class LiveDesk:
     """
 
     def __init__(self, store: Store, usd_per_hour: float = 30.0, notify: Notify | None = None,
-                 search: Callable[[str], list[PacketSource]] | None = None,
+                 search: Callable[[str], list[Source]] | None = None,
                  display_names: dict[str, str] | None = None, faq_dir: str = ".chatbot/faq",
                  topic_distance: float = 0.45):
         self.store = store
@@ -202,7 +196,7 @@ class LiveDesk:
         if reason == "unsupported_answer" and grounding.get("claims"):
             why = f"{grounding.get('dropped', 0)} of {grounding['claims']} sentences of the draft were not " \
                   "supported by the sources"
-        sources = [PacketSource(s.doc_id, s.title, s.url) for s in (reply.sources if reply else ())]
+        sources = [Source(s.doc_id, s.title, s.url) for s in (reply.sources if reply else ())]
         typed = [m.content for m in questions if not m.extra.get("action")]
         if self.search is not None and typed:
             try:

@@ -46,7 +46,7 @@ from chatbot.reporting.analytics import conversation_costs, daily, list_conversa
 from chatbot.reporting.report import build_report
 from core.errors import BadInput
 from core.text import clean_text
-from knowledge.types import Passage
+from knowledge.types import Passage, Source
 
 if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
     from chatbot.answer.decision import AnswerModel
@@ -81,13 +81,6 @@ ANSWERS = {
     Outcome.UNSUPPORTED_ANSWER: "I'm not certain about that, so I've asked a colleague to confirm.",
 }
 QUOTE = "Our help centre says: \u201c{sentence}\u201d [1]"
-
-
-@dataclass(frozen=True)
-class Source:
-    doc_id: str
-    title: str
-    url: str
 
 
 @dataclass(frozen=True)
@@ -564,7 +557,7 @@ class Pipeline:
             self.store.add_handoff(conversation_id, message_id, outcome)
         return Reply(
             conversation_id=conversation_id, answer=answer,
-            sources=tuple(Source(p.doc_id, p.chunk.title, p.chunk.url) for p in cited),
+            sources=tuple(p.source for p in cited),
             handoff=Handoff(outcome.hands_over, outcome if outcome.hands_over else None), usage=usage, cost=cost,
             outcome=outcome, message_id=message_id, question=question,
             grounding={k: v for k, v in grounding.items() if k != "raw_answer"},

@@ -37,6 +37,15 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A help-centre document as an answer or a handoff names it."""
+
+    doc_id: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Passage:
     """A retrieved chunk with its scores."""
 
@@ -48,6 +57,10 @@ class Passage:
     @property
     def doc_id(self) -> str:
         return self.chunk.doc_id
+
+    @property
+    def source(self) -> Source:
+        return Source(self.chunk.doc_id, self.chunk.title, self.chunk.url)
 
     @property
     def sentences(self) -> tuple[str, ...]:
