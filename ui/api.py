@@ -122,6 +122,11 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return JSONResponse({"error": problem(exc)}, status_code=400)
 
 
+async def chatbot_error(request: Request, exc: ChatbotError) -> JSONResponse:
+    """A route's `ChatbotError` as `{"error"}` with its status (`_error`): the routes raise, the app maps."""
+    return _error(exc)
+
+
 def operator_ok(request: Request, user: str, password: str) -> bool:
     """True for HTTP Basic `user:password` or `Bearer password` (plain or a hash: `password_matches`);
     never without a password set. Constant-time comparisons."""
@@ -209,56 +214,44 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     async def chat(request: Request):
         content_type = request.headers.get("content-type", "")
         audio = image = None
-        try:
-            if content_type.startswith("application/json"):
-                body = await _json_body(request, ChatRequest, chat_example)
-            elif content_type.startswith("multipart/form-data"):
-                form = await _form(request)
-                fields = {k: form.get(k) or None for k in ("message", "conversation_id")}
-                try:
-                    body = ChatRequest.model_validate(fields)
-                except ValidationError as exc:
-                    raise BadInput(problem(exc)) from None
-                audio = await _upload(form.get("audio"), "audio", max_upload_bytes)
-                image = await _upload(form.get("image"), "image", max_upload_bytes)
-            else:
-                raise BadInput("send JSON (application/json) or a multipart form")
-            if not body.message and audio is None and image is None:
-                raise BadInput("the message is empty; type a question")
-            limiter.hit(client_key(request))
-            from starlette.concurrency import run_in_threadpool
+        if content_type.startswith("application/json"):
+            body = await _json_body(request, ChatRequest, chat_example)
+        elif content_type.startswith("multipart/form-data"):
+            form = await _form(request)
+            fields = {k: form.get(k) or None for k in ("message", "conversation_id")}
+            try:
+                body = ChatRequest.model_validate(fields)
+            except ValidationError as exc:
+                raise BadInput(problem(exc)) from None
+            audio = await _upload(form.get("audio"), "audio", max_upload_bytes)
+            image = await _upload(form.get("image"), "image", max_upload_bytes)
+        else:
+            raise BadInput("send JSON (application/json) or a multipart form")
+        if not body.message and audio is None and image is None:
+            raise BadInput("the message is empty; type a question")
+        limiter.hit(client_key(request))
+        from starlette.concurrency import run_in_threadpool
 
-            turn = Turn(body.message or "", audio=audio, image=image, conversation_id=body.conversation_id,
-                        channel="api")
-            reply = await run_in_threadpool(pipeline.ask, turn)
-        except ChatbotError as exc:
-            return _error(exc)
+        turn = Turn(body.message or "", audio=audio, image=image, conversation_id=body.conversation_id,
+                    channel="api")
+        reply = await run_in_threadpool(pipeline.ask, turn)
         return {**reply.to_json(), "message_id": reply.message_id}
 
     @router.post("/feedback", openapi_extra=_schema(FeedbackRequest))
     async def post_feedback(request: Request):
-        try:
-            body = await _json_body(request, FeedbackRequest, feedback_example)
-            limiter.hit(client_key(request), "ratings")
-            pipeline.feedback(body.conversation_id, body.message_id, body.rating, body.comment)
-        except ChatbotError as exc:
-            return _error(exc)
+        body = await _json_body(request, FeedbackRequest, feedback_example)
+        limiter.hit(client_key(request), "ratings")
+        pipeline.feedback(body.conversation_id, body.message_id, body.rating, body.comment)
         return {"ok": True}
 
     @router.get("/conversations/{conversation_id}")
     def get_conversation(conversation_id: str):
-        try:
-            return conversation_json(pipeline, conversation_id)
-        except ChatbotError as exc:
-            return _error(exc)
+        return conversation_json(pipeline, conversation_id)
 
     @router.get("/analytics")
     def analytics(request: Request, days: int = Query(30, ge=1, le=366)):
-        try:
-            signed_in(request, admin=True)
-            return pipeline.analytics(days)
-        except ChatbotError as exc:
-            return _error(exc)
+        signed_in(request, admin=True)
+        return pipeline.analytics(days)
 
     # ---- live handoff: operators only (named users, `ui.guard.Operators`) -------------------------
     def signed_in(request: Request, admin: bool = False) -> Operator:
@@ -283,63 +276,45 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     @router.get("/handoffs")
     def handoffs(request: Request):
         """The people's queue: conversations waiting (or claimed), oldest first, with their handoff packets."""
-        try:
-            signed_in(request)
-            return {"handoffs": [entry.to_json() for entry in pipeline.handoff_queue()]}
-        except ChatbotError as exc:
-            return _error(exc)
+        signed_in(request)
+        return {"handoffs": [entry.to_json() for entry in pipeline.handoff_queue()]}
 
     @router.post("/conversations/{conversation_id}/claim")
     def claim(conversation_id: str, request: Request):
-        try:
-            who = signed_in(request)
-            pipeline.claim(conversation_id_ok(conversation_id), who.name)
-            return {"conversation_id": conversation_id, "state": "agent", "agent": who.name}
-        except ChatbotError as exc:
-            return _error(exc)
+        who = signed_in(request)
+        pipeline.claim(conversation_id_ok(conversation_id), who.name)
+        return {"conversation_id": conversation_id, "state": "agent", "agent": who.name}
 
     @router.post("/conversations/{conversation_id}/reply", openapi_extra=_schema(AgentReplyRequest))
     async def agent_reply(conversation_id: str, request: Request):
-        try:
-            who = signed_in(request)
-            body = await _json_body(request, AgentReplyRequest, '{"text": "..."}')
-            message_id = pipeline.agent_reply(conversation_id_ok(conversation_id), who.name, body.text)
-            return {"conversation_id": conversation_id, "message_id": message_id}
-        except ChatbotError as exc:
-            return _error(exc)
+        who = signed_in(request)
+        body = await _json_body(request, AgentReplyRequest, '{"text": "..."}')
+        message_id = pipeline.agent_reply(conversation_id_ok(conversation_id), who.name, body.text)
+        return {"conversation_id": conversation_id, "message_id": message_id}
 
     @router.post("/conversations/{conversation_id}/resolve", openapi_extra=_schema(ResolveRequest))
     async def resolve(conversation_id: str, request: Request):
-        try:
-            who = signed_in(request)
-            body = await _json_body(request, ResolveRequest, '{"return_to_bot": true}')
-            return pipeline.resolve(conversation_id_ok(conversation_id), who.name, body.return_to_bot,
-                                    override=who.admin)
-        except ChatbotError as exc:
-            return _error(exc)
+        who = signed_in(request)
+        body = await _json_body(request, ResolveRequest, '{"return_to_bot": true}')
+        return pipeline.resolve(conversation_id_ok(conversation_id), who.name, body.return_to_bot,
+                                override=who.admin)
 
     @router.post("/knowledge/faq", openapi_extra=_schema(FaqRequest))
     async def save_faq(request: Request):
         """A help-centre entry (question and answer), saved to the FAQ file and indexed at once."""
-        try:
-            who = signed_in(request)
-            body = await _json_body(request, FaqRequest, '{"question": "...", "answer": "..."}')
-            from starlette.concurrency import run_in_threadpool
+        who = signed_in(request)
+        body = await _json_body(request, FaqRequest, '{"question": "...", "answer": "..."}')
+        from starlette.concurrency import run_in_threadpool
 
-            doc_id = await run_in_threadpool(pipeline.save_faq, body.question, body.answer, who.name,
-                                             body.conversation_id)
-            return {"doc_id": doc_id}
-        except ChatbotError as exc:
-            return _error(exc)
+        doc_id = await run_in_threadpool(pipeline.save_faq, body.question, body.answer, who.name,
+                                         body.conversation_id)
+        return {"doc_id": doc_id}
 
     @router.get("/knowledge/gaps")
     def gaps(request: Request):
         """Unanswered and handed-over questions as topics, largest first, with the answers saved for them."""
-        try:
-            signed_in(request)
-            return {"topics": [t.to_json() for t in pipeline.gap_topics()]}
-        except ChatbotError as exc:
-            return _error(exc)
+        signed_in(request)
+        return {"topics": [t.to_json() for t in pipeline.gap_topics()]}
 
     return router
 

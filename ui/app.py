@@ -28,9 +28,10 @@ from gradio.utils import get_upload_folder
 from starlette.middleware.cors import CORSMiddleware
 
 from core.config import Config
+from core.errors import ChatbotError
 from chatbot.pipeline import Pipeline
 from chatbot.builder import build_voice_out
-from ui.api import MAX_JSON_BYTES, build_router, invalid_request
+from ui.api import MAX_JSON_BYTES, build_router, chatbot_error, invalid_request
 from ui.guard import EdgeMiddleware, LoginGuard, Operators, RateLimiter
 from ui.chat import CSS, build_chat
 from ui.operator import build_operator
@@ -81,6 +82,7 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     app.include_router(build_router(pipeline, user, lambda: operator_password(config), limiter, logins, max_upload,
                                     operators))
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(ChatbotError, chatbot_error)  # every /api route's errors: 400/401/403/404/409/429/503
 
     def body_limit(path: str) -> int | None:
         if path.startswith("/api/chat"):
