@@ -6,6 +6,7 @@ Stand-ins for the model seams, deterministic and model-free, for unit tests of w
 - `FixedImageReader`: an `ImageReader` that reads the same text in any image with something drawn on it;
 - `FakeOpenAIServer`: a loopback OpenAI-compatible `/v1/chat/completions` server for `OpenAIChatModel`;
 - `price_sheet()`: the default `PriceSheet`, with changes;
+- `scripted_pipeline()`: the engine wired as the builder wires it, over a test index and a stand-in LLM;
 - `tone_wav()`, `screenshot_png()`: a short WAV and a rendered screenshot, made without any model.
 (`knowledge.testing.HashEmbedder` is the `Embedder` stand-in.)
 
@@ -397,3 +398,17 @@ class ImageReaderContract:
     def test_an_image_without_text_is_bad_input(self, reader):
         with pytest.raises(BadInput, match="no text"):
             reader.read(blank_png())
+
+
+def scripted_pipeline(config, index, llm, db_url: str, settings=None):
+    """A `Pipeline` as `chatbot.builder` wires it, over a loaded `index` (usually `HashEmbedder`'s) and a
+    stand-in `llm`, storing in `db_url`; the grounding check at overlap 0.5 and cosine 0.3, which suit
+    `HashEmbedder`'s vectors. `settings`: instead of `build_settings(config)`."""
+    from chatbot.answer.grounding import GroundingChecker
+    from chatbot.builder import build_prices, build_searcher, build_settings
+    from chatbot.pipeline import Pipeline
+    from chatbot.records.store import Store
+
+    return Pipeline(build_searcher(config, index), index, llm, Store(db_url),
+                    GroundingChecker(index.embedder, 0.5, 0.3, 2), build_prices(config),
+                    settings or build_settings(config))

@@ -3,8 +3,6 @@ a crash mid-reply, other sites, uploads. The app runs on stand-ins (hash embedde
 Starlette's TestClient; one test kills a real server process with SIGKILL and restarts it.
 """
 
-import base64
-import json
 import logging
 import os
 import signal
@@ -17,11 +15,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from chatbot.answer.grounding import GroundingChecker
-from chatbot.builder import build_prices, build_searcher, build_settings
-from chatbot.pipeline import Pipeline
 from chatbot.records.store import Store
-from chatbot.testing import ScriptedChatModel
+from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from core.errors import ChatbotError
 from knowledge.index import KnowledgeIndex
@@ -50,8 +45,7 @@ def build(tmp_path, server=None, db_url=None, reply="You can return most items w
         "server": {"operator_password": PASSWORD, "uploads_dir": str(tmp_path / "uploads"), **(server or {})},
         "grounding": {"min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05, "direct_quote_cosine": 1.01,
                       "evidence_answer_cosine": 1.01}})
-    pipeline = Pipeline(build_searcher(config, index), index, ScriptedChatModel(reply), Store(config.db_url),
-                        GroundingChecker(embedder, 0.5, 0.3, 2), build_prices(config), build_settings(config))
+    pipeline = scripted_pipeline(config, index, ScriptedChatModel(reply), config.db_url)
     return pipeline, config
 
 

@@ -11,11 +11,10 @@ from chatbot.answer.calibration import (
 from chatbot.answer.decision import MANIFEST_KEY, AnswerModel, load_answer_model
 from chatbot.answer.grounding import GroundingChecker
 from chatbot.answer.quote import FEATURES, best_window, windows
-from chatbot.builder import build_prices, build_searcher, build_settings
-from chatbot.pipeline import MAX_QUOTE_CHARS, Pipeline, _quoted
-from chatbot.records.store import Store
+from chatbot.builder import build_searcher, build_settings
+from chatbot.pipeline import MAX_QUOTE_CHARS, _quoted
 from chatbot.reporting.evaluation import EvalQuestion
-from chatbot.testing import ScriptedChatModel
+from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
@@ -148,33 +147,32 @@ def test_calibrate_stores_the_threshold_in_the_manifest_and_the_engine_then_uses
     assert build_settings(config.with_overrides({"grounding": {"trained_decision": False}}), index).answer_model is None
 
 
-def _engine(index, checker, tmp_path, model, below="handoff"):
+def _engine(index, tmp_path, model, below="handoff"):
+    from dataclasses import replace
+
     llm = ScriptedChatModel("Refunds arrive within five working days.")
     config = load_config(None, {"retrieval": {"k": 2}, "grounding": {
         "min_retrieval_cosine": 0.05, "off_topic_cosine": 0.01, "below_threshold": below}})
-    settings = build_settings(config)
-    from dataclasses import replace
-    pipeline = Pipeline(build_searcher(config, index), index, llm, Store(f"sqlite:///{tmp_path}/db.sqlite"), checker,
-                        build_prices(config), replace(settings, answer_model=model))
-    return pipeline, llm
+    settings = replace(build_settings(config), answer_model=model)
+    return scripted_pipeline(config, index, llm, f"sqlite:///{tmp_path}/db.sqlite", settings), llm
 
 
 def test_above_the_calibrated_threshold_the_evidence_answers_without_an_llm_call(parts, tmp_path):
-    index, _, checker = parts
-    pipeline, llm = _engine(index, checker, tmp_path, _model(threshold=0.5))  # every window scores 0.5
+    index = parts[0]
+    pipeline, llm = _engine(index, tmp_path, _model(threshold=0.5))  # every window scores 0.5
     reply = pipeline.ask("How long do refunds take to reach my card?")
     assert reply.outcome == "answered" and reply.answer.startswith("Our help centre says:")
     assert llm.prompts == [] and reply.grounding["decision"] == 0.5 and reply.grounding["direct_quote"]
 
 
 def test_below_the_calibrated_threshold_the_turn_is_handed_over_or_tried_by_the_llm(parts, tmp_path):
-    index, _, checker = parts
-    pipeline, llm = _engine(index, checker, tmp_path, _model(threshold=0.9))
+    index = parts[0]
+    pipeline, llm = _engine(index, tmp_path, _model(threshold=0.9))
     reply = pipeline.ask("How long do refunds take to reach my card?")
     assert reply.outcome == "unsupported_answer" and reply.handoff.needed and llm.prompts == []
     assert reply.grounding["threshold"] == 0.9 and "not certain" in reply.answer
 
-    pipeline, llm = _engine(index, checker, tmp_path / "llm", _model(threshold=0.9), below="llm")
+    pipeline, llm = _engine(index, tmp_path / "llm", _model(threshold=0.9), below="llm")
     pipeline.ask("How long do refunds take to reach my card?")
     assert llm.prompts  # the LLM tried
 

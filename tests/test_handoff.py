@@ -8,14 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chatbot.answer.grounding import GroundingChecker
-from chatbot.builder import build_desk, build_prices, build_searcher, build_settings
+from chatbot.builder import build_desk
 from chatbot.faq import FaqBook, faq_doc_id
 from chatbot.handoff import WITH_AGENT
 from chatbot.outputs.webhook import SIGNATURE_HEADER, WebhookSender, verify
-from chatbot.pipeline import Pipeline, Turn
-from chatbot.records.store import Conflict, Store
-from chatbot.testing import ScriptedChatModel
+from chatbot.records.store import Conflict
+from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from core.errors import BadInput, NotFound
 from knowledge.index import KnowledgeIndex
@@ -87,9 +85,7 @@ def make(write, tmp_path):
                                     "handoff": {"faq_dir": str(tmp_path / "faq"), **handoff},
                                     "grounding": {"min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05,
                                                   "direct_quote_cosine": 0.6, "evidence_answer_cosine": 1.01}})
-        pipeline = Pipeline(build_searcher(config, index), index, ScriptedChatModel(reply),
-                            Store(f"sqlite:///{tmp_path}/db.sqlite"), GroundingChecker(embedder, 0.5, 0.3, 2),
-                            build_prices(config), build_settings(config))
+        pipeline = scripted_pipeline(config, index, ScriptedChatModel(reply), f"sqlite:///{tmp_path}/db.sqlite")
         pipeline.desk = build_desk(config, pipeline, webhook)
         return pipeline
     return _make

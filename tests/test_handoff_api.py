@@ -6,11 +6,8 @@ import base64
 import pytest
 from fastapi.testclient import TestClient
 
-from chatbot.answer.grounding import GroundingChecker
-from chatbot.builder import build_desk, build_prices, build_searcher, build_settings
-from chatbot.pipeline import Pipeline
-from chatbot.records.store import Store
-from chatbot.testing import ScriptedChatModel
+from chatbot.builder import build_desk
+from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
@@ -44,9 +41,8 @@ def client(tmp_path, monkeypatch):
             "sam": {"password": hash_password(SAM, iterations=1000), "role": "agent"}}},
         "grounding": {"min_retrieval_cosine": 0.2, "off_topic_cosine": -1.0, "direct_quote_cosine": 1.01,
                       "evidence_answer_cosine": 1.01}})
-    pipeline = Pipeline(build_searcher(config, index), index,
-                        ScriptedChatModel("You can pay for bitcoin orders by card or PayPal."), Store(config.db_url),
-                        GroundingChecker(embedder, 0.5, 0.3, 2), build_prices(config), build_settings(config))
+    pipeline = scripted_pipeline(config, index, ScriptedChatModel("You can pay for bitcoin orders by card or PayPal."),
+                                 config.db_url)
     pipeline.desk = build_desk(config, pipeline)
     return TestClient(create_app(pipeline, config), raise_server_exceptions=False)
 

@@ -215,11 +215,7 @@ def test_the_installed_command_gives_no_traceback_for_an_index_that_is_a_file(re
 
 @pytest.fixture
 def pipeline(write, tmp_path):
-    from chatbot.answer.grounding import GroundingChecker
-    from chatbot.builder import build_prices, build_searcher, build_settings
-    from chatbot.pipeline import Pipeline
-    from chatbot.records.store import Store
-    from chatbot.testing import ScriptedChatModel
+    from chatbot.testing import ScriptedChatModel, scripted_pipeline
     from core.config import load_config
 
     write("kb/returns.md", "---\nid: R\ntitle: Returns\n---\nReturn items within 30 days.")
@@ -227,8 +223,7 @@ def pipeline(write, tmp_path):
     index = KnowledgeIndex(tmp_path / "ix", embedder)
     index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
     config = load_config(None, {"chunking": {"max_chars": 300, "overlap_chars": 50}})
-    return Pipeline(build_searcher(config, index), index, ScriptedChatModel(""), Store(f"sqlite:///{tmp_path}/db.sqlite"),
-                    GroundingChecker(embedder, 0.5, 0.3, 2), build_prices(config), build_settings(config))
+    return scripted_pipeline(config, index, ScriptedChatModel(""), f"sqlite:///{tmp_path}/db.sqlite")
 
 
 def test_one_bad_upload_does_not_block_later_reindexes(pipeline, write, tmp_path):

@@ -1,14 +1,11 @@
 import pytest
 
 from core.errors import BadInput, NotFound
-from chatbot.answer.grounding import GroundingChecker
-from chatbot.builder import build_prices, build_searcher, build_settings
-from chatbot.pipeline import Draft, Pipeline, Received, Reply, Turn
-from chatbot.records.store import Store
+from chatbot.pipeline import Draft, Received, Reply, Turn
 from core.config import load_config
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
-from chatbot.testing import ScriptedChatModel
+from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from knowledge.testing import HashEmbedder
 
 
@@ -27,8 +24,7 @@ def make(write, tmp_path):
                                     "chunking": {"max_chars": 300, "overlap_chars": 50}, "grounding": {
             "min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05, "direct_quote_cosine": direct_quote_cosine,
             "evidence_answer_cosine": evidence_answer_cosine}})
-        pipeline = Pipeline(build_searcher(config, index), index, llm, Store(f"sqlite:///{tmp_path}/db.sqlite"),
-                            GroundingChecker(embedder, 0.5, 0.3, 2), build_prices(config), build_settings(config))
+        pipeline = scripted_pipeline(config, index, llm, f"sqlite:///{tmp_path}/db.sqlite")
         return pipeline, llm
     return _make
 
