@@ -1,4 +1,4 @@
-"""Launch the real app (real models) on a free loopback port for tests."""
+"""Launch the real app (real models) on a free loopback port for tests, and sign in to its panel in a browser."""
 
 from __future__ import annotations
 
@@ -48,3 +48,13 @@ class RunningApp:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def sign_in(page, url: str, password: str) -> None:
+    """Sign in to the operator panel at `url` as "operator" in a Playwright `page`; returns once it shows."""
+    page.goto(url + "/operator/", wait_until="load")
+    page.wait_for_selector("input[type=password]", timeout=60_000)
+    page.fill("input[type=text]", "operator")
+    page.fill("input[type=password]", password)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Operator panel", timeout=60_000)

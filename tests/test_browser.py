@@ -5,6 +5,8 @@ Screenshots go to .chatbot/screenshots/ (desktop chat, phone-width chat, operato
 
 import pytest
 
+from tests.app_server import sign_in
+
 pytestmark = pytest.mark.e2e
 
 
@@ -48,12 +50,7 @@ def test_operator_panel_needs_the_password_then_shows_figures(app, browser, shot
     page.wait_for_selector("text=Incorrect Credentials", timeout=30_000)
     assert not page.get_by_text("Operator panel").is_visible()
     page.screenshot(path=str(shots / "operator-refused.png"))
-    page.goto(app.url + "/operator/", wait_until="load")
-    page.wait_for_selector("input[type=password]", timeout=60_000)
-    page.fill("input[type=text]", "operator")
-    page.fill("input[type=password]", app.password)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("text=Operator panel", timeout=60_000)
+    sign_in(page, app.url, app.password)
     page.wait_for_selector("text=cost per conversation", timeout=60_000)
     # the six per-day charts are drawn (Vega renders after the data arrives)
     page.wait_for_function("Array.from(document.querySelectorAll('.vega-embed svg'))"
@@ -78,12 +75,7 @@ def test_a_hostile_transcript_shows_as_text_in_the_operator_panel(app, browser, 
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     requests = []
     page.on("request", lambda r: requests.append(r.url))
-    page.goto(app.url + "/operator/", wait_until="load")
-    page.wait_for_selector("input[type=password]", timeout=60_000)
-    page.fill("input[type=text]", "operator")
-    page.fill("input[type=password]", app.password)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("text=Operator panel", timeout=60_000)
+    sign_in(page, app.url, app.password)
     page.get_by_role("tab", name="Conversations").click()
     chosen = page.get_by_label("Conversation", exact=True)
     chosen.fill(conversation)

@@ -8,6 +8,8 @@ it as a cited answer. Screenshots go to .chatbot/screenshots/ (or $CHATBOT_SHOTS
 
 import pytest
 
+from tests.app_server import sign_in
+
 pytestmark = pytest.mark.e2e
 QUESTION = "Do you offer gift wrapping?"
 PARAPHRASE = "Can you gift wrap my order?"
@@ -18,15 +20,6 @@ def ask(page, text: str) -> None:
     page.wait_for_selector("#ask-box textarea", timeout=60_000)
     page.locator("#ask-box textarea").fill(text)
     page.keyboard.press("Enter")
-
-
-def sign_in(page, url: str, password: str) -> None:
-    page.goto(url + "/operator/", wait_until="load")
-    page.wait_for_selector("input[type=password]", timeout=60_000)
-    page.fill("input[type=text]", "operator")
-    page.fill("input[type=password]", password)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("text=Operator panel", timeout=60_000)
 
 
 def chat_has(page, text: str, timeout: int = 60_000) -> None:
