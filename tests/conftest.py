@@ -58,6 +58,21 @@ def write(tmp_path):
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture
+def shop_index(write, tmp_path):
+    """Two help-centre articles (returns, R; shipping, S) in a `HashEmbedder` index at tmp_path/ix."""
+    from knowledge.index import KnowledgeIndex
+    from knowledge.ingest import iter_documents
+    from knowledge.testing import HashEmbedder
+
+    write("kb/returns.md", "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\n"
+                           "You can return most items within 30 days of delivery. UK orders get a free return label.")
+    write("kb/shipping.md", "---\nid: S\ntitle: Shipping\nurl: https://x/S\n---\nStandard delivery costs 3.95 pounds.")
+    index = KnowledgeIndex(tmp_path / "ix", HashEmbedder())
+    index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
+    return index
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
     """The real app (real models) on a loopback port, shared by the app and browser tests.

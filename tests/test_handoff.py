@@ -16,9 +16,6 @@ from chatbot.records.store import Conflict
 from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from core.errors import BadInput, NotFound
-from knowledge.index import KnowledgeIndex
-from knowledge.ingest import iter_documents
-from knowledge.testing import HashEmbedder
 
 SECRET = "webhook-secret"
 UNKNOWN = "Can I pay for my order with bitcoin?"
@@ -70,14 +67,8 @@ def receiver():
 
 
 @pytest.fixture
-def make(write, tmp_path):
-    write("kb/returns.md", "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\n"
-                           "You can return most items within 30 days of delivery. UK orders get a free return label.")
-    write("kb/shipping.md", "---\nid: S\ntitle: Shipping\nurl: https://x/S\n---\nStandard delivery costs 3.95 pounds.")
-    embedder = HashEmbedder()
-    index = KnowledgeIndex(tmp_path / "ix", embedder)
-    index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
-
+def make(shop_index, tmp_path):
+    index = shop_index
     def _make(reply="You can return most items within 30 days of delivery.", webhook=None, **handoff):
         config = load_config(None, {"company_name": "Lumen & Oak", "retrieval": {"k": 2},
                                     "chunking": {"max_chars": 300, "overlap_chars": 50},

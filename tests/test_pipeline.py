@@ -3,21 +3,12 @@ import pytest
 from core.errors import BadInput, NotFound
 from chatbot.pipeline import Draft, Received, Reply, Turn
 from core.config import load_config
-from knowledge.index import KnowledgeIndex
-from knowledge.ingest import iter_documents
 from chatbot.testing import ScriptedChatModel, scripted_pipeline
-from knowledge.testing import HashEmbedder
 
 
 @pytest.fixture
-def make(write, tmp_path):
-    write("kb/returns.md", "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\n"
-                           "You can return most items within 30 days of delivery. UK orders get a free return label.")
-    write("kb/shipping.md", "---\nid: S\ntitle: Shipping\nurl: https://x/S\n---\nStandard delivery costs 3.95 pounds.")
-    embedder = HashEmbedder()
-    index = KnowledgeIndex(tmp_path / "ix", embedder)
-    index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
-
+def make(shop_index, tmp_path):
+    index = shop_index
     def _make(reply="", error=None, direct_quote_cosine=1.01, evidence_answer_cosine=1.01):
         llm = ScriptedChatModel(reply, error)
         config = load_config(None, {"company_name": "Lumen & Oak", "retrieval": {"k": 2},
