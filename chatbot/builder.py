@@ -149,7 +149,7 @@ def calibrate_decision(config: Config, index: KnowledgeIndex, questions_file: st
     import hashlib
 
     from chatbot.answer.calibration import DecisionSettings, calibrate, fingerprint
-    from chatbot.answer.decision import MANIFEST_KEY
+    from chatbot.answer.decision import MANIFEST_KEY, MODEL_FILE
     from chatbot.pipeline import MAX_QUOTE_CHARS, _quoted
     from chatbot.reporting.evaluation import load_questions, select
 
@@ -162,14 +162,17 @@ def calibrate_decision(config: Config, index: KnowledgeIndex, questions_file: st
     settings = DecisionSettings(k=config.retrieval.k, max_claims=g.quote_sentences, max_chars=MAX_QUOTE_CHARS,
                                 max_questions=g.decision_max_questions)
     stored = index.manifest.get(MANIFEST_KEY) or {}
-    if only_if_stale and stored.get("model") == fingerprint(index.manifest, settings) \
+    if only_if_stale and stored.get("help_centre_model") == fingerprint(index.manifest, settings) \
             and stored.get("questions_sha256") == digest and stored.get("split") == split \
-            and stored.get("target_precision") == target:
+            and stored.get("target_precision") == target and (Path(index.directory) / MODEL_FILE).is_file() \
+            and stored.get("learned", False) == g.decision_learns_from_questions:
         progress(f"answer decision and its threshold in {index.directory} are up to date")
         return {**stored, "trained": False, "up_to_date": True}
     chosen = calibrate(build_searcher(config, index), build_checker(config, index.embedder), settings, questions,
                        target, split, str(questions_file), lambda window, passages: _quoted(*window.sentences),
-                       g.min_retrieval_cosine, progress, extra={"questions_sha256": digest})
+                       g.min_retrieval_cosine, progress,
+                       extra={"questions_sha256": digest, "learned": g.decision_learns_from_questions},
+                       learn=g.decision_learns_from_questions)
     return {**chosen, "up_to_date": False}
 
 

@@ -259,7 +259,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               f"{stored['threshold']:.4f} stored in {index.directory / 'manifest.json'}: on {stored['questions']} "
               f"{args.split} questions it answers {stored['answered']} ({stored['coverage']:.0%}), "
               f"{stored['correct']} correctly (precision {stored['precision']:.0%}, target "
-              f"{stored['target_precision']:.0%}{'' if stored.get('reached_target', True) else ', not reached'})")
+              f"{stored['target_precision']:.0%}{'' if stored.get('reached_target', True) else ', not reached'})"
+              + (f"; it learned from {stored['learned_from']} of them (weight {stored['question_weight']:g}, "
+                 f"out-of-fold probabilities)" if stored.get("question_weight") else ""))
     return 0
 
 

@@ -108,6 +108,9 @@ class GroundingConfig(_Section):
     # whenever the documents (or this file) change, so a re-index never leaves it uncalibrated; "" = only by hand
     calibration_questions: str = ""
     target_precision: float = 0.9  # share of answered dev questions that must be correct (`chatbot calibrate`)
+    # calibration also teaches the decision the dev questions' answers (at a weight chosen by cross-validation on
+    # them, the threshold on out-of-fold probabilities); false: the help centre's pseudo-questions alone
+    decision_learns_from_questions: bool = True
 
 
 class PricesConfig(_Section):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chatbot.answer.calibration import (
-    DecisionSettings, Scored, calibrate, choose_threshold, ensure_model, fingerprint,
+    DecisionSettings, Judged, Scored, calibrate, choose_threshold, ensure_model, fingerprint,
 )
 from chatbot.answer.decision import MANIFEST_KEY, AnswerModel, load_answer_model
 from chatbot.answer.grounding import GroundingChecker
@@ -246,3 +246,30 @@ def test_ingest_calibrates_on_the_configured_question_set_and_a_rebuild_keeps_it
     assert not rebuilt["up_to_date"]
     assert json.loads((tmp_path / "real-ix" / "manifest.json").read_text())[MANIFEST_KEY]["threshold"] == \
         rebuilt["threshold"]
+
+
+def _judged(rng, n, signal):
+    """n questions whose best windows are right exactly when feature `signal` is positive."""
+    features = rng.normal(size=(n, len(FEATURES)))
+    return [Judged(str(i), tuple(row), bool(row[signal] > 0)) for i, row in enumerate(features)]
+
+
+def test_the_decision_learns_what_the_labelled_questions_teach_and_the_pseudo_questions_do_not():
+    from chatbot.answer.calibration import fit, learn_from_questions
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, len(FEATURES)))
+    y = x[:, 0] > 0  # the pseudo-questions' answers follow feature 0 ...
+    base = fit(x, y, "help-centre", 1.0)
+    judged = _judged(rng, 60, signal=1)  # ... the customers' follow feature 1
+    judged.append(Judged("vague", None, None))
+    model, out_of_fold, chosen = learn_from_questions(x, y, judged, base, 1.0)
+    assert chosen["question_weight"] > 0 and chosen["auc_out_of_fold"] > 0.8 and chosen["learned_from"] == 60
+    assert model.fingerprint != base.fingerprint and abs(model.coef[1]) > abs(base.coef[1])
+    assert set(out_of_fold) == {str(i) for i in range(60)}  # the vague question is not scored
+    # a set too small to cross-validate leaves the help centre's model as it is
+    small, _, chosen = learn_from_questions(x, y, _judged(rng, 8, signal=1), base, 1.0)
+    assert small == base and chosen["question_weight"] == 0.0
+    # labelled questions that agree with the pseudo-questions add nothing: weight 0 wins the tie or beats it
+    same, _, chosen = learn_from_questions(x, y, _judged(rng, 60, signal=0), base, 1.0)
+    assert chosen["question_weight"] == 0.0 and same == base

@@ -74,7 +74,11 @@ class AnswerModel:
     threshold: float | None = None  # answer at or above; None until calibrated on a dev split
 
     def probability(self, window: Window) -> float:
-        x = (np.array([window.feature(n) for n in self.features]) - np.array(self.mean)) / np.array(self.scale)
+        return self.probability_of([window.feature(n) for n in self.features])
+
+    def probability_of(self, features: Sequence[float]) -> float:
+        """The probability for feature values in the order of `features`."""
+        x = (np.asarray(features, dtype=np.float64) - np.array(self.mean)) / np.array(self.scale)
         return float(1.0 / (1.0 + np.exp(-(float(np.dot(self.coef, x)) + self.intercept))))
 
     def to_json(self) -> dict:
