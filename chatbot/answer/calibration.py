@@ -22,7 +22,7 @@ cross-validation on the split (0, i.e. not at all, when that ranks the split's a
 and the threshold is chosen on out-of-fold probabilities, never on a question the model was fitted
 to. It is the lowest threshold whose answers reach the target precision (correct / answered), and
 it goes into the index manifest, tied to the model it was chosen for. On the held-out splits this
-ranked answers better (AUC 0.69 -> 0.79 on Arduino, 0.65 -> 0.85 on the demo shop, README
+ranked answers better (AUC 0.69 -> 0.75 on Arduino, 0.68 -> 0.83 on the demo shop, README
 "Measured"). Never tune anything on the held-out split.
 """
 
