@@ -212,6 +212,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import hashlib
     from pathlib import Path
 
     from chatbot.reporting.evaluation import evaluate, load_questions, select, totals_table, write_report
@@ -228,6 +229,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pipeline.warm_up()
     _progress(f"evaluating {len(questions)} questions from {args.questions} ({args.split}) on {args.db}")
     report = evaluate(pipeline, questions, _progress)
+    from chatbot.answer.calibration import fitted_to
+
+    digest = hashlib.sha256(Path(args.questions).read_bytes()).hexdigest()
+    report["totals"]["decision_fitted_to_these"] = fitted_to(pipeline.index.manifest, digest, args.split)
     path = write_report(args.out or Path(".chatbot/eval") / f"{name}.md", report, args.questions, args.split)
     if not args.limit:  # a partial run is a smoke test, not a score
         from chatbot.records.store import Store

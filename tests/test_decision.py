@@ -274,3 +274,14 @@ def test_the_decision_learns_what_the_labelled_questions_teach_and_the_pseudo_qu
     agreeing = [Judged(str(i), (v,) + (0.0,) * (len(FEATURES) - 1), v > 0) for i, v in enumerate(np.linspace(-2, 2, 40))]
     same, _, chosen = learn_from_questions(x, y, agreeing, base, 1.0)
     assert chosen["question_weight"] == 0.0 and chosen["auc_out_of_fold"] == 1.0 and same == base
+
+
+def test_eval_knows_when_the_decision_was_fitted_to_the_questions_it_scores():
+    from chatbot.answer.calibration import fitted_to
+
+    learned = {MANIFEST_KEY: {"question_weight": 20.0, "questions_sha256": "abc", "split": "dev"}}
+    assert fitted_to(learned, "abc", "dev") and fitted_to(learned, "abc", "all")
+    assert not fitted_to(learned, "abc", "heldout")  # the held-out split was never learnt from
+    assert not fitted_to(learned, "other file", "dev")
+    assert not fitted_to({MANIFEST_KEY: {**learned[MANIFEST_KEY], "question_weight": 0.0}}, "abc", "dev")
+    assert not fitted_to({}, "abc", "dev")

@@ -160,6 +160,7 @@ def test_eval_command_on_the_demo_help_centre(tmp_path, capsys):
     assert t["retrieval"]["r_at_5"] == share(sum(k is not None for k in ranks), len(inside))
     assert t["latency_s"]["p50"] <= t["latency_s"]["p95"] and t["model"]
     assert t["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows))
+    assert t["decision_fitted_to_these"] is False  # this index's decision learned from no question file
 
     text = report_path.read_text(encoding="utf-8")
     assert all(r["question"] in text and r["answer"] in text for r in rows) and "resolution rate" in text

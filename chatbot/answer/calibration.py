@@ -331,6 +331,15 @@ def choose_threshold(scored: Sequence[Scored], target_precision: float, min_answ
     return {**best, "questions": len(judged), "target_precision": target_precision}
 
 
+def fitted_to(manifest: dict, questions_sha256: str, split: str) -> bool:
+    """Whether the index's decision learned from questions of this file (by content) in this split:
+    `chatbot eval` on them is then in-sample and flatters the engine."""
+    stored = manifest.get(MANIFEST_KEY) or {}
+    if not stored.get("question_weight") or stored.get("questions_sha256") != questions_sha256:
+        return False
+    return "all" in (split, stored.get("split")) or split == stored.get("split")
+
+
 def store_threshold(index, model: AnswerModel, chosen: dict, split: str, source: str) -> dict:
     """Write the chosen threshold into the index manifest (under "decision"), tied to `model`."""
     path = Path(index.directory) / "manifest.json"

@@ -385,6 +385,9 @@ def totals_table(t: dict) -> list[str]:
         ("cost per resolved question", "-" if t["cost_per_resolved_usd"] is None
          else f"${t['cost_per_resolved_usd']:.6f}"),
     ]
+    if t.get("decision_fitted_to_these"):
+        rows.append(("answer decision", "fitted to these questions (in-sample: read the held-out split, "
+                                        "or calibration's out-of-fold figures)"))
     return ["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
 
 
