@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chatbot.answer.calibration import (
-    DecisionSettings, Judged, Scored, calibrate, choose_threshold, ensure_model, fingerprint,
+    DecisionSettings, Judged, Scored, calibrate, choose_threshold, fingerprint, fit, pseudo_examples,
 )
 from chatbot.answer.decision import MANIFEST_KEY, AnswerModel, load_answer_model
 from chatbot.answer.grounding import GroundingChecker
@@ -122,14 +122,16 @@ SETTINGS = DecisionSettings(k=2, max_claims=3, max_chars=MAX_QUOTE_CHARS, max_qu
 
 def test_the_decision_is_trained_on_the_help_centre_cached_and_retrained_when_a_document_changes(parts, kb, write):
     index, searcher, checker = parts
-    model, trained = ensure_model(searcher, checker, SETTINGS)
-    assert trained and model.features == FEATURES and model.fingerprint == fingerprint(index.manifest, SETTINGS)
-    assert any(c != 0 for c in model.coef)
-    again, trained = ensure_model(searcher, checker, SETTINGS)
-    assert not trained and again == model
+    x, y, computed = pseudo_examples(searcher, checker, SETTINGS)
+    assert computed and x.shape == (len(y), len(FEATURES)) and 0 < y.sum() < len(y)
+    model = fit(x, y, fingerprint(index.manifest, SETTINGS), 1.0)
+    assert model.features == FEATURES and any(c != 0 for c in model.coef)
+    again_x, again_y, computed = pseudo_examples(searcher, checker, SETTINGS)
+    assert not computed and (again_x == x).all() and (again_y == y).all()  # read from the cache
+    assert fit(again_x, again_y, model.fingerprint, 1.0) == model
     write("kb/account.md", "---\nid: A\ntitle: Your account\n---\nReset your password from the settings page.")
     index.ingest(iter_documents([str(kb)]), 300, 50)
-    assert ensure_model(searcher, checker, SETTINGS)[1]
+    assert pseudo_examples(searcher, checker, SETTINGS)[2]  # new documents: searched again
 
 
 def test_calibrate_stores_the_threshold_in_the_manifest_and_the_engine_then_uses_it(parts, tmp_path):
@@ -255,7 +257,7 @@ def _judged(rng, n, signal):
 
 
 def test_the_decision_learns_what_the_labelled_questions_teach_and_the_pseudo_questions_do_not():
-    from chatbot.answer.calibration import fit, learn_from_questions
+    from chatbot.answer.calibration import learn_from_questions
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, len(FEATURES)))

@@ -11,9 +11,9 @@ A window counts as answering only when it comes from a chunk under the pseudo-qu
 document for a title, its section for a heading): on the dev splits most wrong quotes came from the
 right document but the wrong section, and chunk-level labels ranked dev answers better (AUC 0.74
 against 0.68 on Arduino). A logistic regression on the window's features learns P(the evidence
-answers). It is cached in
-`<index>/decision.json` with a fingerprint of the documents and settings, and retrained only when
-those change.
+answers). The examples are cached in `<index>/decision-examples.npz` with a fingerprint of the
+documents and settings, and searched again only when those change; the model goes into
+`<index>/decision.json`.
 
 Calibration runs a question set's dev split through retrieval and the evidence choice (no LLM). Its
 labelled questions are worded as customers write, which titles are not, so the decision also learns
@@ -169,17 +169,6 @@ def fit(x: np.ndarray, y: np.ndarray, fingerprint: str, regularization: float,
     model = LogisticRegression(C=regularization, max_iter=3000).fit((x - mean) / scale, y, sample_weight=weights)
     return AnswerModel(DECISION_FEATURES, tuple(mean.tolist()), tuple(scale.tolist()),
                        tuple(model.coef_[0].tolist()), float(model.intercept_[0]), fingerprint)
-
-
-def ensure_model(searcher, checker, settings: DecisionSettings, progress: Progress = lambda m: None
-                 ) -> tuple[AnswerModel, bool]:
-    """The decision trained on the help centre's pseudo-questions alone, saved as the index's model;
-    returns (model, True when its examples were computed now rather than read from the cache)."""
-    x, y, computed = pseudo_examples(searcher, checker, settings, progress)
-    model = fit(x, y, fingerprint(searcher.index.manifest, settings), settings.regularization)
-    progress(f"answer decision trained on {len(y)} examples ({int(y.sum())} answerable)")
-    write_atomic(Path(searcher.index.directory) / MODEL_FILE, json.dumps(model.to_json(), indent=1))
-    return model, computed
 
 
 # ---- calibration on a question set ------------------------------------------------------------------
