@@ -202,7 +202,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         for split, scores in report["eval"].items():
             print(f"  eval {split} ({scores['questions']} questions, {scores['at'][:16]}): resolution "
                   f"{scores['resolution_rate'] or 0:.0%}, correct {scores['correct_rate'] or 0:.0%}, "
-                  f"wrong {scores['wrong_rate'] or 0:.0%}")
+                  f"wrong {scores['wrong_rate'] or 0:.0%}"
+                  + (" (in-sample: the answer decision learned from these questions)" if scores.get("in_sample") else ""))
         print(f"conversations {report['conversations']}, messages {report['messages']}, "
               f"handoff rate {report['handoff_rate']:.0%} {report['handoff_reasons']}")
         print(f"cost per conversation ${report['cost_per_conversation_usd']:.6f} self-hosted, "
@@ -212,7 +213,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import hashlib
     from pathlib import Path
 
     from chatbot.reporting.evaluation import evaluate, load_questions, select, totals_table, write_report
@@ -228,11 +228,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(config_from_args(args), _progress)
     pipeline.warm_up()
     _progress(f"evaluating {len(questions)} questions from {args.questions} ({args.split}) on {args.db}")
-    report = evaluate(pipeline, questions, _progress)
-    from chatbot.answer.calibration import fitted_to
+    from chatbot.answer.calibration import fitted_ids
 
-    digest = hashlib.sha256(Path(args.questions).read_bytes()).hexdigest()
-    report["totals"]["decision_fitted_to_these"] = fitted_to(pipeline.index.manifest, digest, args.split)
+    report = evaluate(pipeline, questions, _progress, fitted_ids(pipeline.index.manifest))
     path = write_report(args.out or Path(".chatbot/eval") / f"{name}.md", report, args.questions, args.split)
     if not args.limit:  # a partial run is a smoke test, not a score
         from chatbot.records.store import Store

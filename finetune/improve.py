@@ -197,7 +197,9 @@ def evaluate_model(config: Config, model: str, name: str, gate_questions: GateSe
     pipeline = build_pipeline(served, progress)
     pipeline.warm_up()
     progress(f"evaluating {name} on {len(questions)} {split} questions")
-    report = evaluate(pipeline, questions, progress)
+    from chatbot.answer.calibration import fitted_ids
+
+    report = evaluate(pipeline, questions, progress, fitted_ids(pipeline.index.manifest))
     report["totals"]["model"] = name
     write_atomic(cached, json.dumps(report, ensure_ascii=False) + "\n")
     return report

@@ -78,11 +78,16 @@ def test_the_report_shows_the_serving_models_latest_eval_scores_per_split(tmp_pa
 
     store = Store(f"sqlite:///{tmp_path}/eval.db")
     store.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.5, "correct_rate": 0.4, "questions": 10})
-    store.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.6, "correct_rate": 0.5, "questions": 10})
+    store.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.6, "correct_rate": 0.5, "questions": 10,
+                                                      "decision_fitted_to_these": True})
     store.add_eval_run("small-llm", "q.jsonl", "heldout", {"resolution_rate": 0.55, "questions": 5})
     store.add_eval_run("other-llm", "q.jsonl", "dev", {"resolution_rate": 0.9, "questions": 10})
     report = build_report(store, price_sheet(), "small-llm")
     assert report["serving_model"] == "small-llm" and set(report["eval"]) == {"dev", "heldout"}
     assert report["eval"]["dev"]["resolution_rate"] == 0.6 and report["eval"]["dev"]["correct_rate"] == 0.5
     assert report["eval"]["heldout"]["correct_rate"] is None
+    assert report["eval"]["dev"]["in_sample"] and not report["eval"]["heldout"]["in_sample"]
+    from ui.operator import eval_lines
+
+    assert "| dev (in-sample) |" in "\n".join(eval_lines(report)) and "| heldout |" in "\n".join(eval_lines(report))
     assert build_report(store, price_sheet())["eval"] == {}

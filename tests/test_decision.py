@@ -278,12 +278,20 @@ def test_the_decision_learns_what_the_labelled_questions_teach_and_the_pseudo_qu
     assert chosen["question_weight"] == 0.0 and chosen["auc_out_of_fold"] == 1.0 and same == base
 
 
-def test_eval_knows_when_the_decision_was_fitted_to_the_questions_it_scores():
-    from chatbot.answer.calibration import fitted_to
+def test_eval_knows_when_the_decision_was_fitted_to_the_questions_it_scores(parts, tmp_path):
+    from chatbot.answer.calibration import fitted_ids, learn_from_questions
+    from chatbot.reporting.evaluation import evaluate
 
-    learned = {MANIFEST_KEY: {"question_weight": 20.0, "questions_sha256": "abc", "split": "dev"}}
-    assert fitted_to(learned, "abc", "dev") and fitted_to(learned, "abc", "all")
-    assert not fitted_to(learned, "abc", "heldout")  # the held-out split was never learnt from
-    assert not fitted_to(learned, "other file", "dev")
-    assert not fitted_to({MANIFEST_KEY: {**learned[MANIFEST_KEY], "question_weight": 0.0}}, "abc", "dev")
-    assert not fitted_to({}, "abc", "dev")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, len(FEATURES)))
+    y = x[:, 0] > 0
+    _, _, chosen = learn_from_questions(x, y, _judged(rng, 60, signal=1), fit(x, y, "h", 1.0), 1.0)
+    assert chosen["question_weight"] > 0 and chosen["learned_ids"] == [str(i) for i in range(60)]
+    learned = {MANIFEST_KEY: chosen}
+    assert fitted_ids(learned) == frozenset(str(i) for i in range(60))
+    assert fitted_ids({MANIFEST_KEY: {**chosen, "question_weight": 0.0}}) == frozenset() and fitted_ids({}) == frozenset()
+
+    pipeline, _ = _engine(parts[0], tmp_path, _model(threshold=0.5))
+    asked = [EvalQuestion("7", "How long do refunds take to reach my card?", ("R",), ("five working",), True)]
+    assert evaluate(pipeline, asked, fitted=fitted_ids(learned))["totals"]["decision_fitted_to_these"]
+    assert not evaluate(pipeline, asked, fitted=frozenset({"8"}))["totals"]["decision_fitted_to_these"]

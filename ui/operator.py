@@ -36,7 +36,8 @@ def eval_lines(report: dict) -> list[str]:
     if report.get("eval"):
         lines += ["", "| eval split | questions | resolution | correct | wrong | out of scope refused | run at |",
                   "|---|---|---|---|---|---|---|"]
-        lines += [f"| {split} | {s['questions']} | {_pct(s['resolution_rate'])} | {_pct(s['correct_rate'])} "
+        lines += [f"| {split}{' (in-sample)' if s.get('in_sample') else ''} | {s['questions']} "
+                  f"| {_pct(s['resolution_rate'])} | {_pct(s['correct_rate'])} "
                   f"| {_pct(s['wrong_rate'])} | {_pct(s['out_of_scope_refused'])} | {s['at'][:16]} |"
                   for split, s in report["eval"].items()]
     else:

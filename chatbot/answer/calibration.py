@@ -256,7 +256,8 @@ def learn_from_questions(x: np.ndarray, y: np.ndarray, judged: Sequence[Judged],
         if auc > best[0] + 1e-9:
             best = (auc, weight, scores)
     auc, weight, scores = best
-    chosen = {"question_weight": weight, "learned_from": len(yq), "auc_out_of_fold": round(auc, 4)}
+    chosen = {"question_weight": weight, "learned_from": len(yq), "auc_out_of_fold": round(auc, 4),
+              "learned_ids": [j.id for j in labelled] if weight else []}
     progress(f"the decision learns from {len(yq)} labelled questions at weight {weight:g} "
              f"(out-of-fold AUC {auc:.3f}, pseudo-questions alone {_auc(base_scores, yq):.3f})")
     if weight == 0.0:
@@ -320,13 +321,11 @@ def choose_threshold(scored: Sequence[Scored], target_precision: float, min_answ
     return {**best, "questions": len(judged), "target_precision": target_precision}
 
 
-def fitted_to(manifest: dict, questions_sha256: str, split: str) -> bool:
-    """Whether the index's decision learned from questions of this file (by content) in this split:
-    `chatbot eval` on them is then in-sample and flatters the engine."""
+def fitted_ids(manifest: dict) -> frozenset[str]:
+    """The ids of the questions the index's decision learned from (`chatbot eval` on them is in-sample
+    and flatters the engine); empty when it learned from none."""
     stored = manifest.get(MANIFEST_KEY) or {}
-    if not stored.get("question_weight") or stored.get("questions_sha256") != questions_sha256:
-        return False
-    return "all" in (split, stored.get("split")) or split == stored.get("split")
+    return frozenset(stored.get("learned_ids", ())) if stored.get("question_weight") else frozenset()
 
 
 def store_threshold(index, model: AnswerModel, chosen: dict, split: str, source: str) -> dict:

@@ -34,7 +34,7 @@ import hashlib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -355,10 +355,13 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
     }
 
 
-def evaluate(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None) -> dict:
-    """`{"totals": {...}, "questions": [...]}` for the questions, run through `pipeline`."""
+def evaluate(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None,
+             fitted: Collection[str] = ()) -> dict:
+    """`{"totals": {...}, "questions": [...]}` for the questions, run through `pipeline`; `fitted`: ids of
+    questions the answer decision learned from (totals say when any is scored: the figures are in-sample)."""
     results = run(pipeline, questions, progress)
-    return {"totals": totals(results, pipeline.llm.name),
+    return {"totals": {**totals(results, pipeline.llm.name),
+                       "decision_fitted_to_these": any(q.id in fitted for q in questions)},
             "questions": [r.to_json() for r in results]}
 
 
