@@ -129,6 +129,9 @@ def test_the_decision_is_trained_on_the_help_centre_cached_and_retrained_when_a_
     again_x, again_y, computed = pseudo_examples(searcher, checker, SETTINGS)
     assert not computed and (again_x == x).all() and (again_y == y).all()  # read from the cache
     assert fit(again_x, again_y, model.fingerprint, 1.0) == model
+    for damaged in (b"PK\x03\x04 cut short", b"not an archive"):  # an interrupted or foreign file: searched again
+        (index.directory / "decision-examples.npz").write_bytes(damaged)
+        assert pseudo_examples(searcher, checker, SETTINGS)[2]
     write("kb/account.md", "---\nid: A\ntitle: Your account\n---\nReset your password from the settings page.")
     index.ingest(iter_documents([str(kb)]), 300, 50)
     assert pseudo_examples(searcher, checker, SETTINGS)[2]  # new documents: searched again

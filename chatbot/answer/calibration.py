@@ -33,6 +33,7 @@ import hashlib
 import io
 import json
 import re
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,8 +148,8 @@ def pseudo_examples(searcher, checker, settings: DecisionSettings, progress: Pro
         with np.load(path) as cached:
             if str(cached["fingerprint"]) == wanted:
                 return cached["features"], cached["labels"], False
-    except (OSError, ValueError, KeyError):
-        pass
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass  # none yet, or unreadable: searched again and rewritten
     x, y = examples(searcher, checker, settings, progress)
     if len(set(y.tolist())) < 2:
         raise ChatbotError("the help centre has too few titles and headings to train the answer decision on; "
