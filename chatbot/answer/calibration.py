@@ -245,13 +245,17 @@ def learn_from_questions(x: np.ndarray, y: np.ndarray, judged: Sequence[Judged],
         progress(f"too few right and wrong answers among the {len(yq)} questions to learn from; "
                  "the decision keeps to the pseudo-questions")
         return base, dict(zip((j.id for j in labelled), base_scores.tolist())), {"question_weight": 0.0}
+    def refit(rows: np.ndarray, weight: float, fingerprint: str = "") -> AnswerModel:
+        """The pseudo-questions' examples and these labelled questions', each of those worth `weight`."""
+        return fit(np.vstack([x, xq[rows]]), np.concatenate([y, yq[rows]]), fingerprint, regularization,
+                   np.concatenate([np.ones(len(y)), np.full(len(rows), weight)]))
+
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(xq, yq))
     best = (_auc(base_scores, yq), 0.0, base_scores)
     for weight in QUESTION_WEIGHTS[1:]:
         scores = np.zeros(len(yq))
         for train_rows, test_rows in folds:
-            fold = fit(np.vstack([x, xq[train_rows]]), np.concatenate([y, yq[train_rows]]), "", regularization,
-                       np.concatenate([np.ones(len(y)), np.full(len(train_rows), weight)]))
+            fold = refit(train_rows, weight)
             scores[test_rows] = [fold.probability_of(f) for f in xq[test_rows]]
         auc = _auc(scores, yq)
         if auc > best[0] + 1e-9:
@@ -264,8 +268,7 @@ def learn_from_questions(x: np.ndarray, y: np.ndarray, judged: Sequence[Judged],
     if weight == 0.0:
         return base, dict(zip((j.id for j in labelled), scores.tolist())), chosen
     digest = hashlib.sha256(base.fingerprint.encode() + xq.tobytes() + yq.tobytes() + str(weight).encode())
-    model = fit(np.vstack([x, xq]), np.concatenate([y, yq]), digest.hexdigest(), regularization,
-                np.concatenate([np.ones(len(y)), np.full(len(yq), weight)]))
+    model = refit(np.arange(len(yq)), weight, digest.hexdigest())
     return model, dict(zip((j.id for j in labelled), scores.tolist())), chosen
 
 
