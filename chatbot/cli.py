@@ -228,9 +228,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(config_from_args(args), _progress)
     pipeline.warm_up()
     _progress(f"evaluating {len(questions)} questions from {args.questions} ({args.split}) on {args.db}")
-    from chatbot.answer.calibration import fitted_ids
-
-    report = evaluate(pipeline, questions, _progress, fitted_ids(pipeline.index.manifest))
+    report = evaluate(pipeline, questions, _progress)
     path = write_report(args.out or Path(".chatbot/eval") / f"{name}.md", report, args.questions, args.split)
     if not args.limit:  # a partial run is a smoke test, not a score
         from chatbot.records.store import Store

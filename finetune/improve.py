@@ -197,9 +197,7 @@ def evaluate_model(config: Config, model: str, name: str, gate_questions: GateSe
     pipeline = build_pipeline(served, progress)
     pipeline.warm_up()
     progress(f"evaluating {name} on {len(questions)} {split} questions")
-    from chatbot.answer.calibration import fitted_ids
-
-    report = evaluate(pipeline, questions, progress, fitted_ids(pipeline.index.manifest))
+    report = evaluate(pipeline, questions, progress)
     report["totals"]["model"] = name
     write_atomic(cached, json.dumps(report, ensure_ascii=False) + "\n")
     return report

@@ -296,5 +296,7 @@ def test_eval_knows_when_the_decision_was_fitted_to_the_questions_it_scores(part
 
     pipeline, _ = _engine(parts[0], tmp_path, _model(threshold=0.5))
     asked = [EvalQuestion("7", "How long do refunds take to reach my card?", ("R",), ("five working",), True)]
-    assert evaluate(pipeline, asked, fitted=fitted_ids(learned))["totals"]["decision_fitted_to_these"]
-    assert not evaluate(pipeline, asked, fitted=frozenset({"8"}))["totals"]["decision_fitted_to_these"]
+    pipeline.index.manifest[MANIFEST_KEY] = chosen  # the decision learned from questions "0" to "59"
+    assert evaluate(pipeline, asked)["totals"]["decision_fitted_to_these"]
+    pipeline.index.manifest[MANIFEST_KEY] = {**chosen, "learned_ids": ["8"]}
+    assert not evaluate(pipeline, asked)["totals"]["decision_fitted_to_these"]

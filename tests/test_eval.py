@@ -70,6 +70,7 @@ class _Scripted:
         self.asked: list[tuple[str, str | None]] = []
         self.llm = SimpleNamespace(name="scripted")
         self.settings = SimpleNamespace(context_turns=4)
+        self.index = SimpleNamespace(manifest={})  # no calibrated decision
         self.searcher = SimpleNamespace(search_documents=lambda query, k=5, context=(): [
             SimpleNamespace(doc_id=d) for d in ("S", "R")][:k])
 

@@ -34,7 +34,7 @@ import hashlib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -355,10 +355,13 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
     }
 
 
-def evaluate(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None,
-             fitted: Collection[str] = ()) -> dict:
-    """`{"totals": {...}, "questions": [...]}` for the questions, run through `pipeline`; `fitted`: ids of
-    questions the answer decision learned from (totals say when any is scored: the figures are in-sample)."""
+def evaluate(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None) -> dict:
+    """`{"totals": {...}, "questions": [...]}` for the questions, run through `pipeline`; the totals say
+    when the answer decision of the pipeline's index learned from any of them (the figures are then
+    in-sample)."""
+    from chatbot.answer.calibration import fitted_ids
+
+    fitted = fitted_ids(pipeline.index.manifest)
     results = run(pipeline, questions, progress)
     return {"totals": {**totals(results, pipeline.llm.name),
                        "decision_fitted_to_these": any(q.id in fitted for q in questions)},
