@@ -287,6 +287,7 @@ def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: 
         vision=build_vision(config) if vision else None,
     )
     pipeline.desk = build_desk(config, pipeline)
+    pipeline.faq = build_faq(config, pipeline)
     return pipeline
 
 
@@ -316,4 +317,13 @@ def build_desk(config: Config, pipeline: Pipeline, webhook=None):
     return LiveDesk(pipeline.store, config.prices.human_agent_usd_per_hour,
                     notify=webhook.send if webhook is not None else None, search=found,
                     display_names={name: a.display_name for name, a in h.agents.items() if a.display_name},
-                    faq_dir=h.faq_dir, topic_distance=h.topic_distance)
+                    topic_distance=h.topic_distance, events=h.webhook_events,
+                    team_name=h.team_display_name or f"{config.company_name} support")
+
+
+def build_faq(config: Config, pipeline: Pipeline):
+    """The help-centre answers people save, over the pipeline's store and index: folder and review rule."""
+    from chatbot.faq_review import FaqDesk
+
+    return FaqDesk(pipeline.store, config.handoff.faq_dir, pipeline.reindex, config.handoff.faq_review,
+                   keep=[config.company_name])

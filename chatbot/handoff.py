@@ -17,8 +17,9 @@ nor of how the queue is shown.
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -40,6 +41,8 @@ WHY = {  # why the assistant handed over, in an operator's words
     "operator": "an operator joined the conversation",
 }
 Notify = Callable[[str, dict], None]
+EVENTS = ("handoff", "claim", "customer_message", "agent_reply", "resolve")  # what `notify` can be told
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]*)[^)]*\)")  # a Markdown image: ![alt](url "title")
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,10 @@ class QueueEntry:
 
 
 def clean_reply(text: object) -> str:
-    """A person's reply as stored: text, not empty, at most MAX_MESSAGE_CHARS; `BadInput` otherwise."""
-    return clean_text(text, "reply", MAX_MESSAGE_CHARS, hint="type a message for the customer")
+    """A person's reply as stored: text, not empty, at most MAX_MESSAGE_CHARS; `BadInput` otherwise. A
+    Markdown image becomes a link, so the customer's browser never fetches a URL a person typed."""
+    text = clean_text(text, "reply", MAX_MESSAGE_CHARS, hint="type a message for the customer")
+    return _IMAGE.sub(lambda m: f"[{m.group(1) or 'image'}]({m.group(2)})", text)
 
 
 class LiveDesk:
@@ -83,16 +88,22 @@ class LiveDesk:
 
     `usd_per_hour`: a person's fully loaded hourly cost; `notify(event, payload)`: announces events
     (the webhook); `search(question)`: the help-centre documents for a question, for the packet;
-    `display_names`: user name -> the name customers see; `faq_dir`: the folder of the FAQ CSV people's
-    answers are saved to; `topic_distance`: cosine distance under which gap questions share a topic.
+    `display_names`: user name -> the name customers see (a person without one is shown as
+    `team_name`, never by their login); `topic_distance`: cosine distance under which gap questions
+    share a topic; `events`: the events `notify` is called for (None: all of `EVENTS`). Every string
+    of an announced payload goes through `redact` first (the store's redactor), so no raw personal
+    data leaves.
     """
 
     def __init__(self, store: Store, usd_per_hour: float = 30.0, notify: Notify | None = None,
                  search: Callable[[str], list[Source]] | None = None,
-                 display_names: dict[str, str] | None = None, faq_dir: str = ".chatbot/faq",
-                 topic_distance: float = 0.45):
+                 display_names: dict[str, str] | None = None, topic_distance: float = 0.45,
+                 team_name: str = "Our support team", events: Iterable[str] | None = None,
+                 redact: Callable[[object], object] | None = None):
         self.store = store
-        self.faq_dir = faq_dir  # where people's help-centre answers are kept (chatbot.faq)
+        self.team_name = team_name
+        self.events = frozenset(EVENTS if events is None else events)
+        self.redact = redact or store.redact_value
         self.topic_distance = topic_distance  # cosine distance that joins two unanswered questions in a topic
         self.usd_per_hour = usd_per_hour
         self.notify = notify
@@ -167,7 +178,7 @@ class LiveDesk:
         if not isinstance(return_to_bot, bool):
             raise BadInput("return_to_bot must be true or false")
         live = self.store.resolve_live_handoff(conversation_id, agent, return_to_bot, self.usd_per_hour, override)
-        name = self.display_name(live.agent or agent)
+        name = self.display_name(agent)  # who resolved it: an admin's override names the admin
         text = (f"{name} has left the conversation; our assistant will answer again." if return_to_bot
                 else f"{name} has closed the conversation. Write again if you need anything else.")
         self.store.add_message(conversation_id, "notice", text, author=agent,
@@ -178,7 +189,8 @@ class LiveDesk:
         return live
 
     def display_name(self, agent: str) -> str:
-        return self.display_names.get(agent) or agent
+        """The name customers see for `agent`: their configured display name, else the team's, never a login."""
+        return self.display_names.get(agent) or self.team_name
 
     def packet(self, conversation_id: str, live: LiveHandoff | None = None) -> Packet:
         """The handoff packet: questions, the sources the assistant found, its rejected draft and why."""
@@ -214,15 +226,15 @@ class LiveDesk:
 
     # ---- announcing ----------------------------------------------------------------------------
     def _on_store_event(self, event: str, conversation_id: str, details: dict) -> None:
-        if event == "handoff" and self.notify is not None:
+        if event == "handoff" and self.notify is not None and "handoff" in self.events:
             self._announce("handoff", conversation_id, {"reason": details.get("reason"),
                                                         "packet": asdict(self.packet(conversation_id))})
 
     def _announce(self, event: str, conversation_id: str, payload: dict) -> None:
-        if self.notify is None:
+        if self.notify is None or event not in self.events:
             return
         try:
-            self.notify(event, {"conversation_id": conversation_id, **payload})
+            self.notify(event, {"conversation_id": conversation_id, **self.redact(payload)})
         except Exception:  # noqa: BLE001 - an integration's failure never fails the customer's turn
             log.exception("announcing %s failed", event)
 

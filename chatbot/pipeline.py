@@ -39,6 +39,7 @@ from chatbot.answer.quote import best_window
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.handoff import WITH_AGENT, LiveDesk, QueueEntry
+from chatbot.faq_review import FaqDesk, FaqSaved
 from chatbot.records.costs import PriceSheet, TurnCost, Usage
 from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Store, StoredSource
@@ -381,18 +382,23 @@ class Pipeline:
         return {"conversation_id": conversation_id, "return_to_bot": return_to_bot,
                 "handling_s": live.handling_s, "human_cost_usd": live.human_cost_usd}
 
-    def save_faq(self, question: str, answer: str, author: str, conversation_id: str | None = None) -> str:
-        """Save a person's answer as a help-centre entry (the FAQ CSV in `desk.faq_dir`) and index it at
-        once; the next customer who asks it in other words gets it, cited. Returns its document id."""
-        from chatbot.faq import FaqBook
+    @property
+    def faq(self) -> FaqDesk:
+        """The help-centre answers people save (`chatbot.faq_review.FaqDesk`); the builder attaches one with
+        the configured folder and review rule, else one over this store is made on first use."""
+        if self.__dict__.get("_faq") is None:
+            self._faq = FaqDesk(self.store, ".chatbot/faq", self.reindex)
+        return self._faq
 
-        if conversation_id:
-            self.store.require_conversation(conversation_id)
-        book = FaqBook(self.desk.faq_dir)
-        doc_id, question, answer = book.save(question, answer)
-        self.reindex([str(book.folder)])
-        self.store.add_faq_entry(doc_id, question, answer, author, conversation_id)
-        return doc_id
+    @faq.setter
+    def faq(self, faq: FaqDesk) -> None:
+        self._faq = faq
+
+    def save_faq(self, question: str, answer: str, author: str, conversation_id: str | None = None,
+                 admin: bool = True) -> FaqSaved:
+        """Save a person's answer as a help-centre entry, redacted; it is indexed at once (the next customer
+        who asks it in other words gets it, cited) or waits for review (`chatbot.faq_review`)."""
+        return self.faq.save(question, answer, author, admin, conversation_id)
 
     def gap_topics(self) -> list:
         """Unanswered and handed-over questions grouped into topics, largest first (`chatbot.reporting.gaps`)."""

@@ -157,6 +157,8 @@ class ServerConfig(_Section):
     login_max_failures: int = 5  # wrong operator passwords from one address before it is locked out
     login_lockout_s: float = 60.0  # the first lock-out; each further one doubles, a right password resets
     cors_origins: list[str] = Field(default_factory=list)  # other sites whose pages may call /api (a widget's host)
+    # reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client; empty: the TCP peer is the client
+    trusted_proxies: list[str] = Field(default_factory=list)
     max_upload_mb: float = 8.0  # a voice message or a screenshot; a request with both may carry twice this
     upload_retention_s: int = 3600  # the web apps' uploaded and generated files are deleted after this
 
@@ -178,6 +180,12 @@ class HandoffConfig(_Section):
     webhook_retries: int = 4  # further attempts after a failed delivery (network error, 5xx, 429)
     webhook_backoff_s: float = 1.0  # wait before the first retry; doubled for each further one
     webhook_timeout_s: float = 5.0  # per attempt
+    # the events sent (README, "Webhook events"); every event's text is redacted like the database's
+    webhook_events: list[Literal["handoff", "claim", "customer_message", "agent_reply", "resolve"]] = Field(
+        default_factory=lambda: ["handoff", "claim", "customer_message", "agent_reply", "resolve"])
+    # who approves help-centre answers agents write before customers are answered from them
+    faq_review: Literal["admin", "second_agent", "none"] = "admin"
+    team_display_name: str = ""  # shown to customers for a person without a display_name; "" = "<company> support"
     faq_dir: str = ".chatbot/faq"  # the help-centre answers operators save (a FAQ CSV the company owns), indexed
     poll_s: float = 2.0  # how often an open customer chat looks for a person's messages
     topic_distance: float = 0.45  # cosine distance under which unanswered questions join one topic

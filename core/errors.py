@@ -27,3 +27,7 @@ class Busy(ChatbotError):
     def __init__(self, message: str, retry_after_s: int = 30):
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+
+class Forbidden(ChatbotError):
+    """The signed-in person may not do this (an agent where an admin's approval is needed, say): 403."""

@@ -12,15 +12,20 @@ It finds, in this order (a later kind never overlaps an earlier one):
   ("07700 900123", "(415) 555-0100") when it is a valid number of one of `phone_regions` and is
   written like a phone number (a leading 0 or bracket, a separator, or "call"/"phone"/... just
   before it), so a bare order number such as 4005884123 is kept;
-- street addresses ("27 Marlborough Street, Bath BA1 2LY") and UK postcodes (patterns);
+- street addresses (patterns, Presidio-style): British and US ones ("27 Marlborough Street, Bath BA1
+  2LY", "1600 Pennsylvania Avenue NW, Washington, DC 20500", "12 Main St Apt 4B, Springfield, IL
+  62704") and German ones ("Hauptstraße 5, 10115 Berlin", "Berliner Str. 12a"), and UK postcodes;
 - names that a cue gives away: "my name is", "I'm", "this is", "call me", "Mr."/"Dr.", a greeting
   ("Hi Chloe,") or a sign-off ("Kind regards,\\nPeter Parker"). A cue is followed by one or two
   capitalised words on the same line; the words are a name unless they are common English words
   that follow such cues ("I'm Sorry", "this is The ..."), a weekday or month, a word of a `keep`
   value (the company's name), or part of a team or company name ("this is Acme Support",
-  "this is Lumen & Oak").
+  "this is Lumen & Oak");
+- full names without a cue ("Jane Doe", "Hans Müller"): two capitalised words on a line whose first
+  is a first name in gender-guesser's list of 40,000 names from many countries, neither a common
+  word nor a word of a `keep` value (so the company's "Arduino Nano" stays).
 
-It does not know: names without a cue ("Chloe wrote ..."), names that are also common words after
+It does not know: a first name alone without a cue ("Chloe wrote ..."), names that are also common words after
 a weak cue ("I'm Sunny"), place names or nationalities after "I'm" (redacted as names), addresses
 not shaped "<number> <Name> <street type>", national ids, dates of birth, and lower-case IBANs.
 Order numbers, prices and dates are not personal on their own and are kept. Values in `keep` (the
@@ -30,6 +35,7 @@ company's public email or phone number) and existing `{{placeholders}}` are neve
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -48,12 +54,22 @@ _PHONE_CUE = re.compile(r"\b(?:call|phone|mobile|cell|tel|telephone|ring|text|wh
                         re.I)
 _STREET_TYPES = (
     "Street|St|Road|Rd|Lane|Ln|Avenue|Ave|Close|Way|Drive|Dr|Place|Pl|Court|Ct|Gardens|Terrace|Crescent|"
-    "Boulevard|Blvd|Square|Sq|Hill|Row|Mews|Parade|Walk|Grove|Park"
+    "Boulevard|Blvd|Square|Sq|Hill|Row|Mews|Parade|Walk|Grove|Park|Parkway|Pkwy|Highway|Hwy|Circle|Cir|"
+    "Trail|Trl|Ter|Plaza|Loop"
 )
 _UK_POSTCODE = r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"
+_US_STATE = (r"(?:A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|T[NX]|"
+             r"UT|V[TA]|W[AVIY]|PR)")
 _ADDRESS = re.compile(
-    rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET_TYPES})\b\.?"
-    rf"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?(?:,?\s+{_UK_POSTCODE})?"
+    rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET_TYPES})\b\.?"
+    r"(?:\s+(?:NE|NW|SE|SW|N|S|E|W)\b\.?)?(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*[\w-]+)?"
+    rf"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?(?:,?\s+{_UK_POSTCODE}|,?\s+{_US_STATE}\s+\d{{5}}(?:-\d{{4}})?\b)?"
+)
+_DE_WORD = "[A-Z\u00c4\u00d6\u00dc][a-z\u00e4\u00f6\u00fc\u00df]+"
+_DE_ADDRESS = re.compile(  # "Hauptstraße 5", "Berliner Str. 12a", "Am Alten Weg 3", then ", 10115 Berlin"
+    rf"\b(?:{_DE_WORD}(?:-{_DE_WORD})*(?:stra\u00dfe|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|steig)"
+    rf"|(?:{_DE_WORD}\s+){{1,2}}(?:Stra\u00dfe|Strasse|Str\.|Weg|Allee|Platz|Gasse|Ring|Damm|Ufer|Chaussee))"
+    rf"\s+\d{{1,4}}\s?[a-zA-Z]?\b(?:,?\s+\d{{5}}\s+{_DE_WORD}(?:[- ]{_DE_WORD})?)?"
 )
 _POSTCODE = re.compile(_UK_POSTCODE)
 
@@ -84,6 +100,23 @@ _TEAM_WORDS = frozenset("support team customer customers service services care h
 _CALENDAR = frozenset(w.lower() for w in (*calendar.day_name, *calendar.day_abbr, *calendar.month_name,
                                           *calendar.month_abbr) if w)
 _NEXT = re.compile(r"[ \t]*(?:([&+])|([^\W\d_]+))")  # what follows a candidate name
+
+
+_NAME_WORD = r"[^\W\d_][^\W\d_'\u2019-]+"
+_PAIR = re.compile(rf"(?<![\w'\u2019-])(?=({_NAME_WORD})[ \t]+({_NAME_WORD})(?![\w-]))")  # overlapping pairs
+_GENDERS = frozenset(("male", "female", "mostly_male", "mostly_female"))
+
+
+@functools.cache
+def _first_names():
+    import gender_guesser.detector
+
+    return gender_guesser.detector.Detector(case_sensitive=True)
+
+
+def _first_name(word: str) -> bool:
+    """True when gender-guesser knows `word` as somebody's first name (male, female, or mostly one)."""
+    return _first_names().get_gender(word) in _GENDERS
 
 
 @dataclass(frozen=True)
@@ -157,6 +190,10 @@ class Redactor:
                     if parts:
                         names.add(" ".join(parts))
                         names.update(p for p in parts if len(p) > 2)
+            for match in _PAIR.finditer(text):
+                first, last = match.group(1), match.group(2)
+                if self._is_name_word(first) and self._is_name_word(last) and _first_name(first):
+                    names.add(f"{first} {last}")
         return names
 
     # ---- finding -------------------------------------------------------------------------
@@ -198,7 +235,7 @@ class Redactor:
                 add("card", *m.span())
         for start, end in self._phones(text):
             add("phone", start, end)
-        for pattern in (_ADDRESS, _POSTCODE):
+        for pattern in (_ADDRESS, _DE_ADDRESS, _POSTCODE):
             for m in pattern.finditer(text):
                 add("address", *m.span())
         names = sorted(set(names), key=len, reverse=True)

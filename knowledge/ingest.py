@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import BadInput, NotFound
+from core.text import csv_value
 from knowledge.types import Document
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -318,7 +319,7 @@ def _read_faq_csv(raw: str, rel: str, path: Path, root: Path) -> Iterator[Docume
                 yield Skipped(str(path), f"{len(fields)} fields but the header has {len(header)}; "
                                          "quote fields that contain commas", first + 1)
                 continue
-            row = dict(zip(header, fields))
+            row = {name: csv_value(value) for name, value in zip(header, fields)}  # `'=` as written: =
             question = (row.get(columns["question"]) or "").strip()
             answer = (row.get(columns["answer"]) or "").strip()
             if not question and not answer:

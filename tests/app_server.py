@@ -11,7 +11,7 @@ import uvicorn
 from chatbot.builder import build_index, build_pipeline
 from core.config import load_config
 from knowledge.ingest import iter_documents
-from ui.app import create_app
+from ui.app import create_app, uvicorn_options
 
 PASSWORD = "test-operator-password"
 
@@ -36,7 +36,8 @@ class RunningApp:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(create_app(self.pipeline, self.config), host="127.0.0.1",
-                                                    port=self.port, log_level="warning"))
+                                                    port=self.port, log_level="warning",
+                                                    **uvicorn_options(self.config)))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.time() + 60

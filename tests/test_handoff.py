@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chatbot.builder import build_desk
+from chatbot.builder import build_desk, build_faq
 from chatbot.faq import FaqBook, faq_doc_id
 from chatbot.handoff import WITH_AGENT
 from chatbot.outputs.webhook import SIGNATURE_HEADER, WebhookSender, verify
@@ -78,6 +78,7 @@ def make(shop_index, tmp_path):
                                                   "direct_quote_cosine": 0.6, "evidence_answer_cosine": 1.01}})
         pipeline = scripted_pipeline(config, index, ScriptedChatModel(reply), f"sqlite:///{tmp_path}/db.sqlite")
         pipeline.desk = build_desk(config, pipeline, webhook)
+        pipeline.faq = build_faq(config, pipeline)
         return pipeline
     return _make
 
@@ -118,7 +119,9 @@ def test_while_a_person_holds_it_the_bot_is_silent_and_the_customer_sees_who_wro
         ("agent", "alex") in roles
     agent_message = next(m for m in messages if m.id == message_id)
     assert "{{Email}}" in agent_message.content and "alex.private" not in agent_message.content  # redacted
-    assert any(m.role == "notice" and "alex joined" in m.content for m in messages)
+    # alex has no display name: the customer sees the team's name, never a login
+    assert any(m.role == "notice" and m.content == "Lumen & Oak support joined the conversation." for m in messages)
+    assert not any("alex" in m.content.lower() for m in messages if m.role == "notice")
     assert all(m.role != "assistant" for m in messages if m.id > message_id - 2 and m.role != "notice")
 
 
@@ -219,7 +222,7 @@ def test_a_saved_answer_is_indexed_and_answers_the_next_customer_with_a_citation
     pipeline.agent_reply(cid, "alex", "We don't accept bitcoin; pay by card or PayPal.")
     pipeline.resolve(cid, "alex", True)
     doc_id = pipeline.save_faq(UNKNOWN, FAQ_ANSWER,
-                               "alex", cid)
+                               "alex", cid).doc_id
     assert doc_id == faq_doc_id(UNKNOWN) and pipeline.document_count() == 3
     rows = FaqBook(tmp_path / "faq").entries()
     assert rows == [{"id": doc_id, "question": UNKNOWN, "url": "",
@@ -227,7 +230,7 @@ def test_a_saved_answer_is_indexed_and_answers_the_next_customer_with_a_citation
     later = pipeline.ask("Do you accept bitcoin for payment?")
     assert later.outcome == "answered" and [s.doc_id for s in later.sources] == [doc_id], later
     assert "paypal" in later.answer.lower()
-    assert pipeline.save_faq(UNKNOWN.upper(), "Cards and PayPal only.", "alex") == doc_id  # same question: updated
+    assert pipeline.save_faq(UNKNOWN.upper(), "Cards and PayPal only.", "alex").doc_id == doc_id  # same question: updated
     assert len(FaqBook(tmp_path / "faq").entries()) == 1 and pipeline.document_count() == 3
     with pytest.raises(BadInput):
         pipeline.save_faq("", "x", "alex")
@@ -241,7 +244,7 @@ def test_gap_topics_group_paraphrases_largest_first_and_count_what_a_saved_answe
     topics = pipeline.gap_topics()
     assert topics[0].count == 3 and "bitcoin" in topics[0].label.lower() and topics[0].conversations == 3
     assert topics[-1].count == 1 and "gift" in topics[-1].examples[0]
-    doc_id = pipeline.save_faq("Can I pay with bitcoin?", FAQ_ANSWER, "alex")
+    doc_id = pipeline.save_faq("Can I pay with bitcoin?", FAQ_ANSWER, "alex").doc_id
     pipeline.ask("Do you accept bitcoin?")
     pipeline.ask("bitcoin payment accepted?")
     entry = next(t for t in pipeline.gap_topics() if t.entries).entries[0]

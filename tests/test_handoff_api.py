@@ -6,7 +6,7 @@ import base64
 import pytest
 from fastapi.testclient import TestClient
 
-from chatbot.builder import build_desk
+from chatbot.builder import build_desk, build_faq
 from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from knowledge.index import KnowledgeIndex
@@ -44,6 +44,7 @@ def client(tmp_path, monkeypatch):
     pipeline = scripted_pipeline(config, index, ScriptedChatModel("You can pay for bitcoin orders by card or PayPal."),
                                  config.db_url)
     pipeline.desk = build_desk(config, pipeline)
+    pipeline.faq = build_faq(config, pipeline)
     return TestClient(create_app(pipeline, config), raise_server_exceptions=False)
 
 
@@ -106,7 +107,8 @@ def test_bad_bodies_are_400_and_unknown_conversations_404(client):
     for body in ({}, {"text": 5}, {"text": "x", "other": 1}, {"text": "   "}, {"text": "x" * 20_001}, [1], "text"):
         r = client.post(f"/api/conversations/{cid}/reply", headers=alex, json=body)
         assert r.status_code == 400 and set(r.json()) == {"error"}, (body, r.text)
-    r = client.post(f"/api/conversations/{cid}/reply", headers=alex, content=b"{not json")
+    r = client.post(f"/api/conversations/{cid}/reply", headers={**alex, "content-type": "application/json"},
+                    content=b"{not json")
     assert r.status_code == 400
     for body in ({"return_to_bot": "yes"}, {"return_to_bot": 1}, {"return_to_bot": True, "x": 1}):
         r = client.post(f"/api/conversations/{cid}/resolve", headers=alex, json=body)
@@ -131,8 +133,10 @@ def test_a_saved_help_centre_answer_answers_the_next_customer_with_a_citation(cl
     r = client.post("/api/knowledge/faq", headers=alex, json={
         "question": "Can I pay with bitcoin?", "conversation_id": cid,
         "answer": "You can pay for bitcoin orders by card or PayPal. Bitcoin itself is not accepted."})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200 and r.json()["status"] == "pending", r.text  # an agent's answer waits for review
     doc_id = r.json()["doc_id"]
+    r = client.post(f"/api/knowledge/faq/{doc_id}/approve", headers=basic("operator", PASSWORD))
+    assert r.status_code == 200 and r.json()["status"] == "live", r.text
     later = client.post("/api/chat", json={"message": "Do you accept bitcoin for payment?"}).json()
     assert later["outcome"] == "answered" and [s["doc_id"] for s in later["sources"]] == [doc_id]
     topics = client.get("/api/knowledge/gaps", headers=alex).json()["topics"]

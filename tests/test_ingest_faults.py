@@ -256,16 +256,19 @@ def test_uploads_are_listed_and_deleting_one_removes_its_documents_at_once(pipel
 
 
 def test_the_panel_lists_left_out_files_and_deletes_uploads(pipeline, write, tmp_path):
+    from types import SimpleNamespace
+
     from ui.operator import _Handlers
 
     on = _Handlers(pipeline, str(tmp_path / "uploads"))
+    admin = SimpleNamespace(username="operator")  # what Gradio passes: the signed-in session's user
     files = [str(write("gradio/gifts.md", "---\nid: G\n---\nGift cards never expire.")),
              str(write("gradio/broken.pdf", b"%PDF-1.4 truncated"))]
-    status, table, picker = on.reindex(files, request=None, progress=lambda *a, **k: None)
+    status, table, picker = on.reindex(files, request=admin, progress=lambda *a, **k: None)
     assert "Left out (1)" in status and "- broken\\.pdf: not a readable PDF" in status
     assert list(table["file"]) == ["broken.pdf", "gifts.md"] and list(table["documents"]) == ["not indexed", 1]
     assert picker["choices"] == ["broken.pdf", "gifts.md"]
     assert not any(Path(f).exists() for f in files)  # Gradio's temporary copies are gone
-    status, table, _ = on.delete_upload("gifts.md", request=None)
+    status, table, _ = on.delete_upload("gifts.md", request=admin)
     assert status.startswith("Deleted gifts") and list(table["file"]) == ["broken.pdf"]
     assert pipeline.document_count() == 1

@@ -12,7 +12,7 @@ from chatbot.testing import price_sheet as sheet
 from core.errors import ChatbotError
 
 ALL_MIGRATIONS = ["m001_initial", "m002_stage_costs", "m003_eval_runs", "m004_one_rating_per_message",
-                  "m005_live_handoff"]
+                  "m005_live_handoff", "m006_faq_review"]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the
 # migrations spelled out their DDL): databases in the field look like this with m001 applied.

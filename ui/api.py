@@ -10,19 +10,27 @@
 - Live handoff, for operators (HTTP Basic `user:password` of a named operator, or as above; 401
   without): `GET /api/handoffs` (the queue, oldest first, with handoff packets), `POST
   /api/conversations/{id}/claim`, `.../reply` `{"text"}`, `.../resolve` `{"return_to_bot"}` (409
-  when another person holds it), `POST /api/knowledge/faq` `{"question", "answer"}` -> `{"doc_id"}`,
-  `GET /api/knowledge/gaps` (unanswered questions as topics). While a person holds a conversation,
-  `POST /api/chat` stores the message and answers `"outcome": "with_agent"` with an empty `answer`.
+  when another person holds it), `GET /api/knowledge/gaps` (unanswered questions as topics). An agent
+  sees and claims the conversations waiting for a person and those they hold; an admin, all
+  (`ui.access`). While a person holds a conversation, `POST /api/chat` stores the message and
+  answers `"outcome": "with_agent"` with an empty `answer`.
+- Help-centre answers (`chatbot.faq_review`): `POST /api/knowledge/faq` `{"question", "answer",
+  "conversation_id"?}` -> `{"doc_id", "status": "live"|"pending", "live", "personal_data"}` (redacted;
+  an agent's waits for review), `GET /api/knowledge/faq` (`{"entries": [...]}`), `GET
+  /api/knowledge/faq/{doc_id}/history`, `POST /api/knowledge/faq/{doc_id}/approve` and `.../remove`
+  (403 when the review rule does not let this person, 400 while it holds redacted personal data).
+- State-changing calls (POST) take JSON only (415 otherwise; `/api/chat` also takes its multipart
+  form), and a request from a page on another site (its `Origin`) is refused with 403 unless that
+  origin is in `[server] cors_origins` (`ui.guard.SameSite`).
 Every body is validated by a request model (`ChatRequest`, `FeedbackRequest`); every error is one
 line in `{"error": ...}`: 400 bad input, 401 operator credentials, 404 unknown conversation or
-reply, 413 body too large, 429 too many requests (with `Retry-After`), 503 database unavailable.
+reply, 403 not allowed, 409 conflict, 413 body too large, 415 not JSON, 429 too many requests (with `Retry-After`), 503 database unavailable.
 Never a 500 for anything a client sends.
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 import re
 from collections.abc import Callable
 from typing import Literal
@@ -37,8 +45,9 @@ from starlette.exceptions import HTTPException
 from chatbot.pipeline import Pipeline, Turn
 from chatbot.faq import MAX_ANSWER_CHARS as MAX_FAQ_ANSWER_CHARS, MAX_QUESTION_CHARS as MAX_FAQ_QUESTION_CHARS
 from chatbot.records.store import MAX_COMMENT_CHARS, MAX_MESSAGE_CHARS, Conflict, StoreUnavailable
-from core.errors import BadInput, Busy, ChatbotError, NotFound
-from ui.guard import LoginGuard, Operator, Operators, RateLimited, RateLimiter, client_key, password_matches
+from core.errors import BadInput, Busy, ChatbotError, Forbidden, NotFound
+from ui.access import NotSignedIn, require_admin, require_claimable, visible_queue
+from ui.guard import LoginGuard, Operator, Operators, RateLimited, RateLimiter, client_key
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # default; `[server] max_upload_mb` sets it
 MAX_JSON_BYTES = 64 * 1024  # a JSON body: a question, a rating
@@ -69,7 +78,7 @@ class ResolveRequest(_Body):
 
 
 class FaqRequest(_Body):
-    """`POST /api/knowledge/faq`: a help-centre entry, indexed at once."""
+    """`POST /api/knowledge/faq`: a help-centre entry, live at once or waiting for review (`chatbot.faq_review`)."""
 
     question: str = Field(max_length=MAX_FAQ_QUESTION_CHARS)
     answer: str = Field(max_length=MAX_FAQ_ANSWER_CHARS)
@@ -127,34 +136,9 @@ async def chatbot_error(request: Request, exc: ChatbotError) -> JSONResponse:
     return _error(exc)
 
 
-def operator_ok(request: Request, user: str, password: str) -> bool:
-    """True for HTTP Basic `user:password` or `Bearer password` (plain or a hash: `password_matches`);
-    never without a password set. Constant-time comparisons."""
-    if not password:
-        return False
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return password_matches(value.strip(), password)
-    if scheme.lower() == "basic":
-        try:
-            given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        user_ok = hmac.compare_digest(given_user.encode(), user.encode())
-        return password_matches(given_password, password) and user_ok
-    return False
-
-
-class NotSignedIn(ChatbotError):
-    """No operator credentials (401, with the Basic challenge), or an agent's where an admin's are needed (403)."""
-
-    def __init__(self, message: str, status: int):
-        self.status = status
-        super().__init__(message)
-
-
 def _error(exc: ChatbotError) -> JSONResponse:
+    if isinstance(exc, Forbidden):
+        return JSONResponse({"error": str(exc)}, status_code=403)
     if isinstance(exc, NotSignedIn):
         challenge = {"WWW-Authenticate": 'Basic realm="chatbot operators"'} if exc.status == 401 else {}
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=challenge)
@@ -250,12 +234,12 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
 
     @router.get("/analytics")
     def analytics(request: Request, days: int = Query(30, ge=1, le=366)):
-        signed_in(request, admin=True)
+        require_admin(signed_in(request), "the analytics")
         return pipeline.analytics(days)
 
     # ---- live handoff: operators only (named users, `ui.guard.Operators`) -------------------------
-    def signed_in(request: Request, admin: bool = False) -> Operator:
-        """The signed-in operator; `NotSignedIn` (401, or 403 for an agent where an admin is needed) else."""
+    def signed_in(request: Request) -> Operator:
+        """The signed-in operator; `NotSignedIn` (401) else. What they may do is `ui.access`'s to say."""
         key = client_key(request)
         logins.check(key)
         who = operator_from(request, operators)
@@ -264,8 +248,6 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
                 logins.failed(key)
             raise NotSignedIn("operator credentials required", 401)
         logins.succeeded(key)
-        if admin and not who.admin:
-            raise NotSignedIn("an admin's credentials are required", 403)
         return who
 
     def conversation_id_ok(conversation_id: str) -> str:
@@ -276,13 +258,13 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     @router.get("/handoffs")
     def handoffs(request: Request):
         """The people's queue: conversations waiting (or claimed), oldest first, with their handoff packets."""
-        signed_in(request)
-        return {"handoffs": [entry.to_json() for entry in pipeline.handoff_queue()]}
+        who = signed_in(request)
+        return {"handoffs": [entry.to_json() for entry in visible_queue(pipeline, who)]}
 
     @router.post("/conversations/{conversation_id}/claim")
     def claim(conversation_id: str, request: Request):
         who = signed_in(request)
-        pipeline.claim(conversation_id_ok(conversation_id), who.name)
+        pipeline.claim(require_claimable(pipeline, who, conversation_id_ok(conversation_id)), who.name)
         return {"conversation_id": conversation_id, "state": "agent", "agent": who.name}
 
     @router.post("/conversations/{conversation_id}/reply", openapi_extra=_schema(AgentReplyRequest))
@@ -301,14 +283,44 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
 
     @router.post("/knowledge/faq", openapi_extra=_schema(FaqRequest))
     async def save_faq(request: Request):
-        """A help-centre entry (question and answer), saved to the FAQ file and indexed at once."""
+        """A help-centre entry (question and answer), redacted; live at once or waiting for review."""
         who = signed_in(request)
         body = await _json_body(request, FaqRequest, '{"question": "...", "answer": "..."}')
         from starlette.concurrency import run_in_threadpool
 
-        doc_id = await run_in_threadpool(pipeline.save_faq, body.question, body.answer, who.name,
-                                         body.conversation_id)
-        return {"doc_id": doc_id}
+        saved = await run_in_threadpool(pipeline.save_faq, body.question, body.answer, who.name,
+                                        body.conversation_id, who.admin)
+        return saved.to_json()
+
+    @router.get("/knowledge/faq")
+    def faq_entries(request: Request):
+        """Every help-centre answer people saved, with its status (live, pending, removed)."""
+        signed_in(request)
+        return {"entries": [faq_json(e) for e in pipeline.faq.entries()]}
+
+    @router.get("/knowledge/faq/{doc_id}/history")
+    def faq_history(doc_id: str, request: Request):
+        """Who saved, edited, approved and removed the entry, and when, oldest first."""
+        signed_in(request)
+        return {"doc_id": doc_id, "history": [change_json(c) for c in pipeline.faq.history(doc_id_ok(doc_id))]}
+
+    @router.post("/knowledge/faq/{doc_id}/approve")
+    async def approve_faq(doc_id: str, request: Request):
+        """Publish a waiting entry (who may: `[handoff] faq_review`); it is indexed and cited from then on."""
+        who = signed_in(request)
+        from starlette.concurrency import run_in_threadpool
+
+        entry = await run_in_threadpool(pipeline.faq.approve, doc_id_ok(doc_id), who.name, who.admin)
+        return faq_json(entry)
+
+    @router.post("/knowledge/faq/{doc_id}/remove")
+    async def remove_faq(doc_id: str, request: Request):
+        """Take an entry out of the help centre and the index (an admin, or the author of a waiting one)."""
+        who = signed_in(request)
+        from starlette.concurrency import run_in_threadpool
+
+        entry = await run_in_threadpool(pipeline.faq.remove, doc_id_ok(doc_id), who.name, who.admin)
+        return faq_json(entry)
 
     @router.get("/knowledge/gaps")
     def gaps(request: Request):
@@ -317,6 +329,26 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
         return {"topics": [t.to_json() for t in pipeline.gap_topics()]}
 
     return router
+
+
+def doc_id_ok(doc_id: str) -> str:
+    if not re.fullmatch(r"FAQ-[0-9a-f]{10}", doc_id):
+        raise BadInput("not a help-centre answer's id; they look like FAQ-0123456789")
+    return doc_id
+
+
+def faq_json(entry) -> dict:
+    """A help-centre answer people saved, as the API shows it."""
+    return {"doc_id": entry.doc_id, "question": entry.question, "answer": entry.answer, "status": entry.status,
+            "live": entry.status == "live", "author": entry.author, "saved_at": entry.created_at.isoformat(),
+            "reviewed_by": entry.reviewed_by,
+            "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None,
+            "conversation_id": entry.conversation_id}
+
+
+def change_json(change) -> dict:
+    return {"action": change.action, "by": change.actor, "at": change.at.isoformat(), "status": change.status,
+            "question": change.question, "answer": change.answer}
 
 
 def operator_from(request: Request, operators: Operators) -> Operator | None:

@@ -6,9 +6,11 @@ operator_password (plain or a `python -m ui.guard` hash); without one the operat
 /api/analytics refuse everyone.
 
 In front of strangers (`ui.guard`): chat turns, handoffs and ratings are limited per client
-address (`[server] chat_requests_per_minute`, 429 beyond), wrong operator passwords lock the
+address (`[server] chat_requests_per_minute`, 429 beyond; the address is the TCP peer's unless
+`[server] trusted_proxies` lists the proxy in front), wrong operator passwords lock the
 address out, request bodies and uploads have a size limit (413), cross-origin calls are refused
-unless the origin is in `[server] cors_origins`, session cookies are SameSite=Lax, and files
+unless the origin is in `[server] cors_origins` and state-changing REST calls take JSON only,
+the panel's own routes answer only a signed-in session, session cookies are SameSite=Lax, and files
 uploaded to the operator panel live in a folder the customer app does not serve. At start the
 database must take writes, and conversations left unanswered by a crash are handed to a person.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 from contextlib import contextmanager
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 
 import gradio as gr
@@ -26,13 +29,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from gradio.utils import get_upload_folder
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount
 
 from core.config import Config
 from core.errors import ChatbotError
 from chatbot.pipeline import Pipeline
 from chatbot.builder import build_voice_out
 from ui.api import MAX_JSON_BYTES, build_router, chatbot_error, invalid_request
-from ui.guard import EdgeMiddleware, LoginGuard, Operators, RateLimiter
+from ui.guard import EdgeMiddleware, LoginGuard, Operators, RateLimiter, SameSite
 from ui.chat import CSS, build_chat
 from ui.operator import build_operator
 
@@ -59,6 +63,26 @@ def _gradio_files_in(folder: Path):
             os.environ.pop("GRADIO_TEMP_DIR", None)
         else:
             os.environ["GRADIO_TEMP_DIR"] = before
+
+
+def panel_signed_in(gradio_app, scope: dict) -> bool:
+    """True when the request carries a session cookie the operator panel's Gradio app signed in."""
+    cookies = SimpleCookie()
+    for name, value in scope.get("headers") or []:
+        if name == b"cookie":
+            try:
+                cookies.load(value.decode("latin-1"))
+            except CookieError:
+                return False
+    tokens = getattr(gradio_app, "tokens", {})
+    return any(name.startswith("access-token") and morsel.value in tokens for name, morsel in cookies.items())
+
+
+def uvicorn_options(config: Config) -> dict:
+    """How uvicorn must read client addresses: from the TCP peer, unless `[server] trusted_proxies` names
+    the reverse proxies whose `X-Forwarded-For` counts (uvicorn otherwise trusts it from loopback)."""
+    proxies = list(config.server.trusted_proxies)
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or None}
 
 
 def build_operators(config: Config) -> Operators:
@@ -89,7 +113,14 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
             return 2 * max_upload + MAX_JSON_BYTES  # a voice message and a screenshot in one form
         return MAX_JSON_BYTES if path.startswith("/api/") else None  # Gradio limits its own uploads
 
-    app.add_middleware(EdgeMiddleware, max_body_bytes=body_limit, login_path="/operator/login", logins=logins)
+    panel_app: list = []  # the operator panel's Gradio app, once mounted: it knows the signed-in sessions
+
+    def panel_session(scope: dict) -> bool:
+        return bool(panel_app) and panel_signed_in(panel_app[0], scope)
+
+    app.add_middleware(SameSite, allowed_origins=list(server.cors_origins), form_paths=("/api/chat",))
+    app.add_middleware(EdgeMiddleware, max_body_bytes=body_limit, login_path="/operator/login", logins=logins,
+                       signed_in=panel_session)
     # same-origin by default; a widget on another site needs its origin listed. No cookies cross origins:
     # the REST API takes none, and the operator panel's session must never ride on another site's request.
     app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_credentials=False,
@@ -115,6 +146,7 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
         panel = build_operator(pipeline, server.uploads_dir, delete_cache=retention, operators=operators)
         app = gr.mount_gradio_app(app, panel, path="/operator", auth=check, max_file_size=max_upload * 4,
                                   auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
+    panel_app.extend(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/operator")
     voice_out = build_voice_out(config)
     if voice_out is not None:
         voice_out.warm_up()  # fail at start, with the fix, rather than at the first reply

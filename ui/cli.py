@@ -16,7 +16,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(config, lambda m: print(m, file=sys.stderr), speech=True, vision=True)
     import uvicorn
 
-    from ui.app import create_app, operator_password
+    from ui.app import create_app, operator_password, uvicorn_options
 
     app = create_app(pipeline, config)  # first: a database that cannot be written stops here, one line, exit 2
     print("warming up the models…", file=sys.stderr, flush=True)
@@ -26,7 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"chat at http://{host}:{port}/  ·  operators at http://{host}:{port}/operator  ·  API at /api",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(config))
     return 0
 
 

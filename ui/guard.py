@@ -8,11 +8,14 @@
 - `Operators`: named operators (`[handoff.agents]`, roles agent or admin, hashed passwords) beside
   the `operator` user, who stays an admin; every check is `password_matches`, constant time.
 - `EdgeMiddleware`: request bodies over a size get 413, the operator panel's sign-in is refused
-  while its client is locked out, and session cookies are never `SameSite=None`.
+  while its client is locked out, session cookies are never `SameSite=None`, and the panel's own
+  routes (Gradio's heartbeat, startup events, queue) answer only a signed-in session.
+- `SameSite`: state-changing REST calls take JSON only (415) and none from another site's page (403).
 
-Client addresses are the TCP peer's: behind a reverse proxy run uvicorn with `--proxy-headers`
-and `--forwarded-allow-ips` so that they are the customers', not the proxy's. Knows nothing about
-chat or answers.
+Client addresses are the TCP peer's: `X-Forwarded-For` counts only from the proxies listed in
+`[server] trusted_proxies` (`ui.app.uvicorn_options` sets uvicorn's `forwarded_allow_ips` from it,
+and turns proxy headers off when it is empty), so a client cannot name itself a fresh address to
+escape a rate limit or a lock-out. Knows nothing about chat or answers.
 """
 
 from __future__ import annotations
@@ -153,14 +156,33 @@ class Operators:
         self.accounts = dict(accounts or {})
 
     def check(self, user: str, password: str) -> Operator | None:
-        """The operator signed in by `user` and `password`, or None."""
+        """The operator signed in by `user` and `password`, or None. An unknown user costs what a known
+        one's wrong password does (a key derivation as slow as the slowest stored hash), so the time
+        taken never tells real names from unknown ones."""
         if hmac.compare_digest(user.encode(), self.operator_user.encode()):
             return Operator(user, "admin") if password_matches(password, self.operator_password()) else None
         stored, role = self.accounts.get(user, ("", "agent"))
         if not stored:
-            hmac.compare_digest(password.encode(), b"\0" * 32)  # an unknown user costs about what a known one does
+            password_matches(password, self._decoy())
             return None
         return Operator(user, role) if password_matches(password, stored) else None
+
+    def named(self, user: str) -> Operator:
+        """The operator `user` with their role (a session already signed in): `operator_user` is an admin,
+        an account has its configured role, anyone else is an agent."""
+        if user == self.operator_user:
+            return Operator(user, "admin")
+        return Operator(user, self.accounts.get(user, ("", "agent"))[1])
+
+    def _decoy(self) -> str:
+        """A hash nobody's password matches, with as many iterations as the slowest stored hash."""
+        if self.__dict__.get("_decoy_hash") is None:
+            stored = [p for p, _ in self.accounts.values()] + [self.operator_password()]
+            counts = [int(p.split("$")[1]) for p in stored if p.startswith(HASH_PREFIX) and p.count("$") == 3
+                      and p.split("$")[1].isdigit()]
+            self._decoy_hash = hash_password(secrets.token_urlsafe(16), max(counts)) if counts else \
+                secrets.token_urlsafe(16)
+        return self._decoy_hash
 
     def bearer(self, token: str) -> Operator | None:
         """`Authorization: Bearer PASSWORD` signs in the operator user (an admin), as before named users."""
@@ -179,19 +201,29 @@ class EdgeMiddleware:
     """ASGI middleware: body size limits (413), the panel's sign-in lock-out (429), no SameSite=None cookies.
 
     `max_body_bytes(path)` is the largest request body accepted at `path` (None: no limit here).
-    `login_path` is the operator panel's sign-in route, guarded by `logins`.
+    `login_path` is the operator panel's sign-in route, guarded by `logins`. `signed_in(scope)` says
+    whether a request carries the panel's session; without it, the panel's routes under
+    `PANEL_API` other than those the sign-in page needs (`PANEL_OPEN`) get 401.
     """
 
-    def __init__(self, app, max_body_bytes: Callable[[str], int | None], login_path: str, logins: LoginGuard):
+    PANEL_API = "/operator/gradio_api/"
+    PANEL_OPEN = frozenset(("login", "login_check", "token", "user", "app_id", "theme.css"))
+
+    def __init__(self, app, max_body_bytes: Callable[[str], int | None], login_path: str, logins: LoginGuard,
+                 signed_in: Callable[[dict], bool] | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.login_path = login_path
         self.logins = logins
+        self.signed_in = signed_in
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
+        if self.signed_in is not None and path.startswith(self.PANEL_API) \
+                and path[len(self.PANEL_API):].strip("/") not in self.PANEL_OPEN and not self.signed_in(scope):
+            return await _json(send, 401, "sign in to the operator panel first")
         limit = self.max_body_bytes(path)
         if limit is not None:
             declared = dict(scope.get("headers") or []).get(b"content-length")
@@ -222,6 +254,40 @@ class EdgeMiddleware:
             return
         if login and status:
             (self.logins.succeeded if status[0] == 200 else self.logins.failed)(key)
+
+
+class SameSite:
+    """ASGI middleware against cross-site requests to the REST API (`prefix`): a state-changing request
+    (POST, PUT, PATCH, DELETE) whose `Origin` is neither this server's own nor in `allowed_origins` gets
+    403, and one with a body that is not JSON gets 415 (a page on another site can send a plain form
+    with the browser's stored credentials without asking; JSON it cannot). `form_paths` also take
+    multipart forms (a voice message, a screenshot)."""
+
+    def __init__(self, app, allowed_origins: list[str], prefix: str = "/api/", form_paths: tuple[str, ...] = ()):
+        self.app = app
+        self.allowed = {o.rstrip("/").lower() for o in allowed_origins}
+        self.prefix = prefix
+        self.form_paths = form_paths
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE") \
+                or not path.startswith(self.prefix):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/").lower()
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        if origin and origin not in self.allowed and origin.partition("://")[2] != host:
+            return await _json(send, 403, "requests from pages on other sites are refused; an admin can list "
+                                          "the site in [server] cors_origins")
+        kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        json_ok = kind == "application/json" or kind.endswith("+json")
+        form_ok = kind == "multipart/form-data" and path.rstrip("/") in self.form_paths
+        declared = headers.get(b"content-length", b"0")
+        empty = not kind and declared in (b"", b"0") and b"transfer-encoding" not in headers
+        if not (json_ok or form_ok or empty):
+            return await _json(send, 415, "send the body as JSON (Content-Type: application/json)")
+        return await self.app(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):

@@ -1,70 +1,29 @@
 """The operator panel (Gradio), mounted behind the operator password.
 
-Overview (totals, per-day charts, people's measured cost), the inbox (live handoff: claim, reply,
-resolve, save the answer as a help-centre entry), knowledge-gap topics, conversations (transcripts, sources, handoff reason,
+Overview (totals, per-day charts, people's measured cost; admins), the inbox (live handoff: claim,
+reply, resolve, save the answer as a help-centre entry), help-centre answers (review, approve,
+remove, history) and knowledge-gap topics, conversations (transcripts, sources, handoff reason,
 feedback, cost by stage), top unanswered questions, and the knowledge base (upload documents and
-re-index with progress). Every figure comes from the engine's verbs (`Pipeline.analytics`,
+re-index with progress; admins). Who sees what is `ui.access`'s rule, the REST API's too: an agent sees
+the conversations waiting for a person and those they hold. Every figure comes from the engine's verbs (`Pipeline.analytics`,
 `conversations`, `conversation_costs`, `reindex`); nothing is computed here beyond shaping tables
 for display.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
 from core.errors import BadInput, ChatbotError
+from core.text import visible
 from chatbot.pipeline import Pipeline
+from ui.access import operator_named, require_admin, require_claimable, require_visible, visible_conversations, visible_queue
 from ui.guard import Operator, Operators
-
-
-def _money(x) -> str:
-    return "-" if x is None else f"${x:,.6f}" if abs(x) < 0.01 else f"${x:,.2f}"
-
-
-def _pct(x) -> str:
-    return "-" if x is None else f"{x:.0%}"
-
-
-def eval_lines(report: dict) -> list[str]:
-    """The serving model and its latest `chatbot eval` scores, per split."""
-    lines = [f"Serving model: `{report.get('serving_model') or '-'}`"]
-    if report.get("eval"):
-        lines += ["", "| eval split | questions | resolution | correct | wrong | out of scope refused | run at |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {split}{' (in-sample)' if s.get('in_sample') else ''} | {s['questions']} "
-                  f"| {_pct(s['resolution_rate'])} | {_pct(s['correct_rate'])} "
-                  f"| {_pct(s['wrong_rate'])} | {_pct(s['out_of_scope_refused'])} | {s['at'][:16]} |"
-                  for split, s in report["eval"].items()]
-    else:
-        lines.append("No `chatbot eval` run recorded for it yet.")
-    return lines
-
-
-def totals_markdown(report: dict) -> str:
-    latency = report["latency_s"]
-    return "\n".join([
-        "| conversations | resolution rate | handoff rate | CSAT | latency p50 / p95 | tokens |",
-        "|---|---|---|---|---|---|",
-        f"| {report['conversations']} | {_pct(1 - report['handoff_rate'] if report['conversations'] else None)} "
-        f"| {_pct(report['handoff_rate'])} | {_pct(report['csat'])} "
-        f"| {latency['p50'] or 0:.2f} s / {latency['p95'] or 0:.2f} s "
-        f"| {report['tokens']['prompt'] + report['tokens']['completion']:,} |",
-        "",
-        "| cost per conversation | on " + report["api_model"] + " | with a human agent | total saved vs API | total saved vs humans |",
-        "|---|---|---|---|---|",
-        f"| {_money(report['cost_per_conversation_usd'])} | {_money(report['api_shadow_cost_per_conversation_usd'])} "
-        f"| {_money(report['human_agent_cost_per_conversation_usd'])} | {_money(report['savings_vs_api_usd'])} "
-        f"| {_money(report['savings_vs_human_usd'])} |",
-        "",
-        f"Handoffs by reason: {', '.join(f'{k} {v}' for k, v in report['handoff_reasons'].items()) or 'none'}",
-        "",
-        *eval_lines(report),
-    ])
+from ui.operator_views import (_duration, _money, eval_lines, faq_draft, human_markdown, ingest_markdown,  # noqa: F401
+                               packet_markdown, shown, totals_markdown, transcript_markdown)
 
 
 def _long(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
@@ -75,20 +34,31 @@ def _long(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
 
 
 class _Handlers:
-    """The panel's event handlers, bound to one engine; they shape its figures into tables."""
+    """The panel's event handlers, bound to one engine; they shape its figures into tables. Every one
+    takes the Gradio request and asks `ui.access` what its signed-in person may see or do, as REST does."""
 
     def __init__(self, pipeline: Pipeline, uploads_dir: str, operators: Operators | None = None):
         self.pipeline = pipeline
         self.uploads_dir = Path(uploads_dir)
-        self.operators = operators  # named operators and roles; None: whoever signed in is an admin
+        self.operators = operators or Operators("operator", lambda: "")  # named operators and their roles
 
-    def overview(self, days: int):
+    def _who(self, request: gr.Request | None) -> Operator:
+        """The signed-in person (`NotSignedIn` without a session)."""
+        return operator_named(self.operators, getattr(request, "username", None))
+
+    # ---- overview and conversations --------------------------------------------------------------
+    def overview(self, days: int, request: gr.Request):
+        try:
+            require_admin(self._who(request), "the analytics")
+        except ChatbotError as exc:
+            return (f"{exc}. Your inbox and the knowledge gaps are in their tabs.", *[pd.DataFrame()] * 7)
         figures = self.pipeline.analytics(min(max(int(days or 30), 1), 366))  # the slider's range, whatever is sent
         rows = figures["daily"]
         reasons = pd.DataFrame([{"date": r["date"], "reason": k, "handoffs": v}
                                 for r in rows for k, v in r["handoff_reasons"].items()], columns=["date", "reason", "handoffs"])
         unanswered = pd.DataFrame(figures["top_unanswered"], columns=["question", "count", "outcomes"])
         if not unanswered.empty:
+            unanswered["question"] = unanswered["question"].map(visible)
             unanswered["outcomes"] = unanswered["outcomes"].map(lambda d: ", ".join(f"{k} {v}" for k, v in d.items()))
         return (
             totals_markdown(figures["totals"]) + "\n\n### People (live handoff)\n\n" + human_markdown(self.pipeline.human_cost()),
@@ -103,17 +73,20 @@ class _Handlers:
             unanswered,
         )
 
-    def conversations_table(self):
-        rows = self.pipeline.conversations()
+    def conversations_table(self, request: gr.Request):
+        try:
+            rows = visible_conversations(self.pipeline, self._who(request))
+        except ChatbotError:
+            rows = []
         table = pd.DataFrame(rows, columns=["id", "updated_at", "channel", "messages", "handoff_reason", "feedback",
                                             "cost_usd", "api_shadow_cost_usd"])
         return table, gr.update(choices=[r["id"] for r in rows])
 
-    def open_conversation(self, conversation_id: str):
+    def open_conversation(self, conversation_id: str, request: gr.Request):
         if not conversation_id:
             return "Pick a conversation.", pd.DataFrame()
         try:
-            conv = self.pipeline.conversation(conversation_id)
+            conv = self.pipeline.conversation(require_visible(self.pipeline, self._who(request), conversation_id))
         except ChatbotError as exc:
             return str(exc), pd.DataFrame()
         costs = self.pipeline.conversation_costs(conversation_id)
@@ -124,69 +97,67 @@ class _Handlers:
                                  "cost_usd": costs["api_shadow_cost_usd"]}])
         return transcript_markdown(conv), table
 
+    # ---- knowledge base: admins only -------------------------------------------------------------
     def reindex(self, files, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-        if not self._who(request).admin:
-            return ("Only an admin can upload documents; ask one, or save answers from the inbox.",
-                    *self.uploads_listing())
-        if not files:
-            return ("Choose one or more files first (Markdown, HTML, PDF, TXT, FAQ CSV, JSONL).",
-                    *self.uploads_listing())
-        paths = [Path(f if isinstance(f, str) else f.name) for f in files]
-        progress(0.05, desc="reading documents")
+        paths = [Path(f if isinstance(f, str) else f.name) for f in files or []]
         try:
+            require_admin(self._who(request), "uploading documents (agents save answers from the inbox)")
+            if not paths:
+                raise BadInput("choose one or more files first (Markdown, HTML, PDF, TXT, FAQ CSV, JSONL)")
+            progress(0.05, desc="reading documents")
             report = self.pipeline.add_uploads(str(self.uploads_dir), [str(p) for p in paths],
                                                progress=lambda m: progress(0.2, desc=m))
         except ChatbotError as exc:
-            return f"Not indexed: {exc}", *self.uploads_listing()
+            return f"Not indexed: {exc}", *self.uploads_listing(request)
         finally:
             for path in paths:
-                path.unlink(missing_ok=True)  # Gradio's copy of the upload: the knowledge base keeps its own
-        return ingest_markdown(report, [p.name for p in paths]), *self.uploads_listing()
+                path.unlink(missing_ok=True)  # Gradio's copy of the upload, refused or not: the knowledge base keeps its own
+        return ingest_markdown(report, [p.name for p in paths]), *self.uploads_listing(request)
 
-    def uploads_listing(self):
-        """The uploaded files (name, size, when, documents indexed) and the delete picker's choices."""
+    def uploads_listing(self, request: gr.Request):
+        """The uploaded files (name, size, when, documents indexed) and the delete picker's choices; admins only."""
+        try:
+            require_admin(self._who(request), "the knowledge base")
+            uploads = self.pipeline.uploads(str(self.uploads_dir))
+        except ChatbotError:
+            uploads = []
         rows = [{"file": u.name, "size_kb": round(u.size_bytes / 1024, 1),
                  "uploaded": pd.Timestamp(u.modified_s, unit="s").strftime("%Y-%m-%d %H:%M"),
-                 "documents": u.documents or "not indexed"}
-                for u in self.pipeline.uploads(str(self.uploads_dir))]
+                 "documents": u.documents or "not indexed"} for u in uploads]
         return (pd.DataFrame(rows, columns=["file", "size_kb", "uploaded", "documents"]),
                 gr.update(choices=[r["file"] for r in rows], value=None))
 
     def delete_upload(self, name: str | None, request: gr.Request):
-        if not self._who(request).admin:
-            return "Only an admin can delete documents.", *self.uploads_listing()
-        if not name:
-            return "Pick an uploaded file to delete.", *self.uploads_listing()
         try:
+            require_admin(self._who(request), "deleting documents")
+            if not name:
+                raise BadInput("pick an uploaded file to delete")
             removed = self.pipeline.delete_upload(str(self.uploads_dir), name)
         except ChatbotError as exc:
-            return str(exc), *self.uploads_listing()
+            return str(exc), *self.uploads_listing(request)
         return (f"Deleted {shown(name)}; {removed} document{'s' if removed != 1 else ''} removed from the index.",
-                *self.uploads_listing())
-
+                *self.uploads_listing(request))
 
     # ---- live handoff: the inbox -----------------------------------------------------------------
-    def _who(self, request: gr.Request | None) -> Operator:
-        name = getattr(request, "username", None) or "operator"
-        role = "admin" if self.operators is None or name == self.operators.operator_user else \
-            self.operators.accounts.get(name, ("", "agent"))[1]
-        return Operator(name, role)
-
-    def inbox(self):
-        """The queue, oldest first, and the picker's choices."""
-        entries = self.pipeline.handoff_queue()
+    def inbox(self, request: gr.Request):
+        """The queue as this person may see it, oldest first, and the picker's choices."""
+        try:
+            entries = visible_queue(self.pipeline, self._who(request))
+        except ChatbotError:
+            entries = []
         table = pd.DataFrame([{"conversation": e.conversation_id, "waiting": _duration(e.waiting_s), "reason": e.reason,
-                               "with": e.agent or "", "last question": (e.packet.questions or ("",))[-1][:120]}
+                               "with": e.agent or "", "last question": visible((e.packet.questions or ("",))[-1][:120])}
                               for e in entries], columns=["conversation", "waiting", "reason", "with", "last question"])
         choices = [(f"{e.conversation_id[:8]} \u00b7 {e.reason} \u00b7 {_duration(e.waiting_s)}"
                     + (f" \u00b7 {e.agent}" if e.agent else ""), e.conversation_id) for e in entries]
         return table, gr.update(choices=choices)
 
-    def show(self, conversation_id: str | None) -> str:
+    def show(self, conversation_id: str | None, request: gr.Request) -> str:
         """The handoff packet and the transcript of the picked conversation."""
         if not conversation_id:
             return "Pick a conversation, or claim the oldest waiting one."
         try:
+            require_visible(self.pipeline, self._who(request), conversation_id)
             conv = self.pipeline.conversation(conversation_id)
             entry = next((e for e in self.pipeline.handoff_queue() if e.conversation_id == conversation_id), None)
             state = self.pipeline.handoff_state(conversation_id)
@@ -195,161 +166,122 @@ class _Handlers:
         return packet_markdown(entry, state) + "\n\n---\n\n" + transcript_markdown(conv)
 
     def claim(self, conversation_id: str | None, request: gr.Request):
-        who = self._who(request)
-        if not conversation_id:
-            return ("Pick a conversation first.", self.show(conversation_id), *self.inbox())
         try:
-            self.pipeline.claim(conversation_id, who.name)
+            who = self._who(request)
+            if not conversation_id:
+                raise BadInput("pick a conversation first")
+            self.pipeline.claim(require_claimable(self.pipeline, who, conversation_id), who.name)
         except ChatbotError as exc:
-            return (f"Not claimed: {exc}", self.show(conversation_id), *self.inbox())
+            return (f"Not claimed: {exc}", self.show(conversation_id, request), *self.inbox(request))
         return (f"You ({who.name}) have conversation `{conversation_id}`: the assistant is silent; write below.",
-                self.show(conversation_id), *self.inbox())
+                self.show(conversation_id, request), *self.inbox(request))
 
     def claim_next(self, request: gr.Request):
         waiting = [e for e in self.pipeline.handoff_queue() if e.agent is None]
         if not waiting:
-            return (gr.update(), "Nobody is waiting.", self.show(None), *self.inbox())
+            return (gr.update(), "Nobody is waiting.", self.show(None, request), *self.inbox(request))
         conversation_id = waiting[0].conversation_id
         return (gr.update(value=conversation_id), *self.claim(conversation_id, request))
 
     def send(self, conversation_id: str | None, text: str, request: gr.Request):
-        who = self._who(request)
         try:
+            who = self._who(request)
             if not conversation_id:
                 raise BadInput("pick a conversation first")
             self.pipeline.agent_reply(conversation_id, who.name, text)
         except ChatbotError as exc:
-            return f"Not sent: {exc}", self.show(conversation_id), gr.update()
-        return "Sent: the customer sees it in their chat.", self.show(conversation_id), ""
+            return f"Not sent: {exc}", self.show(conversation_id, request), gr.update()
+        return "Sent: the customer sees it in their chat.", self.show(conversation_id, request), ""
 
     def resolve(self, conversation_id: str | None, return_to_bot: bool, request: gr.Request):
         """Close the handoff; the help-centre entry is filled in from it (the question, the person's answer)."""
-        who = self._who(request)
         try:
+            who = self._who(request)
             if not conversation_id:
                 raise BadInput("pick a conversation first")
             done = self.pipeline.resolve(conversation_id, who.name, bool(return_to_bot), override=who.admin)
             conv = self.pipeline.conversation(conversation_id)
         except ChatbotError as exc:
-            return (f"Not resolved: {exc}", self.show(conversation_id), gr.update(), gr.update(), gr.update(),
-                    *self.inbox())
+            return (f"Not resolved: {exc}", self.show(conversation_id, request), gr.update(), gr.update(), gr.update(),
+                    *self.inbox(request))
         question, answer = faq_draft(conv)
         status = (f"Resolved in {_duration(done['handling_s'] or 0)} (cost {_money(done['human_cost_usd'])}); "
                   + ("the assistant answers again." if return_to_bot else "the conversation stays with people.")
                   + " Save the answer for the help centre below.")
-        return (status, self.show(conversation_id), question, answer, conversation_id, *self.inbox())
+        return (status, transcript_markdown(conv), question, answer, conversation_id, *self.inbox(request))
 
-    def save_faq(self, question: str, answer: str, conversation_id: str | None, request: gr.Request) -> str:
-        who = self._who(request)
+    # ---- help-centre answers and knowledge gaps --------------------------------------------------
+    def save_faq(self, question: str, answer: str, conversation_id: str | None, request: gr.Request):
         try:
-            doc_id = self.pipeline.save_faq(question, answer, who.name, conversation_id or None)
+            who = self._who(request)
+            saved = self.pipeline.save_faq(question, answer, who.name, conversation_id or None, who.admin)
         except ChatbotError as exc:
-            return f"Not saved: {exc}"
-        return (f"Saved as help-centre entry `{doc_id}` and indexed: the next customer who asks this in other "
-                "words gets it, cited.")
+            return f"Not saved: {exc}", *self.faq_entries(request)
+        if saved.personal_data:
+            status = (f"Saved as `{saved.doc_id}`, waiting: it held personal data ({', '.join(saved.personal_data)}), "
+                      "now replaced by placeholders. Edit them out and save again before it can be approved.")
+        elif saved.status == "live":
+            status = (f"Saved as help-centre entry `{saved.doc_id}` and indexed: the next customer who asks this "
+                      "in other words gets it, cited.")
+        else:
+            status = f"Saved as `{saved.doc_id}`, waiting for review: customers get it once it is approved."
+        return status, *self.faq_entries(request)
 
-    def topics(self):
-        rows = [{"topic": t.label, "questions": t.count, "conversations": t.conversations,
-                 "examples": " | ".join(t.examples),
+    def faq_entries(self, request: gr.Request):
+        """Help-centre answers people saved (status, author, reviewer) and the review picker's choices."""
+        try:
+            self._who(request)
+            entries = self.pipeline.faq.entries()
+        except ChatbotError:
+            entries = []
+        table = pd.DataFrame([{"entry": e.doc_id, "status": e.status, "question": visible(e.question),
+                               "answer": visible(e.answer), "by": e.author, "reviewed by": e.reviewed_by or ""}
+                              for e in entries], columns=["entry", "status", "question", "answer", "by", "reviewed by"])
+        return table, gr.update(choices=[e.doc_id for e in entries if e.status != "removed"], value=None)
+
+    def faq_history(self, doc_id: str | None, request: gr.Request):
+        try:
+            self._who(request)
+            changes = self.pipeline.faq.history(doc_id) if doc_id else []
+        except ChatbotError:
+            changes = []
+        return pd.DataFrame([{"when": c.at.strftime("%Y-%m-%d %H:%M"), "what": c.action, "who": c.actor,
+                              "status": c.status, "answer": visible(c.answer)} for c in changes],
+                            columns=["when", "what", "who", "status", "answer"])
+
+    def review_faq(self, doc_id: str | None, action: str, request: gr.Request):
+        """Approve or remove the picked entry (the rule is `[handoff] faq_review`)."""
+        try:
+            who = self._who(request)
+            if not doc_id:
+                raise BadInput("pick an entry first")
+            verb = self.pipeline.faq.approve if action == "approve" else self.pipeline.faq.remove
+            entry = verb(doc_id, who.name, who.admin)
+            status = f"`{doc_id}` is {entry.status}" + (": customers are answered from it, cited." if
+                                                        entry.status == "live" else ".")
+        except ChatbotError as exc:
+            status = f"Not done: {exc}"
+        return status, *self.faq_entries(request), self.faq_history(doc_id, request)
+
+    def topics(self, request: gr.Request):
+        try:
+            self._who(request)
+            found = self.pipeline.gap_topics()
+        except ChatbotError:
+            found = []
+        rows = [{"topic": visible(t.label), "questions": t.count, "conversations": t.conversations,
+                 "examples": visible(" | ".join(t.examples)),
                  "help-centre entry": ", ".join(e.doc_id for e in t.entries),
                  "answered since added": sum(e.answered_since for e in t.entries) if t.entries else None}
-                for t in self.pipeline.gap_topics()]
+                for t in found]
         return pd.DataFrame(rows, columns=["topic", "questions", "conversations", "examples", "help-centre entry",
                                            "answered since added"])
 
 
-def ingest_markdown(report, names: list[str]) -> str:
-    """A re-index's result for the panel: what was indexed, then each file or row left out and why."""
-    lines = [f"Uploaded {shown(', '.join(names))}. The knowledge base now has {report.documents} documents "
-             f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, {report.removed} removed)."]
-    if report.skipped:
-        lines.append(f"**Left out ({len(report.skipped)})**: fix and upload again, or delete them below.")
-        lines += [f"- {shown(Path(s.source).name)}{f' line {s.line}' if s.line else ''}: {shown(s.reason)}"
-                  for s in report.skipped]
-    return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-def faq_draft(conv) -> tuple[str, str]:
-    """A help-centre entry drawn from a resolved conversation: the customer's first question a person had to
-    answer (typed, not the button) and the person's last reply."""
-    handed = {m.id for m in conv.messages if m.role == "assistant" and m.outcome and m.outcome != "answered"}
-    questions, last_customer = [], None
-    for m in conv.messages:
-        if m.role == "customer" and not m.extra.get("action"):
-            last_customer = m.content
-        elif m.id in handed and last_customer:
-            questions.append(last_customer)
-    typed = [m.content for m in conv.messages if m.role == "customer" and not m.extra.get("action")]
-    replies = [m.content for m in conv.messages if m.role == "agent"]
-    return (questions or typed or [""])[0], (replies or [""])[-1]
-
-
-def packet_markdown(entry, state: str) -> str:
-    """The handoff packet for a person: questions, the sources found, the rejected draft and why."""
-    if entry is None:
-        return f"**State:** {state} (not in the queue)"
-    p = entry.packet
-    lines = [f"**State:** {state}" + (f" \u00b7 with **{shown(entry.agent)}**" if entry.agent else "")
-             + f" \u00b7 waiting {_duration(entry.waiting_s)} \u00b7 reason `{entry.reason}`", "",
-             f"**Why the assistant handed over:** {shown(p.why)}", "", "**Customer's questions:**", ""]
-    lines += [f"{i}. {shown(q)}" for i, q in enumerate(p.questions, start=1)]
-    lines += ["", "**Sources the assistant found:** " + (" \u00b7 ".join(
-        f"{shown(s.title)} \\[{shown(s.doc_id)}\\]" for s in p.sources) or "none")]
-    if p.draft:
-        lines += ["", f"**Rejected draft:** {shown(p.draft)}"]
-    if p.checked:
-        lines.append(f"<sub>check: {', '.join(f'{k} {v}' for k, v in p.checked.items())}</sub>")
-    return "\n".join(lines)
-
-
-def human_markdown(h: dict) -> str:
-    """People's measured time and cost, and savings against people on measured figures."""
-    basis = ("measured: handling time \u00d7 " + _money(h["usd_per_hour"]) + "/hour") if h["basis"] == "measured" \
-        else f"flat {_money(h['flat_usd_per_conversation'])} per conversation (nothing measured yet)"
-    mean = _duration(h["mean_handling_s"]) if h["mean_handling_s"] is not None else "-"
-    return "\n".join([
-        "| handoffs resolved by people | open now | mean handling time | people's cost | per handled conversation "
-        "| saved vs people only |", "|---|---|---|---|---|---|",
-        f"| {h['handled']} | {h['open']} | {mean} | {_money(h['human_cost_usd'])} "
-        f"| {_money(h['human_cost_per_handled_usd'])} | {_money(h['savings_vs_human_usd'])} |",
-        "", f"<sub>People's cost basis: {basis}.</sub>"])
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
-
-
-def shown(text: str) -> str:
-    """Customer-controlled text made inert for Markdown: no HTML, no images, links or emphasis."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False)).replace("\n", " ")
-
-
-def transcript_markdown(conv) -> str:
-    """A stored conversation as Markdown for operators: who said what, outcomes, sources.
-    Everything a customer or a help-centre file controls is passed through `shown`."""
-    lines = [f"**Conversation** `{conv.id}` · {conv.channel} · started {conv.created_at:%Y-%m-%d %H:%M}",
-             f"**Handoff:** {conv.handoff_reason or 'no'}", ""]
-    for m in conv.messages:
-        who = {"customer": "Customer", "agent": f"Agent {shown(m.author or '')}", "notice": "Notice"}.get(m.role, "Assistant")
-        lines.append(f"**{who}:** {shown(m.content)}")
-        if m.interrupted:
-            lines.append("<sub>no reply: the server stopped mid-turn; handed to a person (interrupted)</sub>")
-        if "transcript" in m.extra:
-            lines.append(f"<sub>voice, {m.extra['transcript'].get('audio_s', 0)} s</sub>")
-        if "ocr" in m.extra:
-            lines.append(f"<sub>screenshot text: {shown(m.extra['ocr']['text'][:300])}</sub>")
-        if m.outcome:
-            lines.append(f"<sub>outcome: {m.outcome}</sub>")
-        if m.sources:
-            lines.append("<sub>sources: " + " · ".join(f"{shown(s.title)} \\[{shown(s.doc_id)}\\]" for s in m.sources)
-                         + "</sub>")
-        lines.append("")
-    return "\n\n".join(lines)
+def _review(on: _Handlers, action: str):
+    def review(doc_id: str | None, request: gr.Request):
+        return on.review_faq(doc_id, action, request)
+    return review
 
 
 def build_operator(pipeline: Pipeline, uploads_dir: str, delete_cache: tuple[int, int] | None = None,
@@ -399,6 +331,16 @@ def build_operator(pipeline: Pipeline, uploads_dir: str, delete_cache: tuple[int
             faq_from = gr.State(None)  # the conversation the entry comes from
             save_faq = gr.Button("Save as help-centre entry", variant="primary", elem_id="save-faq")
             faq_status = gr.Markdown(elem_id="faq-status")
+        with gr.Tab("Help-centre answers", elem_id="answers-tab"):
+            gr.Markdown("Answers people saved. An agent's waits for review before customers get it; one that held "
+                        "personal data waits until it is edited. Every save, edit, approval and removal is kept.")
+            faq_table = gr.Dataframe(interactive=False, elem_id="faq-entries")
+            with gr.Row():
+                faq_pick = gr.Dropdown(label="Entry", choices=[], elem_id="faq-pick")
+                approve = gr.Button("Approve", variant="primary", elem_id="faq-approve")
+                remove = gr.Button("Remove", variant="stop", elem_id="faq-remove")
+            review_status = gr.Markdown(elem_id="faq-review-status")
+            faq_changes = gr.Dataframe(label="History", interactive=False, elem_id="faq-history")
         with gr.Tab("Knowledge gaps", elem_id="gaps-tab"):
             gr.Markdown("Unanswered and handed-over questions grouped into topics, largest first, with the "
                         "help-centre entries saved for them and how many later questions each answered.")
@@ -443,7 +385,13 @@ def build_operator(pipeline: Pipeline, uploads_dir: str, delete_cache: tuple[int
         reply_box.submit(**sent)
         resolve.click(on.resolve, [picked, back_to_bot],
                       [inbox_status, packet, faq_question, faq_answer, faq_from, *queue_out], api_visibility="private")
-        save_faq.click(on.save_faq, [faq_question, faq_answer, faq_from], [faq_status], api_visibility="private")
+        save_faq.click(on.save_faq, [faq_question, faq_answer, faq_from], [faq_status, faq_table, faq_pick],
+                       api_visibility="private")
+        panel.load(on.faq_entries, None, [faq_table, faq_pick], api_visibility="private")
+        faq_pick.change(on.faq_history, [faq_pick], [faq_changes], api_visibility="private")
+        for button, action in ((approve, "approve"), (remove, "remove")):
+            button.click(_review(on, action), [faq_pick], [review_status, faq_table, faq_pick, faq_changes],
+                         api_visibility="private")
         refresh_topics.click(on.topics, None, [topics], api_visibility="private")
         panel.load(on.topics, None, [topics], api_visibility="private")
     return panel

@@ -2,7 +2,8 @@
 
 Tables: conversations, messages, message_sources, handoffs, feedback, usage, eval_runs,
 live_handoffs (a person takes over: queued, claimed, resolved, with measured handling time and
-cost), faq_entries (help-centre answers operators saved), and schema_migrations, which records
+cost), faq_entries (help-centre answers operators saved: live, pending review or removed) and
+faq_history (every save, edit, approval and removal), and schema_migrations, which records
 the named migrations applied (`m001_initial`, ...). Every message records its `author`.
 
 Migrations follow simonw/llm's llm/migrations.py: each is a function registered with
@@ -165,6 +166,20 @@ faq_entries = Table(
     Column("conversation_id", String(32), ForeignKey("conversations.id")),  # the conversation it was saved from
     Column("author", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),  # live (in the FAQ CSV and index), pending, removed
+    Column("reviewed_by", String(100)),  # who approved (or removed) it; the author when it went live at once
+    Column("reviewed_at", DateTime(timezone=True)),
+)
+faq_history = Table(
+    "faq_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("doc_id", String(300), nullable=False, index=True),
+    Column("action", String(20), nullable=False),  # saved, edited, approved, removed
+    Column("actor", String(100), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("question", Text, nullable=False),  # the entry's text after the action
+    Column("answer", Text, nullable=False),
+    Column("status", String(20), nullable=False),  # the entry's status after the action
 )
 
 # ---- migrations: explicit DDL, never the Table objects above ------------------------------
@@ -329,6 +344,32 @@ def m005_live_handoff(connection: Connection) -> None:
     )
 
 
+@migration
+def m006_faq_review(connection: Connection) -> None:
+    """Help-centre answers are reviewed: a status (entries saved before went live at once), who approved
+    them and when, and every save, edit, approval and removal kept as history."""
+    serial = _serial_key(connection)
+    _execute(
+        connection,
+        "ALTER TABLE faq_entries ADD COLUMN status VARCHAR(20) NOT NULL DEFAULT 'live'",
+        "ALTER TABLE faq_entries ADD COLUMN reviewed_by VARCHAR(100)",
+        "ALTER TABLE faq_entries ADD COLUMN reviewed_at TIMESTAMP WITH TIME ZONE",
+        f"""CREATE TABLE faq_history (
+            id {serial},
+            doc_id VARCHAR(300) NOT NULL,
+            action VARCHAR(20) NOT NULL,
+            actor VARCHAR(100) NOT NULL,
+            at TIMESTAMP WITH TIME ZONE NOT NULL,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            status VARCHAR(20) NOT NULL
+        )""",
+        "CREATE INDEX ix_faq_history_doc_id ON faq_history (doc_id)",
+        """INSERT INTO faq_history (doc_id, action, actor, at, question, answer, status)
+           SELECT doc_id, 'saved', author, created_at, question, answer, 'live' FROM faq_entries""",
+    )
+
+
 MIGRATION_LOCK_KEY = 0x63686174  # PostgreSQL advisory lock held while migrating ("chat")
 HANDOFF_REASONS = tuple(sorted(HANDOFF_OUTCOMES))  # kept for callers; the Outcome enum is the source
 MAX_MESSAGE_CHARS = 20_000
@@ -473,14 +514,29 @@ class LiveHandoff:
 
 @dataclass(frozen=True)
 class FaqEntry:
-    """A help-centre answer an operator saved; `doc_id` is its document in the knowledge base."""
+    """A help-centre answer an operator saved; `doc_id` is its document in the knowledge base once live."""
     id: int
     doc_id: str
     question: str
     answer: str
     conversation_id: str | None
-    author: str
-    created_at: datetime
+    author: str  # who saved or last edited it
+    created_at: datetime  # of the last save or edit
+    status: str = "live"  # "live" (in the FAQ CSV and the index), "pending" (waits for review), "removed"
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FaqChange:
+    """One step in a help-centre answer's history: who did what, when, and the text it left."""
+    doc_id: str
+    action: str  # "saved", "edited", "approved", "removed"
+    actor: str
+    at: datetime
+    question: str
+    answer: str
+    status: str  # the entry's status after it
 
 
 @dataclass(frozen=True)
@@ -592,14 +648,15 @@ class Store:
     def _redact(self, text: str | None) -> str | None:
         return self.redactor.redact(_text(text), names=())[0] if text else text
 
-    def _redact_extra(self, value):
-        """Every string in a message's `extra` (transcript, OCR text, the LLM's draft) redacted."""
+    def redact_value(self, value):
+        """Every string in `value` (text, or dicts, lists and tuples of them) redacted as stored messages are:
+        a message's `extra` (transcript, OCR text, the LLM's draft), a webhook's payload."""
         if isinstance(value, str):
             return self._redact(value)
         if isinstance(value, dict):
-            return {k: self._redact_extra(v) for k, v in value.items()}
+            return {k: self.redact_value(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self._redact_extra(v) for v in value]
+            return [self.redact_value(v) for v in value]
         return value
 
     @staticmethod
@@ -662,7 +719,7 @@ class Store:
         with self._begin() as c:
             result = c.execute(insert(messages).values(
                 conversation_id=conversation_id, role=role, content=_text(content), created_at=_now(),
-                outcome=outcome, extra=json.dumps(self._redact_extra(extra or {}), ensure_ascii=False),
+                outcome=outcome, extra=json.dumps(self.redact_value(extra or {}), ensure_ascii=False),
                 author=author or role,
             ))
             c.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated_at=_now()))
@@ -790,18 +847,57 @@ class Store:
         return {"handled": int(row[0]), "handling_s": float(row[1]), "human_cost_usd": float(row[2]),
                 "conversations": int(row[3]), "open": int(waiting or 0)}
 
-    def add_faq_entry(self, doc_id: str, question: str, answer: str, author: str,
-                      conversation_id: str | None = None) -> FaqEntry:
-        """Record a help-centre answer an operator saved (its text redacted like a person's reply); a second
-        save of the same `doc_id` replaces the first."""
+    def save_faq_entry(self, doc_id: str, question: str, answer: str, author: str, status: str,
+                       conversation_id: str | None = None) -> FaqEntry:
+        """Save or edit a help-centre answer (its text redacted like a person's reply) with `status`, and
+        record the step in its history, in one transaction. A live save is reviewed by its author."""
         question, answer = self._redact(question), self._redact(answer)
+        now = _now()
         with self._begin() as c:
-            values = {"question": question, "answer": answer, "author": author, "conversation_id": conversation_id,
-                      "created_at": _now()}
-            if c.execute(update(faq_entries).where(faq_entries.c.doc_id == doc_id).values(**values)).rowcount == 0:
+            known = c.execute(select(faq_entries.c.id).where(faq_entries.c.doc_id == doc_id)).first() is not None
+            values = {"question": question, "answer": answer, "author": author, "created_at": now, "status": status,
+                      "reviewed_by": author if status == "live" else None, "reviewed_at": now if status == "live" else None}
+            if conversation_id is not None or not known:
+                values["conversation_id"] = conversation_id
+            if known:
+                c.execute(update(faq_entries).where(faq_entries.c.doc_id == doc_id).values(**values))
+            else:
                 c.execute(insert(faq_entries).values(doc_id=doc_id, **values))
+            c.execute(insert(faq_history).values(doc_id=doc_id, action="edited" if known else "saved", actor=author,
+                                                 at=now, question=question, answer=answer, status=status))
             row = c.execute(select(faq_entries).where(faq_entries.c.doc_id == doc_id)).one()
         return _faq(row)
+
+    def review_faq_entry(self, doc_id: str, action: str, reviewer: str, status: str) -> FaqEntry:
+        """Approve or remove a help-centre answer (`action`), leaving it `status`; kept in its history."""
+        now = _now()
+        with self._begin() as c:
+            row = c.execute(select(faq_entries).where(faq_entries.c.doc_id == doc_id)).first()
+            if row is None:
+                raise NotFound(f"no help-centre answer '{doc_id}'; list them with GET /api/knowledge/faq")
+            c.execute(update(faq_entries).where(faq_entries.c.doc_id == doc_id)
+                      .values(status=status, reviewed_by=reviewer, reviewed_at=now))
+            c.execute(insert(faq_history).values(doc_id=doc_id, action=action, actor=reviewer, at=now,
+                                                 question=row.question, answer=row.answer, status=status))
+            row = c.execute(select(faq_entries).where(faq_entries.c.doc_id == doc_id)).one()
+        return _faq(row)
+
+    def faq_entry(self, doc_id: str) -> FaqEntry:
+        """One help-centre answer; `NotFound` when there is none with that id."""
+        with self._read() as c:
+            row = c.execute(select(faq_entries).where(faq_entries.c.doc_id == doc_id)).first()
+        if row is None:
+            raise NotFound(f"no help-centre answer '{doc_id}'; list them with GET /api/knowledge/faq")
+        return _faq(row)
+
+    def faq_changes(self, doc_id: str | None = None) -> list[FaqChange]:
+        """The history of one help-centre answer (or of all), oldest first."""
+        query = select(faq_history).order_by(faq_history.c.id)
+        if doc_id is not None:
+            query = query.where(faq_history.c.doc_id == doc_id)
+        with self._read() as c:
+            return [FaqChange(r.doc_id, r.action, r.actor, _utc(r.at), r.question, r.answer, r.status)
+                    for r in c.execute(query).all()]
 
     def faq_entry_list(self) -> list[FaqEntry]:
         """The saved help-centre answers, oldest first."""
@@ -1070,7 +1166,8 @@ def _live(row) -> LiveHandoff:
 
 def _faq(row) -> FaqEntry:
     return FaqEntry(id=row.id, doc_id=row.doc_id, question=row.question, answer=row.answer,
-                    conversation_id=row.conversation_id, author=row.author, created_at=_utc(row.created_at))
+                    conversation_id=row.conversation_id, author=row.author, created_at=_utc(row.created_at),
+                    status=row.status, reviewed_by=row.reviewed_by, reviewed_at=_utc(row.reviewed_at))
 
 
 def _turn_usage(row) -> TurnUsage:

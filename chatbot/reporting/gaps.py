@@ -62,7 +62,7 @@ def cluster(vectors: np.ndarray, distance: float) -> np.ndarray:
 def gap_topics(store: Store, embedder, distance: float = 0.45, examples: int = 3, limit: int = 20) -> list[Topic]:
     """Unanswered and handed-over questions as topics, largest first (at most `limit`)."""
     questions = store.gap_questions()
-    entries = store.faq_entry_list()
+    entries = [e for e in store.faq_entry_list() if e.status == "live"]  # what customers can be answered from
     if not questions and not entries:
         return []
     texts = [" ".join(q.question.split()) for q in questions]
