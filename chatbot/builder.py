@@ -325,5 +325,5 @@ def build_faq(config: Config, pipeline: Pipeline):
     """The help-centre answers people save, over the pipeline's store and index: folder and review rule."""
     from chatbot.faq_review import FaqDesk
 
-    return FaqDesk(pipeline.store, config.handoff.faq_dir, pipeline.reindex, config.handoff.faq_review,
+    return FaqDesk(pipeline.store, config.handoff.faq_dir, pipeline.reindex, pipeline.forget, config.handoff.faq_review,
                    keep=[config.company_name])

@@ -52,17 +52,19 @@ def personal_data_in(entry: FaqEntry) -> list[str]:
 class FaqDesk:
     """The help-centre answers people save: drafts, review, the published FAQ CSV and its index.
 
-    `folder`: where the FAQ CSV lives; `reindex(sources)`: re-indexes a folder (the engine's);
+    `folder`: where the FAQ CSV lives; `reindex(sources)`: re-indexes a folder, `forget(sources)`: drops a
+    file's documents from the index (the engine's);
     `review`: one of `FAQ_REVIEW`; `keep`: public words never redacted (the company's name).
     """
 
     def __init__(self, store: Store, folder: str | Path, reindex: Callable[[list[str]], object],
-                 review: str = "admin", keep: Iterable[str] = ()):
+                 forget: Callable[[list[str]], object], review: str = "admin", keep: Iterable[str] = ()):
         if review not in FAQ_REVIEW:
             raise BadInput(f"[handoff] faq_review must be one of {', '.join(FAQ_REVIEW)}, not {review!r}")
         self.store = store
         self.book = FaqBook(folder)
         self.reindex = reindex
+        self.forget = forget
         self.review = review
         self.redactor = Redactor(keep=keep, kinds=(*STORED_PERSONAL_DATA, "name"))
 
@@ -108,7 +110,11 @@ class FaqDesk:
             raise Conflict(f"help-centre answer '{doc_id}' is already removed")
         entry = self.store.review_faq_entry(doc_id, "removed", reviewer, REMOVED)
         if self.book.remove(doc_id):
-            self.reindex([str(self.book.folder)])
+            if self.book.entries():
+                self.reindex([str(self.book.folder)])
+            else:  # the last one: the file goes, and with it its documents
+                self.forget([str(self.book.path)])
+                self.book.path.unlink(missing_ok=True)
         return entry
 
     def entries(self) -> list[FaqEntry]:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 
 import threading
+from pathlib import Path
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -304,6 +305,11 @@ class Pipeline:
             return self.index.ingest(reading.documents, self.settings.chunk_max_chars,
                                      self.settings.chunk_overlap_chars, progress=progress, skipped=reading.skipped)
 
+    def forget(self, sources: Sequence[str]) -> int:
+        """Remove the documents read from these files from the live index; returns how many went."""
+        with self._reindex_lock:
+            return self.index.forget([Path(s) for s in sources])
+
     def add_uploads(self, folder: str, files: Sequence[str], progress: Callable[[str], None] = lambda m: None
                     ) -> IngestReport:
         """Copy uploaded files into the uploads `folder` and re-index it (`reindex`: a bad file is
@@ -387,7 +393,7 @@ class Pipeline:
         """The help-centre answers people save (`chatbot.faq_review.FaqDesk`); the builder attaches one with
         the configured folder and review rule, else one over this store is made on first use."""
         if self.__dict__.get("_faq") is None:
-            self._faq = FaqDesk(self.store, ".chatbot/faq", self.reindex)
+            self._faq = FaqDesk(self.store, ".chatbot/faq", self.reindex, self.forget)
         return self._faq
 
     @faq.setter
