@@ -9,8 +9,8 @@ A conversation's state comes from its newest live handoff in the store:
 
 A person's time is measured from claim to resolve and priced at `usd_per_hour`; it is stored per
 conversation beside the assistant's cost. Every handoff, person's reply, customer message to a
-person and resolve is announced through `notify(event, payload)` (the webhook, when one is set);
-announcing never blocks and never fails a turn. Knows nothing of passwords (ui.guard checks those)
+person and resolve is announced through `notify(event, payload)` (the webhook, when one is set),
+its text redacted like the database's; announcing never blocks and never fails a turn. Knows nothing of passwords (ui.guard checks those)
 nor of how the queue is shown.
 """
 

@@ -58,7 +58,8 @@ def test_a_person_takes_over_answers_and_the_answer_serves_the_next_customer(app
     operator.wait_for_function("document.querySelector('#inbox-status').innerText.includes('Sent')", timeout=60_000)
     chat_has(customer, "£3 per item", timeout=30_000)
     text = customer.locator("#chat").inner_text()
-    assert "operator" in text and "our team" in text  # who wrote it
+    assert "Lumen & Oak support" in text and "our team" in text  # who wrote it: the team's name,
+    assert "operator" not in text  # never the admin's login
     assert "with you now" in customer.locator("#handoff-notice").inner_text()
     customer.screenshot(path=str(shots / "3-customer-sees-the-person-reply.png"), full_page=True)
 
