@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chatbot.answer.grounding import (  # noqa: E402
-    _DONT_KNOW, _FILLER, _NO_CLAIM, GroundingChecker, GroundingResult, Quote, SentenceCheck, is_meta, negated,
-    numbers, quantities_supported, strip_citations)
+    DONT_KNOW, FILLER, GroundingChecker, GroundingResult, Quote, SentenceCheck, negated, numbers,
+    quantities_supported, strip_citations)
+from chatbot.answer.sentences import is_meta, no_claim  # noqa: E402
 from chatbot.answer.prompt import relevant_sentences  # noqa: E402
 from chatbot.builder import build_checker, build_embedder, build_index, build_searcher  # noqa: E402
 from chatbot.reporting.evaluation import load_questions  # noqa: E402
@@ -52,7 +53,7 @@ class _OldChecker(GroundingChecker):
     def check(self, answer, passages, question=""):
         sentences = [strip_citations(s) for s in split_sentences(answer)]
         sentences = [s for s in sentences if s]
-        declined = bool(_DONT_KNOW.search(answer))
+        declined = bool(DONT_KNOW.search(answer))
         if not sentences or not passages:
             return GroundingResult(tuple(SentenceCheck(s, False, True, None, 0.0, 0.0) for s in sentences), declined)
         headings = [" ".join((p.chunk.title, *p.chunk.headings)) for p in passages]
@@ -62,11 +63,11 @@ class _OldChecker(GroundingChecker):
         vectors = self.embedder.embed([asked + s for s in sentences] + flat)
         answer_vectors, flat_vectors = vectors[: len(sentences)], vectors[len(sentences):]
         bounds = np.cumsum([0] + [len(g) for g in source_sentences])
-        known = set(tokenize(question)) | _FILLER
+        known = set(tokenize(question)) | FILLER
         checks = []
         for i, sentence in enumerate(sentences):
             content = set(tokenize(sentence)) - known
-            if not content or (len(content) < 2 and not numbers(sentence)) or _NO_CLAIM.search(sentence):
+            if not content or (len(content) < 2 and not numbers(sentence)) or no_claim(sentence):
                 checks.append(SentenceCheck(sentence, False, False, None, 0.0, 0.0))
                 continue
             similarity = flat_vectors @ answer_vectors[i]
@@ -88,7 +89,7 @@ class _OldChecker(GroundingChecker):
 
     def best_quote(self, question, passages):
         candidates = [(j, s) for j, p in enumerate(passages) for s in split_sentences(p.chunk.text)
-                      if len(tokenize(s)) >= 3 and not _NO_CLAIM.search(s) and not is_meta(s)]
+                      if len(tokenize(s)) >= 3 and not no_claim(s) and not is_meta(s)]
         if not candidates:
             return None
         vectors = self.embedder.embed([question] + [s for _, s in candidates])

@@ -35,7 +35,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chatbot.answer.decision import clarifying_question, is_vague
-from chatbot.answer.grounding import GroundingChecker, GroundingResult, answers_on_its_own
+from chatbot.answer.grounding import GroundingChecker, GroundingResult
+from chatbot.answer.sentences import answers_on_its_own
 from chatbot.answer.quote import best_window
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages

@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from chatbot.answer.grounding import is_meta, no_claim
+from chatbot.answer.sentences import is_meta, no_claim
 from chatbot.answer.prompt import build_messages, relevant_sentences
 from finetune.train import Chat
 from knowledge.lexical import tokenize

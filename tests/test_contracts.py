@@ -1,4 +1,4 @@
-"""Every implementation of a model seam passes the same contract tests (chatbot.testing, knowledge.testing).
+"""Every implementation of a model seam passes the same contract tests (tests/contracts.py).
 
 The stand-ins run in milliseconds; the real packaged models are marked e2e (`make test-fast` skips them).
 """
@@ -6,10 +6,10 @@ The stand-ins run in milliseconds; the real packaged models are marked e2e (`mak
 import pytest
 
 from chatbot.answer.llm import OpenAIChatModel
-from chatbot.testing import (ChatModelContract, FakeOpenAIServer, FixedImageReader, FixedSpeechToText,
-                             ImageReaderContract, ScriptedChatModel, SpeechToTextContract)
+from chatbot.testing import FakeOpenAIServer, FixedImageReader, FixedSpeechToText, ScriptedChatModel
 from core.config import GenerationConfig, ModelsConfig, SpeechConfig
-from knowledge.testing import EmbedderContract, HashEmbedder
+from knowledge.testing import HashEmbedder
+from tests.contracts import ChatModelContract, EmbedderContract, ImageReaderContract, SpeechToTextContract
 
 e2e = pytest.mark.e2e
 PENALTY = GenerationConfig().repetition_penalty

@@ -61,7 +61,7 @@ def test_a_number_must_be_in_the_closest_source_sentences_not_anywhere():
 
 
 def test_only_a_sentence_that_adds_to_the_question_can_stand_alone_as_a_reply():
-    from chatbot.answer.grounding import answers_on_its_own
+    from chatbot.answer.sentences import answers_on_its_own
 
     question = "Can I use more than one gift card on a single order?"
     assert answers_on_its_own("You can use up to 3 gift cards on one order.", question)

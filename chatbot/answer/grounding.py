@@ -32,9 +32,9 @@ from knowledge.embedding import Embedder
 from knowledge.lexical import tokenize
 from knowledge.types import Passage
 from chatbot.answer.quote import Window, windows
+from chatbot.answer.sentences import is_meta, no_claim
 
-_FILLER = frozenset(tokenize("answer yes no sure course certainly absolutely help happy glad question sorry"))
-_NO_CLAIM = re.compile(r"^\W*(\d+[.)]?)?\W*$|:\s*\.?\s*$")  # a bare list number, or a lead-in ending in ':'
+FILLER = frozenset(tokenize("answer yes no sure course certainly absolutely help happy glad question sorry"))
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _NEGATION = re.compile(r"\b(not|no|never|cannot|without|nor)\b|n't\b", re.I)
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
@@ -53,7 +53,7 @@ OPPOSITES = (
 )
 _NAME = re.compile(r"[A-Za-z]*[A-Z][\w-]*|[A-Za-z-]*\d[\w-]*")  # a word with a capital, or letters and digits
 _QUANTITY = re.compile(rf"({_NUMBER.pattern})(?:[ \t]*-?[ \t]*([A-Za-z]+))?")  # a number and the word after it
-_DONT_KNOW = re.compile(
+DONT_KNOW = re.compile(
     r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|(sources?|information) (do|does) not|"
     r"not (mentioned|provided|specified) in)\b", re.I)
 
@@ -93,45 +93,6 @@ class GroundingResult:
     @property
     def claims(self) -> int:
         return sum(1 for s in self.sentences if s.claim)
-
-
-_HEADING_LIKE = re.compile(r"^\W*(how|what|why|where|when|which|who|can|do|does|is|are)\b|\?\W*$", re.I)
-
-
-def answers_on_its_own(sentence: str, question: str) -> bool:
-    """Could this source sentence stand alone as the reply? Not a question or a "How to ..." link
-    title, and it says something (a content word or number) that the question does not."""
-    if _HEADING_LIKE.search(sentence):
-        return False
-    return bool(set(tokenize(sentence)) - set(tokenize(question)))
-
-
-# sentences about the article rather than about the customer's question: never an answer
-_META = re.compile(
-    r"^\W*(?:learn (?:how|more|about)|find out (?:how|more)|read (?:more|on|about)|see (?:also|more|how|our|the)\b|"
-    r"(?:this|the following|in this)(?: \w+)? (?:article|guide|page|section|tutorial|document|video)|"
-    r"(?:this|these) (?:steps?|instructions?) (?:will|show|explain)|click (?:here|the link)|"
-    r"for more (?:information|details|help)|(?:related|further) (?:articles?|reading)|table of contents|"
-    r"(?:you (?:can|will) )?(?:learn|find) (?:how|out|more)|in this (?:article|guide)|here(?:'s| is) how)", re.I)
-_LINK_HEAVY = re.compile(r"\[[^\]]+\]\([^)]+\)|https?://\S+")
-
-
-def no_claim(piece: str) -> bool:
-    """A bare list number ("2.") or a lead-in ending in ':' ("All you need to do is:")."""
-    return bool(_NO_CLAIM.search(piece))
-
-
-def is_meta(sentence: str) -> bool:
-    """Is this sentence about the article ("Learn how to...", "This guide outlines...", "See also..."),
-    a bare list of links, or a heading without a verb, rather than a statement a customer can use?"""
-    text = sentence.strip()
-    if _META.search(text) or text.startswith("|"):  # a table row is not a sentence
-        return True
-    links = _LINK_HEAVY.findall(text)
-    if links and len(_LINK_HEAVY.sub("", text).split()) < 4:  # mostly links
-        return True
-    words = re.findall(r"[A-Za-z][\w'-]*", text)
-    return len(words) <= 8 and text[-1:] not in ".!?" and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
 
 
 def _stem(word: str) -> str:
@@ -207,13 +168,6 @@ def quantities_supported(claim: str, evidence: str) -> bool:
     return all((n, u) in backed if u else n in values for n, u in quantities(claim))
 
 
-def quotable_start(sentence: str, question: str) -> bool:
-    """Can a quote start with this source sentence? Three content words or more, not a lead-in, not
-    about the article, and it stands on its own as a reply to `question` (`answers_on_its_own`)."""
-    return (len(tokenize(sentence)) >= 3 and not _NO_CLAIM.search(sentence) and not is_meta(sentence)
-            and answers_on_its_own(sentence, question))
-
-
 def strip_citations(text: str) -> str:
     return _CITATION.sub("", text).strip()
 
@@ -240,7 +194,7 @@ class GroundingChecker:
     def check(self, answer: str, passages: Sequence[Passage], question: str = "") -> GroundingResult:
         sentences = [strip_citations(s) for s in split_sentences(answer)]
         sentences = [s for s in sentences if s]
-        declined = bool(_DONT_KNOW.search(answer))
+        declined = bool(DONT_KNOW.search(answer))
         if not sentences or not passages:
             return GroundingResult(tuple(SentenceCheck(s, False, True, None, 0.0, 0.0) for s in sentences), declined)
         headings = [" ".join((p.chunk.title, *p.chunk.headings)) for p in passages]
@@ -251,13 +205,13 @@ class GroundingChecker:
         flat_vectors = np.concatenate(source_vectors)
         bounds = np.cumsum([0] + [len(g) for g in source_sentences])
 
-        known = set(tokenize(question)) | _FILLER
+        known = set(tokenize(question)) | FILLER
         # names a claim may use: those of any source shown (a name from another source is no invention)
         known_names = " ".join([*(p.chunk.text for p in passages), *headings, asked, self.known_names])
         checks = []
         for i, sentence in enumerate(sentences):
             content = set(tokenize(sentence)) - known
-            if not content or (len(content) < 2 and not numbers(sentence)) or _NO_CLAIM.search(sentence):
+            if not content or (len(content) < 2 and not numbers(sentence)) or no_claim(sentence):
                 checks.append(SentenceCheck(sentence, False, False, None, 0.0, 0.0))
                 continue
             similarity = flat_vectors @ answer_vectors[i]
@@ -283,7 +237,7 @@ class GroundingChecker:
         """The source sentence closest to the question (three content words or more, not a lead-in)."""
         sources = _sources(passages)
         candidates = [(j, k, s) for j, (group, _) in enumerate(sources) for k, s in enumerate(group)
-                      if len(tokenize(s)) >= 3 and not _NO_CLAIM.search(s) and not is_meta(s)]  # no lead-ins
+                      if len(tokenize(s)) >= 3 and not no_claim(s) and not is_meta(s)]  # no lead-ins
         if not candidates:
             return None
         (question_vector,), source_vectors = self._embed([question], sources)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chatbot.answer.sentences import is_meta, no_claim, quotable_start
 from knowledge.lexical import tokenize
 from knowledge.types import Passage
 
@@ -68,7 +69,6 @@ def extend(sentences: Sequence[str], start: int, max_claims: int, max_chars: int
     """The sentence at `start` and those after it, up to `max_claims` that say something (a bare list
     number is skipped, a lead-in ending in ':' does not count) and `max_chars` characters; a sentence
     about the article ends it."""
-    from chatbot.answer.grounding import is_meta, no_claim
 
     picked = [sentences[start]]
     for sentence in sentences[start + 1:]:
@@ -90,7 +90,6 @@ def windows(question: str, question_vector: np.ndarray, passages: Sequence[Passa
             source_vectors: Sequence[np.ndarray], max_claims: int, max_chars: int) -> list[Window]:
     """Every window that could stand as the reply (see `chatbot.answer.grounding.quotable_start`),
     with its features; `source_vectors[j]` holds one row per sentence of `passages[j]`."""
-    from chatbot.answer.grounding import quotable_start
 
     if not passages:
         return []

@@ -371,7 +371,6 @@ def m006_faq_review(connection: Connection) -> None:
 
 
 MIGRATION_LOCK_KEY = 0x63686174  # PostgreSQL advisory lock held while migrating ("chat")
-HANDOFF_REASONS = tuple(sorted(HANDOFF_OUTCOMES))  # kept for callers; the Outcome enum is the source
 MAX_MESSAGE_CHARS = 20_000
 MAX_COMMENT_CHARS = 2_000
 STORED_PERSONAL_DATA = ("email", "phone", "card", "iban", "address")  # `core.redact` kinds replaced before writing
@@ -506,10 +505,6 @@ class LiveHandoff:
     handling_s: float | None
     human_cost_usd: float | None
 
-    @property
-    def state(self) -> str:
-        """"waiting", "claimed" or "resolved"."""
-        return "resolved" if self.resolved_at else "claimed" if self.agent else "waiting"
 
 
 @dataclass(frozen=True)
@@ -758,7 +753,7 @@ class Store:
     def add_handoff(self, conversation_id: str, message_id: int | None, reason: str) -> None:
         """Mark the conversation for a person; `reason` is a handing-over Outcome. The first reason stays."""
         if reason not in HANDOFF_OUTCOMES:
-            raise ValueError(f"unknown handoff reason {reason!r}; known: {HANDOFF_REASONS}")
+            raise ValueError(f"unknown handoff reason {reason!r}; known: {sorted(HANDOFF_OUTCOMES)}")
         with self._begin() as c:
             c.execute(insert(handoffs).values(conversation_id=conversation_id, message_id=message_id,
                                               reason=reason, created_at=_now()))
@@ -935,13 +930,6 @@ class Store:
             elif r.conversation_id in last:
                 pairs.append((last.pop(r.conversation_id), r))
         return pairs
-
-    def customer_questions(self, conversation_id: str) -> list[str]:
-        """What the customer wrote in the conversation, oldest first."""
-        with self._read() as c:
-            return list(c.scalars(select(messages.c.content).where(messages.c.conversation_id == conversation_id,
-                                                                   messages.c.role == "customer")
-                                  .order_by(messages.c.id)))
 
     def add_feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
         """Record a thumbs-up (1) or thumbs-down (-1) on one assistant message of the conversation (or on
