@@ -233,7 +233,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.limit:  # a partial run is a smoke test, not a score
         from chatbot.records.store import Store
 
-        Store(production.db_url).add_eval_run(report["totals"]["model"], str(args.questions), args.split,
+        Store(production.db_url).stats.add_eval_run(report["totals"]["model"], str(args.questions), args.split,
                                                report["totals"])
     _progress(f"report written to {path}")
     if args.json:
@@ -289,30 +289,24 @@ def _rerank_flag(p: argparse.ArgumentParser, what: str) -> None:
 COMMAND_GROUP = "chatbot.commands"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from importlib.metadata import entry_points
-
-    parser = _Parser(prog="chatbot", description="Self-hosted customer-service assistant grounded in your help centre.")
-    parser.add_argument("--config", help="TOML config file (default: $CHATBOT_CONFIG or ./chatbot.toml)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    common = add_common
-
+def _add_answer_commands(sub) -> None:
+    """Add setup, ingest, search, ask and transcribe: provision the models, build the index, answer from it."""
     p = sub.add_parser("setup", help="provision the offline default models (idempotent)")
-    common(p)
+    add_common(p)
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("ingest", help="add help-centre files or folders to an index")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="Markdown, HTML, PDF, TXT, FAQ CSV or JSONL files or folders")
     p.add_argument("--rebuild", action="store_true", help="discard the existing index and build anew")
     _rerank_flag(p, "train the help centre's reranker into the index after indexing (when the documents changed)")
-    common(p, index=True)
+    add_common(p, index=True)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="hybrid search of the index, one result per document")
     p.add_argument("question")
     p.add_argument("-k", type=int, default=5, help="number of documents (default 5)")
     _rerank_flag(p, "reorder the top fused chunks with the index's trained reranker")
-    common(p, index=True)
+    add_common(p, index=True)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="answer a customer question from the index")
@@ -323,17 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="LLM: a registered name, local folder or hub id")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("-k", type=int, help="passages in the prompt")
-    common(p, index=True, db=True)
+    add_common(p, index=True, db=True)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("transcribe", help="speech to text with the configured Whisper model")
     p.add_argument("file", help="audio file: wav, mp3, ogg, webm, m4a, any sample rate")
     p.add_argument("--model", help="whisper-base, whisper-tiny.en, or a CTranslate2 Whisper folder")
-    common(p)
+    add_common(p)
     p.set_defaults(func=cmd_transcribe)
 
+
+def _add_evaluation_commands(sub) -> None:
+    """Add report, eval and calibrate: totals of the served conversations, scores on a question set."""
     p = sub.add_parser("report", help="totals: conversations, handoffs, cost per conversation")
-    common(p, db=True)
+    add_common(p, db=True)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("eval", help="score answers on a question set: resolved, correct, wrong, handoffs")
@@ -342,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N questions (after --split)")
     p.add_argument("--split", choices=["dev", "heldout", "all"], default="all", help="which questions (default all)")
     p.add_argument("--out", metavar="REPORT.md", help="Markdown report (default .chatbot/eval/NAME.md)")
-    common(p, index=True, db=True)
+    add_common(p, index=True, db=True)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("calibrate", help="train the answer / hand-over decision on the index and choose its "
@@ -352,8 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="questions to choose the threshold on (default dev; keep the held-out split for reporting)")
     p.add_argument("--target-precision", type=float, default=None,
                    help="share of answered questions that must be correct (default [grounding] target_precision, 0.9)")
-    common(p, index=True)
+    add_common(p, index=True)
     p.set_defaults(func=cmd_calibrate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import entry_points
+
+    parser = _Parser(prog="chatbot", description="Self-hosted customer-service assistant grounded in your help centre.")
+    parser.add_argument("--config", help="TOML config file (default: $CHATBOT_CONFIG or ./chatbot.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_answer_commands(sub)
+    _add_evaluation_commands(sub)
 
     for plugin in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         plugin.load()(sub)

@@ -207,9 +207,8 @@ def _training_options(p: argparse.ArgumentParser, learning_rate_key: str) -> Non
           type=int, metavar="N")
 
 
-def register(subparsers) -> None:
-    from chatbot.answer.export import QUANTIZATIONS
-
+def _register_finetune(subparsers) -> None:
+    """Add the `finetune` subcommand."""
     p = subparsers.add_parser(
         "finetune", help="LoRA fine-tune the LLM on support logs (scrubbed, split by intent)",
         description="Scrub personal data from support logs, split them by intent into OUT/data/, and LoRA "
@@ -234,6 +233,9 @@ def register(subparsers) -> None:
     add_common(p)
     p.set_defaults(func=cmd_finetune)
 
+
+def _register_distill(subparsers) -> None:
+    """Add the `distill` subcommand."""
     p = subparsers.add_parser(
         "distill", help="distil a fine-tuned model into a smaller student",
         description="Train a student on the teacher's outputs: token-level KD (softened KL + cross-entropy) "
@@ -257,6 +259,9 @@ def register(subparsers) -> None:
     add_common(p)
     p.set_defaults(func=cmd_distill)
 
+
+def _register_evaluate(subparsers) -> None:
+    """Add the `evaluate` subcommand."""
     p = subparsers.add_parser(
         "evaluate", help="score models on held-out exchanges; optionally promote the best",
         description="Each model answers held-out questions from the serve-time prompt; replies are scored "
@@ -281,6 +286,9 @@ def register(subparsers) -> None:
     add_common(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _register_improve(subparsers) -> None:
+    """Add the `improve` subcommand."""
     p = subparsers.add_parser(
         "improve", help="fine-tune on the help centre and logs, export, evaluate, promote (one round)",
         description="One round of the improvement loop: LoRA fine-tune [models] llm for grounded answering on "
@@ -299,6 +307,11 @@ def register(subparsers) -> None:
     add_common(p, index=True, db=True)
     p.set_defaults(func=cmd_improve)
 
+
+def _register_export(subparsers) -> None:
+    """Add the `export` subcommand."""
+    from chatbot.answer.export import QUANTIZATIONS
+
     p = subparsers.add_parser(
         "export", help="export a model to CTranslate2 (int8) for fast serving",
         description="Convert a transformers model folder to CTranslate2 with the tokenizer beside it. "
@@ -309,3 +322,12 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="replace OUT if it is not empty")
     add_common(p)
     p.set_defaults(func=cmd_export)
+
+
+def register(subparsers) -> None:
+    # the order here is the order `chatbot --help` lists the commands in
+    _register_finetune(subparsers)
+    _register_distill(subparsers)
+    _register_evaluate(subparsers)
+    _register_improve(subparsers)
+    _register_export(subparsers)

@@ -254,6 +254,41 @@ def _splits(teacher_dir: Path, data_paths: Sequence[str | Path], out: Path, opti
     return read_exchanges(train_file), validation
 
 
+def _student(teacher, teacher_tokenizer, teacher_path: str, options: DistillOptions, device: str,
+             progress: Progress) -> tuple[object, object, str, list[int] | None]:
+    """(student on `device`, trainable; its tokenizer; its path; the teacher layers kept, when cut from it)."""
+    if options.student:
+        student_path = resolve_trainable_model(options.student, progress)
+        student, student_tokenizer = load_causal_lm(student_path, "cpu")
+        student = student.float()
+        keep = None
+    else:
+        layers = options.layers or max(1, teacher.config.num_hidden_layers // 2)
+        student, keep = cut_student(teacher, layers)
+        student_tokenizer, student_path = teacher_tokenizer, f"{teacher_path} (layers {keep})"
+    student = student.to(device)
+    student.requires_grad_(True)
+    return student, student_tokenizer, student_path, keep
+
+
+def _training_examples(mode: str, teacher, teacher_tokenizer, student_tokenizer, train: Sequence[Exchange],
+                       options: DistillOptions, device: str, out: Path) -> tuple[list, dict, Callable]:
+    """(examples, stats, loss_fn) for `mode`: the teacher's own replies learnt with cross-entropy (sequence), or
+    the gold replies scored against the teacher's logits (token)."""
+    pool = SourcePool(train)
+    if mode == "sequence":
+        out.mkdir(parents=True, exist_ok=True)
+        replies = teacher_replies(teacher, teacher_tokenizer, train, pool, options, device, out / "teacher_replies.jsonl")
+        examples, stats = encode_exchanges(student_tokenizer, train, pool, options.encode, replies=replies)
+
+        def loss_fn(model, batch):
+            return model(**batch).loss
+    else:
+        examples, stats = encode_exchanges(student_tokenizer, train, pool, options.encode)
+        loss_fn = token_kd_loss(teacher, len(student_tokenizer), options)
+    return examples, stats, loss_fn
+
+
 def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | Path] = (),
             options: DistillOptions = DistillOptions(), resume: bool = False,
             progress: Progress = lambda m: None) -> dict:
@@ -271,17 +306,8 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
     progress(f"loading teacher {teacher_path} on {device}")
     teacher, teacher_tokenizer = load_causal_lm(teacher_path, device)
     teacher.eval().requires_grad_(False)
-    if options.student:
-        student_path = resolve_trainable_model(options.student, progress)
-        student, student_tokenizer = load_causal_lm(student_path, "cpu")
-        student = student.float()
-        keep = None
-    else:
-        layers = options.layers or max(1, teacher.config.num_hidden_layers // 2)
-        student, keep = cut_student(teacher, layers)
-        student_tokenizer, student_path = teacher_tokenizer, f"{teacher_path} (layers {keep})"
-    student = student.to(device)
-    student.requires_grad_(True)
+    student, student_tokenizer, student_path, keep = _student(teacher, teacher_tokenizer, teacher_path, options,
+                                                              device, progress)
     shared = same_vocabulary(teacher_tokenizer, student_tokenizer)
     mode = options.mode if options.mode != "auto" else ("token" if shared else "sequence")
     if mode == "token" and not shared:
@@ -290,18 +316,8 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
     progress(f"{mode}-level distillation: teacher {teacher.config.num_hidden_layers} layers -> student "
              f"{student.config.num_hidden_layers} layers")
 
-    pool = SourcePool(train)
-    if mode == "sequence":
-        out.mkdir(parents=True, exist_ok=True)
-        replies = teacher_replies(teacher, teacher_tokenizer, train, pool, options, device, out / "teacher_replies.jsonl")
-        examples, stats = encode_exchanges(student_tokenizer, train, pool, options.encode, replies=replies)
-
-        def loss_fn(model, batch):
-            return model(**batch).loss
-    else:
-        examples, stats = encode_exchanges(student_tokenizer, train, pool, options.encode)
-        loss_fn = token_kd_loss(teacher, len(student_tokenizer), options)
-
+    examples, stats, loss_fn = _training_examples(mode, teacher, teacher_tokenizer, student_tokenizer, train, options,
+                                                  device, out)
     eval_examples, _ = encode_exchanges(student_tokenizer, validation[:options.eval_examples],
                                         SourcePool(validation), options.encode)
     pad = student_tokenizer.pad_token_id

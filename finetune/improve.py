@@ -213,6 +213,60 @@ def gate(candidate: dict, serving: dict) -> tuple[bool, str]:
     return False, f"worse than the serving model ({figures})"
 
 
+def _distill_student(config: Config, model: Path, fingerprint: str, train: list[Chat], validation: list[Chat],
+                     out: Path, progress: Progress) -> dict | None:
+    """The distilled student's export (made now, or cached) when `[finetune.improve] distill_layers` asks for one."""
+    if config.finetune.improve.distill_layers <= 0:
+        return None
+    student_model, student_fingerprint = distill_candidate(config, model, fingerprint, train, validation, out,
+                                                           progress)
+    student_export, student_name = export_candidate(config, student_model, student_fingerprint, out, progress,
+                                                    kind="student")
+    return {"name": student_name, "folder": str(student_export), "fingerprint": student_fingerprint,
+            "layers": config.finetune.improve.distill_layers}
+
+
+def _judge_student(config: Config, student: dict, gate_questions: GateSet, serving: dict, serving_writes: dict,
+                   teacher_writes: dict, writes: Callable[[str, str], dict], out: Path,
+                   progress: Progress) -> tuple[dict, dict]:
+    """Put the student through the gate and against its teacher, noting the verdict in `student`; returns its
+    totals and its totals where the LLM writes."""
+    totals = evaluate_model(config, student["folder"], student["name"], gate_questions, out, progress)["totals"]
+    student_writes = writes(student["folder"], student["name"])
+    passes, why = _verdict(totals, serving, student_writes, serving_writes)
+    as_good, versus_teacher = gate(student_writes, teacher_writes)
+    student.update(totals=totals, **_rates(totals), writing=_rates(student_writes),
+                   teacher_writing=_rates(teacher_writes), eligible=passes and as_good,
+                   reason=f"student: {why}; where the LLM writes, against its teacher {versus_teacher}")
+    return totals, student_writes
+
+
+def _install_and_log(config: Config, record: dict, export: Path, target: Path, now_serving: tuple[str, dict]) -> None:
+    """Install the export into `target` when it was promoted, and log the serving model's totals in the database."""
+    if record["promoted"]:
+        install_model(str(export), target, {key: record[key] for key in (
+            "name", "base", "fingerprint", "reason", "split", "questions", "candidate", "serving_before")})
+    from chatbot.records.store import Store
+
+    Store(config.db_url).stats.add_eval_run(now_serving[0], record["questions"], record["split"], now_serving[1])
+
+
+def _summary(record: dict, export: Path, target: Path, now_serving: str, counts: dict, student: dict | None,
+             candidate_writes: dict | None, serving_writes: dict | None) -> dict:
+    """What `improve` returns (and `chatbot improve --json` prints): rates rather than whole totals."""
+    serving = record["serving_before"]
+    return {"serving": now_serving, "promoted": record["promoted"], "reason": record["reason"], "target": str(target),
+            "candidate": {"name": record["name"], "folder": str(export), **_rates(record["candidate"]),
+                          **({"writing": _rates(candidate_writes)} if candidate_writes else {})},
+            "serving_before": {"name": serving["name"], **_rates(serving),
+                               **({"writing": _rates(serving_writes)} if serving_writes else {})},
+            "chats": counts,
+            **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}}
+               if student else {}),
+            "train": {k: record["train_report"].get(k) for k in (
+                "steps", "train_seconds", "seconds_per_step", "validation_loss_before", "validation_loss_after")}}
+
+
 def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: str | Path,
             progress: Progress = lambda m: None) -> dict:
     """Run the loop once; returns what each step did and the gate's decision (also in OUT/improve.json)."""
@@ -227,15 +281,7 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
     train, validation, counts = training_chats(config, index, logs, out, progress)
     model, fingerprint = train_candidate(config, train, validation, counts, out, progress)
     export, name = export_candidate(config, model, fingerprint, out, progress)
-
-    student = None
-    if config.finetune.improve.distill_layers > 0:
-        student_model, student_fingerprint = distill_candidate(config, model, fingerprint, train, validation, out,
-                                                               progress)
-        student_export, student_name = export_candidate(config, student_model, student_fingerprint, out, progress,
-                                                        kind="student")
-        student = {"name": student_name, "folder": str(student_export), "fingerprint": student_fingerprint,
-                   "layers": config.finetune.improve.distill_layers}
+    student = _distill_student(config, model, fingerprint, train, validation, out, progress)
 
     current = promoted_model(config.models.llm, str(target))
     serving_model, serving_name = (current[0], current[1]) if current else (config.models.llm, config.models.llm)
@@ -263,13 +309,8 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
             promoted, reason = _verdict(candidate, serving, teacher_writes, serving_writes)
             candidate_writes = teacher_writes
         if student:  # judged also when its teacher already serves: it is there to replace it
-            totals = evaluate_model(config, student["folder"], student["name"], gate_questions, out, progress)["totals"]
-            student_writes = writes(student["folder"], student["name"])
-            passes, why = _verdict(totals, serving, student_writes, serving_writes)
-            as_good, versus_teacher = gate(student_writes, teacher_writes)
-            student.update(totals=totals, **_rates(totals), writing=_rates(student_writes),
-                           teacher_writing=_rates(teacher_writes), eligible=passes and as_good,
-                           reason=f"student: {why}; where the LLM writes, against its teacher {versus_teacher}")
+            totals, student_writes = _judge_student(config, student, gate_questions, serving, serving_writes,
+                                                    teacher_writes, writes, out, progress)
             if student["eligible"]:  # the student serves in its teacher's place
                 promoted, reason, candidate, candidate_writes = True, student["reason"], totals, student_writes
                 export, name, fingerprint = Path(student["folder"]), student["name"], student["fingerprint"]
@@ -277,23 +318,9 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
               "reason": reason, "split": config.finetune.improve.split, "questions": str(questions_path),
               "candidate": candidate, "serving_before": {"name": serving_name, **serving},
               "train_report": json.loads((model / "train_report.json").read_text(encoding="utf-8"))}
-    if promoted:
-        install_model(str(export), target, {key: record[key] for key in (
-            "name", "base", "fingerprint", "reason", "split", "questions", "candidate", "serving_before")})
     now_serving = (name, candidate) if promoted else (serving_name, serving)
-    from chatbot.records.store import Store
-
-    Store(config.db_url).add_eval_run(now_serving[0], str(questions_path), record["split"], now_serving[1])
-    summary = {"serving": now_serving[0], "promoted": promoted, "reason": reason, "target": str(target),
-               "candidate": {"name": name, "folder": str(export), **_rates(candidate),
-                             **({"writing": _rates(candidate_writes)} if candidate_writes else {})},
-               "serving_before": {"name": serving_name, **_rates(serving),
-                                  **({"writing": _rates(serving_writes)} if serving_writes else {})},
-               "chats": counts,
-               **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}}
-                  if student else {}),
-               "train": {k: record["train_report"].get(k) for k in (
-                   "steps", "train_seconds", "seconds_per_step", "validation_loss_before", "validation_loss_after")}}
+    _install_and_log(config, record, export, target, now_serving)
+    summary = _summary(record, export, target, now_serving[0], counts, student, candidate_writes, serving_writes)
     write_atomic(out / "improve.json", json.dumps({**summary, "record": record}, indent=2, default=str) + "\n")
     return summary
 

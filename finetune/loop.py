@@ -195,6 +195,23 @@ def _load(checkpoint: Path, model, optimizer, scheduler, fingerprint: str) -> di
     return state
 
 
+def _starting_point(directory: Path, resume: bool, model, optimizer, scheduler, fingerprint: str,
+                    meta: dict) -> tuple[int, list[float], float, dict]:
+    """(first step, step losses so far, seconds so far, meta): restored from the last checkpoint on `resume`."""
+    if resume:
+        checkpoint = latest_checkpoint(directory)
+        if checkpoint is None:
+            raise NotFound(f"no checkpoint in {directory} to resume from; run without --resume to start")
+        state = _load(checkpoint, model, optimizer, scheduler, fingerprint)
+        # the caller's meta fills only keys the first run did not store: a resumed run reports as the first did
+        meta = {**state.get("meta", {}), **{k: v for k, v in meta.items() if k not in state.get("meta", {})}}
+        return state["step"], list(state["losses"]), float(state["train_seconds"]), meta
+    if latest_checkpoint(directory) is not None:
+        raise BadInput(f"{directory} holds checkpoints of an earlier run; pass --resume to continue it, "
+                       "or choose another --out folder")
+    return 0, [], 0.0, meta
+
+
 def train_loop(model, examples: Sequence[Example], loss_fn: Callable, options: LoopOptions, *, pad_id: int,
                device: str, checkpoint_dir: str | Path, resume: bool = False, fingerprint: str = "",
                meta: dict | None = None, description: str = "training") -> LoopResult:
@@ -217,20 +234,8 @@ def train_loop(model, examples: Sequence[Example], loss_fn: Callable, options: L
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     directory = Path(checkpoint_dir)
-    losses: list[float] = []
-    seconds = 0.0
-    start = 0
-    meta = dict(meta or {})
-    if resume:
-        checkpoint = latest_checkpoint(directory)
-        if checkpoint is None:
-            raise NotFound(f"no checkpoint in {directory} to resume from; run without --resume to start")
-        state = _load(checkpoint, model, optimizer, scheduler, fingerprint)
-        start, losses, seconds = state["step"], list(state["losses"]), float(state["train_seconds"])
-        meta = {**state.get("meta", {}), **{k: v for k, v in meta.items() if k not in state.get("meta", {})}}
-    elif latest_checkpoint(directory) is not None:
-        raise BadInput(f"{directory} holds checkpoints of an earlier run; pass --resume to continue it, "
-                       "or choose another --out folder")
+    start, losses, seconds, meta = _starting_point(directory, resume, model, optimizer, scheduler, fingerprint,
+                                                   dict(meta or {}))
     model.train()
     tokens = 0
     bar = progress_bar(total=options.max_steps, initial=start, desc=description, unit="step")

@@ -225,6 +225,19 @@ def finetune(data_paths: Sequence[str | Path], out_dir: str | Path, options: Fin
     return train_chats(chats, eval_chats, out, options, resume, progress, {"data": data_report.to_json()})
 
 
+def _save_model(model, tokenizer, out: Path, adapter_only: bool) -> None:
+    """Save the LoRA adapter alone, or the model with it merged in, and the tokenizer into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    if adapter_only:
+        clear_weights(out, (*MODEL_WEIGHT_GLOBS, "config.json"))
+        model.save_pretrained(out)
+    else:
+        clear_weights(out, (*MODEL_WEIGHT_GLOBS, *ADAPTER_FILES))
+        merged = model.merge_and_unload()
+        merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 def train_chats(chats: Sequence[Chat], eval_chats: Sequence[Chat], out_dir: str | Path, options: FinetuneOptions,
                 resume: bool = False, progress: Progress = lambda m: None, extra_report: dict | None = None) -> dict:
     """Train LoRA on `options.model` with `chats`, report the loss on `eval_chats` before and after, and save
@@ -267,15 +280,7 @@ def train_chats(chats: Sequence[Chat], eval_chats: Sequence[Chat], out_dir: str 
     )
     validation_after = mean_loss(model, eval_examples, tokenizer.pad_token_id, device)
 
-    out.mkdir(parents=True, exist_ok=True)
-    if options.adapter_only:
-        clear_weights(out, (*MODEL_WEIGHT_GLOBS, "config.json"))
-        model.save_pretrained(out)
-    else:
-        clear_weights(out, (*MODEL_WEIGHT_GLOBS, *ADAPTER_FILES))
-        merged = model.merge_and_unload()
-        merged.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    _save_model(model, tokenizer, out, options.adapter_only)
     report = {
         "model": options.model, "base_path": base, "device": device,
         "dtype": "bfloat16" if device == "cuda" else "float32",

@@ -315,23 +315,29 @@ def _read_faq_csv(raw: str, rel: str, path: Path, root: Path) -> Iterator[Docume
             if not fields:
                 continue  # a blank line
             number += 1
-            if len(fields) > len(header):
-                yield Skipped(str(path), f"{len(fields)} fields but the header has {len(header)}; "
-                                         "quote fields that contain commas", first + 1)
-                continue
-            row = {name: csv_value(value) for name, value in zip(header, fields)}  # `'=` as written: =
-            question = (row.get(columns["question"]) or "").strip()
-            answer = (row.get(columns["answer"]) or "").strip()
-            if not question and not answer:
-                continue  # an empty row (a spreadsheet's trailing commas)
-            if not question or not answer:
-                missing = "question" if not question else "answer"
-                yield Skipped(str(path), f"no {missing}; fill it in or remove the row", first + 1)
-                continue
-            doc_id = (row.get(columns["id"]) or "").strip() if "id" in columns else ""
-            url = (row.get(columns["url"]) or "").strip() if "url" in columns else ""
-            yield _document(doc_id or f"{rel}#{number}", question, url, answer, path, root)
+            item = _faq_row(fields, header, columns, f"{rel}#{number}", path, root, first + 1)
+            if item is not None:
+                yield item
         position = restart
+
+
+def _faq_row(fields: list[str], header: list[str], columns: dict[str, str], default_id: str, path: Path, root: Path,
+             line: int) -> Document | Skipped | None:
+    """The document of one parsed FAQ CSV row, a `Skipped` saying what is wrong with it, or None for an empty row."""
+    if len(fields) > len(header):
+        return Skipped(str(path), f"{len(fields)} fields but the header has {len(header)}; "
+                                  "quote fields that contain commas", line)
+    row = {name: csv_value(value) for name, value in zip(header, fields)}  # `'=` as written: =
+    question = (row.get(columns["question"]) or "").strip()
+    answer = (row.get(columns["answer"]) or "").strip()
+    if not question and not answer:
+        return None  # an empty row (a spreadsheet's trailing commas)
+    if not question or not answer:
+        missing = "question" if not question else "answer"
+        return Skipped(str(path), f"no {missing}; fill it in or remove the row", line)
+    doc_id = (row.get(columns["id"]) or "").strip() if "id" in columns else ""
+    url = (row.get(columns["url"]) or "").strip() if "url" in columns else ""
+    return _document(doc_id or default_id, question, url, answer, path, root)
 
 
 def _read_jsonl(raw: str, rel: str, path: Path, root: Path) -> Iterator[Document | Skipped]:
