@@ -73,12 +73,12 @@ class FaqDesk:
         """Save (or edit: the same question again) an entry; it goes live at once or waits (module docstring)."""
         question, answer = clean_entry(question, answer)
         if conversation_id:
-            self.store.require_conversation(conversation_id)
+            self.store.conversations.require_conversation(conversation_id)
         doc_id = faq_doc_id(question)
         texts, found = self.redactor.redact_conversation([question, answer])
         at_once = self.review == "none" or admin
         status = LIVE if at_once and not found else PENDING
-        entry = self.store.save_faq_entry(doc_id, *texts, author, status, conversation_id)
+        entry = self.store.faq.save(doc_id, *texts, author, status, conversation_id)
         if status == LIVE:
             self._publish(entry)
         return FaqSaved(doc_id, status, tuple(sorted(found)))
@@ -86,7 +86,7 @@ class FaqDesk:
     def approve(self, doc_id: str, reviewer: str, admin: bool) -> FaqEntry:
         """Publish a waiting entry: `Forbidden` unless the rule lets `reviewer` approve it, `BadInput` while
         its text holds redacted personal data, `Conflict` when it is not waiting."""
-        entry = self.store.faq_entry(doc_id)
+        entry = self.store.faq.get(doc_id)
         if entry.status != PENDING:
             raise Conflict(f"help-centre answer '{doc_id}' is {entry.status}, not waiting for approval")
         if self.review == "admin" and not admin:
@@ -97,18 +97,18 @@ class FaqDesk:
         if held:
             raise BadInput(f"the answer held personal data (now {', '.join(held)}); edit it out, save it again, "
                            "then approve it")
-        entry = self.store.review_faq_entry(doc_id, "approved", reviewer, LIVE)
+        entry = self.store.faq.review(doc_id, "approved", reviewer, LIVE)
         self._publish(entry)
         return entry
 
     def remove(self, doc_id: str, reviewer: str, admin: bool) -> FaqEntry:
         """Take an entry out of the help centre (an admin; or the author of one still waiting)."""
-        entry = self.store.faq_entry(doc_id)
+        entry = self.store.faq.get(doc_id)
         if not admin and not (entry.status == PENDING and entry.author == reviewer):
             raise Forbidden("an admin removes help-centre answers")
         if entry.status == REMOVED:
             raise Conflict(f"help-centre answer '{doc_id}' is already removed")
-        entry = self.store.review_faq_entry(doc_id, "removed", reviewer, REMOVED)
+        entry = self.store.faq.review(doc_id, "removed", reviewer, REMOVED)
         if self.book.remove(doc_id):
             if self.book.entries():
                 self.reindex([str(self.book.folder)])
@@ -119,13 +119,13 @@ class FaqDesk:
 
     def entries(self) -> list[FaqEntry]:
         """Every entry, oldest first, with its status."""
-        return self.store.faq_entry_list()
+        return self.store.faq.entries()
 
     def history(self, doc_id: str | None = None) -> list[FaqChange]:
         """Who saved, edited, approved and removed an entry (or every entry), oldest first."""
         if doc_id is not None:
-            self.store.faq_entry(doc_id)  # NotFound for an unknown id
-        return self.store.faq_changes(doc_id)
+            self.store.faq.get(doc_id)  # NotFound for an unknown id
+        return self.store.faq.changes(doc_id)
 
     def _publish(self, entry: FaqEntry) -> None:
         self.book.save(entry.question, entry.answer)

@@ -111,28 +111,34 @@ class LiveDesk:
         self.display_names = dict(display_names or {})
         self._packets: dict[tuple, Packet] = {}  # (conversation, handoff id, last question id) -> packet
         self._lock = threading.Lock()
-        store.subscribe(self._on_store_event)
 
     # ---- what the engine asks ------------------------------------------------------------------
     def state(self, conversation_id: str) -> str:
         """"bot", "waiting", "agent" or "closed" (see the module's docstring)."""
-        return _state(self.store.latest_live_handoff(conversation_id))
+        return _state(self.store.live.latest(conversation_id))
 
     def holder(self, conversation_id: str) -> str | None:
         """The person who holds the conversation now, or None."""
-        live = self.store.latest_live_handoff(conversation_id)
+        live = self.store.live.latest(conversation_id)
         return live.agent if _state(live) == "agent" else None
+
+    def hand_over(self, conversation_id: str, message_id: int | None, reason: str) -> bool:
+        """The engine handed the conversation over (the handoff is recorded): it joins the people's queue
+        unless it is there already, and the handoff is announced; True when it joined."""
+        if not self.store.live.open(conversation_id, reason, message_id):
+            return False
+        self._announce_handoff(conversation_id, reason)
+        return True
 
     def customer_wrote(self, conversation_id: str, message_id: int, text: str) -> bool:
         """The customer's message is stored; True when people have it and the assistant must stay silent
         (a closed conversation goes back in the queue)."""
-        live = self.store.latest_live_handoff(conversation_id)
+        live = self.store.live.latest(conversation_id)
         state = _state(live)
         if state not in ("agent", "closed"):
             return False
         if state == "closed":
-            self.store.open_live_handoff(conversation_id, "reopened", message_id)
-            self._announce("handoff", conversation_id, {"reason": "reopened", "packet": asdict(self.packet(conversation_id))})
+            self.hand_over(conversation_id, message_id, "reopened")
         else:
             self._announce("customer_message", conversation_id, {"agent": live.agent, "message_id": message_id,
                                                                  "text": text})
@@ -144,15 +150,15 @@ class LiveDesk:
         now = datetime.now(UTC)
         return [QueueEntry(h.conversation_id, h.reason, h.requested_at, (now - h.requested_at).total_seconds(),
                            h.agent, h.claimed_at, self.packet(h.conversation_id, h))
-                for h in self.store.open_live_handoffs()]
+                for h in self.store.live.open_handoffs()]
 
     def claim(self, conversation_id: str, agent: str) -> LiveHandoff:
         """`agent` takes the conversation (`Conflict` if another person holds it); the customer sees who joined."""
-        before = self.store.latest_live_handoff(conversation_id)
-        live = self.store.claim_live_handoff(conversation_id, agent)
+        before = self.store.live.latest(conversation_id)
+        live = self.store.live.claim(conversation_id, agent)
         if before is None or before.id != live.id or before.agent != agent:
             name = self.display_name(agent)
-            self.store.add_message(conversation_id, "notice", f"{name} joined the conversation.", author=agent,
+            self.store.conversations.add_message(conversation_id, "notice", f"{name} joined the conversation.", author=agent,
                                    extra={"display_name": name, "event": "joined"})
             self._announce("claim", conversation_id, {"agent": agent})
         return live
@@ -162,13 +168,13 @@ class LiveDesk:
         text = clean_reply(text)
         holder = self.holder(conversation_id)
         if holder != agent:
-            self.store.require_conversation(conversation_id)
+            self.store.conversations.require_conversation(conversation_id)
             raise Conflict(f"claim conversation '{conversation_id}' before replying"
                            + (f"; {holder} handles it" if holder else ""))
         name = self.display_name(agent)
-        message_id = self.store.add_message(conversation_id, "agent", text, author=agent,
+        message_id = self.store.conversations.add_message(conversation_id, "agent", text, author=agent,
                                             extra={"display_name": name})
-        stored = self.store.conversation(conversation_id).messages[-1].content
+        stored = self.store.conversations.conversation(conversation_id).messages[-1].content
         self._announce("agent_reply", conversation_id, {"agent": agent, "message_id": message_id, "text": stored})
         return message_id
 
@@ -177,11 +183,11 @@ class LiveDesk:
         `override`: an admin may resolve a conversation another person holds."""
         if not isinstance(return_to_bot, bool):
             raise BadInput("return_to_bot must be true or false")
-        live = self.store.resolve_live_handoff(conversation_id, agent, return_to_bot, self.usd_per_hour, override)
+        live = self.store.live.resolve(conversation_id, agent, return_to_bot, self.usd_per_hour, override)
         name = self.display_name(agent)  # who resolved it: an admin's override names the admin
         text = (f"{name} has left the conversation; our assistant will answer again." if return_to_bot
                 else f"{name} has closed the conversation. Write again if you need anything else.")
-        self.store.add_message(conversation_id, "notice", text, author=agent,
+        self.store.conversations.add_message(conversation_id, "notice", text, author=agent,
                                extra={"display_name": name, "event": "resolved", "return_to_bot": return_to_bot})
         self._announce("resolve", conversation_id, {
             "agent": agent, "return_to_bot": return_to_bot, "handling_s": round(live.handling_s or 0.0, 3),
@@ -194,8 +200,8 @@ class LiveDesk:
 
     def packet(self, conversation_id: str, live: LiveHandoff | None = None) -> Packet:
         """The handoff packet: questions, the sources the assistant found, its rejected draft and why."""
-        live = live or self.store.latest_live_handoff(conversation_id)
-        conversation = self.store.conversation(conversation_id)
+        live = live or self.store.live.latest(conversation_id)
+        conversation = self.store.conversations.conversation(conversation_id)
         questions = [m for m in conversation.messages if m.role == "customer"]
         key = (conversation_id, live.id if live else None, questions[-1].id if questions else None)
         with self._lock:
@@ -225,9 +231,9 @@ class LiveDesk:
         return packet
 
     # ---- announcing ----------------------------------------------------------------------------
-    def _on_store_event(self, event: str, conversation_id: str, details: dict) -> None:
-        if event == "handoff" and self.notify is not None and "handoff" in self.events:
-            self._announce("handoff", conversation_id, {"reason": details.get("reason"),
+    def _announce_handoff(self, conversation_id: str, reason: str) -> None:
+        if self.notify is not None and "handoff" in self.events:  # the packet costs a search: only when sent
+            self._announce("handoff", conversation_id, {"reason": str(reason),
                                                         "packet": asdict(self.packet(conversation_id))})
 
     def _announce(self, event: str, conversation_id: str, payload: dict) -> None:

@@ -244,7 +244,7 @@ class Pipeline:
         """
         understood = self._understand(turn)
         conversation_id = self._open_conversation(turn.conversation_id, turn.channel)
-        message_id = self.store.add_message(conversation_id, "customer", understood.question,
+        message_id = self.store.conversations.add_message(conversation_id, "customer", understood.question,
                                             extra=understood.extra or None)
         yield Received(conversation_id, message_id, understood.question, turn.audio is not None,
                        turn.image is not None)
@@ -266,7 +266,7 @@ class Pipeline:
     def request_handoff(self, conversation_id: str | None = None, channel: str = "cli") -> Reply:
         """The customer asked for a person (a button, not words): hand over, no LLM call."""
         conversation_id = self._open_conversation(conversation_id, channel)
-        message_id = self.store.add_message(conversation_id, "customer", HANDOFF_REQUEST,
+        message_id = self.store.conversations.add_message(conversation_id, "customer", HANDOFF_REQUEST,
                                             extra={"action": "request_handoff"})
         usage = Usage(device=self.llm.device)
         if self.desk.state(conversation_id) == "agent":  # a person holds it already: the request goes to them
@@ -277,19 +277,23 @@ class Pipeline:
 
     def conversation(self, conversation_id: str) -> Conversation:
         """A stored conversation with its messages and sources; `NotFound` when unknown."""
-        return self.store.conversation(conversation_id)
+        return self.store.conversations.conversation(conversation_id)
 
     def feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
         """A thumbs up (1) or down (-1) on a reply of this conversation (`NotFound` for another's),
         with an optional comment; one rating per reply, a new one replaces the last."""
-        self.store.add_feedback(conversation_id, message_id, rating, comment)
+        self.store.conversations.add_feedback(conversation_id, message_id, rating, comment)
 
     def recover(self) -> list[str]:
         """At a server's start: check the database takes writes (`ChatbotError` saying what to fix),
         then hand to a person, reason `interrupted`, each conversation whose last customer message
         got no reply because the server stopped mid-turn; returns their ids."""
         self.store.check_writable()
-        return self.store.hand_over_interrupted()
+        found = self.store.conversations.interrupted()
+        for conversation_id, message_id in found:
+            self.store.conversations.add_handoff(conversation_id, message_id, Outcome.INTERRUPTED)
+            self.desk.hand_over(conversation_id, message_id, Outcome.INTERRUPTED)
+        return [conversation_id for conversation_id, _ in found]
 
     def reindex(self, sources: Sequence[str], progress: Callable[[str], None] = lambda m: None) -> IngestReport:
         """Add or update help-centre files or folders in the live index (changed ones re-embedded).
@@ -429,9 +433,9 @@ class Pipeline:
     def _open_conversation(self, conversation_id: str | None, channel: str) -> str:
         """The given conversation (`NotFound` when unknown), or a new one on `channel`."""
         if conversation_id:
-            self.store.require_conversation(conversation_id)
+            self.store.conversations.require_conversation(conversation_id)
             return conversation_id
-        return self.store.new_conversation(channel)
+        return self.store.conversations.new_conversation(channel)
 
     def _understand(self, turn: Turn) -> _Understood:
         """Transcribe a voice question and read a screenshot; errors are customer-readable."""
@@ -469,7 +473,7 @@ class Pipeline:
                                ANSWERS[Outcome.CUSTOMER_REQUEST], [], turn.usage)
             return
         query = f"{turn.question}\n{turn.image_text}" if turn.image_text else turn.question
-        history = [text for _, text in self.store.history(conversation_id, s.context_turns,
+        history = [text for _, text in self.store.conversations.history(conversation_id, s.context_turns,
                                                             before_message_id=message_id)]
         passages, usage = self._retrieve(history, query, turn.usage)
         best_cosine = max((p.dense_cosine for p in passages), default=-1.0)
@@ -559,15 +563,15 @@ class Pipeline:
 
     def _finish(self, conversation_id: str, question: str, outcome: Outcome, answer: str, cited: list[Passage], usage: Usage,
                 grounding: dict | None = None, retrieved: Sequence[Passage] = ()) -> Reply:
-        """Store the reply, its sources, what it cost and any handoff; return it."""
+        """Store the reply, its sources, what it cost and any handoff (together or not at all), tell the desk
+        about a handoff; return the reply."""
         grounding = grounding or {}
-        message_id = self.store.add_message(conversation_id, "assistant", answer, outcome=outcome,
-                                            extra={"grounding": grounding} if grounding else None)
-        self.store.add_sources(message_id, [StoredSource(p.doc_id, p.chunk.title, p.chunk.url, p.score) for p in cited])
         cost = self.prices.price(usage)
-        self.store.add_usage(conversation_id, message_id, usage, cost)
+        message_id = self.store.conversations.record_reply(  # the reply and all about it, in one transaction
+            conversation_id, answer, outcome, {"grounding": grounding} if grounding else None,
+            [StoredSource(p.doc_id, p.chunk.title, p.chunk.url, p.score) for p in cited], usage, cost)
         if outcome.hands_over:
-            self.store.add_handoff(conversation_id, message_id, outcome)
+            self.desk.hand_over(conversation_id, message_id, outcome)
         return Reply(
             conversation_id=conversation_id, answer=answer,
             sources=tuple(p.source for p in cited),

@@ -12,20 +12,20 @@ def store(tmp_path):
     prices = sheet(hardware_usd_per_hour={"cpu": 3.6, "cuda": 36.0})
 
     def turn(question, outcome, usage, conversation=None, handoff=None):
-        cid = conversation or store.new_conversation("web")
-        store.add_message(cid, "customer", question)
-        mid = store.add_message(cid, "assistant", "reply", outcome=outcome)
-        store.add_usage(cid, mid, usage, prices.price(usage))
+        cid = conversation or store.conversations.new_conversation("web")
+        store.conversations.add_message(cid, "customer", question)
+        mid = store.conversations.add_message(cid, "assistant", "reply", outcome=outcome)
+        store.conversations.add_usage(cid, mid, usage, prices.price(usage))
         if handoff:
-            store.add_handoff(cid, mid, handoff)
+            store.conversations.add_handoff(cid, mid, handoff)
         return cid, mid
 
     resolved, _ = turn("Where is my order?", "answered", Usage(retrieval_s=0.5, llm_s=1.5, prompt_tokens=100))
     turn("Can I pay by cheque?", "no_knowledge", Usage(retrieval_s=1.0), handoff="no_knowledge")
     turn("can I pay by  CHEQUE?", "unsupported_answer", Usage(retrieval_s=1.0, llm_s=2.0), handoff="unsupported_answer")
     disliked, mid = turn("Track parcel", "answered", Usage(asr_s=1.0, llm_s=1.0, audio_s=4.0))
-    store.add_feedback(disliked, mid, -1)
-    store.add_feedback(resolved, None, 1)
+    store.conversations.add_feedback(disliked, mid, -1)
+    store.conversations.add_feedback(resolved, None, 1)
     store.prices = prices
     store.resolved = resolved
     return store
@@ -77,11 +77,11 @@ def test_the_report_shows_the_serving_models_latest_eval_scores_per_split(tmp_pa
     from chatbot.testing import price_sheet
 
     store = Store(f"sqlite:///{tmp_path}/eval.db")
-    store.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.5, "correct_rate": 0.4, "questions": 10})
-    store.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.6, "correct_rate": 0.5, "questions": 10,
+    store.stats.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.5, "correct_rate": 0.4, "questions": 10})
+    store.stats.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.6, "correct_rate": 0.5, "questions": 10,
                                                       "decision_fitted_to_these": True})
-    store.add_eval_run("small-llm", "q.jsonl", "heldout", {"resolution_rate": 0.55, "questions": 5})
-    store.add_eval_run("other-llm", "q.jsonl", "dev", {"resolution_rate": 0.9, "questions": 10})
+    store.stats.add_eval_run("small-llm", "q.jsonl", "heldout", {"resolution_rate": 0.55, "questions": 5})
+    store.stats.add_eval_run("other-llm", "q.jsonl", "dev", {"resolution_rate": 0.9, "questions": 10})
     report = build_report(store, price_sheet(), "small-llm")
     assert report["serving_model"] == "small-llm" and set(report["eval"]) == {"dev", "heldout"}
     assert report["eval"]["dev"]["resolution_rate"] == 0.6 and report["eval"]["dev"]["correct_rate"] == 0.5

@@ -144,7 +144,7 @@ def test_chat_is_limited_per_client_address_with_429_and_retry_after(served):
     r = client.post("/api/chat", json={"message": "talk to a person"})
     assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
     assert "too many" in r.json()["error"]
-    assert pipeline.store.totals()["handed_over"] == 5
+    assert pipeline.store.stats.totals()["handed_over"] == 5
     other = TestClient(client.app, client=("203.0.113.9", 5000))
     assert other.post("/api/chat", json={"message": "hello there, returns?"}).status_code == 200
 
@@ -214,12 +214,12 @@ def test_one_rating_per_reply_and_only_on_a_reply_of_that_conversation(served):
     assert client.post("/api/feedback", json={**vote, "rating": 1}).status_code == 200
     for _ in range(20):
         assert client.post("/api/feedback", json={**vote, "rating": -1}).status_code == 200
-    assert pipeline.store.totals()["ratings"] == {-1: 1}  # the last one counts, once
+    assert pipeline.store.stats.totals()["ratings"] == {-1: 1}  # the last one counts, once
     r = client.post("/api/feedback", json={**vote, "message_id": theirs["message_id"], "rating": -1})
     assert r.status_code == 404 and "no reply" in r.json()["error"]
-    customer_message = pipeline.store.conversation(mine["conversation_id"]).messages[0].id
+    customer_message = pipeline.store.conversations.conversation(mine["conversation_id"]).messages[0].id
     assert client.post("/api/feedback", json={**vote, "message_id": customer_message, "rating": -1}).status_code == 404
-    assert pipeline.store.totals()["ratings"] == {-1: 1}
+    assert pipeline.store.stats.totals()["ratings"] == {-1: 1}
 
 
 # ---- 6: a database that cannot be written ------------------------------------------------------------
@@ -249,13 +249,13 @@ def test_a_corrupt_or_unwritable_database_is_one_line_and_exit_2_on_the_cli(tmp_
 def test_customer_messages_left_without_a_reply_are_handed_over_at_start(served, tmp_path):
     pipeline, client = served()
     done = ask(client)
-    cut = pipeline.store.new_conversation("api")
-    pipeline.store.add_message(cut, "customer", "Where is my order?")
+    cut = pipeline.store.conversations.new_conversation("api")
+    pipeline.store.conversations.add_message(cut, "customer", "Where is my order?")
     client = TestClient(create_app(*build(tmp_path)))  # a restart
     conv = client.get(f"/api/conversations/{cut}").json()
     assert conv["handoff"] == {"needed": True, "reason": "interrupted"} and conv["messages"][0]["interrupted"]
     assert client.get(f"/api/conversations/{done['conversation_id']}").json()["handoff"]["needed"] is False
-    assert "interrupted" in transcript_markdown(pipeline.store.conversation(cut))
+    assert "interrupted" in transcript_markdown(pipeline.store.conversations.conversation(cut))
     again = build(tmp_path)[0]
     assert again.recover() == []  # once only
 

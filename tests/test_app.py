@@ -72,7 +72,7 @@ def test_voice_question_is_transcribed_answered_and_metered(app, tmp_path):
     # the returns articles, or the FAQ entry that answers the same question
     assert body["sources"] and body["sources"][0]["doc_id"] in ("LO-1008", "LO-1009", "LO-1010", "faq.csv#4")
     assert "30 days" in body["answer"]
-    stored = app.pipeline.store.conversation(body["conversation_id"]).messages[0]
+    stored = app.pipeline.store.conversations.conversation(body["conversation_id"]).messages[0]
     assert stored.extra["transcript"]["text"] == body["question"]
 
 
@@ -85,7 +85,7 @@ def test_an_ocr_screenshot_changes_the_retrieved_sources(app, tmp_path):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["usage"]["seconds"]["ocr"] > 0
-    stored = app.pipeline.store.conversation(body["conversation_id"]).messages[0]
+    stored = app.pipeline.store.conversations.conversation(body["conversation_id"]).messages[0]
     ocr_text = stored.extra["ocr"]["text"]
     assert "flashing red" in ocr_text.lower()
     with_image = app.pipeline.searcher.search_documents(f"{question}\n{ocr_text}", k=3)
@@ -94,7 +94,7 @@ def test_an_ocr_screenshot_changes_the_retrieved_sources(app, tmp_path):
 
 
 def test_bad_uploads_get_clear_errors_and_nothing_stored_is_lost(app, tmp_path):
-    before = app.pipeline.store.totals()["messages"]
+    before = app.pipeline.store.stats.totals()["messages"]
     cases = [
         ({"json": {"message": "   "}}, "empty"),
         ({"json": {"message": 42}}, "text"),
@@ -106,7 +106,7 @@ def test_bad_uploads_get_clear_errors_and_nothing_stored_is_lost(app, tmp_path):
     for kwargs, message in cases:
         r = httpx.post(f"{app.url}/api/chat", timeout=60, **kwargs)
         assert r.status_code == (415 if message == "JSON" else 400) and message in r.json()["error"], (kwargs, r.text)
-    assert app.pipeline.store.totals()["messages"] == before
+    assert app.pipeline.store.stats.totals()["messages"] == before
 
 
 def test_operator_endpoints_refuse_anonymous_calls(app):
@@ -126,4 +126,4 @@ def test_feedback_is_recorded_against_the_reply(app):
     r = httpx.post(f"{app.url}/api/feedback", timeout=30,
                    json={"conversation_id": body["conversation_id"], "message_id": body["message_id"], "rating": -1})
     assert r.status_code == 200
-    assert app.pipeline.store.totals()["ratings"].get(-1, 0) >= 1
+    assert app.pipeline.store.stats.totals()["ratings"].get(-1, 0) >= 1

@@ -69,9 +69,9 @@ HOSTILE = ('Hi <img src="https://tracker.example/pixel.gif?c=1" id="pixel"> '
 
 def test_a_hostile_transcript_shows_as_text_in_the_operator_panel(app, browser, shots):
     store = app.pipeline.store
-    conversation = store.new_conversation("web")
-    store.add_message(conversation, "customer", HOSTILE)
-    store.add_message(conversation, "assistant", "**OPERATOR NOTE:** <b>trusted</b>", outcome="answered")
+    conversation = store.conversations.new_conversation("web")
+    store.conversations.add_message(conversation, "customer", HOSTILE)
+    store.conversations.add_message(conversation, "assistant", "**OPERATOR NOTE:** <b>trusted</b>", outcome="answered")
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     requests = []
     page.on("request", lambda r: requests.append(r.url))

@@ -33,7 +33,7 @@ def test_supported_answer_cites_its_source_and_meters_the_turn(make):
     assert reply.usage.llm_s > 0 and reply.usage.retrieval_s > 0 and reply.cost.api_shadow_cost_usd > 0
     prompt = llm.prompts[0][-1].content
     assert "[1] Returns" in prompt and "Question: How many days" in prompt
-    stored = pipeline.store.conversation(reply.conversation_id)
+    stored = pipeline.store.conversations.conversation(reply.conversation_id)
     assert [m.role for m in stored.messages] == ["customer", "assistant"]
     assert stored.messages[1].sources[0].doc_id == "R" and stored.cost_usd == pytest.approx(reply.cost.cost_usd)
 
@@ -56,7 +56,7 @@ def test_a_source_sentence_close_to_the_question_is_the_answer_without_an_llm_ca
                             "UK orders get a free return label.\u201d [1]")  # the next sentence follows
     assert [s.doc_id for s in reply.sources] == ["R"] and reply.grounding["direct_quote"]
     assert llm.prompts == [] and reply.usage.completion_tokens == 0 and reply.usage.retrieval_s > 0
-    assert pipeline.store.conversation(reply.conversation_id).handoff_reason is None
+    assert pipeline.store.conversations.conversation(reply.conversation_id).handoff_reason is None
 
     far, llm = make("Returns are accepted within 14 days.", direct_quote_cosine=0.99)  # no sentence is that close
     assert far.ask("How many days do I have to return items?").outcome == "unsupported_answer" and llm.prompts
@@ -107,7 +107,7 @@ def test_the_customer_message_is_stored_before_generation_fails(make):
     pipeline, _ = make(error=RuntimeError("GPU fell over"))
     with pytest.raises(RuntimeError):
         pipeline.ask("How many days do I have to return items?")
-    totals = pipeline.store.totals()
+    totals = pipeline.store.stats.totals()
     assert totals["customer_messages"] == 1 and totals["messages"] == 1
 
 
@@ -116,7 +116,7 @@ def test_a_follow_up_in_the_same_conversation_uses_its_history(make):
     first = pipeline.ask("Tell me about standard delivery")
     second = pipeline.ask("how much is it", conversation_id=first.conversation_id)
     assert second.conversation_id == first.conversation_id and second.sources[0].doc_id == "S"
-    assert len(pipeline.store.conversation(first.conversation_id).messages) == 4
+    assert len(pipeline.store.conversations.conversation(first.conversation_id).messages) == 4
 
 
 def test_bad_questions_and_unknown_conversations_are_clear_errors(make):

@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from chatbot.records import store as store_module
+from chatbot.records import migrations as migrations_module
 from chatbot.records.costs import TurnCost, Usage
-from chatbot.records.store import MIGRATIONS, Store, StoredSource
+from chatbot.records.migrations import MIGRATIONS
+from chatbot.records.store import Store, StoredSource
 from chatbot.testing import price_sheet as sheet
 from core.errors import ChatbotError
 
@@ -97,7 +98,7 @@ INSERT INTO usage VALUES (2, 'c0ffee', 10, 5, 0.5, 1.5, 0.0, 0.0, 0.0, 'cpu', 0.
 
 def _columns(store: Store) -> dict[str, list[str]]:
     inspector = inspect(store.engine)
-    return {t: sorted(c["name"] for c in inspector.get_columns(t)) for t in store.tables()}
+    return {t: sorted(c["name"] for c in inspector.get_columns(t)) for t in store.db.tables()}
 
 
 def _legacy_database(url: str) -> str:
@@ -117,64 +118,64 @@ def _legacy_database(url: str) -> str:
 def test_migrations_are_named_recorded_and_applied_once(db_url):
     url = db_url
     store = Store(url)
-    assert store.applied_migrations() == ALL_MIGRATIONS == [m.__name__ for m in MIGRATIONS]
-    assert {"conversations", "messages", "message_sources", "handoffs", "feedback", "usage"} <= set(store.tables())
-    conversation = store.new_conversation()
-    assert Store(url).applied_migrations() == ALL_MIGRATIONS  # reopening applies nothing again
-    Store(url).require_conversation(conversation)
+    assert store.db.applied_migrations() == ALL_MIGRATIONS == [m.__name__ for m in MIGRATIONS]
+    assert {"conversations", "messages", "message_sources", "handoffs", "feedback", "usage"} <= set(store.db.tables())
+    conversation = store.conversations.new_conversation()
+    assert Store(url).db.applied_migrations() == ALL_MIGRATIONS  # reopening applies nothing again
+    Store(url).conversations.require_conversation(conversation)
 
 
 def test_a_database_made_by_the_first_release_upgrades_to_the_same_schema_as_a_fresh_one(new_database):
     old = Store(_legacy_database(new_database("old")))
-    assert old.applied_migrations() == ALL_MIGRATIONS
+    assert old.db.applied_migrations() == ALL_MIGRATIONS
     assert _columns(old) == _columns(Store(new_database("fresh")))
-    [turn] = old.stage_usage("c0ffee")  # metered before m002: the cost is split by seconds
+    [turn] = old.stats.stage_usage("c0ffee")  # metered before m002: the cost is split by seconds
     assert not turn.stage_costs_recorded
     assert turn.stage_cost_usd == pytest.approx({"retrieval": 0.0005, "llm": 0.0015, "asr": 0.0, "ocr": 0.0})
-    mid = old.add_message("c0ffee", "assistant", "again", outcome="answered")
-    old.add_usage("c0ffee", mid, Usage(llm_s=1.0), sheet(hardware_usd_per_hour={"cpu": 3.6}).price(Usage(llm_s=1.0)))
-    assert old.stage_usage("c0ffee")[1].stage_costs_recorded
-    assert [m.content for m in old.conversation("c0ffee").messages] == ["hello", "hi", "again"]
+    mid = old.conversations.add_message("c0ffee", "assistant", "again", outcome="answered")
+    old.conversations.add_usage("c0ffee", mid, Usage(llm_s=1.0), sheet(hardware_usd_per_hour={"cpu": 3.6}).price(Usage(llm_s=1.0)))
+    assert old.stats.stage_usage("c0ffee")[1].stage_costs_recorded
+    assert [m.content for m in old.conversations.conversation("c0ffee").messages] == ["hello", "hi", "again"]
 
 
 @pytest.mark.parametrize("start", ["fresh", "existing", "legacy"])
 def test_a_later_migration_that_adds_a_column_works_on_fresh_and_existing_databases(new_database, monkeypatch, start):
     url = _legacy_database(new_database("legacy")) if start == "legacy" else new_database("db")
     if start == "existing":
-        Store(url).new_conversation()
+        Store(url).conversations.new_conversation()
 
     def m099_conversation_language(connection):
         connection.exec_driver_sql("ALTER TABLE conversations ADD COLUMN language VARCHAR(12)")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, m099_conversation_language])
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", [*MIGRATIONS, m099_conversation_language])
     store = Store(url)
-    assert store.applied_migrations() == [*ALL_MIGRATIONS, "m099_conversation_language"]
+    assert store.db.applied_migrations() == [*ALL_MIGRATIONS, "m099_conversation_language"]
     assert "language" in _columns(store)["conversations"]
-    store.require_conversation(store.new_conversation())
-    assert Store(url).applied_migrations()[-1] == "m099_conversation_language"  # once
+    store.conversations.require_conversation(store.conversations.new_conversation())
+    assert Store(url).db.applied_migrations()[-1] == "m099_conversation_language"  # once
 
 
 def test_a_turn_is_stored_with_sources_usage_handoff_and_feedback(db_url):
     store = Store(db_url)
-    cid = store.new_conversation("web")
-    store.add_message(cid, "customer", "where is my order?")
-    mid = store.add_message(cid, "assistant", "Here. [1]", outcome="answered")
-    store.add_sources(mid, [StoredSource("LO-1", "Track", "https://x", 0.5)])
-    store.add_usage(cid, mid, Usage(prompt_tokens=10, completion_tokens=5, llm_s=1.0), TurnCost(0.001, 0.002))
-    store.add_usage(cid, store.add_message(cid, "assistant", "again"), Usage(prompt_tokens=1), TurnCost(0.001, 0.0))
-    store.add_handoff(cid, mid, "no_knowledge")
-    store.add_handoff(cid, mid, "customer_request")
-    store.add_feedback(cid, mid, -1, "not helpful")
+    cid = store.conversations.new_conversation("web")
+    store.conversations.add_message(cid, "customer", "where is my order?")
+    mid = store.conversations.add_message(cid, "assistant", "Here. [1]", outcome="answered")
+    store.conversations.add_sources(mid, [StoredSource("LO-1", "Track", "https://x", 0.5)])
+    store.conversations.add_usage(cid, mid, Usage(prompt_tokens=10, completion_tokens=5, llm_s=1.0), TurnCost(0.001, 0.002))
+    store.conversations.add_usage(cid, store.conversations.add_message(cid, "assistant", "again"), Usage(prompt_tokens=1), TurnCost(0.001, 0.0))
+    store.conversations.add_handoff(cid, mid, "no_knowledge")
+    store.conversations.add_handoff(cid, mid, "customer_request")
+    store.conversations.add_feedback(cid, mid, -1, "not helpful")
 
-    conversation = store.conversation(cid)
+    conversation = store.conversations.conversation(cid)
     assert [m.role for m in conversation.messages] == ["customer", "assistant", "assistant"]
     assert conversation.messages[1].sources[0].doc_id == "LO-1"
     assert conversation.handoff_needed and conversation.handoff_reason == "no_knowledge"  # the first reason
     assert round(conversation.cost_usd, 6) == 0.002 and round(conversation.api_shadow_cost_usd, 6) == 0.002
-    totals = store.totals()
+    totals = store.stats.totals()
     assert totals["conversations"] == 1 and totals["messages"] == 3 and totals["ratings"] == {-1: 1}
     assert totals["handoff_reasons"] == {"no_knowledge": 1}
-    assert store.history(cid, 2) == [("assistant", "Here. [1]"), ("assistant", "again")]
+    assert store.conversations.history(cid, 2) == [("assistant", "Here. [1]"), ("assistant", "again")]
 
 
 def _at_once(calls) -> list:
@@ -196,7 +197,7 @@ def _at_once(calls) -> list:
 
 
 def test_servers_opening_a_new_database_at_once_migrate_it_once(db_url):
-    opened = _at_once([lambda: Store(db_url).applied_migrations() for _ in range(6)])  # a store each, as processes
+    opened = _at_once([lambda: Store(db_url).db.applied_migrations() for _ in range(6)])  # a store each, as processes
     assert opened == [ALL_MIGRATIONS] * 6
 
 
@@ -204,48 +205,78 @@ def test_a_turn_and_operators_racing_open_one_live_handoff(db_url):
     # PostgreSQL serialises them across processes (a store each); SQLite within the serving process
     stores = [Store(db_url) for _ in range(6)] if db_url.startswith("postgresql") else [Store(db_url)] * 6
     for _ in range(3):
-        cid = stores[0].new_conversation()
-        opened = _at_once([lambda s=s: s.open_live_handoff(cid, "operator") for s in stores])
+        cid = stores[0].conversations.new_conversation()
+        opened = _at_once([lambda s=s: s.live.open(cid, "operator") for s in stores])
         assert sorted(opened) == [False] * 5 + [True]
-    assert len(stores[0].open_live_handoffs()) == 3
+    assert len(stores[0].live.open_handoffs()) == 3
 
 
 def test_text_with_nul_characters_is_stored_without_them(db_url):
     store = Store(db_url)  # PostgreSQL's TEXT refuses NUL; SQLite kept it
-    cid = store.new_conversation()
-    mid = store.add_message(cid, "assistant", "Returns\x00 take 30 days.", outcome="answered",
+    cid = store.conversations.new_conversation()
+    mid = store.conversations.add_message(cid, "assistant", "Returns\x00 take 30 days.", outcome="answered",
                             extra={"draft": "a\x00b"})
-    store.add_sources(mid, [StoredSource("LO-1", "Ret\x00urns", "https://x/\x00", 0.5)])
-    store.add_feedback(cid, mid, 1, "thanks\x00!")  # a customer's comment: the REST API passes it as sent
-    [message] = store.conversation(cid).messages
+    store.conversations.add_sources(mid, [StoredSource("LO-1", "Ret\x00urns", "https://x/\x00", 0.5)])
+    store.conversations.add_feedback(cid, mid, 1, "thanks\x00!")  # a customer's comment: the REST API passes it as sent
+    [message] = store.conversations.conversation(cid).messages
     assert (message.content, message.sources[0].title) == ("Returns take 30 days.", "Returns")
     assert message.extra == {"draft": "ab"}
-    assert store.totals()["ratings"] == {1: 1}
+    assert store.stats.totals()["ratings"] == {1: 1}
 
 
 @pytest.mark.postgres
 def test_a_postgresql_url_without_a_driver_uses_psycopg(postgres):
     url = postgres.create_database().replace("postgresql+psycopg://", "postgresql://")
-    assert Store(url).applied_migrations() == ALL_MIGRATIONS
+    assert Store(url).db.applied_migrations() == ALL_MIGRATIONS
 
 
 def test_times_read_back_are_utc_whatever_the_server_zone(db_url):
     store = Store(db_url)  # the test PostgreSQL runs in America/New_York; SQLite hands back naive UTC
-    cid = store.new_conversation()
-    store.add_message(cid, "customer", "hello")
-    [message] = store.conversation(cid).messages
+    cid = store.conversations.new_conversation()
+    store.conversations.add_message(cid, "customer", "hello")
+    [message] = store.conversations.conversation(cid).messages
     assert abs(message.created_at.replace(tzinfo=UTC) - datetime.now(UTC)) < timedelta(minutes=1)  # per-day figures
 
 
 def test_an_unreachable_postgresql_says_so_without_its_password():
     with pytest.raises(ChatbotError) as failed:  # port 1: nothing listens there
-        Store("postgresql://bot:s3cret@127.0.0.1:1/chatbot").applied_migrations()
+        Store("postgresql://bot:s3cret@127.0.0.1:1/chatbot").db.applied_migrations()
     assert "s3cret" not in str(failed.value) and "postgresql://bot:***@127.0.0.1:1/chatbot" in str(failed.value)
 
 
 @pytest.mark.postgres
 def test_the_store_reconnects_after_postgresql_restarts(postgres):
     store = Store(postgres.create_database())
-    cid = store.new_conversation()
+    cid = store.conversations.new_conversation()
     postgres.restart()  # the pooled connection died with the server: the next turn must not fail on it
-    store.require_conversation(cid)
+    store.conversations.require_conversation(cid)
+
+
+def test_a_reply_whose_last_write_fails_leaves_nothing_of_it_half_written(db_url, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from chatbot.records import conversations as conversations_module
+    from chatbot.records.store import StoreUnavailable
+
+    store = Store(db_url)
+    cid = store.conversations.new_conversation()
+    store.conversations.add_message(cid, "customer", "Can I pay with bitcoin?")  # stored first, on its own
+
+    def disk_full(*args):
+        raise OperationalError("INSERT INTO handoffs", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(conversations_module, "_insert_handoff", disk_full)  # the turn's last write
+    used, cost = Usage(retrieval_s=0.1, llm_s=1.0, prompt_tokens=50, completion_tokens=9), TurnCost(0.01, 0.02)
+    with pytest.raises(StoreUnavailable):
+        store.conversations.record_reply(cid, "Let me find someone.", "no_knowledge", {"grounding": {"claims": 1}},
+                                         [StoredSource("R", "Returns", "https://x/R", 0.4)], used, cost)
+    conversation = store.conversations.conversation(cid)
+    assert [m.role for m in conversation.messages] == ["customer"]  # no reply without its sources, usage, handoff
+    assert store.stats.stage_usage(cid) == [] and not conversation.handoff_needed
+    assert store.stats.totals()["prompt_tokens"] == 0 and conversation.cost_usd == 0
+    monkeypatch.undo()
+    message_id = store.conversations.record_reply(cid, "Let me find someone.", "no_knowledge", None,
+                                                  [StoredSource("R", "Returns", "https://x/R", 0.4)], used, cost)
+    conversation = store.conversations.conversation(cid)
+    assert conversation.messages[-1].id == message_id and conversation.messages[-1].sources[0].doc_id == "R"
+    assert conversation.handoff_reason == "no_knowledge" and len(store.stats.stage_usage(cid)) == 1

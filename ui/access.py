@@ -59,7 +59,7 @@ def require_visible(pipeline: Pipeline, who: Operator, conversation_id: str) -> 
 def require_claimable(pipeline: Pipeline, who: Operator, conversation_id: str) -> str:
     """`conversation_id` when `who` may claim it: an admin any conversation (to join it), an agent one in
     the queue (held by another person: the desk's `Conflict`, 409); `NotSignedIn` (403) otherwise."""
-    pipeline.store.require_conversation(conversation_id)  # NotFound (404) for an unknown id
+    pipeline.store.conversations.require_conversation(conversation_id)  # NotFound (404) for an unknown id
     if not who.admin and pipeline.handoff_state(conversation_id) not in ("waiting", "agent"):
         raise NotSignedIn("that conversation is not waiting for a person; an admin can join any conversation", 403)
     return conversation_id

@@ -106,3 +106,8 @@ class PriceSheet:
         with_handoffs = cost_usd + handed_over * human
         return Savings(vs_api_usd=api_shadow_cost_usd - cost_usd, vs_human_usd=conversations * human - with_handoffs,
                        cost_with_handoffs_usd=with_handoffs)
+
+
+def human_cost_usd(handling_s: float, usd_per_hour: float) -> float:
+    """A person's measured handling time (seconds, claim to resolve) priced at their fully loaded hourly cost."""
+    return max(0.0, handling_s) / 3600.0 * usd_per_hour

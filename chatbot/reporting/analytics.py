@@ -23,7 +23,7 @@ def _day(moment: datetime) -> str:
 
 def daily(store: Store, prices: PriceSheet, days: int = 30) -> list[dict]:
     """One row per day with activity in the last `days` days, oldest first."""
-    activity = store.activity_since(datetime.now(UTC) - timedelta(days=days))
+    activity = store.stats.activity_since(datetime.now(UTC) - timedelta(days=days))
     convs, reasons, ratings, turns = activity.conversations, activity.handoffs, activity.ratings, activity.turns
     thumbs_down = {r.conversation_id for r in ratings if r.rating < 0}
     by_day: dict[str, dict] = defaultdict(lambda: {"conversations": 0, "resolved": 0, "handed_over": 0,
@@ -78,7 +78,7 @@ def conversation_costs(store: Store, conversation_id: str, prices: PriceSheet | 
     The dollars are those charged when each turn was metered; `prices` is no longer needed
     (kept so existing callers work).
     """
-    rows = store.stage_usage(conversation_id)
+    rows = store.stats.stage_usage(conversation_id)
     stages = {stage: {"seconds": sum(r.seconds[stage] for r in rows),
                       "cost_usd": sum(r.stage_cost_usd[stage] for r in rows)} for stage in STAGES}
     return {
@@ -96,7 +96,7 @@ def top_unanswered(store: Store, limit: int = 10) -> list[dict]:
     """Customer questions most often followed by a handoff or a refusal (`Outcome.unanswered`)."""
     counts: Counter = Counter()
     outcomes: dict[str, Counter] = defaultdict(Counter)
-    for r in store.unanswered_questions():
+    for r in store.stats.unanswered_questions():
         question = " ".join(r.question.lower().split())
         counts[question] += 1
         outcomes[question][r.outcome.value] += 1
@@ -110,4 +110,4 @@ def list_conversations(store: Store, limit: int = 100) -> list[dict]:
         "messages": r.message_count, "handoff_reason": r.handoff_reason or "",
         "feedback": f"+{r.ratings.count(1)} / -{r.ratings.count(-1)}" if r.ratings else "",
         "cost_usd": r.cost_usd, "api_shadow_cost_usd": r.api_shadow_cost_usd,
-    } for r in store.conversation_list(limit)]
+    } for r in store.stats.conversation_list(limit)]

@@ -61,8 +61,8 @@ def cluster(vectors: np.ndarray, distance: float) -> np.ndarray:
 
 def gap_topics(store: Store, embedder, distance: float = 0.45, examples: int = 3, limit: int = 20) -> list[Topic]:
     """Unanswered and handed-over questions as topics, largest first (at most `limit`)."""
-    questions = store.gap_questions()
-    entries = [e for e in store.faq_entry_list() if e.status == "live"]  # what customers can be answered from
+    questions = store.stats.gap_questions()
+    entries = [e for e in store.faq.entries() if e.status == "live"]  # what customers can be answered from
     if not questions and not entries:
         return []
     texts = [" ".join(q.question.split()) for q in questions]
@@ -82,7 +82,7 @@ def gap_topics(store: Store, embedder, distance: float = 0.45, examples: int = 3
         home = _home(entry, topics, embedder, distance)
         if home is not None:
             home["entries"].append(TopicEntry(entry.doc_id, entry.question, entry.created_at.isoformat(),
-                                              store.answers_citing(entry.doc_id, entry.created_at)))
+                                              store.stats.answers_citing(entry.doc_id, entry.created_at)))
     topics.sort(key=lambda t: (-len(t["rows"]), t["label"]))
     return [Topic(t["label"], len(t["rows"]), len(t["conversations"]), t["examples"], t["outcomes"],
                   tuple(t["entries"])) for t in topics[:limit]]

@@ -15,8 +15,8 @@ from chatbot.records.store import Store
 
 
 def human_cost_report(store: Store, prices: PriceSheet, usd_per_hour: float) -> dict:
-    h = store.human_totals()
-    t = store.totals()
+    h = store.live.totals()
+    t = store.stats.totals()
     n, handed_over = t["conversations"], t["handed_over"]
     measured = h["human_cost_usd"] / h["conversations"] if h["conversations"] else None
     per_conversation = measured if measured is not None else prices.human_agent_usd_per_conversation

@@ -27,14 +27,14 @@ EVAL_FIGURES = ("resolution_rate", "correct_rate", "wrong_rate", "wrong_of_answe
 
 def build_report(store: Store, prices: PriceSheet, model: str = "") -> dict:
     """Totals across conversations; with `model`, the serving model and its latest eval scores per split."""
-    t = store.totals()
+    t = store.stats.totals()
     n = t["conversations"]
     per = (lambda x: x / n) if n else (lambda x: 0.0)
     human_total = n * prices.human_agent_usd_per_conversation
     ratings = t["ratings"]
     rated = ratings.get(1, 0) + ratings.get(-1, 0)
     saved = prices.savings(n, t["handed_over"], t["cost_usd"], t["api_shadow_cost_usd"])
-    evals = store.latest_eval_runs(model) if model else {}
+    evals = store.stats.latest_eval_runs(model) if model else {}
     scores = {split: {**{k: run.get(k) for k in (*EVAL_FIGURES, "at")},
                       "in_sample": bool(run.get("decision_fitted_to_these"))} for split, run in evals.items()}
     return {
