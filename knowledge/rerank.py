@@ -27,7 +27,6 @@ of the index, so one trained before a later upload still serves (until the next 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -35,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,6 +42,7 @@ from core.errors import ChatbotError
 from core.files import build_folder_atomic
 from core.lazy import Lazy
 from knowledge.chunking import split_sentences
+from knowledge.index import manifest_fingerprint
 from knowledge.search import best_per_document
 from knowledge.types import Chunk, Passage
 
@@ -144,17 +144,12 @@ class TrainingSettings:
 
 
 def fingerprint(manifest: dict, settings: TrainingSettings) -> str:
-    """Changes when a document, the embedder, the chunking, the recipe or a training setting does."""
-    h = hashlib.sha256()
-    documents = manifest.get("documents", {})
-    payload = {
-        "recipe": RECIPE_VERSION, "embedder": manifest.get("embedder"), "chunking": manifest.get("chunking"),
-        "settings": asdict(settings),
-        "documents": sorted((doc_id, meta.get("hash"), tuple(meta.get("chunk_ids", ())))
-                            for doc_id, meta in documents.items()),
-    }
-    h.update(json.dumps(payload, sort_keys=True, default=list).encode("utf-8"))
-    return h.hexdigest()
+    """Changes when a document, the embedder, the chunking, the recipe or a training setting does.
+
+    Chunk ids count too: the positives of the pseudo-questions are chunk ids.
+    """
+    return manifest_fingerprint(manifest, {"recipe": RECIPE_VERSION, "settings": asdict(settings)},
+                                with_chunk_ids=True)
 
 
 def folder(index_dir: str | Path) -> Path:
@@ -217,14 +212,15 @@ def load_reranker(index, device: str) -> QueryEncoderReranker | None:
     return QueryEncoderReranker(model_dir, index, device)
 
 
-def _chunk_matrix(index) -> tuple[list[int], np.ndarray]:
-    ids = sorted(index.chunks)
-    dimension = int(index.manifest["dimension"])
+def _chunk_matrix(snap) -> tuple[list[int], np.ndarray]:
+    """Every chunk's stored vector (rows in chunk id order) of one `IndexSnapshot`, and those ids."""
+    ids = sorted(snap.chunks)
+    dimension = int(snap.manifest["dimension"])
     matrix = np.zeros((len(ids), dimension), dtype=np.float32)
     for column in range(dimension):  # cosines with the unit vectors read the stored vectors back
         unit = np.zeros(dimension, dtype=np.float32)
         unit[column] = 1.0
-        values = index.cosines(unit, ids)
+        values = snap.cosines(unit, ids)
         matrix[:, column] = [values[i] for i in ids]
     return ids, matrix
 
@@ -233,39 +229,59 @@ def train_reranker(index, base_model: str, settings: TrainingSettings, device: s
                    progress: Callable[[str], None] = lambda m: None, show_progress: bool = True) -> dict:
     """Fine-tune `base_model` (the index's embedder folder) on the question side; cache it in the index.
 
-    Returns what `reranker.json` records: fingerprint, pseudo-question counts, seconds, size.
+    Trains on the version of the index published when it starts (a re-index meanwhile is not seen, and
+    the fingerprint recorded is that version's, so the next `ensure_reranker` trains again). Returns
+    what `reranker.json` records: fingerprint, pseudo-question counts, seconds, size.
+    """
+    snap = index.snapshot()  # every read below from one version
+    if not snap.chunks:
+        raise ChatbotError("the index is empty: ingest a help centre before training a reranker")
+    started = time.perf_counter()
+    questions = pseudo_questions(snap.chunks.values(), settings.sentences_per_chunk, settings.max_questions, SEED)
+    if not questions:
+        raise ChatbotError("the help centre has no titles, headings or sentences to train a reranker on")
+    ids, matrix = _chunk_matrix(snap)
+    kinds = {kind: sum(q.kind == kind for q in questions) for kind in ("title", "heading", "sentence")}
+    progress(f"training the reranker on {len(questions)} pseudo-questions from {snap.document_count()} "
+             f"documents ({kinds['title']} titles, {kinds['heading']} headings, {kinds['sentence']} sentences)")
+    model, losses = _train(base_model, questions, ids, matrix, settings, device, show_progress)
+    seconds = time.perf_counter() - started
+    meta = {
+        "fingerprint": fingerprint(snap.manifest, settings), "embedder": snap.manifest.get("embedder"),
+        "recipe": RECIPE_VERSION, "settings": asdict(settings), "questions": len(questions), **kinds,
+        "documents": snap.document_count(), "train_seconds": round(seconds, 1),
+        "first_loss": round(float(np.mean(losses[:10])), 4), "last_loss": round(float(np.mean(losses[-10:])), 4),
+    }
+    _save_reranker(index.directory, model, meta)
+    progress(f"reranker trained in {seconds:.0f} s ({meta['size_mb']} MB) in {folder(index.directory)}")
+    return meta
+
+
+def _train(base_model: str, questions: list[PseudoQuestion], ids: list[int], matrix: np.ndarray,
+           settings: TrainingSettings, device: str, show_progress: bool) -> tuple[Any, list[float]]:
+    """`base_model` loaded and trained for one epoch on `questions` against the frozen chunk vectors
+    `matrix` (rows: chunk `ids`); returns the model (a SentenceTransformer, in eval mode, with its
+    serving length) and each batch's loss. Knows nothing about where the model is saved.
     """
     import torch
     from sentence_transformers import SentenceTransformer
 
-    if not index.chunks:
-        raise ChatbotError("the index is empty: ingest a help centre before training a reranker")
-    started = time.perf_counter()
-    questions = pseudo_questions(index.chunks.values(), settings.sentences_per_chunk, settings.max_questions,
-                                 SEED)
-    if not questions:
-        raise ChatbotError("the help centre has no titles, headings or sentences to train a reranker on")
-    ids, matrix = _chunk_matrix(index)
     row = {chunk_id: i for i, chunk_id in enumerate(ids)}
     chunks_t = torch.from_numpy(matrix)
-
-    torch.manual_seed(SEED)
+    torch.manual_seed(SEED)  # before loading: fixes any weights the model initialises, and dropout
     model = SentenceTransformer(str(base_model), device=device)
     serving_length = model.max_seq_length
     model.max_seq_length = settings.max_length
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
     order = list(range(len(questions)))
     random.Random(SEED).shuffle(order)
-    kinds = {kind: sum(q.kind == kind for q in questions) for kind in ("title", "heading", "sentence")}
-    progress(f"training the reranker on {len(questions)} pseudo-questions from {index.document_count()} "
-             f"documents ({kinds['title']} titles, {kinds['heading']} headings, {kinds['sentence']} sentences)")
     bar = None
     if show_progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(order), desc="reranker", unit="question")
     model.train()
-    losses = []
+    losses: list[float] = []
     try:
         for start in range(0, len(order), settings.batch_size):
             batch = [questions[i] for i in order[start:start + settings.batch_size]]
@@ -276,6 +292,7 @@ def train_reranker(index, base_model: str, settings: TrainingSettings, device: s
             positive = torch.zeros_like(logits, dtype=torch.bool)
             for r, q in enumerate(batch):
                 positive[r, [row[c] for c in q.positives if c in row]] = True
+            # multi-positive softmax cross-entropy over every chunk of the index
             loss = (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~positive, -1e4), 1)).mean()
             optimizer.zero_grad()
             loss.backward()
@@ -289,22 +306,18 @@ def train_reranker(index, base_model: str, settings: TrainingSettings, device: s
             bar.close()
     model.eval()
     model.max_seq_length = serving_length  # questions with their context are read as the embedder reads them
-    seconds = time.perf_counter() - started
-    meta = {
-        "fingerprint": fingerprint(index.manifest, settings), "embedder": index.manifest.get("embedder"),
-        "recipe": RECIPE_VERSION, "settings": asdict(settings), "questions": len(questions), **kinds,
-        "documents": index.document_count(), "train_seconds": round(seconds, 1),
-        "first_loss": round(float(np.mean(losses[:10])), 4), "last_loss": round(float(np.mean(losses[-10:])), 4),
-    }
+    return model, losses
 
+
+def _save_reranker(index_dir: str | Path, model, meta: dict) -> None:
+    """Replace `<index>/reranker/` atomically with `model` and `reranker.json` (`meta`, to which the
+    model's size is added)."""
     def build(tmp: Path) -> None:
         model.save(str(tmp / "model"))
         meta["size_mb"] = round(sum(f.stat().st_size for f in (tmp / "model").rglob("*") if f.is_file()) / 2**20, 1)
         (tmp / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
-    build_folder_atomic(folder(index.directory), build)
-    progress(f"reranker trained in {seconds:.0f} s ({meta['size_mb']} MB) in {folder(index.directory)}")
-    return meta
+    build_folder_atomic(folder(index_dir), build)
 
 
 def ensure_reranker(index, base_model: str, settings: TrainingSettings, device: str = "cpu",
@@ -346,10 +359,12 @@ class RerankingSearcher:
         self.reranker.warm_up()
 
     def search(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
-        passages = self.searcher.search(query, k=max(k, self.candidates), context=context)
-        head, tail = passages[:self.candidates], passages[self.candidates:]
-        if len(head) > 1 and self.weight > 0:
-            scores = self.reranker.scores(query, head, context)
+        # the searcher's candidates and the reranker's vectors (`index.cosines`) from one version of the index
+        with self.index.pinned():
+            passages = self.searcher.search(query, k=max(k, self.candidates), context=context)
+            head, tail = passages[:self.candidates], passages[self.candidates:]
+            scores = self.reranker.scores(query, head, context) if len(head) > 1 and self.weight > 0 else None
+        if scores is not None:
             ranks = np.empty(len(head), dtype=np.int64)
             ranks[np.argsort(-scores, kind="stable")] = np.arange(len(head))
             head = [replace(p, score=p.score + self.weight / (self.rrf_k + int(r) + 1)) for p, r in zip(head, ranks)]

@@ -67,7 +67,10 @@ class HybridSearcher:
         self.embedder.warm_up()
 
     def search(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
-        """The `k` best chunks for `query`; `context` is earlier turns, oldest first."""
+        """The `k` best chunks for `query`; `context` is earlier turns, oldest first.
+
+        Reads one version of the index (`KnowledgeIndex.pinned`), even while it is re-indexed.
+        """
         context = [c for c in context if c and c.strip()]
         dense_text = query + ("\n" + "\n".join(reversed(context)) if context else "")
         vector = self.embedder.embed([dense_text])[0]
@@ -77,17 +80,19 @@ class HybridSearcher:
 
         fused: dict[int, float] = {}
         lexical_scores: dict[int, float] = {}
-        if self.dense_weight > 0:
-            for rank, (chunk_id, _) in enumerate(self.index.dense(vector, self.candidates)):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + self.dense_weight / (self.rrf_k + rank + 1)
-        if self.lexical_weight > 0 and terms:
-            ranking = self.index.lexical(terms, self.candidates)
-            lexical_scores = dict(ranking)
-            for rank, (chunk_id, _) in enumerate(ranking):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + self.lexical_weight / (self.rrf_k + rank + 1)
-        best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
-        cosines = self.index.cosines(vector, best)
-        return [Passage(self.index.chunks[i], fused[i], cosines[i], lexical_scores.get(i, 0.0)) for i in best]
+        # one snapshot for every read: a re-index finishing meanwhile must not mix two versions' chunk ids
+        with self.index.pinned() as snap:
+            if self.dense_weight > 0:
+                for rank, (chunk_id, _) in enumerate(snap.dense(vector, self.candidates)):
+                    fused[chunk_id] = fused.get(chunk_id, 0.0) + self.dense_weight / (self.rrf_k + rank + 1)
+            if self.lexical_weight > 0 and terms:
+                ranking = snap.lexical(terms, self.candidates)
+                lexical_scores = dict(ranking)
+                for rank, (chunk_id, _) in enumerate(ranking):
+                    fused[chunk_id] = fused.get(chunk_id, 0.0) + self.lexical_weight / (self.rrf_k + rank + 1)
+            best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
+            cosines = snap.cosines(vector, best)
+            return [Passage(snap.chunks[i], fused[i], cosines[i], lexical_scores.get(i, 0.0)) for i in best]
 
     def search_documents(self, query: str, k: int = 5, context: Sequence[str] = ()) -> list[Passage]:
         """Like `search`, but one passage (the best) per document."""

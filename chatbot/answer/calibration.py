@@ -70,14 +70,12 @@ class DecisionSettings:
 
 
 def fingerprint(manifest: dict, settings: DecisionSettings) -> str:
-    """Changes when a document, the embedder, the chunking, the recipe or a setting does."""
-    payload = {
-        "recipe": RECIPE_VERSION, "features": DECISION_FEATURES, "weights": dict(WINDOW_WEIGHTS),
-        "embedder": manifest.get("embedder"), "chunking": manifest.get("chunking"),
-        "settings": settings.__dict__,
-        "documents": sorted((d, m.get("hash")) for d, m in manifest.get("documents", {}).items()),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode("utf-8")).hexdigest()
+    """Changes when a document, the embedder, the chunking, the recipe or a setting does (not when
+    chunks are only renumbered: the examples store features, not chunk ids)."""
+    from knowledge.index import manifest_fingerprint
+
+    return manifest_fingerprint(manifest, {"recipe": RECIPE_VERSION, "features": DECISION_FEATURES,
+                                           "weights": dict(WINDOW_WEIGHTS), "settings": settings.__dict__})
 
 
 def examples(searcher, checker, settings: DecisionSettings,
@@ -334,10 +332,6 @@ def fitted_ids(manifest: dict) -> frozenset[str]:
 
 def store_threshold(index, model: AnswerModel, chosen: dict, split: str, source: str) -> dict:
     """Write the chosen threshold into the index manifest (under "decision"), tied to `model`."""
-    path = Path(index.directory) / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
     entry = {"model": model.fingerprint, "split": split, "questions_file": source, **chosen}
-    manifest[MANIFEST_KEY] = entry
-    write_atomic(path, json.dumps(manifest, indent=1, ensure_ascii=False))
-    index.manifest[MANIFEST_KEY] = entry
+    index.set_manifest_entry(MANIFEST_KEY, entry)  # the index owns its manifest file
     return entry

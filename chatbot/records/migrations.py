@@ -44,74 +44,76 @@ def _serial_key(connection: Connection) -> str:
 def m001_initial(connection: Connection) -> None:
     """The schema of the first release: the same tables, columns and indexes it created."""
     serial = _serial_key(connection)
-    _execute(
-        connection,
-        """CREATE TABLE conversations (
-            id VARCHAR(32) NOT NULL PRIMARY KEY,
-            created_at TIMESTAMP WITH TIME ZONE NOT NULL,
-            updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
-            channel VARCHAR(20) NOT NULL,
-            handoff_needed BOOLEAN NOT NULL,
-            handoff_reason VARCHAR(40),
-            prompt_tokens INTEGER NOT NULL,
-            completion_tokens INTEGER NOT NULL,
-            compute_s DOUBLE PRECISION NOT NULL,
-            cost_usd DOUBLE PRECISION NOT NULL,
-            api_shadow_cost_usd DOUBLE PRECISION NOT NULL
-        )""",
-        f"""CREATE TABLE messages (
-            id {serial},
-            conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
-            role VARCHAR(12) NOT NULL,
-            content TEXT NOT NULL,
-            created_at TIMESTAMP WITH TIME ZONE NOT NULL,
-            outcome VARCHAR(40),
-            extra TEXT
-        )""",
-        "CREATE INDEX ix_messages_conversation_id ON messages (conversation_id)",
-        """CREATE TABLE message_sources (
-            message_id INTEGER NOT NULL REFERENCES messages (id),
-            rank INTEGER NOT NULL,
-            doc_id VARCHAR(300) NOT NULL,
-            title TEXT NOT NULL,
-            url TEXT NOT NULL,
-            score DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (message_id, rank)
-        )""",
-        f"""CREATE TABLE handoffs (
-            id {serial},
-            conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
-            message_id INTEGER REFERENCES messages (id),
-            reason VARCHAR(40) NOT NULL,
-            created_at TIMESTAMP WITH TIME ZONE NOT NULL
-        )""",
-        "CREATE INDEX ix_handoffs_conversation_id ON handoffs (conversation_id)",
-        f"""CREATE TABLE feedback (
-            id {serial},
-            conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
-            message_id INTEGER REFERENCES messages (id),
-            rating INTEGER NOT NULL,
-            comment TEXT,
-            created_at TIMESTAMP WITH TIME ZONE NOT NULL
-        )""",
-        "CREATE INDEX ix_feedback_conversation_id ON feedback (conversation_id)",
-        """CREATE TABLE usage (
-            message_id INTEGER NOT NULL PRIMARY KEY REFERENCES messages (id),
-            conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
-            prompt_tokens INTEGER NOT NULL,
-            completion_tokens INTEGER NOT NULL,
-            retrieval_s DOUBLE PRECISION NOT NULL,
-            llm_s DOUBLE PRECISION NOT NULL,
-            asr_s DOUBLE PRECISION NOT NULL,
-            ocr_s DOUBLE PRECISION NOT NULL,
-            audio_s DOUBLE PRECISION NOT NULL,
-            device VARCHAR(10) NOT NULL,
-            cost_usd DOUBLE PRECISION NOT NULL,
-            api_shadow_cost_usd DOUBLE PRECISION NOT NULL,
-            created_at TIMESTAMP WITH TIME ZONE NOT NULL
-        )""",
-        "CREATE INDEX ix_usage_conversation_id ON usage (conversation_id)",
-    )
+    _execute(connection, *(statement.replace("{serial}", serial) for statement in _FIRST_RELEASE))
+
+
+_FIRST_RELEASE = (  # m001's statements; "{serial}" is the dialect's auto-increment key
+    """CREATE TABLE conversations (
+        id VARCHAR(32) NOT NULL PRIMARY KEY,
+        created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+        updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+        channel VARCHAR(20) NOT NULL,
+        handoff_needed BOOLEAN NOT NULL,
+        handoff_reason VARCHAR(40),
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        compute_s DOUBLE PRECISION NOT NULL,
+        cost_usd DOUBLE PRECISION NOT NULL,
+        api_shadow_cost_usd DOUBLE PRECISION NOT NULL
+    )""",
+    """CREATE TABLE messages (
+        id {serial},
+        conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
+        role VARCHAR(12) NOT NULL,
+        content TEXT NOT NULL,
+        created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+        outcome VARCHAR(40),
+        extra TEXT
+    )""",
+    "CREATE INDEX ix_messages_conversation_id ON messages (conversation_id)",
+    """CREATE TABLE message_sources (
+        message_id INTEGER NOT NULL REFERENCES messages (id),
+        rank INTEGER NOT NULL,
+        doc_id VARCHAR(300) NOT NULL,
+        title TEXT NOT NULL,
+        url TEXT NOT NULL,
+        score DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (message_id, rank)
+    )""",
+    """CREATE TABLE handoffs (
+        id {serial},
+        conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
+        message_id INTEGER REFERENCES messages (id),
+        reason VARCHAR(40) NOT NULL,
+        created_at TIMESTAMP WITH TIME ZONE NOT NULL
+    )""",
+    "CREATE INDEX ix_handoffs_conversation_id ON handoffs (conversation_id)",
+    """CREATE TABLE feedback (
+        id {serial},
+        conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
+        message_id INTEGER REFERENCES messages (id),
+        rating INTEGER NOT NULL,
+        comment TEXT,
+        created_at TIMESTAMP WITH TIME ZONE NOT NULL
+    )""",
+    "CREATE INDEX ix_feedback_conversation_id ON feedback (conversation_id)",
+    """CREATE TABLE usage (
+        message_id INTEGER NOT NULL PRIMARY KEY REFERENCES messages (id),
+        conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        retrieval_s DOUBLE PRECISION NOT NULL,
+        llm_s DOUBLE PRECISION NOT NULL,
+        asr_s DOUBLE PRECISION NOT NULL,
+        ocr_s DOUBLE PRECISION NOT NULL,
+        audio_s DOUBLE PRECISION NOT NULL,
+        device VARCHAR(10) NOT NULL,
+        cost_usd DOUBLE PRECISION NOT NULL,
+        api_shadow_cost_usd DOUBLE PRECISION NOT NULL,
+        created_at TIMESTAMP WITH TIME ZONE NOT NULL
+    )""",
+    "CREATE INDEX ix_usage_conversation_id ON usage (conversation_id)",
+)
 
 
 @migration
