@@ -150,7 +150,7 @@ def calibrate_decision(config: Config, index: KnowledgeIndex, questions_file: st
 
     from chatbot.answer.calibration import DecisionSettings, calibrate, fingerprint
     from chatbot.answer.decision import MANIFEST_KEY, MODEL_FILE
-    from chatbot.pipeline import MAX_QUOTE_CHARS, _quoted
+    from chatbot.answer.replies import MAX_QUOTE_CHARS, quoted
     from chatbot.reporting.evaluation import load_questions, select
 
     target = config.grounding.target_precision if target_precision is None else target_precision
@@ -169,7 +169,7 @@ def calibrate_decision(config: Config, index: KnowledgeIndex, questions_file: st
         progress(f"answer decision and its threshold in {index.directory} are up to date")
         return {**stored, "trained": False, "up_to_date": True}
     chosen = calibrate(build_searcher(config, index), build_checker(config, index.embedder), settings, questions,
-                       target, split, str(questions_file), lambda window, passages: _quoted(*window.sentences),
+                       target, split, str(questions_file), lambda window, passages: quoted(*window.sentences),
                        g.min_retrieval_cosine, progress,
                        extra={"questions_sha256": digest, "learned": g.decision_learns_from_questions},
                        learn=g.decision_learns_from_questions)

@@ -24,35 +24,32 @@ both are stored with the customer's message and metered like the other stages.
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
-
 import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chatbot.answer.decision import clarifying_question, is_vague
-from chatbot.answer.grounding import GroundingChecker, GroundingResult
-from chatbot.answer.sentences import answers_on_its_own
+from chatbot.answer.grounding import GroundingChecker
 from chatbot.answer.quote import best_window
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
+from chatbot.answer.replies import ANSWERS, HANDOFF_REQUEST, MAX_QUOTE_CHARS, cite, is_human_request, quotable, quoted  # noqa: F401
+from chatbot.turns import Draft, Event, Handoff, Received, Reply, Settings, Turn, _Understood  # noqa: F401
 from chatbot.handoff import WITH_AGENT, LiveDesk, QueueEntry
 from chatbot.faq_review import FaqDesk, FaqSaved
-from chatbot.records.costs import PriceSheet, TurnCost, Usage
+from chatbot.records.costs import PriceSheet, Usage
 from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Store, StoredSource
 from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
 from chatbot.reporting.report import build_report
 from core.errors import BadInput
 from core.text import clean_text
-from knowledge.types import Passage, Source
+from knowledge.types import Passage
 
 if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
-    from chatbot.answer.decision import AnswerModel
     from chatbot.answer.quote import Window
     from chatbot.inputs.speech import SpeechToText
     from chatbot.inputs.vision import ImageReader
@@ -61,142 +58,6 @@ if TYPE_CHECKING:  # the seams' types only: importing them would load nothing he
     from knowledge.search import Searcher
 
 MAX_QUESTION_CHARS = 2_000
-MAX_QUOTE_CHARS = 420  # a quoted answer stays short enough to read in the chat
-_MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|#+)\s+")
-# what small models copy from the prompt: "A:", "The source:", "Title > Heading:" prefixes
-_PROMPT_ECHO = re.compile(r"^\s*(?:(?:A|Answer|The source|Source)\s*:\s*|[^:\n]{1,120} > [^:\n]{1,160}:\s+"
-                          r"|The answer(?: to (?:this|the|your) question)? is\s*:?\s*"
-                          r"|To answer (?:this|the|your) question, I need to know that\s+)", re.I)
-_MARKDOWN_EMPHASIS = re.compile(r"(\*\*|__|`)")
-_HUMAN = re.compile(
-    r"\b((talk|speak|chat)\s+(to|with)\s+(a|an|some|your)?\s*(real\s+|live\s+)?(human|person|agent|someone|somebody|"
-    r"representative|operator|people|staff|member of staff)|(human|live|real)\s+(agent|person|support)|"
-    r"customer\s+service\s+(agent|rep|representative)|transfer me|escalate)\b", re.I)
-
-HANDOFF_REQUEST = "Talk to a person"  # stored as the customer's message when they press the button
-ANSWERS = {
-    Outcome.CUSTOMER_REQUEST: "Of course. I've asked a member of our team to take over this conversation; "
-                              "they will reply here as soon as they can.",
-    Outcome.OFF_TOPIC: "Sorry, I can only help with questions about {company}: orders, shipping, returns, "
-                       "payments, your account and our products.",
-    Outcome.NO_KNOWLEDGE: "I'm sorry, I couldn't find that in our help centre. I've passed your question to "
-                          "a colleague, who will get back to you.",
-    Outcome.UNSUPPORTED_ANSWER: "I'm not certain about that, so I've asked a colleague to confirm.",
-}
-QUOTE = "Our help centre says: \u201c{sentence}\u201d [1]"
-
-
-@dataclass(frozen=True)
-class Handoff:
-    needed: bool
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class Reply:
-    """The last event of a turn: the checked answer as stored, its sources, handoff and cost."""
-
-    conversation_id: str
-    question: str
-    answer: str
-    sources: tuple[Source, ...]
-    handoff: Handoff
-    usage: Usage
-    cost: TurnCost
-    outcome: Outcome
-    message_id: int
-    grounding: dict = field(default_factory=dict)  # sentences checked / supported / dropped
-    retrieved: tuple[str, ...] = ()  # doc ids of the passages the turn read, best first (none if not searched)
-
-    def to_json(self) -> dict:
-        """The `chatbot ask --json` shape (also the REST API's)."""
-        return {
-            "conversation_id": self.conversation_id,
-            "question": self.question,
-            "answer": self.answer,
-            "sources": [asdict(s) for s in self.sources],
-            "handoff": asdict(self.handoff),
-            "usage": {
-                "prompt_tokens": self.usage.prompt_tokens,
-                "completion_tokens": self.usage.completion_tokens,
-                "seconds": {"retrieval": round(self.usage.retrieval_s, 4), "llm": round(self.usage.llm_s, 4),
-                            "asr": round(self.usage.asr_s, 4), "ocr": round(self.usage.ocr_s, 4)},
-                "audio_seconds": round(self.usage.audio_s, 3),
-                "device": self.usage.device,
-                "cost_usd": self.cost.cost_usd,
-                "api_shadow_cost_usd": self.cost.api_shadow_cost_usd,
-            },
-            "outcome": self.outcome,
-            "grounding": self.grounding,
-            "retrieved": list(self.retrieved),
-        }
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One customer turn as it enters the engine: what they typed, said or showed."""
-
-    text: str = ""
-    audio: bytes | str | None = None  # a recording (bytes or a file path): its transcript is the question
-    image: bytes | str | None = None  # a screenshot (bytes or a file path): its text joins the question
-    conversation_id: str | None = None  # None starts a new conversation
-    channel: str = "cli"  # where the turn came from: "cli", "web", "api"
-
-
-@dataclass(frozen=True)
-class Received:
-    """The first event of a turn: the customer's message is stored, as the engine understood it."""
-
-    conversation_id: str
-    message_id: int
-    question: str  # the text answered: typed, or the recording's transcript
-    voice: bool  # the question came from a recording
-    image: bool  # a screenshot came with it
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A raw piece of the LLM's answer, not yet checked: show it as a draft, never as the answer."""
-
-    text: str
-
-
-Event = Received | Draft | Reply
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the engine needs beyond its parts; every default lives in `core.config`."""
-
-    company: str  # the company's name, in the off-topic refusal and the prompt
-    k: int  # passages put in the prompt
-    context_turns: int  # earlier messages used to retrieve for a follow-up
-    max_new_tokens: int  # the LLM's answer budget
-    source_sentences: int  # most relevant sentences kept from each source in the prompt
-    min_retrieval_cosine: float  # below: no_knowledge handoff, no LLM call
-    off_topic_cosine: float  # below: polite off-topic refusal, no handoff
-    direct_quote_cosine: float  # a source sentence this close to the question answers it verbatim
-    evidence_answer_cosine: float  # when the LLM's answer fails the check, a source sentence this close answers
-    quote_sentences: int  # a quoted answer: the closest source sentence and those right after it, this many in all
-    clarify_vague: bool  # a vague first message gets a clarifying question instead of a guess or a handoff
-    chunk_max_chars: int  # chunking of documents re-indexed through the engine
-    chunk_overlap_chars: int
-    # the trained answer / hand-over decision with the threshold `chatbot calibrate` stored in the index;
-    # None (or no threshold): the cosine thresholds above decide
-    answer_model: AnswerModel | None = None
-    below_threshold: str = "handoff"  # under the trained decision's threshold: "handoff", or "llm" (an LLM attempt)
-
-
-@dataclass(frozen=True)
-class _Understood:
-    """A turn's text after speech and screenshot reading, and what reading them cost."""
-
-    question: str
-    image_text: str
-    usage: Usage
-    extra: dict  # stored with the customer's message: transcript, OCR text
-
-
 def clean_question(text: object) -> str:
     """The question as stored and answered; `BadInput` (customer-readable) when unusable."""
     return clean_text(text, "question", MAX_QUESTION_CHARS, hint="type a question")
@@ -468,7 +329,7 @@ class Pipeline:
     def _answer(self, conversation_id: str, message_id: int, turn: _Understood) -> Iterator[Draft | Reply]:
         """Route the stored question to its outcome: a person, a refusal, a quote, or a checked answer."""
         s = self.settings
-        if _HUMAN.search(turn.question):
+        if is_human_request(turn.question):
             yield self._finish(conversation_id, turn.question, Outcome.CUSTOMER_REQUEST,
                                ANSWERS[Outcome.CUSTOMER_REQUEST], [], turn.usage)
             return
@@ -499,19 +360,19 @@ class Pipeline:
             decided = {"decision": float(f"{probability:.4g}"), "threshold": model.threshold,
                        "quote_cosine": round(quote.cosine, 4) if quote else None}
             if quote is not None and probability >= model.threshold:
-                yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(*quote.sentences),
+                yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, quoted(*quote.sentences),
                                    [passages[quote.source]], usage, {"direct_quote": True, **decided}, passages)
                 return
             if s.below_threshold == "handoff":  # below it the LLM's checked answers were wrong on the dev split
                 answer, cited = ANSWERS[Outcome.UNSUPPORTED_ANSWER], []
                 if quote is not None:
-                    answer, cited = f"{answer} {_quoted(quote.sentence)}", [passages[quote.source]]
+                    answer, cited = f"{answer} {quoted(quote.sentence)}", [passages[quote.source]]
                 yield self._finish(conversation_id, turn.question, Outcome.UNSUPPORTED_ANSWER, answer, cited, usage,
                                    decided, passages)
                 return
-        elif _quotable(quote, query, s.direct_quote_cosine):
+        elif quotable(quote, query, s.direct_quote_cosine):
             # one source sentence answers the question closely: say it verbatim, with no LLM call
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(*quote.sentences),
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, quoted(*quote.sentences),
                                [passages[quote.source]], usage,
                                {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)}, passages)
             return
@@ -545,20 +406,20 @@ class Pipeline:
                      "dropped": result.dropped, "quote_cosine": round(quote.cosine, 4) if quote else None}
         # most claims invented: the surviving fragment is not a trustworthy answer on its own
         if result.supported and len(result.supported) >= result.dropped and not result.declined:
-            answer, cited = _cite(result, passages)
+            answer, cited = cite(result, passages)
             yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, answer, cited, usage, grounding,
                                passages)
             return
-        if _quotable(quote, query, s.evidence_answer_cosine):
+        if quotable(quote, query, s.evidence_answer_cosine):
             # the model's words failed the check, but a source sentence answers the question: say that
             grounding["evidence_answer"] = True
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, _quoted(*quote.sentences),
+            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, quoted(*quote.sentences),
                                [passages[quote.source]], usage, grounding, passages)
             return
         outcome = Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER
         answer, cited = ANSWERS[outcome], []
         if quote:
-            answer, cited = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {_quoted(quote.sentence)}", [passages[quote.source]]
+            answer, cited = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {quoted(quote.sentence)}", [passages[quote.source]]
         yield self._finish(conversation_id, turn.question, outcome, answer, cited, usage, grounding, passages)
 
     def _finish(self, conversation_id: str, question: str, outcome: Outcome, answer: str, cited: list[Passage], usage: Usage,
@@ -580,42 +441,3 @@ class Pipeline:
             grounding={k: v for k, v in grounding.items() if k != "raw_answer"},
             retrieved=tuple(dict.fromkeys(p.doc_id for p in retrieved)),
         )
-
-
-def _cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[Passage]]:
-    """The supported sentences, each followed by [n]; n numbers the distinct documents cited."""
-    cited: list[Passage] = []
-    numbers: dict[str, int] = {}
-    parts = []
-    seen: set[str] = set()
-    for check in result.supported:
-        sentence = _plain(check.text)
-        if not sentence or sentence.lower() in seen:  # small models repeat themselves
-            continue
-        seen.add(sentence.lower())
-        passage = passages[check.source]
-        if passage.doc_id not in numbers:
-            numbers[passage.doc_id] = len(cited) + 1
-            cited.append(passage)
-        sentence = sentence if sentence[-1:] in ".!?" else sentence + "."
-        parts.append(f"{sentence} [{numbers[passage.doc_id]}]")
-    return " ".join(parts), cited
-
-
-def _quotable(quote: Window | None, query: str, min_cosine: float) -> bool:
-    """Can this source sentence answer the question in its own words, at this closeness?"""
-    return quote is not None and quote.cosine >= min_cosine and answers_on_its_own(quote.sentence, query)
-
-
-def _quoted(*sentences: str) -> str:
-    """Source sentences quoted verbatim (as plain text), citing the one source shown as [1]."""
-    return QUOTE.format(sentence=" ".join(_plain(s) for s in sentences))
-
-
-def _plain(sentence: str) -> str:
-    """A sentence without Markdown list markers, heading marks or emphasis."""
-    sentence = _MARKDOWN_LEAD.sub("", sentence)
-    for _ in range(2):  # "A: Title > Heading: text"
-        sentence = _PROMPT_ECHO.sub("", sentence)
-    sentence = _MARKDOWN_EMPHASIS.sub("", sentence).strip()
-    return sentence[:1].upper() + sentence[1:]

@@ -12,7 +12,7 @@ from chatbot.answer.decision import MANIFEST_KEY, AnswerModel, load_answer_model
 from chatbot.answer.grounding import GroundingChecker
 from chatbot.answer.quote import FEATURES, best_window, windows
 from chatbot.builder import build_searcher, build_settings
-from chatbot.pipeline import MAX_QUOTE_CHARS, _quoted
+from chatbot.answer.replies import MAX_QUOTE_CHARS, quoted
 from chatbot.reporting.evaluation import EvalQuestion
 from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
@@ -143,7 +143,7 @@ def test_calibrate_stores_the_threshold_in_the_manifest_and_the_engine_then_uses
                  EvalQuestion("2", "How much does express delivery cost?", ("S",), ("7.50",), True),
                  EvalQuestion("3", "What is the weather on Mars?", (), (), False)]
     stored = calibrate(searcher, checker, SETTINGS, questions, 0.5, "dev", "q.jsonl",
-                       lambda window, passages: _quoted(*window.sentences))
+                       lambda window, passages: quoted(*window.sentences))
     manifest = json.loads((index.directory / "manifest.json").read_text())
     assert manifest[MANIFEST_KEY]["threshold"] == stored["threshold"] and stored["trained"]
     assert manifest[MANIFEST_KEY]["model"] == json.loads((index.directory / "decision.json").read_text())["fingerprint"]
