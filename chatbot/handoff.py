@@ -1,6 +1,7 @@
 """Live handoff: who holds a conversation, the people's queue and its packet, measured human cost.
 
-A conversation's state comes from its newest live handoff in the store:
+A conversation's state (`HandoffState`, the one vocabulary of the code, the REST API and the README)
+comes from its newest live handoff in the store:
 - `bot`: never handed over, or a person resolved it and gave it back: the assistant answers;
 - `waiting`: handed over and in the queue; the assistant still answers what it can meanwhile;
 - `agent`: a person claimed it: the assistant is silent, the customer's messages go to that person;
@@ -10,8 +11,8 @@ A conversation's state comes from its newest live handoff in the store:
 A person's time is measured from claim to resolve and priced at `usd_per_hour`; it is stored per
 conversation beside the assistant's cost. Every handoff, person's reply, customer message to a
 person and resolve is announced through `notify(event, payload)` (the webhook, when one is set),
-its text redacted like the database's; announcing never blocks and never fails a turn. Knows nothing of passwords (ui.guard checks those)
-nor of how the queue is shown.
+its text redacted like the database's; announcing never blocks and never fails a turn. Knows nothing
+of passwords (ui.guard checks those) nor of how the queue is shown.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from enum import StrEnum
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +43,16 @@ WHY = {  # why the assistant handed over, in an operator's words
     "operator": "an operator joined the conversation",
 }
 Notify = Callable[[str, dict], None]
+
+
+class HandoffState(StrEnum):
+    """Who answers a conversation now: one word each, in the code, the REST API and the README."""
+
+    BOT = "bot"  # never handed over, or given back: the assistant answers
+    WAITING = "waiting"  # in the people's queue; the assistant still answers what it can
+    AGENT = "agent"  # a person holds it: the assistant is silent
+    CLOSED = "closed"  # a person resolved it and kept it: the customer's next message re-queues it
+
 EVENTS = ("handoff", "claim", "customer_message", "agent_reply", "resolve")  # what `notify` can be told
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]*)[^)]*\)")  # a Markdown image: ![alt](url "title")
 
@@ -71,7 +83,7 @@ class QueueEntry:
     def to_json(self) -> dict:
         return {"conversation_id": self.conversation_id, "reason": self.reason,
                 "requested_at": self.requested_at.isoformat(), "waiting_s": round(self.waiting_s, 1),
-                "state": "claimed" if self.agent else "waiting", "agent": self.agent,
+                "state": HandoffState.AGENT if self.agent else HandoffState.WAITING, "agent": self.agent,
                 "claimed_at": self.claimed_at.isoformat() if self.claimed_at else None,
                 "packet": asdict(self.packet)}
 
@@ -113,14 +125,14 @@ class LiveDesk:
         self._lock = threading.Lock()
 
     # ---- what the engine asks ------------------------------------------------------------------
-    def state(self, conversation_id: str) -> str:
-        """"bot", "waiting", "agent" or "closed" (see the module's docstring)."""
+    def state(self, conversation_id: str) -> HandoffState:
+        """Who answers the conversation now (`HandoffState`)."""
         return _state(self.store.live.latest(conversation_id))
 
     def holder(self, conversation_id: str) -> str | None:
         """The person who holds the conversation now, or None."""
         live = self.store.live.latest(conversation_id)
-        return live.agent if _state(live) == "agent" else None
+        return live.agent if _state(live) == HandoffState.AGENT else None
 
     def hand_over(self, conversation_id: str, message_id: int | None, reason: str) -> bool:
         """The engine handed the conversation over (the handoff is recorded): it joins the people's queue
@@ -135,9 +147,9 @@ class LiveDesk:
         (a closed conversation goes back in the queue)."""
         live = self.store.live.latest(conversation_id)
         state = _state(live)
-        if state not in ("agent", "closed"):
+        if state not in (HandoffState.AGENT, HandoffState.CLOSED):
             return False
-        if state == "closed":
+        if state == HandoffState.CLOSED:
             self.hand_over(conversation_id, message_id, "reopened")
         else:
             self._announce("customer_message", conversation_id, {"agent": live.agent, "message_id": message_id,
@@ -245,9 +257,10 @@ class LiveDesk:
             log.exception("announcing %s failed", event)
 
 
-def _state(live: LiveHandoff | None) -> str:
+def _state(live: LiveHandoff | None) -> HandoffState:
+    """The state a conversation's newest live handoff leaves it in (rows of every version read alike)."""
     if live is None:
-        return "bot"
+        return HandoffState.BOT
     if live.resolved_at is None:
-        return "agent" if live.agent else "waiting"
-    return "bot" if live.return_to_bot else "closed"
+        return HandoffState.AGENT if live.agent else HandoffState.WAITING
+    return HandoffState.BOT if live.return_to_bot else HandoffState.CLOSED

@@ -38,7 +38,7 @@ from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.answer.replies import ANSWERS, HANDOFF_REQUEST, MAX_QUOTE_CHARS, cite, is_human_request, quotable, quoted  # noqa: F401
 from chatbot.turns import Draft, Event, Handoff, Received, Reply, Settings, Turn, _Understood  # noqa: F401
-from chatbot.handoff import WITH_AGENT, LiveDesk, QueueEntry
+from chatbot.handoff import WITH_AGENT, HandoffState, LiveDesk, QueueEntry
 from chatbot.faq_review import FaqDesk, FaqSaved
 from chatbot.records.costs import PriceSheet, Usage
 from chatbot.records.outcomes import Outcome
@@ -236,8 +236,8 @@ class Pipeline:
         """Conversations waiting for a person or held by one, oldest first, each with its handoff packet."""
         return self.desk.queue()
 
-    def handoff_state(self, conversation_id: str) -> str:
-        """"bot", "waiting", "agent" (a person holds it) or "closed" (`chatbot.handoff`)."""
+    def handoff_state(self, conversation_id: str) -> HandoffState:
+        """Who answers the conversation now: bot, waiting, agent (a person holds it) or closed."""
         return self.desk.state(conversation_id)
 
     def claim(self, conversation_id: str, agent: str) -> None:

@@ -309,7 +309,7 @@ def test_kill_9_mid_reply_then_restart_hands_the_question_to_a_person(tmp_path, 
     finally:
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
-    cut = Store(f"sqlite:///{tmp_path}/db.sqlite").conversation_list()[0].id
+    cut = Store(f"sqlite:///{tmp_path}/db.sqlite").stats.conversation_list()[0].id
     server = _start(tmp_path, port, 0.0, repo_root)
     try:
         conv = httpx.get(f"http://127.0.0.1:{port}/api/conversations/{cut}", timeout=10).json()

@@ -149,7 +149,7 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(tm
     if first["promoted"]:
         assert build_llm(config).name == card["name"]  # the builder now serves it
     serving = first["serving"]
-    assert Store(config.db_url).latest_eval_runs(serving)["dev"]["model"] == serving  # for report and panel
+    assert Store(config.db_url).stats.latest_eval_runs(serving)["dev"]["model"] == serving  # for report and panel
 
     messages.clear()
     again = improve(config, questions, logs, tmp_path / "models", messages.append)

@@ -259,3 +259,16 @@ def test_talk_to_a_person_while_a_person_holds_the_conversation_adds_no_bot_noti
     assert again.outcome == WITH_AGENT and again.answer == ""
     assistant = [m for m in pipeline.conversation(cid).messages if m.role == "assistant"]
     assert len(assistant) == 1  # the first notice only
+
+
+def test_one_word_for_each_handoff_state_in_the_engine_and_the_queue(make):
+    from chatbot.handoff import HandoffState
+
+    assert {str(s) for s in HandoffState} == {"bot", "waiting", "agent", "closed"}
+    pipeline = make()
+    cid = handed_over(pipeline)
+    assert pipeline.handoff_state(cid) == "waiting" == pipeline.handoff_queue()[0].to_json()["state"]
+    pipeline.claim(cid, "alex")
+    assert pipeline.handoff_state(cid) == "agent" == pipeline.handoff_queue()[0].to_json()["state"]
+    pipeline.resolve(cid, "alex", False)
+    assert pipeline.handoff_state(cid) == "closed" and pipeline.handoff_queue() == []

@@ -12,6 +12,7 @@ nor of how refusals are shown.
 
 from __future__ import annotations
 
+from chatbot.handoff import HandoffState
 from chatbot.pipeline import Pipeline
 from core.errors import ChatbotError
 from ui.guard import Operator, Operators
@@ -60,7 +61,7 @@ def require_claimable(pipeline: Pipeline, who: Operator, conversation_id: str) -
     """`conversation_id` when `who` may claim it: an admin any conversation (to join it), an agent one in
     the queue (held by another person: the desk's `Conflict`, 409); `NotSignedIn` (403) otherwise."""
     pipeline.store.conversations.require_conversation(conversation_id)  # NotFound (404) for an unknown id
-    if not who.admin and pipeline.handoff_state(conversation_id) not in ("waiting", "agent"):
+    if not who.admin and pipeline.handoff_state(conversation_id) not in (HandoffState.WAITING, HandoffState.AGENT):
         raise NotSignedIn("that conversation is not waiting for a person; an admin can join any conversation", 403)
     return conversation_id
 

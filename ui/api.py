@@ -32,16 +32,17 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from chatbot.handoff import HandoffState
 from chatbot.pipeline import Pipeline, Turn
 from chatbot.faq import MAX_ANSWER_CHARS as MAX_FAQ_ANSWER_CHARS, MAX_QUESTION_CHARS as MAX_FAQ_QUESTION_CHARS
 from chatbot.records.store import MAX_COMMENT_CHARS, MAX_MESSAGE_CHARS, Conflict, StoreUnavailable
@@ -182,40 +183,55 @@ def conversation_json(pipeline: Pipeline, conversation_id: str) -> dict:
     }
 
 
-def build_router(pipeline: Pipeline, operator_user: str, operator_password: Callable[[], str],
-                 limiter: RateLimiter | None = None, logins: LoginGuard | None = None,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES, operators: Operators | None = None) -> APIRouter:
-    """The routes; `limiter` counts chat turns and ratings per client, `logins` locks out wrong passwords,
-    `operators` signs in named operators (by default only `operator_user` with `operator_password`)."""
+class OperatorAuth:
+    """Operator sign-in as FastAPI dependencies, parsed once per request: `operator` (any signed-in
+    person, 401 otherwise) and `admin` (403 for an agent). HTTP Basic `user:password` of a named
+    operator, or `Bearer PASSWORD` (the operator user); roles come from `ui.guard.Operators` alone,
+    and wrong passwords lock the client's address out (`LoginGuard`)."""
+
+    def __init__(self, operators: Operators, logins: LoginGuard):
+        self.operators = operators
+        self.logins = logins
+
+    def operator(self, request: Request) -> Operator:
+        key = client_key(request)
+        self.logins.check(key)
+        who = operator_from(request, self.operators)
+        if who is None:
+            if request.headers.get("authorization"):
+                self.logins.failed(key)
+            raise NotSignedIn("operator credentials required", 401)
+        self.logins.succeeded(key)
+        return who
+
+    def admin(self, request: Request) -> Operator:
+        return require_admin(self.operator(request), "this call")
+
+
+def build_router(pipeline: Pipeline, operators: Operators, limiter: RateLimiter | None = None,
+                 logins: LoginGuard | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> APIRouter:
+    """The routes under /api; `limiter` counts chat turns and ratings per client, `logins` locks out wrong
+    passwords, `operators` signs in named operators with their roles."""
     router = APIRouter(prefix="/api")
-    operators = operators or Operators(operator_user, operator_password)
-    limiter = limiter or RateLimiter(30)
-    logins = logins or LoginGuard(5, 60.0)
+    auth = OperatorAuth(operators, logins or LoginGuard(5, 60.0))
+    router.include_router(customer_routes(pipeline, limiter or RateLimiter(30), max_upload_bytes))
+    router.include_router(handoff_routes(pipeline, auth))
+    router.include_router(knowledge_routes(pipeline, auth))
+    return router
+
+
+def customer_routes(pipeline: Pipeline, limiter: RateLimiter, max_upload_bytes: int) -> APIRouter:
+    """What a customer's browser or widget calls: chat, feedback, their own conversation."""
+    router = APIRouter()
     chat_example, feedback_example = '{"message": "...", "conversation_id": "..."}', \
         '{"conversation_id": "...", "message_id": 7, "rating": 1 or -1, "comment": "..."}'
 
     @router.post("/chat", openapi_extra=_schema(ChatRequest))
     async def chat(request: Request):
-        content_type = request.headers.get("content-type", "")
-        audio = image = None
-        if content_type.startswith("application/json"):
-            body = await _json_body(request, ChatRequest, chat_example)
-        elif content_type.startswith("multipart/form-data"):
-            form = await _form(request)
-            fields = {k: form.get(k) or None for k in ("message", "conversation_id")}
-            try:
-                body = ChatRequest.model_validate(fields)
-            except ValidationError as exc:
-                raise BadInput(problem(exc)) from None
-            audio = await _upload(form.get("audio"), "audio", max_upload_bytes)
-            image = await _upload(form.get("image"), "image", max_upload_bytes)
-        else:
-            raise BadInput("send JSON (application/json) or a multipart form")
+        body, audio, image = await _chat_body(request, chat_example, max_upload_bytes)
         if not body.message and audio is None and image is None:
             raise BadInput("the message is empty; type a question")
         limiter.hit(client_key(request))
-        from starlette.concurrency import run_in_threadpool
-
         turn = Turn(body.message or "", audio=audio, image=image, conversation_id=body.conversation_id,
                     channel="api")
         reply = await run_in_threadpool(pipeline.ask, turn)
@@ -232,103 +248,105 @@ def build_router(pipeline: Pipeline, operator_user: str, operator_password: Call
     def get_conversation(conversation_id: str):
         return conversation_json(pipeline, conversation_id)
 
+    return router
+
+
+def handoff_routes(pipeline: Pipeline, auth: OperatorAuth) -> APIRouter:
+    """The people's side: analytics (admins), the queue, claim, reply, resolve (`ui.access` rules)."""
+    router = APIRouter()
+    operator, admin = Depends(auth.operator), Depends(auth.admin)
+
     @router.get("/analytics")
-    def analytics(request: Request, days: int = Query(30, ge=1, le=366)):
-        require_admin(signed_in(request), "the analytics")
+    def analytics(who: Operator = admin, days: int = Query(30, ge=1, le=366)):
         return pipeline.analytics(days)
 
-    # ---- live handoff: operators only (named users, `ui.guard.Operators`) -------------------------
-    def signed_in(request: Request) -> Operator:
-        """The signed-in operator; `NotSignedIn` (401) else. What they may do is `ui.access`'s to say."""
-        key = client_key(request)
-        logins.check(key)
-        who = operator_from(request, operators)
-        if who is None:
-            if request.headers.get("authorization"):
-                logins.failed(key)
-            raise NotSignedIn("operator credentials required", 401)
-        logins.succeeded(key)
-        return who
-
-    def conversation_id_ok(conversation_id: str) -> str:
-        if not re.fullmatch(CONVERSATION_ID, conversation_id):
-            raise BadInput("the conversation id is not valid")
-        return conversation_id
-
     @router.get("/handoffs")
-    def handoffs(request: Request):
-        """The people's queue: conversations waiting (or claimed), oldest first, with their handoff packets."""
-        who = signed_in(request)
+    def handoffs(who: Operator = operator):
+        """The people's queue as this person may see it, oldest first, with the handoff packets."""
         return {"handoffs": [entry.to_json() for entry in visible_queue(pipeline, who)]}
 
     @router.post("/conversations/{conversation_id}/claim")
-    def claim(conversation_id: str, request: Request):
-        who = signed_in(request)
+    def claim(conversation_id: str, who: Operator = operator):
         pipeline.claim(require_claimable(pipeline, who, conversation_id_ok(conversation_id)), who.name)
-        return {"conversation_id": conversation_id, "state": "agent", "agent": who.name}
+        return {"conversation_id": conversation_id, "state": HandoffState.AGENT, "agent": who.name}
 
     @router.post("/conversations/{conversation_id}/reply", openapi_extra=_schema(AgentReplyRequest))
-    async def agent_reply(conversation_id: str, request: Request):
-        who = signed_in(request)
+    async def agent_reply(conversation_id: str, request: Request, who: Operator = operator):
         body = await _json_body(request, AgentReplyRequest, '{"text": "..."}')
         message_id = pipeline.agent_reply(conversation_id_ok(conversation_id), who.name, body.text)
         return {"conversation_id": conversation_id, "message_id": message_id}
 
     @router.post("/conversations/{conversation_id}/resolve", openapi_extra=_schema(ResolveRequest))
-    async def resolve(conversation_id: str, request: Request):
-        who = signed_in(request)
+    async def resolve(conversation_id: str, request: Request, who: Operator = operator):
         body = await _json_body(request, ResolveRequest, '{"return_to_bot": true}')
         return pipeline.resolve(conversation_id_ok(conversation_id), who.name, body.return_to_bot,
                                 override=who.admin)
 
-    @router.post("/knowledge/faq", openapi_extra=_schema(FaqRequest))
-    async def save_faq(request: Request):
-        """A help-centre entry (question and answer), redacted; live at once or waiting for review."""
-        who = signed_in(request)
-        body = await _json_body(request, FaqRequest, '{"question": "...", "answer": "..."}')
-        from starlette.concurrency import run_in_threadpool
+    return router
 
+
+def knowledge_routes(pipeline: Pipeline, auth: OperatorAuth) -> APIRouter:
+    """Help-centre answers people save (reviewed: `chatbot.faq_review`) and the knowledge gaps."""
+    router = APIRouter(prefix="/knowledge")
+    operator = Depends(auth.operator)
+
+    @router.post("/faq", openapi_extra=_schema(FaqRequest))
+    async def save_faq(request: Request, who: Operator = operator):
+        """A help-centre entry (question and answer), redacted; live at once or waiting for review."""
+        body = await _json_body(request, FaqRequest, '{"question": "...", "answer": "..."}')
         saved = await run_in_threadpool(pipeline.save_faq, body.question, body.answer, who.name,
                                         body.conversation_id, who.admin)
         return saved.to_json()
 
-    @router.get("/knowledge/faq")
-    def faq_entries(request: Request):
+    @router.get("/faq")
+    def faq_entries(who: Operator = operator):
         """Every help-centre answer people saved, with its status (live, pending, removed)."""
-        signed_in(request)
         return {"entries": [faq_json(e) for e in pipeline.faq.entries()]}
 
-    @router.get("/knowledge/faq/{doc_id}/history")
-    def faq_history(doc_id: str, request: Request):
+    @router.get("/faq/{doc_id}/history")
+    def faq_history(doc_id: str, who: Operator = operator):
         """Who saved, edited, approved and removed the entry, and when, oldest first."""
-        signed_in(request)
         return {"doc_id": doc_id, "history": [change_json(c) for c in pipeline.faq.history(doc_id_ok(doc_id))]}
 
-    @router.post("/knowledge/faq/{doc_id}/approve")
-    async def approve_faq(doc_id: str, request: Request):
+    @router.post("/faq/{doc_id}/approve")
+    async def approve_faq(doc_id: str, who: Operator = operator):
         """Publish a waiting entry (who may: `[handoff] faq_review`); it is indexed and cited from then on."""
-        who = signed_in(request)
-        from starlette.concurrency import run_in_threadpool
+        return faq_json(await run_in_threadpool(pipeline.faq.approve, doc_id_ok(doc_id), who.name, who.admin))
 
-        entry = await run_in_threadpool(pipeline.faq.approve, doc_id_ok(doc_id), who.name, who.admin)
-        return faq_json(entry)
-
-    @router.post("/knowledge/faq/{doc_id}/remove")
-    async def remove_faq(doc_id: str, request: Request):
+    @router.post("/faq/{doc_id}/remove")
+    async def remove_faq(doc_id: str, who: Operator = operator):
         """Take an entry out of the help centre and the index (an admin, or the author of a waiting one)."""
-        who = signed_in(request)
-        from starlette.concurrency import run_in_threadpool
+        return faq_json(await run_in_threadpool(pipeline.faq.remove, doc_id_ok(doc_id), who.name, who.admin))
 
-        entry = await run_in_threadpool(pipeline.faq.remove, doc_id_ok(doc_id), who.name, who.admin)
-        return faq_json(entry)
-
-    @router.get("/knowledge/gaps")
-    def gaps(request: Request):
+    @router.get("/gaps")
+    def gaps(who: Operator = operator):
         """Unanswered and handed-over questions as topics, largest first, with the answers saved for them."""
-        signed_in(request)
         return {"topics": [t.to_json() for t in pipeline.gap_topics()]}
 
     return router
+
+
+async def _chat_body(request: Request, example: str, max_upload_bytes: int):
+    """`POST /api/chat`'s body: JSON, or a multipart form with a recording and a screenshot."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        return await _json_body(request, ChatRequest, example), None, None
+    if not content_type.startswith("multipart/form-data"):
+        raise BadInput("send JSON (application/json) or a multipart form")
+    form = await _form(request)
+    fields = {k: form.get(k) or None for k in ("message", "conversation_id")}
+    try:
+        body = ChatRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise BadInput(problem(exc)) from None
+    return (body, await _upload(form.get("audio"), "audio", max_upload_bytes),
+            await _upload(form.get("image"), "image", max_upload_bytes))
+
+
+def conversation_id_ok(conversation_id: str) -> str:
+    if not re.fullmatch(CONVERSATION_ID, conversation_id):
+        raise BadInput("the conversation id is not valid")
+    return conversation_id
 
 
 def doc_id_ok(doc_id: str) -> str:

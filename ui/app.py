@@ -98,33 +98,15 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     pipeline.recover()
     server = config.server
     app = FastAPI(title="chatbot", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    user = server.operator_user
     limiter = RateLimiter(server.chat_requests_per_minute)
     logins = LoginGuard(server.login_max_failures, server.login_lockout_s)
     max_upload = int(server.max_upload_mb * 2**20)
     operators = build_operators(config)
-    app.include_router(build_router(pipeline, user, lambda: operator_password(config), limiter, logins, max_upload,
-                                    operators))
+    app.include_router(build_router(pipeline, operators, limiter, logins, max_upload))
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ChatbotError, chatbot_error)  # every /api route's errors: 400/401/403/404/409/429/503
-
-    def body_limit(path: str) -> int | None:
-        if path.startswith("/api/chat"):
-            return 2 * max_upload + MAX_JSON_BYTES  # a voice message and a screenshot in one form
-        return MAX_JSON_BYTES if path.startswith("/api/") else None  # Gradio limits its own uploads
-
     panel_app: list = []  # the operator panel's Gradio app, once mounted: it knows the signed-in sessions
-
-    def panel_session(scope: dict) -> bool:
-        return bool(panel_app) and panel_signed_in(panel_app[0], scope)
-
-    app.add_middleware(SameSite, allowed_origins=list(server.cors_origins), form_paths=("/api/chat",))
-    app.add_middleware(EdgeMiddleware, max_body_bytes=body_limit, login_path="/operator/login", logins=logins,
-                       signed_in=panel_session)
-    # same-origin by default; a widget on another site needs its origin listed. No cookies cross origins:
-    # the REST API takes none, and the operator panel's session must never ride on another site's request.
-    app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_credentials=False,
-                       allow_methods=["GET", "POST"], allow_headers=["content-type", "authorization"])
+    _guard(app, config, logins, max_upload, lambda scope: bool(panel_app) and panel_signed_in(panel_app[0], scope))
 
     @app.get("/widget", response_class=HTMLResponse)
     def widget() -> str:
@@ -135,16 +117,13 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     def healthz() -> dict:
         return {"ok": True, "documents": pipeline.document_count()}
 
-    def check(username: str, password: str) -> bool:
-        """The panel's sign-in: a named operator, constant-time, plain or hashed password (`EdgeMiddleware` locks out)."""
-        return operators.check(username, password) is not None
-
     retention = (max(60, server.upload_retention_s // 4), server.upload_retention_s)  # (every, older than) s
     operator_files = Path(get_upload_folder()) / f"operator-{secrets.token_hex(8)}"
     operator_files.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _gradio_files_in(operator_files):
         panel = build_operator(pipeline, server.uploads_dir, delete_cache=retention, operators=operators)
-        app = gr.mount_gradio_app(app, panel, path="/operator", auth=check, max_file_size=max_upload * 4,
+        app = gr.mount_gradio_app(app, panel, path="/operator", max_file_size=max_upload * 4,
+                                  auth=lambda user, password: operators.check(user, password) is not None,
                                   auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
     panel_app.extend(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/operator")
     voice_out = build_voice_out(config)
@@ -154,3 +133,21 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
                       poll_s=config.handoff.poll_s)
     return gr.mount_gradio_app(app, chat, path="/", css=CSS, max_file_size=max_upload,
                                blocked_paths=[str(operator_files), str(Path(server.uploads_dir).resolve())])
+
+
+def _guard(app: FastAPI, config: Config, logins: LoginGuard, max_upload: int, panel_session) -> None:
+    """The middleware in front of every route (`ui.guard`): body sizes, the panel's sign-in lock-out and
+    session, same-site JSON-only writes, CORS for listed origins."""
+    def body_limit(path: str) -> int | None:
+        if path.startswith("/api/chat"):
+            return 2 * max_upload + MAX_JSON_BYTES  # a voice message and a screenshot in one form
+        return MAX_JSON_BYTES if path.startswith("/api/") else None  # Gradio limits its own uploads
+
+    origins = list(config.server.cors_origins)
+    app.add_middleware(SameSite, allowed_origins=origins, form_paths=("/api/chat",))
+    app.add_middleware(EdgeMiddleware, max_body_bytes=body_limit, login_path="/operator/login", logins=logins,
+                       signed_in=panel_session)
+    # same-origin by default; a widget on another site needs its origin listed. No cookies cross origins:
+    # the REST API takes none, and the operator panel's session must never ride on another site's request.
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
+                       allow_methods=["GET", "POST"], allow_headers=["content-type", "authorization"])

@@ -17,6 +17,7 @@ import gradio as gr
 
 from chatbot.outputs.voice_out import VoiceOut
 from chatbot.handoff import WITH_AGENT
+from chatbot.handoff import HandoffState
 from chatbot.pipeline import Draft, Pipeline, Reply, Turn
 from core.errors import BadInput, ChatbotError
 from ui.guard import RateLimiter, client_key
@@ -56,13 +57,13 @@ def chat_rows(conversation) -> list[dict]:
     return rows
 
 
-def notice_update(conversation, state: str):
+def notice_update(conversation, state: HandoffState):
     """The banner: waiting for a person, who is with the customer, or hidden once the assistant is back."""
-    if state == "agent":
+    if state == HandoffState.AGENT:
         joined = [m for m in conversation.messages if m.role == "notice" and m.extra.get("event") == "joined"]
         name = (joined[-1].extra.get("display_name") or joined[-1].author) if joined else "A member of our team"
         return gr.update(visible=True, value=f"**{name}** from our team is with you now.")
-    return gr.update(visible=state == "waiting", value=HANDOFF_NOTICE)
+    return gr.update(visible=state == HandoffState.WAITING, value=HANDOFF_NOTICE)
 
 
 def _kind(path: str) -> str:
@@ -95,7 +96,7 @@ class _Handlers:
         conversation_id = (session or {}).get("conversation_id")
         try:
             conversation = self.pipeline.conversation(conversation_id) if conversation_id else None
-            state = self.pipeline.handoff_state(conversation_id) if conversation_id else "bot"
+            state = self.pipeline.handoff_state(conversation_id) if conversation_id else HandoffState.BOT
         except ChatbotError:
             conversation = None
         if conversation is None:
