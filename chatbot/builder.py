@@ -262,6 +262,7 @@ def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Setti
         chunk_overlap_chars=config.chunking.overlap_chars,
         answer_model=model if model is not None and model.threshold is not None else None,
         below_threshold=g.below_threshold,
+        topic_distance=config.handoff.topic_distance,
     )
 
 
@@ -275,18 +276,19 @@ def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: 
                    vision: bool = False) -> Pipeline:
     """`speech`/`vision` add voice and screenshot input (their models load lazily too)."""
     index = build_index(config).load()
-    pipeline = Pipeline(
-        searcher=build_searcher(config, index),
-        index=index,
-        llm=build_llm(config, progress),
-        store=Store(config.db_url),
-        checker=build_checker(config, index.embedder),
-        prices=build_prices(config),
-        settings=build_settings(config, index),
-        speech=build_speech(config, progress) if speech else None,
-        vision=build_vision(config) if vision else None,
-    )
-    pipeline.desk = build_desk(config, pipeline)
+    return wire_pipeline(config, index, build_llm(config, progress), build_checker(config, index.embedder),
+                         speech=build_speech(config, progress) if speech else None,
+                         vision=build_vision(config) if vision else None)
+
+
+def wire_pipeline(config: Config, index, llm, checker: GroundingChecker, speech=None, vision=None,
+                  settings: Settings | None = None, webhook=None) -> Pipeline:
+    """The engine over given parts, wired as every caller gets it: searcher, store, prices, settings, the
+    people's desk (with its webhook) and the help-centre answers. Tests pass stand-in parts here."""
+    pipeline = Pipeline(searcher=build_searcher(config, index), index=index, llm=llm, store=Store(config.db_url),
+                        checker=checker, prices=build_prices(config),
+                        settings=settings or build_settings(config, index), speech=speech, vision=vision)
+    pipeline.desk = build_desk(config, pipeline, webhook)
     pipeline.faq = build_faq(config, pipeline)
     return pipeline
 
@@ -317,7 +319,7 @@ def build_desk(config: Config, pipeline: Pipeline, webhook=None):
     return LiveDesk(pipeline.store, config.prices.human_agent_usd_per_hour,
                     notify=webhook.send if webhook is not None else None, search=found,
                     display_names={name: a.display_name for name, a in h.agents.items() if a.display_name},
-                    topic_distance=h.topic_distance, events=h.webhook_events,
+                    events=h.webhook_events,
                     team_name=h.team_display_name or f"{config.company_name} support")
 
 

@@ -101,22 +101,20 @@ class LiveDesk:
     `usd_per_hour`: a person's fully loaded hourly cost; `notify(event, payload)`: announces events
     (the webhook); `search(question)`: the help-centre documents for a question, for the packet;
     `display_names`: user name -> the name customers see (a person without one is shown as
-    `team_name`, never by their login); `topic_distance`: cosine distance under which gap questions
-    share a topic; `events`: the events `notify` is called for (None: all of `EVENTS`). Every string
+    `team_name`, never by their login); `events`: the events `notify` is called for (None: all of `EVENTS`). Every string
     of an announced payload goes through `redact` first (the store's redactor), so no raw personal
     data leaves.
     """
 
     def __init__(self, store: Store, usd_per_hour: float = 30.0, notify: Notify | None = None,
                  search: Callable[[str], list[Source]] | None = None,
-                 display_names: dict[str, str] | None = None, topic_distance: float = 0.45,
+                 display_names: dict[str, str] | None = None,
                  team_name: str = "Our support team", events: Iterable[str] | None = None,
                  redact: Callable[[object], object] | None = None):
         self.store = store
         self.team_name = team_name
         self.events = frozenset(EVENTS if events is None else events)
         self.redact = redact or store.redact_value
-        self.topic_distance = topic_distance  # cosine distance that joins two unanswered questions in a topic
         self.usd_per_hour = usd_per_hour
         self.notify = notify
         self.search = search

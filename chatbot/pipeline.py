@@ -36,6 +36,7 @@ from chatbot.answer.grounding import GroundingChecker
 from chatbot.answer.quote import best_window
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
+from chatbot.inputs.understand import MAX_QUESTION_CHARS, clean_question, understand  # noqa: F401
 from chatbot.answer.replies import ANSWERS, HANDOFF_REQUEST, MAX_QUOTE_CHARS, cite, is_human_request, quotable, quoted  # noqa: F401
 from chatbot.turns import Draft, Event, Handoff, Received, Reply, Settings, Turn, _Understood  # noqa: F401
 from chatbot.handoff import WITH_AGENT, HandoffState, LiveDesk, QueueEntry
@@ -45,8 +46,6 @@ from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Store, StoredSource
 from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
 from chatbot.reporting.report import build_report
-from core.errors import BadInput
-from core.text import clean_text
 from knowledge.types import Passage
 
 if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
@@ -56,12 +55,6 @@ if TYPE_CHECKING:  # the seams' types only: importing them would load nothing he
     from chatbot.records.store import Conversation
     from knowledge.index import IngestReport, KnowledgeIndex
     from knowledge.search import Searcher
-
-MAX_QUESTION_CHARS = 2_000
-def clean_question(text: object) -> str:
-    """The question as stored and answered; `BadInput` (customer-readable) when unusable."""
-    return clean_text(text, "question", MAX_QUESTION_CHARS, hint="type a question")
-
 
 class Pipeline:
     """The engine's one door: `turn()` takes a customer turn and yields its events; verbs do the rest.
@@ -103,7 +96,7 @@ class Pipeline:
         lost. Bad input raises `BadInput` before anything is stored; an unknown conversation
         `NotFound`; both carry a message safe to show the customer.
         """
-        understood = self._understand(turn)
+        understood = understand(turn, self.speech, self.vision, self.llm.device)
         conversation_id = self._open_conversation(turn.conversation_id, turn.channel)
         message_id = self.store.conversations.add_message(conversation_id, "customer", understood.question,
                                             extra=understood.extra or None)
@@ -198,6 +191,17 @@ class Pipeline:
         with self._reindex_lock:
             return delete_upload(folder, name, self.index)
 
+    def search_documents(self, question: str, k: int, context: Sequence[str] = ()) -> tuple[str, ...]:
+        """The ids of the `k` help-centre documents the engine's search finds for `question` after `context`
+        (earlier customer messages), best first: what a turn retrieves, for evaluation."""
+        return tuple(p.doc_id for p in self.searcher.search_documents(question, k=k, context=list(context)))
+
+    def decision_learned_from(self) -> frozenset[str]:
+        """The ids of the labelled questions the index's answer decision learned from (empty: none)."""
+        from chatbot.answer.calibration import fitted_ids
+
+        return fitted_ids(self.index.manifest)
+
     def document_count(self) -> int:
         """Documents in the knowledge base."""
         return self.index.document_count()
@@ -276,7 +280,7 @@ class Pipeline:
         """Unanswered and handed-over questions grouped into topics, largest first (`chatbot.reporting.gaps`)."""
         from chatbot.reporting.gaps import gap_topics
 
-        return gap_topics(self.store, self.index.embedder, self.desk.topic_distance)
+        return gap_topics(self.store, self.index.embedder, self.settings.topic_distance)
 
     def human_cost(self) -> dict:
         """People's measured handling time and cost, and savings against people on measured figures."""
@@ -297,34 +301,6 @@ class Pipeline:
             self.store.conversations.require_conversation(conversation_id)
             return conversation_id
         return self.store.conversations.new_conversation(channel)
-
-    def _understand(self, turn: Turn) -> _Understood:
-        """Transcribe a voice question and read a screenshot; errors are customer-readable."""
-        if turn.audio is None and turn.image is None:
-            return _Understood(clean_question(turn.text), "", Usage(device=self.llm.device), {})
-        if turn.text is not None and not isinstance(turn.text, str):
-            raise BadInput("the question must be text")
-        usage = Usage(device=self.llm.device)
-        extra: dict = {}
-        question = (turn.text or "").strip()
-        if turn.audio is not None:
-            if self.speech is None:
-                raise BadInput("voice questions are not enabled here; please type your question")
-            transcript = self.speech.transcribe(turn.audio)
-            usage = replace(usage, asr_s=transcript.asr_s, audio_s=transcript.audio_s)
-            extra["transcript"] = {"text": transcript.text, "language": transcript.language,
-                                   "audio_s": round(transcript.audio_s, 2)}
-            question = f"{question} {transcript.text}".strip()
-        image_text = ""
-        if turn.image is not None:
-            if self.vision is None:
-                raise BadInput("screenshots are not enabled here; please type what the screen says")
-            ocr = self.vision.read(turn.image)
-            usage = replace(usage, ocr_s=ocr.ocr_s)
-            image_text = ocr.text
-            extra["ocr"] = {"text": ocr.text, "engine": ocr.engine}
-            question = question or "Can you help me with this screenshot?"
-        return _Understood(clean_question(question), image_text, usage, extra)
 
     def _answer(self, conversation_id: str, message_id: int, turn: _Understood) -> Iterator[Draft | Reply]:
         """Route the stored question to its outcome: a person, a refusal, a quote, or a checked answer."""

@@ -275,15 +275,13 @@ class FakeOpenAIServer:
                                                     "total_tokens": prompt + len(words)}}
 
 
-def scripted_pipeline(config, index, llm, db_url: str, settings=None):
-    """A `Pipeline` as `chatbot.builder` wires it, over a loaded `index` (usually `HashEmbedder`'s) and a
-    stand-in `llm`, storing in `db_url`; the grounding check at overlap 0.5 and cosine 0.3, which suit
-    `HashEmbedder`'s vectors. `settings`: instead of `build_settings(config)`."""
+def scripted_pipeline(config, index, llm, db_url: str, settings=None, webhook=None):
+    """A `Pipeline` wired by `chatbot.builder.wire_pipeline` (desk and help-centre answers included) over a
+    loaded `index` (usually `HashEmbedder`'s) and a stand-in `llm`, storing in `db_url`; the grounding
+    check at overlap 0.5 and cosine 0.3, which suit `HashEmbedder`'s vectors. `settings`: instead of
+    `build_settings(config)`; `webhook`: a sender for the desk."""
     from chatbot.answer.grounding import GroundingChecker
-    from chatbot.builder import build_prices, build_searcher, build_settings
-    from chatbot.pipeline import Pipeline
-    from chatbot.records.store import Store
+    from chatbot.builder import wire_pipeline
 
-    return Pipeline(build_searcher(config, index), index, llm, Store(db_url),
-                    GroundingChecker(index.embedder, 0.5, 0.3, 2), build_prices(config),
-                    settings or build_settings(config))
+    return wire_pipeline(config.model_copy(update={"db_url": db_url}), index, llm,
+                         GroundingChecker(index.embedder, 0.5, 0.3, 2), settings=settings, webhook=webhook)

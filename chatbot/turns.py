@@ -115,6 +115,7 @@ class Settings:
     # None (or no threshold): the cosine thresholds above decide
     answer_model: AnswerModel | None = None
     below_threshold: str = "handoff"  # under the trained decision's threshold: "handoff", or "llm" (an LLM attempt)
+    topic_distance: float = 0.45  # cosine distance under which two unanswered questions share a gap topic
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,12 @@ class _Scripted:
         self.asked: list[tuple[str, str | None]] = []
         self.llm = SimpleNamespace(name="scripted")
         self.settings = SimpleNamespace(context_turns=4)
-        self.index = SimpleNamespace(manifest={})  # no calibrated decision
-        self.searcher = SimpleNamespace(search_documents=lambda query, k=5, context=(): [
-            SimpleNamespace(doc_id=d) for d in ("S", "R")][:k])
+
+    def search_documents(self, question, k, context=()):
+        return ("S", "R")[:k]
+
+    def decision_learned_from(self):
+        return frozenset()  # no calibrated decision
 
     def ask(self, question, conversation_id=None, channel="cli"):
         self.asked.append((question, conversation_id))

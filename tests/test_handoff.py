@@ -8,7 +8,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chatbot.builder import build_desk, build_faq
 from chatbot.faq import FaqBook, faq_doc_id
 from chatbot.handoff import WITH_AGENT
 from chatbot.outputs.webhook import SIGNATURE_HEADER, WebhookSender, verify
@@ -76,10 +75,8 @@ def make(shop_index, tmp_path):
                                     "handoff": {"faq_dir": str(tmp_path / "faq"), **handoff},
                                     "grounding": {"min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05,
                                                   "direct_quote_cosine": 0.6, "evidence_answer_cosine": 1.01}})
-        pipeline = scripted_pipeline(config, index, ScriptedChatModel(reply), f"sqlite:///{tmp_path}/db.sqlite")
-        pipeline.desk = build_desk(config, pipeline, webhook)
-        pipeline.faq = build_faq(config, pipeline)
-        return pipeline
+        return scripted_pipeline(config, index, ScriptedChatModel(reply), f"sqlite:///{tmp_path}/db.sqlite",
+                                 webhook=webhook)
     return _make
 
 

@@ -6,7 +6,6 @@ import base64
 import pytest
 from fastapi.testclient import TestClient
 
-from chatbot.builder import build_desk, build_faq
 from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from knowledge.index import KnowledgeIndex
@@ -43,9 +42,7 @@ def serve(tmp_path, handoff=None, server=None, webhook=None):
         "grounding": {"min_retrieval_cosine": 0.2, "off_topic_cosine": -1.0, "direct_quote_cosine": 1.01,
                       "evidence_answer_cosine": 1.01}})
     pipeline = scripted_pipeline(config, index, ScriptedChatModel("You can pay for bitcoin orders by card or PayPal."),
-                                 config.db_url)
-    pipeline.desk = build_desk(config, pipeline, webhook)
-    pipeline.faq = build_faq(config, pipeline)
+                                 config.db_url, webhook=webhook)
     return pipeline, TestClient(create_app(pipeline, config), raise_server_exceptions=False)
 
 

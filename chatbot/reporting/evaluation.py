@@ -291,8 +291,7 @@ def run_question(pipeline, question: EvalQuestion, channel: str = "eval") -> Eva
     # the pipeline's own context: the last `context_turns` messages of the conversation
     turns = pipeline.settings.context_turns
     context = context[-turns:] if turns > 0 else []
-    retrieved = tuple(p.doc_id for p in pipeline.searcher.search_documents(question.question, k=RETRIEVAL_K,
-                                                                           context=context))
+    retrieved = pipeline.search_documents(question.question, RETRIEVAL_K, context)
     return EvalResult(question=question, outcome=str(reply.outcome), answer=reply.answer,
                       cited=tuple(s.doc_id for s in reply.sources), retrieved=retrieved,
                       handoff_reason=str(reply.handoff.reason) if reply.handoff.needed else None,
@@ -359,9 +358,7 @@ def evaluate(pipeline, questions: Sequence[EvalQuestion], progress: Progress = l
     """`{"totals": {...}, "questions": [...]}` for the questions, run through `pipeline`; the totals say
     when the answer decision of the pipeline's index learned from any of them (the figures are then
     in-sample)."""
-    from chatbot.answer.calibration import fitted_ids
-
-    fitted = fitted_ids(pipeline.index.manifest)
+    fitted = pipeline.decision_learned_from()
     results = run(pipeline, questions, progress)
     return {"totals": {**totals(results, pipeline.llm.name),
                        "decision_fitted_to_these": any(q.id in fitted for q in questions)},
