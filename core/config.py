@@ -19,6 +19,8 @@ HF_HUB_DISABLE_PROGRESS_BARS, which those libraries read.)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import os
 import tomllib
 from pathlib import Path
@@ -163,6 +165,10 @@ class ServerConfig(_Section):
     upload_retention_s: int = 3600  # the web apps' uploaded and generated files are deleted after this
 
 
+WebhookEvent = Literal["handoff", "claim", "customer_message", "agent_reply", "resolve"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("handoff", "claim", "customer_message", "agent_reply", "resolve")
+
+
 class AgentAccount(_Section):
     """A named operator: `[handoff.agents.NAME] password = "pbkdf2_sha256$..."`, `role = "agent"`."""
 
@@ -181,8 +187,7 @@ class HandoffConfig(_Section):
     webhook_backoff_s: float = 1.0  # wait before the first retry; doubled for each further one
     webhook_timeout_s: float = 5.0  # per attempt
     # the events sent (README, "Webhook events"); every event's text is redacted like the database's
-    webhook_events: list[Literal["handoff", "claim", "customer_message", "agent_reply", "resolve"]] = Field(
-        default_factory=lambda: ["handoff", "claim", "customer_message", "agent_reply", "resolve"])
+    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS))
     # who approves help-centre answers agents write before customers are answered from them
     faq_review: Literal["admin", "second_agent", "none"] = "admin"
     team_display_name: str = ""  # shown to customers for a person without a display_name; "" = "<company> support"
@@ -329,7 +334,7 @@ _EXPECTED = {"int_type": "int", "float_type": "float", "string_type": "str", "li
              "dict_type": "a table", "model_type": "a [section]", "bool_type": "true or false"}
 
 
-def _message(error: dict) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     """One line for pydantic's first error: the dotted key, what it must be, the known keys."""
     loc = error["loc"]
     name = ".".join(str(part) for part in loc)

@@ -99,10 +99,10 @@ def test_a_batch_s_seconds_are_shared_by_tokens_and_sum_to_the_batch():
     for t in (blocker, short, long):
         t.join(5)
     elapsed = time.perf_counter() - began
-    s, l = out["short"][-1], out["long"][-1]
-    assert s.batch_size == l.batch_size == 2
-    assert l.compute_s == pytest.approx(s.compute_s * (7 + 7) / (1 + 1), rel=1e-6)  # prompt + completion tokens
-    assert s.compute_s + l.compute_s <= elapsed
+    short, long = out["short"][-1], out["long"][-1]
+    assert short.batch_size == long.batch_size == 2
+    assert long.compute_s == pytest.approx(short.compute_s * (7 + 7) / (1 + 1), rel=1e-6)  # prompt + completion tokens
+    assert short.compute_s + long.compute_s <= elapsed
 
 
 def test_two_workers_decode_two_batches_side_by_side_and_each_charges_half_its_seconds():

@@ -206,7 +206,7 @@ def test_a_turn_and_operators_racing_open_one_live_handoff(db_url):
     stores = [Store(db_url) for _ in range(6)] if db_url.startswith("postgresql") else [Store(db_url)] * 6
     for _ in range(3):
         cid = stores[0].conversations.new_conversation()
-        opened = _at_once([lambda s=s: s.live.open(cid, "operator") for s in stores])
+        opened = _at_once([lambda s=s, cid=cid: s.live.open(cid, "operator") for s in stores])
         assert sorted(opened) == [False] * 5 + [True]
     assert len(stores[0].live.open_handoffs()) == 3
 

@@ -95,7 +95,7 @@ class Conversations:
             author=author or role,
         ))
         c.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now()))
-        return int(result.inserted_primary_key[0])
+        return int(result.inserted_primary_key[0])  # type: ignore[index]  # an INSERT always has one
 
     def add_feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
         """Record a thumbs-up (1) or thumbs-down (-1) on one assistant message of the conversation (or on

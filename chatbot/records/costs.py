@@ -74,7 +74,7 @@ class PriceSheet:
         api_usd_per_million_tokens: dict[str, list[float]],
         api_asr_usd_per_minute: float,
         human_agent_usd_per_conversation: float,
-    ) -> "PriceSheet":
+    ) -> PriceSheet:
         if api_model not in api_usd_per_million_tokens:
             known = ", ".join(sorted(api_usd_per_million_tokens))
             raise ConfigError(f"no API price for '{api_model}'; add it to [prices.api_usd_per_million_tokens] or pick one of: {known}")

@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import overload
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -102,9 +103,14 @@ class Database:
 
     read = begin  # reads go through the same door: a failing database is a `StoreUnavailable` too
 
+    @overload
+    def redact(self, text: str) -> str: ...
+    @overload
+    def redact(self, text: None) -> None: ...
+
     def redact(self, text: str | None) -> str | None:
         """`text` with the personal data `redactor` finds replaced by placeholders (NUL characters dropped)."""
-        return self.redactor.redact(text_value(text), names=())[0] if text else text
+        return self.redactor.redact(text.replace("\x00", ""), names=())[0] if text else text
 
     def redact_value(self, value):
         """Every string in `value` (text, or dicts, lists and tuples of them) redacted as stored messages are:
@@ -132,6 +138,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def utc(moment: datetime) -> datetime: ...
+@overload
+def utc(moment: None) -> None: ...
+
+
 def utc(moment: datetime | None) -> datetime | None:
     """SQLite hands timestamps back without their zone; they were written in UTC."""
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
@@ -143,6 +155,12 @@ def _shown(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url
+
+
+@overload
+def text_value(value: str) -> str: ...
+@overload
+def text_value(value: None) -> None: ...
 
 
 def text_value(value: str | None) -> str | None:

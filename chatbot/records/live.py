@@ -6,6 +6,7 @@ nothing of the rules around them (`chatbot.handoff.LiveDesk`) nor of announcing 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from sqlalchemy import func, insert, select, update
 
@@ -84,7 +85,8 @@ class LiveHandoffs:
         if live.agent != agent and not override:
             raise Conflict(f"{live.agent} handles conversation '{conversation_id}'; only they or an admin can resolve it")
         resolved = now()
-        handling_s = max(0.0, (resolved - utc(live.claimed_at)).total_seconds())
+        claimed = live.claimed_at or resolved  # set with the agent, whom this handoff has
+        handling_s = max(0.0, (resolved - claimed).total_seconds())
         cost = human_cost_usd(handling_s, usd_per_hour)
         with self.db.begin() as c:
             c.execute(update(live_handoffs).where(live_handoffs.c.id == live.id).values(
@@ -93,7 +95,8 @@ class LiveHandoffs:
             c.execute(update(conversations).where(conversations.c.id == conversation_id).values(
                 human_s=conversations.c.human_s + handling_s,
                 human_cost_usd=conversations.c.human_cost_usd + cost, updated_at=resolved))
-        return self.latest(conversation_id)
+        return replace(live, resolved_at=resolved, resolved_by=agent, return_to_bot=bool(return_to_bot),
+                       handling_s=handling_s, human_cost_usd=cost)
 
     def totals(self) -> dict:
         """Resolved live handoffs: how many, their handling seconds and cost (USD); conversations handed over."""

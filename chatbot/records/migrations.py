@@ -219,7 +219,7 @@ def migrate(connection: Connection) -> None:
                          "name VARCHAR(100) NOT NULL PRIMARY KEY, applied_at TIMESTAMP WITH TIME ZONE NOT NULL)")
     applied = set(connection.scalars(select(schema_migrations.c.name)))
     if (connection.dialect.name == "sqlite" and {step.__name__ for step in MIGRATIONS} - applied
-            and not connection.connection.dbapi_connection.in_transaction):
+            and not getattr(connection.connection.dbapi_connection, "in_transaction", False)):
         # the same on SQLite, whose driver runs DDL outside a transaction ("table conversations already
         # exists"): take the write lock, then read again what the other opener applied meanwhile
         connection.exec_driver_sql("BEGIN IMMEDIATE")

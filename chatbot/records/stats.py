@@ -84,13 +84,13 @@ class Stats:
             )).one()
             message_count = c.scalar(select(func.count(messages.c.id)))
             customer_messages = c.scalar(select(func.count(messages.c.id)).where(messages.c.role == "customer"))
-            reasons = dict(c.execute(select(conversations.c.handoff_reason, func.count())
+            reasons: dict = dict(c.execute(select(conversations.c.handoff_reason, func.count())
                                      .where(conversations.c.handoff_needed.is_(True))
                                      .group_by(conversations.c.handoff_reason)).all())
-            outcomes = dict(c.execute(select(messages.c.outcome, func.count()).where(messages.c.role == "assistant")
+            outcomes: dict = dict(c.execute(select(messages.c.outcome, func.count()).where(messages.c.role == "assistant")
                                       .group_by(messages.c.outcome)).all())
             latencies = list(c.scalars(select(usage.c.retrieval_s + usage.c.llm_s + usage.c.asr_s + usage.c.ocr_s)))
-            ratings = dict(c.execute(select(feedback.c.rating, func.count()).group_by(feedback.c.rating)).all())
+            ratings: dict = dict(c.execute(select(feedback.c.rating, func.count()).group_by(feedback.c.rating)).all())
         return {
             "conversations": conv[0], "cost_usd": float(conv[1]), "api_shadow_cost_usd": float(conv[2]),
             "handed_over": int(conv[3]), "prompt_tokens": int(conv[4]), "completion_tokens": int(conv[5]),
@@ -122,7 +122,7 @@ class Stats:
         with self.db.read() as c:
             convs = c.execute(select(conversations).order_by(conversations.c.updated_at.desc()).limit(limit)).all()
             ids = [r.id for r in convs]
-            counts = dict(c.execute(select(messages.c.conversation_id, func.count()).where(messages.c.conversation_id.in_(ids))
+            counts: dict = dict(c.execute(select(messages.c.conversation_id, func.count()).where(messages.c.conversation_id.in_(ids))
                                     .group_by(messages.c.conversation_id)).all())
             votes = c.execute(select(feedback.c.conversation_id, feedback.c.rating)
                               .where(feedback.c.conversation_id.in_(ids)).order_by(feedback.c.id)).all()

@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from chatbot.reporting.report import percentile
@@ -398,7 +398,7 @@ def write_report(path: str | Path, report: dict, source: str = "", split: str = 
     """A Markdown report: the totals, then every question with its answer and verdict."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# Evaluation: {source or 'questions'} ({split})", "", f"Run {when}.", "",
              *totals_table(report["totals"]), "", "## Answers", ""]
     for r in report["questions"]:
