@@ -30,10 +30,25 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_set(name: str, index_dir: Path, questions: list[EvalQuestion], out: Path, company: str,
-            grounding: dict | None = None, models: dict | None = None) -> dict:
-    config = load_config(None, {"index_dir": str(index_dir), "db_url": f"sqlite:///{out}/answers-{name}.db",
-                                "company_name": company, "grounding": grounding or {}, "models": models or {}})
+def run_set(
+    name: str,
+    index_dir: Path,
+    questions: list[EvalQuestion],
+    out: Path,
+    company: str,
+    grounding: dict | None = None,
+    models: dict | None = None,
+) -> dict:
+    config = load_config(
+        None,
+        {
+            "index_dir": str(index_dir),
+            "db_url": f"sqlite:///{out}/answers-{name}.db",
+            "company_name": company,
+            "grounding": grounding or {},
+            "models": models or {},
+        },
+    )
     pipeline = build_pipeline(config, log)
     started = time.perf_counter()
     pipeline.warm_up()
@@ -43,16 +58,25 @@ def run_set(name: str, index_dir: Path, questions: list[EvalQuestion], out: Path
         t0 = time.perf_counter()
         reply = pipeline.ask(q.question, channel="bench")
         wall = time.perf_counter() - t0
-        rows.append({
-            "question": q.question, "answer": reply.answer, "outcome": reply.outcome,
-            "sources": [f"{s.title} [{s.doc_id}]" for s in reply.sources],
-            "cited_gold": any(s.doc_id in q.doc_ids for s in reply.sources),
-            "contains_fact": (any(re.search(p, reply.answer, re.I) for p in q.answer_contains)
-                              if q.answer_contains else None),
-            "grounding": reply.grounding, "wall_s": wall, "llm_s": reply.usage.llm_s,
-            "completion_tokens": reply.usage.completion_tokens, "prompt_tokens": reply.usage.prompt_tokens,
-            "cost_usd": reply.cost.cost_usd, "api_shadow_cost_usd": reply.cost.api_shadow_cost_usd,
-        })
+        rows.append(
+            {
+                "question": q.question,
+                "answer": reply.answer,
+                "outcome": reply.outcome,
+                "sources": [f"{s.title} [{s.doc_id}]" for s in reply.sources],
+                "cited_gold": any(s.doc_id in q.doc_ids for s in reply.sources),
+                "contains_fact": (
+                    any(re.search(p, reply.answer, re.I) for p in q.answer_contains) if q.answer_contains else None
+                ),
+                "grounding": reply.grounding,
+                "wall_s": wall,
+                "llm_s": reply.usage.llm_s,
+                "completion_tokens": reply.usage.completion_tokens,
+                "prompt_tokens": reply.usage.prompt_tokens,
+                "cost_usd": reply.cost.cost_usd,
+                "api_shadow_cost_usd": reply.cost.api_shadow_cost_usd,
+            }
+        )
         log(f"[{name} {i}/{len(questions)}] {reply.outcome:18s} {wall:5.1f}s  {q.question[:60]}")
     generated = [r for r in rows if r["completion_tokens"]]
     fired = [r for r in generated if r["grounding"].get("dropped", 0) > 0]
@@ -64,20 +88,30 @@ def run_set(name: str, index_dir: Path, questions: list[EvalQuestion], out: Path
     summary = {
         "questions": len(rows),
         "warm_up_s": round(warm_up_s, 1),
-        "latency_s": {"p50": round(percentile([r["wall_s"] for r in rows], 0.5), 2),
-                      "p95": round(percentile([r["wall_s"] for r in rows], 0.95), 2)},
-        "tokens_per_s": round(sum(r["completion_tokens"] for r in generated) / max(sum(r["llm_s"] for r in generated), 1e-9), 1),
+        "latency_s": {
+            "p50": round(percentile([r["wall_s"] for r in rows], 0.5), 2),
+            "p95": round(percentile([r["wall_s"] for r in rows], 0.95), 2),
+        },
+        "tokens_per_s": round(
+            sum(r["completion_tokens"] for r in generated) / max(sum(r["llm_s"] for r in generated), 1e-9), 1
+        ),
         "mean_prompt_tokens": round(statistics.mean(r["prompt_tokens"] for r in generated), 1) if generated else 0,
         "outcomes": outcomes,
         "direct_quotes": sum(bool(r["grounding"].get("direct_quote")) for r in rows),
         "grounding_fired_share": round(len(fired) / len(generated), 3) if generated else None,
-        "sentences_dropped_share": round(sum(r["grounding"].get("dropped", 0) for r in generated)
-                                         / max(sum(r["grounding"].get("claims", 0) for r in generated), 1), 3),
-        "answered_cites_gold_share": round(sum(r["cited_gold"] for r in answered) / len(answered), 3) if answered else None,
+        "sentences_dropped_share": round(
+            sum(r["grounding"].get("dropped", 0) for r in generated)
+            / max(sum(r["grounding"].get("claims", 0) for r in generated), 1),
+            3,
+        ),
+        "answered_cites_gold_share": round(sum(r["cited_gold"] for r in answered) / len(answered), 3)
+        if answered
+        else None,
         "contains_fact_share": round(sum(facts) / len(facts), 3) if facts else None,
         # a precision proxy: of the turns answered (not handed over), how many state the gold fact
-        "answered_contains_fact_share": (round(sum(bool(r["contains_fact"]) for r in answered) / len(answered), 3)
-                                         if answered and facts else None),
+        "answered_contains_fact_share": (
+            round(sum(bool(r["contains_fact"]) for r in answered) / len(answered), 3) if answered and facts else None
+        ),
         "cost_per_turn_usd": statistics.mean(r["cost_usd"] for r in rows),
         "api_shadow_per_turn_usd": statistics.mean(r["api_shadow_cost_usd"] for r in rows),
     }
@@ -90,8 +124,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--set", choices=["demo", "arduino"], action="append")
-    parser.add_argument("--direct-quote-cosine", type=float,
-                        help="override [grounding] direct_quote_cosine; 1.01 turns direct quotes off (the baseline)")
+    parser.add_argument(
+        "--direct-quote-cosine",
+        type=float,
+        help="override [grounding] direct_quote_cosine; 1.01 turns direct quotes off (the baseline)",
+    )
     parser.add_argument("--llm", help="override [models] llm, e.g. smollm2-135m-instruct-int8 or a folder")
     args = parser.parse_args()
     grounding = {} if args.direct_quote_cosine is None else {"direct_quote_cosine": args.direct_quote_cosine}
@@ -106,8 +143,9 @@ def main() -> None:
         from knowledge.ingest import iter_documents
 
         config = load_config(None, {"index_dir": str(index)})
-        build_index(config).ingest(iter_documents([str(ROOT / "demo/help-centre")]), config.chunking.max_chars,
-                                   config.chunking.overlap_chars)
+        build_index(config).ingest(
+            iter_documents([str(ROOT / "demo/help-centre")]), config.chunking.max_chars, config.chunking.overlap_chars
+        )
         # one turn each: the follow-ups and out-of-scope questions are `chatbot eval`'s to score
         questions = [q for q in load_questions(ROOT / "demo/questions.jsonl") if q.in_scope and not q.turns]
         report["demo"] = run_set("demo", index, questions[: args.limit], out, "Lumen & Oak", grounding, models)
@@ -122,8 +160,11 @@ def main() -> None:
     for name, data in report.items():
         lines += [f"## {name}", "", "```", json.dumps(data["summary"], indent=1), "```", ""]
         for r in data["answers"][:8]:
-            lines += [f"- **Q:** {r['question']}", f"  **A:** {r['answer']}",
-                      f"  _{r['outcome']}; sources: {', '.join(r['sources']) or '-'}_"]
+            lines += [
+                f"- **Q:** {r['question']}",
+                f"  **A:** {r['answer']}",
+                f"  _{r['outcome']}; sources: {', '.join(r['sources']) or '-'}_",
+            ]
         lines.append("")
     (out / "answers.md").write_text("\n".join(lines))
     print("\n".join(lines))

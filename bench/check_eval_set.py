@@ -150,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     per_article = Counter(d for r in records for d in r["doc_ids"])
     for d, c in sorted(per_article.items()):
         if c > args.max_per_article:
-            errors.append(f"article {d} ({articles.get(d, {}).get('title', '?')}) is gold for {c} questions "
-                          f"(max {args.max_per_article})")
+            errors.append(
+                f"article {d} ({articles.get(d, {}).get('title', '?')}) is gold for {c} questions "
+                f"(max {args.max_per_article})"
+            )
 
     # Report.
     by_kind = Counter((r["_kind"], r["split"]) for r in records)
@@ -163,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     d = sum(v for (k, s), v in by_kind.items() if s == "dev")
     h = sum(v for (k, s), v in by_kind.items() if s == "heldout")
     print(f"{'all':<14}{d:>6}{h:>9}{d + h:>7}")
-    by_section = Counter((articles[r["doc_ids"][0]]["section"], r["split"]) for r in records
-                         if r["doc_ids"] and r["doc_ids"][0] in articles)
+    by_section = Counter(
+        (articles[r["doc_ids"][0]]["section"], r["split"])
+        for r in records
+        if r["doc_ids"] and r["doc_ids"][0] in articles
+    )
     print(f"\n{'gold section (first doc)':<26}{'dev':>6}{'heldout':>9}")
     for sec in sorted({s for s, _ in by_section}):
         print(f"{sec:<26}{by_section[(sec, 'dev')]:>6}{by_section[(sec, 'heldout')]:>9}")

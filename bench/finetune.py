@@ -31,8 +31,13 @@ from finetune.loop import LoopOptions  # noqa: E402
 from finetune.train import EncodeOptions, FinetuneOptions, finetune  # noqa: E402
 
 BITEXT = ROOT.parent / "shared/data/bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv"
-LABELS = {"base": "SmolLM2-135M base", "finetuned": "LoRA fine-tuned (merged)", "student": "distilled student",
-          "finetuned-int8": "fine-tuned, CTranslate2 int8", "student-int8": "student, CTranslate2 int8"}
+LABELS = {
+    "base": "SmolLM2-135M base",
+    "finetuned": "LoRA fine-tuned (merged)",
+    "student": "distilled student",
+    "finetuned-int8": "fine-tuned, CTranslate2 int8",
+    "student-int8": "student, CTranslate2 int8",
+}
 
 
 def log(message: str) -> None:
@@ -48,8 +53,10 @@ def markdown(results: dict, runs: dict, meta: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for key, s in results.items():
-        lines.append(f"| {LABELS.get(key, key)} | {s['rougeL']:.3f} | {s['cosine']:.3f} | {s['keyword_coverage']:.3f} "
-                     f"| {s['latency_s']:.2f} | {s['tokens_per_s']:.1f} | {s['size_mb']:.0f} |")
+        lines.append(
+            f"| {LABELS.get(key, key)} | {s['rougeL']:.3f} | {s['cosine']:.3f} | {s['keyword_coverage']:.3f} "
+            f"| {s['latency_s']:.2f} | {s['tokens_per_s']:.1f} | {s['size_mb']:.0f} |"
+        )
     ft, kd = runs["finetune"], runs["distill"]
     lines += [
         "",
@@ -67,10 +74,13 @@ def markdown(results: dict, runs: dict, meta: dict) -> str:
     ]
     if "finetuned-int8" in results and "finetuned" in results:
         a, b = results["finetuned"], results["finetuned-int8"]
-        lines += ["", f"int8 export of the fine-tuned model: {b['rougeL'] / max(a['rougeL'], 1e-9):.0%} of its ROUGE-L, "
-                      f"{b['cosine'] / max(a['cosine'], 1e-9):.0%} of its cosine, "
-                      f"{b['tokens_per_s'] / max(a['tokens_per_s'], 1e-9):.1f}× its tokens/s, "
-                      f"{b['size_mb'] / max(a['size_mb'], 1e-9):.0%} of its size."]
+        lines += [
+            "",
+            f"int8 export of the fine-tuned model: {b['rougeL'] / max(a['rougeL'], 1e-9):.0%} of its ROUGE-L, "
+            f"{b['cosine'] / max(a['cosine'], 1e-9):.0%} of its cosine, "
+            f"{b['tokens_per_s'] / max(a['tokens_per_s'], 1e-9):.1f}× its tokens/s, "
+            f"{b['size_mb'] / max(a['size_mb'], 1e-9):.0%} of its size.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -80,10 +90,13 @@ def svg_chart(results: dict) -> str:
     row, label_w, bar_w, top = 34, 210, 260, 40
     height = top + row * len(names) + 30
     width = label_w + 2 * bar_w + 80
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-           f'font-size="12">', '<rect width="100%" height="100%" fill="white"/>',
-           f'<text x="{label_w}" y="20" font-weight="bold">ROUGE-L (dark) and cosine (light)</text>',
-           f'<text x="{label_w + bar_w + 40}" y="20" font-weight="bold">tokens/s</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        f'font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{label_w}" y="20" font-weight="bold">ROUGE-L (dark) and cosine (light)</text>',
+        f'<text x="{label_w + bar_w + 40}" y="20" font-weight="bold">tokens/s</text>',
+    ]
     fastest = max(s["tokens_per_s"] for s in results.values()) or 1.0
     for i, name in enumerate(names):
         s, y = results[name], top + i * row
@@ -125,8 +138,14 @@ def main() -> None:
         print((Path(args.out) / "finetune.md").read_text())
         return
 
-    config = load_config(None, {"company_name": "our shop", "generation": {"max_new_tokens": args.max_new_tokens},
-                                "finetune": {"max_tokens": args.max_tokens}})
+    config = load_config(
+        None,
+        {
+            "company_name": "our shop",
+            "generation": {"max_new_tokens": args.max_new_tokens},
+            "finetune": {"max_tokens": args.max_tokens},
+        },
+    )
     work, out = Path(args.work), Path(args.out)
     encode = EncodeOptions.from_config(config)
     data = DataOptions()  # 80/10/10 by intent, seed 13
@@ -138,20 +157,48 @@ def main() -> None:
         runs["finetune"] = json.loads((finetuned / "train_report.json").read_text())
     else:
         log(f"fine-tuning on {args.train_examples} Bitext exchanges, {args.steps} steps")
-        runs["finetune"] = finetune([args.data], finetuned, FinetuneOptions(
-            max_examples=args.train_examples, eval_examples=8, encode=encode, data=data,
-            loop=LoopOptions(max_steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             warmup_steps=max(1, args.steps // 10), checkpoint_every_steps=20)), progress=log)
+        runs["finetune"] = finetune(
+            [args.data],
+            finetuned,
+            FinetuneOptions(
+                max_examples=args.train_examples,
+                eval_examples=8,
+                encode=encode,
+                data=data,
+                loop=LoopOptions(
+                    max_steps=args.steps,
+                    batch_size=args.batch_size,
+                    learning_rate=args.learning_rate,
+                    warmup_steps=max(1, args.steps // 10),
+                    checkpoint_every_steps=20,
+                ),
+            ),
+            progress=log,
+        )
     student = work / "student"
     if args.resume and (student / "distill_report.json").is_file():
         runs["distill"] = json.loads((student / "distill_report.json").read_text())
     else:
         log(f"distilling into {args.layers} layers, {args.distill_steps} steps")
-        runs["distill"] = distill(str(finetuned), student, options=DistillOptions(
-            layers=args.layers, max_examples=args.train_examples, eval_examples=8, encode=encode, data=data,
-            loop=LoopOptions(max_steps=args.distill_steps, batch_size=args.batch_size,
-                             learning_rate=args.distill_learning_rate, warmup_steps=max(1, args.distill_steps // 10),
-                             checkpoint_every_steps=20)), progress=log)
+        runs["distill"] = distill(
+            str(finetuned),
+            student,
+            options=DistillOptions(
+                layers=args.layers,
+                max_examples=args.train_examples,
+                eval_examples=8,
+                encode=encode,
+                data=data,
+                loop=LoopOptions(
+                    max_steps=args.distill_steps,
+                    batch_size=args.batch_size,
+                    learning_rate=args.distill_learning_rate,
+                    warmup_steps=max(1, args.distill_steps // 10),
+                    checkpoint_every_steps=20,
+                ),
+            ),
+            progress=log,
+        )
     exports = {}
     for name, source in (("finetuned-int8", finetuned), ("student-int8", student)):
         target = work / name
@@ -161,8 +208,13 @@ def main() -> None:
 
     test = read_exchanges(finetuned / "data" / "test.jsonl")
     exchanges = stratified_limit(test, args.eval_examples)
-    models = {"base": DEFAULT_MODEL, "finetuned": str(finetuned), "student": str(student),
-              "finetuned-int8": str(work / "finetuned-int8"), "student-int8": str(work / "student-int8")}
+    models = {
+        "base": DEFAULT_MODEL,
+        "finetuned": str(finetuned),
+        "student": str(student),
+        "finetuned-int8": str(work / "finetuned-int8"),
+        "student-int8": str(work / "student-int8"),
+    }
     from chatbot.builder import build_embedder
 
     embedder = build_embedder(config, log)
@@ -172,14 +224,20 @@ def main() -> None:
     results = {key: asdict(scored[arg]) for key, arg in models.items()}
     print(table({key: scored[arg] for key, arg in models.items()}), file=sys.stderr)
 
-    meta = {"eval_examples": len(exchanges), "max_new_tokens": args.max_new_tokens, "data": args.data,
-            "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores, shared",
-            "total_seconds": round(time.perf_counter() - began, 1), "args": vars(args)}
+    meta = {
+        "eval_examples": len(exchanges),
+        "max_new_tokens": args.max_new_tokens,
+        "data": args.data,
+        "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores, shared",
+        "total_seconds": round(time.perf_counter() - began, 1),
+        "args": vars(args),
+    }
     for report in runs.values():
         report.pop("losses", None)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "finetune.json").write_text(json.dumps({"meta": meta, "models": results, "runs": runs,
-                                                   "exports": exports}, indent=2) + "\n")
+    (out / "finetune.json").write_text(
+        json.dumps({"meta": meta, "models": results, "runs": runs, "exports": exports}, indent=2) + "\n"
+    )
     (out / "finetune.md").write_text(markdown(results, runs, meta))
     (out / "finetune.svg").write_text(svg_chart(results))
     (work / "predictions.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))

@@ -39,8 +39,12 @@ from finetune.prompts import SourcePool  # noqa: E402
 from finetune.train import EncodeOptions, FinetuneOptions, finetune  # noqa: E402
 
 BITEXT = ROOT.parent / "shared/data/bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv"
-LABELS = {"base": "SmolLM2-135M base", "same-as-cpu": "LoRA, the CPU run's settings (60 steps × 1)",
-          "full": "LoRA, whole train split", "student": "distilled student"}
+LABELS = {
+    "base": "SmolLM2-135M base",
+    "same-as-cpu": "LoRA, the CPU run's settings (60 steps × 1)",
+    "full": "LoRA, whole train split",
+    "student": "distilled student",
+}
 
 
 def log(message: str) -> None:
@@ -70,41 +74,95 @@ def run(args: argparse.Namespace) -> None:
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     # the serving config as bench/finetune.py uses it (defaults, company "our shop"), on this run's device
-    config = load_config(None, {"company_name": "our shop", "models": {"device": device},
-                                "generation": {"max_new_tokens": args.max_new_tokens},
-                                "finetune": {"max_tokens": args.max_tokens}})
+    config = load_config(
+        None,
+        {
+            "company_name": "our shop",
+            "models": {"device": device},
+            "generation": {"max_new_tokens": args.max_new_tokens},
+            "finetune": {"max_tokens": args.max_tokens},
+        },
+    )
     encode = EncodeOptions.from_config(config)
     runs: dict[str, dict] = {}
     began = time.perf_counter()
 
     log("1/4 the CPU benchmark's LoRA run on CUDA")
-    runs["same-as-cpu"] = finetune([args.data], work / "same-as-cpu", FinetuneOptions(
-        max_examples=400, eval_examples=8, encode=encode, data=DataOptions(),
-        loop=LoopOptions(max_steps=2 if args.smoke else 60, batch_size=1, learning_rate=5e-4, warmup_steps=6, checkpoint_every_steps=20)),
-        progress=log)
+    runs["same-as-cpu"] = finetune(
+        [args.data],
+        work / "same-as-cpu",
+        FinetuneOptions(
+            max_examples=400,
+            eval_examples=8,
+            encode=encode,
+            data=DataOptions(),
+            loop=LoopOptions(
+                max_steps=2 if args.smoke else 60,
+                batch_size=1,
+                learning_rate=5e-4,
+                warmup_steps=6,
+                checkpoint_every_steps=20,
+            ),
+        ),
+        progress=log,
+    )
 
     train_size = runs["same-as-cpu"]["data"]["splits"]["train"]
     batch = 1 if args.smoke else args.batch_size  # batch 16 of 384 tokens needs more memory than a CPU box has
     steps = 2 if args.smoke else max(1, args.epochs * train_size // batch)
     log(f"2/4 LoRA on all {train_size} training exchanges: {steps} steps × {batch}")
-    runs["full"] = finetune([args.data], work / "full-adapter", FinetuneOptions(
-        adapter_only=True, eval_examples=64, encode=encode, data=DataOptions(),
-        loop=LoopOptions(max_steps=steps, batch_size=batch, learning_rate=args.learning_rate,
-                         warmup_steps=max(1, steps // 20), checkpoint_every_steps=steps)), progress=log)
+    runs["full"] = finetune(
+        [args.data],
+        work / "full-adapter",
+        FinetuneOptions(
+            adapter_only=True,
+            eval_examples=64,
+            encode=encode,
+            data=DataOptions(),
+            loop=LoopOptions(
+                max_steps=steps,
+                batch_size=batch,
+                learning_rate=args.learning_rate,
+                warmup_steps=max(1, steps // 20),
+                checkpoint_every_steps=steps,
+            ),
+        ),
+        progress=log,
+    )
     merge_adapter(work / "full-adapter", work / "full")
 
     log(f"3/4 distilling the full-data model into {args.layers} layers, {steps} steps × {batch}")
-    runs["student"] = distill(str(work / "full"), work / "student", [args.data], options=DistillOptions(
-        layers=args.layers, mode="token", eval_examples=64, encode=encode, data=DataOptions(),
-        loop=LoopOptions(max_steps=steps, batch_size=batch, learning_rate=args.distill_learning_rate,
-                         warmup_steps=max(1, steps // 20), checkpoint_every_steps=steps)), progress=log)
+    runs["student"] = distill(
+        str(work / "full"),
+        work / "student",
+        [args.data],
+        options=DistillOptions(
+            layers=args.layers,
+            mode="token",
+            eval_examples=64,
+            encode=encode,
+            data=DataOptions(),
+            loop=LoopOptions(
+                max_steps=steps,
+                batch_size=batch,
+                learning_rate=args.distill_learning_rate,
+                warmup_steps=max(1, steps // 20),
+                checkpoint_every_steps=steps,
+            ),
+        ),
+        progress=log,
+    )
 
     test = read_exchanges(work / "full-adapter" / "data" / "test.jsonl")
     exchanges = stratified_limit(test, args.eval_examples)
     pool = SourcePool(test)
     options = EvalOptions.from_config(config)
-    models = {"base": smollm2_path(log), "same-as-cpu": str(work / "same-as-cpu"), "full": str(work / "full"),
-              "student": str(work / "student")}
+    models = {
+        "base": smollm2_path(log),
+        "same-as-cpu": str(work / "same-as-cpu"),
+        "full": str(work / "full"),
+        "student": str(work / "student"),
+    }
     keywords = keyword_sets([e.reply for e in exchanges])
     predictions, results = [], {}
     for key, path in models.items():
@@ -114,22 +172,34 @@ def run(args: argparse.Namespace) -> None:
         replies = generate(model, exchanges, pool, options, description=key)
         seconds = sum(r["seconds"] for r in replies)
         tokens = sum(r["completion_tokens"] for r in replies)
-        results[key] = {"rougeL": round(sum(rouge_l(r["reply"], e.reply) for r, e in zip(replies, exchanges))
-                                        / len(exchanges), 4),
-                        "keyword_coverage": round(sum(keyword_coverage(r["reply"], k) for r, k in zip(replies, keywords))
-                                                  / len(exchanges), 4),
-                        "latency_s": round(seconds / len(replies), 3), "tokens_per_s": round(tokens / seconds, 1),
-                        "size_mb": size_mb(path), "device": model.device}
-        predictions += [{"model": key, "question": e.question, "intent": e.intent, "gold": e.reply, **r}
-                        for e, r in zip(exchanges, replies)]
+        results[key] = {
+            "rougeL": round(sum(rouge_l(r["reply"], e.reply) for r, e in zip(replies, exchanges)) / len(exchanges), 4),
+            "keyword_coverage": round(
+                sum(keyword_coverage(r["reply"], k) for r, k in zip(replies, keywords)) / len(exchanges), 4
+            ),
+            "latency_s": round(seconds / len(replies), 3),
+            "tokens_per_s": round(tokens / seconds, 1),
+            "size_mb": size_mb(path),
+            "device": model.device,
+        }
+        predictions += [
+            {"model": key, "question": e.question, "intent": e.intent, "gold": e.reply, **r}
+            for e, r in zip(exchanges, replies)
+        ]
         del model
         if device == "cuda":
             torch.cuda.empty_cache()
     for report in runs.values():
         report.pop("losses", None)
-    meta = {"gpu": torch.cuda.get_device_name(0) if device == "cuda" else "no GPU (smoke run)", "torch": torch.__version__, "python": platform.python_version(),
-            "eval_examples": len(exchanges), "max_new_tokens": args.max_new_tokens, "args": vars(args),
-            "total_seconds": round(time.perf_counter() - began, 1)}
+    meta = {
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else "no GPU (smoke run)",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "eval_examples": len(exchanges),
+        "max_new_tokens": args.max_new_tokens,
+        "args": vars(args),
+        "total_seconds": round(time.perf_counter() - began, 1),
+    }
     (out / "cuda.json").write_text(json.dumps({"meta": meta, "models": results, "runs": runs}, indent=2) + "\n")
     (out / "predictions.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
     adapter = out / "full-adapter"  # fp16, to travel light: half the size of peft's fp32 adapter
@@ -138,7 +208,9 @@ def run(args: argparse.Namespace) -> None:
     from safetensors.torch import load_file, save_file
 
     tensors = load_file(str(work / "full-adapter" / "adapter_model.safetensors"))
-    save_file({k: v.to(torch.float16).contiguous() for k, v in tensors.items()}, str(adapter / "adapter_model.safetensors"))
+    save_file(
+        {k: v.to(torch.float16).contiguous() for k, v in tensors.items()}, str(adapter / "adapter_model.safetensors")
+    )
     log(f"done in {meta['total_seconds'] / 60:.1f} min")
     print(json.dumps(results, indent=2))
 
@@ -158,23 +230,36 @@ def score(args: argparse.Namespace) -> None:
         rows = [p for p in predictions if p["model"] == key]
         vectors = np.asarray(embed([p["reply"] for p in rows] + [p["gold"] for p in rows]))
         n = len(rows)
-        scores["cosine"] = round(float(np.mean([vectors[i] @ vectors[n + i] if rows[i]["reply"] else 0.0
-                                                for i in range(n)])), 4)
+        scores["cosine"] = round(
+            float(np.mean([vectors[i] @ vectors[n + i] if rows[i]["reply"] else 0.0 for i in range(n)])), 4
+        )
     (out / "cuda.json").write_text(json.dumps(saved, indent=2) + "\n")
     meta, runs = saved["meta"], saved["runs"]
-    lines = [f"{meta['gpu']}, torch {meta['torch']}, bf16. Bitext held-out test exchanges: {meta['eval_examples']}, "
-             f"greedy, max {meta['max_new_tokens']} new tokens, generated by the serving backend on CUDA.", "",
-             "| model | ROUGE-L | cosine | keywords | latency s | tokens/s | size MB |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{meta['gpu']}, torch {meta['torch']}, bf16. Bitext held-out test exchanges: {meta['eval_examples']}, "
+        f"greedy, max {meta['max_new_tokens']} new tokens, generated by the serving backend on CUDA.",
+        "",
+        "| model | ROUGE-L | cosine | keywords | latency s | tokens/s | size MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, s in saved["models"].items():
-        lines.append(f"| {LABELS.get(key, key)} | {s['rougeL']:.3f} | {s['cosine']:.3f} | {s['keyword_coverage']:.3f} "
-                     f"| {s['latency_s']:.2f} | {s['tokens_per_s']:.1f} | {s['size_mb']:.0f} |")
-    lines += ["", "| training run | steps × batch | sequences | time | s/step | loss, first → last 10 steps "
-              "| validation loss | peak CUDA memory |", "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {LABELS.get(key, key)} | {s['rougeL']:.3f} | {s['cosine']:.3f} | {s['keyword_coverage']:.3f} "
+            f"| {s['latency_s']:.2f} | {s['tokens_per_s']:.1f} | {s['size_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "| training run | steps × batch | sequences | time | s/step | loss, first → last 10 steps "
+        "| validation loss | peak CUDA memory |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key, r in runs.items():
-        lines.append(f"| {LABELS.get(key, key)} | {r['steps']} × {r['batch_size']} | {r['train_sequences']} "
-                     f"| {r['train_seconds']:.0f} s | {r['seconds_per_step']:.3f} | {r['initial_loss']:.3f} → "
-                     f"{r['final_loss']:.3f} | {r['validation_loss_before']:.3f} → {r['validation_loss_after']:.3f} "
-                     f"| {(r.get('peak_cuda_mb') or 0) / 1024:.1f} GB |")
+        lines.append(
+            f"| {LABELS.get(key, key)} | {r['steps']} × {r['batch_size']} | {r['train_sequences']} "
+            f"| {r['train_seconds']:.0f} s | {r['seconds_per_step']:.3f} | {r['initial_loss']:.3f} → "
+            f"{r['final_loss']:.3f} | {r['validation_loss_before']:.3f} → {r['validation_loss_after']:.3f} "
+            f"| {(r.get('peak_cuda_mb') or 0) / 1024:.1f} GB |"
+        )
     (out / "cuda.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -72,8 +72,12 @@ def recall(searcher, rows: list[dict]) -> dict:
         r1 += bool(ranked) and ranked[0] in gold
         r5 += any(d in gold for d in ranked)
     n = max(len(rows), 1)
-    return {"questions": len(rows), "r@1": round(r1 / n, 3), "r@5": round(r5 / n, 3),
-            "ms_per_query": round(1000 * (time.perf_counter() - started) / n, 1)}
+    return {
+        "questions": len(rows),
+        "r@1": round(r1 / n, 3),
+        "r@5": round(r5 / n, 3),
+        "ms_per_query": round(1000 * (time.perf_counter() - started) / n, 1),
+    }
 
 
 class Memo:
@@ -94,8 +98,9 @@ class Memo:
 
 
 def reranked_searcher(config, index, candidates: int, weight: float, memo: Memo | None = None):
-    config = config.with_overrides({"retrieval": {"rerank": True, "rerank_candidates": candidates,
-                                                  "rerank_weight": weight}})
+    config = config.with_overrides(
+        {"retrieval": {"rerank": True, "rerank_candidates": candidates, "rerank_weight": weight}}
+    )
     searcher = build_searcher(config, index)
     searcher.reranker = Timed(searcher.reranker)
     if memo is not None:
@@ -117,24 +122,45 @@ def main() -> int:
     config = load_config(args.config, {"index_dir": args.index})
     index = build_index(config).load()
     meta = train_reranker(config, index, log)
-    log(f"reranker: {meta.get('questions')} pseudo-questions, {meta.get('train_seconds')} s to train "
-        f"({'now' if meta.get('trained') else 'cached'}), {meta.get('size_mb')} MB")
+    log(
+        f"reranker: {meta.get('questions')} pseudo-questions, {meta.get('train_seconds')} s to train "
+        f"({'now' if meta.get('trained') else 'cached'}), {meta.get('size_mb')} MB"
+    )
     r = config.retrieval
     hybrid = build_searcher(config.with_overrides({"retrieval": {"rerank": False}}), index)
     reranked = reranked_searcher(config, index, r.rerank_candidates, r.rerank_weight)
     # the control: the same reranking with the embedder as it ships (untrained), to tell what training adds
-    untrained = RerankingSearcher(hybrid, Timed(QueryEncoderReranker(resolve(config.models.embedder, EMBEDDERS, "embedder"),
-                                                                     index, "cpu", name="untrained")),
-                                  r.rerank_candidates, r.rerank_weight, r.rrf_k)
+    untrained = RerankingSearcher(
+        hybrid,
+        Timed(
+            QueryEncoderReranker(resolve(config.models.embedder, EMBEDDERS, "embedder"), index, "cpu", name="untrained")
+        ),
+        r.rerank_candidates,
+        r.rerank_weight,
+        r.rrf_k,
+    )
     for searcher in (reranked, untrained):
         searcher.reranker.warm_up()
     hybrid.search("warm up", k=1)
 
     splits = ["dev", "heldout"] if args.split == "both" else [args.split]
-    results: dict = {"settings": {"rerank_candidates": r.rerank_candidates, "rerank_weight": r.rerank_weight},
-                     "reranker": {k: meta.get(k) for k in ("questions", "title", "heading", "sentence",
-                                                            "train_seconds", "size_mb", "first_loss", "last_loss")},
-                     "splits": {}}
+    results: dict = {
+        "settings": {"rerank_candidates": r.rerank_candidates, "rerank_weight": r.rerank_weight},
+        "reranker": {
+            k: meta.get(k)
+            for k in (
+                "questions",
+                "title",
+                "heading",
+                "sentence",
+                "train_seconds",
+                "size_mb",
+                "first_loss",
+                "last_loss",
+            )
+        },
+        "splits": {},
+    }
     for split in splits:
         rows = questions(split)
         variants = {"hybrid": hybrid, "hybrid+reranker": reranked, "hybrid+untrained embedder as reranker": untrained}
@@ -145,7 +171,9 @@ def main() -> int:
                 timed.seconds, timed.calls = 0.0, 0
             results["splits"][split][name] = recall(searcher, rows)
             if timed is not None:
-                results["splits"][split][name]["rerank_ms_per_query"] = round(1000 * timed.seconds / max(len(rows), 1), 1)
+                results["splits"][split][name]["rerank_ms_per_query"] = round(
+                    1000 * timed.seconds / max(len(rows), 1), 1
+                )
             log(f"{split} {name}: {results['splits'][split][name]}")
 
     if args.sweep:
@@ -159,18 +187,25 @@ def main() -> int:
                 log(f"dev candidates={candidates} weight={weight}: {sweep[f'candidates={candidates} weight={weight}']}")
         results["dev_sweep"] = sweep
 
-    lines = ["| split | variant | questions | R@1 | R@5 | ms/query | rerank ms/query |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| split | variant | questions | R@1 | R@5 | ms/query | rerank ms/query |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for split, variants in results["splits"].items():
         for name, v in variants.items():
-            lines.append(f"| {split} | {name} | {v['questions']} | {v['r@1']} | {v['r@5']} | {v['ms_per_query']} "
-                         f"| {v.get('rerank_ms_per_query', '')} |")
+            lines.append(
+                f"| {split} | {name} | {v['questions']} | {v['r@1']} | {v['r@5']} | {v['ms_per_query']} "
+                f"| {v.get('rerank_ms_per_query', '')} |"
+            )
     table = "\n".join(lines)
     print(table)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "rerank.json").write_text(json.dumps(results, indent=1))
-        (out / "rerank.md").write_text(f"### Reranker (bench/rerank.py)\n\n{table}\n\nreranker: {results['reranker']}\n")
+        (out / "rerank.md").write_text(
+            f"### Reranker (bench/rerank.py)\n\n{table}\n\nreranker: {results['reranker']}\n"
+        )
     return 0
 
 

@@ -62,20 +62,29 @@ def build(directory: Path, documents: list[Document], embedder, config) -> Knowl
 def searcher_for(config, index: KnowledgeIndex, weights: tuple[float, float]) -> HybridSearcher:
     """The shipped searcher (through the builder) with one variant's (dense, lexical) weights."""
     dense, lexical = weights
-    return build_searcher(config.with_overrides({"retrieval": {"dense_weight": dense, "lexical_weight": lexical}}),
-                          index)
+    return build_searcher(
+        config.with_overrides({"retrieval": {"dense_weight": dense, "lexical_weight": lexical}}), index
+    )
 
 
 def arduino(out: Path, embedder, config, limit: int | None) -> dict:
-    questions = [json.loads(line) for line in (ROOT / "bench/data/arduino_questions.jsonl").read_text().splitlines() if line.strip()]
+    questions = [
+        json.loads(line)
+        for line in (ROOT / "bench/data/arduino_questions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     questions = questions[:limit] if limit else questions
-    index = build(out / "index-arduino", list(iter_documents([str(SHARED / "arduino-help-center/content")])), embedder, config)
+    index = build(
+        out / "index-arduino", list(iter_documents([str(SHARED / "arduino-help-center/content")])), embedder, config
+    )
     results = {}
     for name, weights in VARIANTS.items():
         searcher = searcher_for(config, index, weights)
         started = time.perf_counter()
-        rows = [score([p.doc_id for p in searcher.search_documents(q["question"], k=10)], str(q["article_id"]))
-                for q in questions]
+        rows = [
+            score([p.doc_id for p in searcher.search_documents(q["question"], k=10)], str(q["article_id"]))
+            for q in questions
+        ]
         results[name] = {**mean(rows), "ms_per_query": round(1000 * (time.perf_counter() - started) / len(rows), 1)}
         log(f"arduino {name}: {results[name]}")
     return {"questions": len(questions), "documents": index.document_count(), "results": results}
@@ -89,8 +98,16 @@ def dstc10_documents() -> list[Document]:
         for entity_id, entity in entities.items():
             name = entity.get("name") or domain
             for doc_id, doc in entity["docs"].items():
-                documents.append(Document(f"{domain}/{entity_id}/{doc_id}", f"{name}: {doc['title']}", "",
-                                          doc["body"], "knowledge.json", root))
+                documents.append(
+                    Document(
+                        f"{domain}/{entity_id}/{doc_id}",
+                        f"{name}: {doc['title']}",
+                        "",
+                        doc["body"],
+                        "knowledge.json",
+                        root,
+                    )
+                )
     return documents
 
 
@@ -105,7 +122,7 @@ def dstc10(out: Path, embedder, config, limit: int | None, context_turns: int = 
     # the issue's baseline: plain dense retrieval of the turns concatenated oldest first
     rows = []
     for turns, gold in cases:
-        text = " ".join(t["text"] for t in turns[-1 - context_turns:])
+        text = " ".join(t["text"] for t in turns[-1 - context_turns :])
         ranked, seen = [], set()
         for chunk_id, _ in index.dense(embedder.embed([text])[0], 60):
             doc_id = index.chunks[chunk_id].doc_id
@@ -121,7 +138,7 @@ def dstc10(out: Path, embedder, config, limit: int | None, context_turns: int = 
             started = time.perf_counter()
             for turns, gold in cases:
                 question = turns[-1]["text"]
-                context = [t["text"] for t in turns[-1 - context_turns:-1]] if with_context else []
+                context = [t["text"] for t in turns[-1 - context_turns : -1]] if with_context else []
                 ranked = [p.doc_id for p in searcher.search_documents(question, k=10, context=context)]
                 rows.append(score(ranked, f"{gold['domain']}/{gold['entity_id']}/{gold['doc_id']}"))
             key = f"{name}+context{context_turns}" if with_context else f"{name} last-turn"
@@ -142,8 +159,10 @@ def chart(sections: dict[str, dict], metric: str = "r@5") -> str:
     rows = [(f"{s}: {name}", v[metric]) for s, data in sections.items() for name, v in data["results"].items()]
     width, bar_h, left = 640, 22, 250
     height = 40 + bar_h * len(rows)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-             f'<text x="10" y="20" font-size="14">Retrieval {metric} (higher is better)</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+        f'<text x="10" y="20" font-size="14">Retrieval {metric} (higher is better)</text>',
+    ]
     for i, (label, value) in enumerate(rows):
         y = 32 + i * bar_h
         w = (width - left - 60) * value
@@ -174,10 +193,16 @@ def main() -> None:
     tables = []
     if "arduino" in report:
         a = report["arduino"]
-        tables.append(table(f"Arduino help centre ({a['questions']} paraphrased questions, {a['documents']} articles)", a["results"]))
+        tables.append(
+            table(
+                f"Arduino help centre ({a['questions']} paraphrased questions, {a['documents']} articles)", a["results"]
+            )
+        )
     if "dstc10" in report:
         d = report["dstc10"]
-        tables.append(table(f"DSTC10 spoken ({d['turns']} knowledge-seeking turns, {d['snippets']} snippets)", d["results"]))
+        tables.append(
+            table(f"DSTC10 spoken ({d['turns']} knowledge-seeking turns, {d['snippets']} snippets)", d["results"])
+        )
     (out / "retrieval.md").write_text("\n\n".join(tables) + "\n")
     (out / "retrieval.svg").write_text(chart({k: v for k, v in report.items() if k != "embedder"}))
     print((out / "retrieval.md").read_text())

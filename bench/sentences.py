@@ -31,8 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chatbot.answer.grounding import (  # noqa: E402
-    DONT_KNOW, FILLER, GroundingChecker, GroundingResult, Quote, SentenceCheck, negated, numbers,
-    quantities_supported, strip_citations)
+    DONT_KNOW,
+    FILLER,
+    GroundingChecker,
+    GroundingResult,
+    Quote,
+    SentenceCheck,
+    negated,
+    numbers,
+    quantities_supported,
+    strip_citations,
+)
 from chatbot.answer.sentences import is_meta, no_claim  # noqa: E402
 from chatbot.answer.prompt import relevant_sentences  # noqa: E402
 from chatbot.builder import build_checker, build_embedder, build_index, build_searcher  # noqa: E402
@@ -61,7 +70,7 @@ class _OldChecker(GroundingChecker):
         flat = [s for group in source_sentences for s in group]
         asked = f"{question.strip()} " if question.strip() else ""
         vectors = self.embedder.embed([asked + s for s in sentences] + flat)
-        answer_vectors, flat_vectors = vectors[: len(sentences)], vectors[len(sentences):]
+        answer_vectors, flat_vectors = vectors[: len(sentences)], vectors[len(sentences) :]
         bounds = np.cumsum([0] + [len(g) for g in source_sentences])
         known = set(tokenize(question)) | FILLER
         checks = []
@@ -73,13 +82,17 @@ class _OldChecker(GroundingChecker):
             similarity = flat_vectors @ answer_vectors[i]
             best = (None, -1.0, 0.0, 0.0)
             for j in range(len(passages)):
-                scores = similarity[bounds[j]: bounds[j + 1]]
+                scores = similarity[bounds[j] : bounds[j + 1]]
                 closest = np.argsort(-scores)[: self.evidence_sentences]
                 evidence = " ".join([headings[j], *(source_sentences[j][k] for k in closest)])
                 overlap = len(content & set(tokenize(evidence, keep_stopwords=True))) / len(content)
                 cosine = float(scores.max())
-                ok = (quantities_supported(sentence, evidence) and overlap >= self.min_overlap
-                      and cosine >= self.min_cosine and negated(sentence) == negated(source_sentences[j][closest[0]]))
+                ok = (
+                    quantities_supported(sentence, evidence)
+                    and overlap >= self.min_overlap
+                    and cosine >= self.min_cosine
+                    and negated(sentence) == negated(source_sentences[j][closest[0]])
+                )
                 score = overlap + cosine + (10.0 if ok else 0.0)
                 if score > best[1]:
                     best = (j if ok else None, score, overlap, cosine)
@@ -88,8 +101,12 @@ class _OldChecker(GroundingChecker):
         return GroundingResult(tuple(checks), declined)
 
     def best_quote(self, question, passages):
-        candidates = [(j, s) for j, p in enumerate(passages) for s in split_sentences(p.chunk.text)
-                      if len(tokenize(s)) >= 3 and not no_claim(s) and not is_meta(s)]
+        candidates = [
+            (j, s)
+            for j, p in enumerate(passages)
+            for s in split_sentences(p.chunk.text)
+            if len(tokenize(s)) >= 3 and not no_claim(s) and not is_meta(s)
+        ]
         if not candidates:
             return None
         vectors = self.embedder.embed([question] + [s for _, s in candidates])
@@ -107,7 +124,9 @@ def _turn(checker, question, answer, passages, limit, old: bool):
     quote = checker.best_quote(question, passages)
     quoted = time.perf_counter()
     for p in passages:
-        _old_relevant_sentences(question, p.chunk.text, limit) if old else relevant_sentences(question, p.sentences, limit)
+        _old_relevant_sentences(question, p.chunk.text, limit) if old else relevant_sentences(
+            question, p.sentences, limit
+        )
     prompted = time.perf_counter()
     result = checker.check(answer, passages, question)
     done = time.perf_counter()
@@ -116,8 +135,9 @@ def _turn(checker, question, answer, passages, limit, old: bool):
 
 def _same(a: GroundingResult, b: GroundingResult, qa: Quote | None, qb: Quote | None) -> tuple[bool, float]:
     """Equal decisions, and the largest cosine difference."""
-    decisions = ([(s.text, s.supported, s.claim, s.source) for s in a.sentences]
-                 == [(s.text, s.supported, s.claim, s.source) for s in b.sentences])
+    decisions = [(s.text, s.supported, s.claim, s.source) for s in a.sentences] == [
+        (s.text, s.supported, s.claim, s.source) for s in b.sentences
+    ]
     quotes = (qa is None) == (qb is None) and (qa is None or (qa.source, qa.sentence) == (qb.source, qb.sentence))
     diffs = [abs(x.cosine - y.cosine) for x, y in zip(a.sentences, b.sentences)]
     if qa and qb:
@@ -143,10 +163,13 @@ def main() -> None:
     embedder.warm_up()
     index = build_index(config, embedder)
     started = time.perf_counter()
-    index.ingest(iter_documents([str(ROOT / "demo/help-centre")]), config.chunking.max_chars,
-                 config.chunking.overlap_chars)
-    log(f"demo ingest {time.perf_counter() - started:.1f}s: {index.size} chunks, "
-        f"{sum(len(c.sentences) for c in index.chunks.values())} sentences; files {_sizes(index.directory)}")
+    index.ingest(
+        iter_documents([str(ROOT / "demo/help-centre")]), config.chunking.max_chars, config.chunking.overlap_chars
+    )
+    log(
+        f"demo ingest {time.perf_counter() - started:.1f}s: {index.size} chunks, "
+        f"{sum(len(c.sentences) for c in index.chunks.values())} sentences; files {_sizes(index.directory)}"
+    )
     searcher = build_searcher(config, index)
     new = build_checker(config, embedder)
     old = _OldChecker(new.embedder, new.min_overlap, new.min_cosine, new.evidence_sentences)
@@ -181,8 +204,10 @@ def main() -> None:
 
     before, after = np.array(before) * 1000, np.array(after) * 1000  # ms, columns: quote, prompt, check
     sentences = [sum(len(p.sentences) for p in passages) for _, _, passages in turns]
-    print(f"demo help centre, {embedder.name} on {embedder.device}, {len(turns)} turns x {args.repeats} repeats, "
-          f"k={config.retrieval.k} passages ({statistics.mean(sentences):.1f} source sentences) per turn")
+    print(
+        f"demo help centre, {embedder.name} on {embedder.device}, {len(turns)} turns x {args.repeats} repeats, "
+        f"k={config.retrieval.k} passages ({statistics.mean(sentences):.1f} source sentences) per turn"
+    )
     print(f"{'ms per turn (median turn)':28s} {'before':>9s} {'after':>9s} {'after/before':>13s}")
     for column, name in enumerate(("best_quote", "prompt sentence pick", "grounding check")):
         b, a = float(np.median(before[:, column])), float(np.median(after[:, column]))
@@ -191,8 +216,10 @@ def main() -> None:
     print(f"{'all three':28s} {b:9.2f} {a:9.2f} {a / b:13.3f}")
     b, a = float(before.sum()), float(after.sum())
     print(f"{'total over all turns':28s} {b:9.1f} {a:9.1f} {a / b:13.3f}")
-    print(f"same decisions, sources and quotes: {len(turns) - mismatches}/{len(turns)} turns; "
-          f"largest cosine difference {worst:.2e}")
+    print(
+        f"same decisions, sources and quotes: {len(turns) - mismatches}/{len(turns)} turns; "
+        f"largest cosine difference {worst:.2e}"
+    )
 
     if args.ingest:
         target = Path(args.index or work / "ingest")
@@ -203,9 +230,11 @@ def main() -> None:
         report = big.ingest(documents, config.chunking.max_chars, config.chunking.overlap_chars)
         elapsed = time.perf_counter() - started
         sizes = _sizes(target)
-        print(f"ingest of {args.ingest}: {elapsed:.1f}s, {report.documents} documents, {report.chunks} chunks, "
-              f"{sum(len(c.sentences) for c in big.chunks.values())} sentences; "
-              f"index {sum(sizes.values()) / 1e6:.2f} MB: {sizes}")
+        print(
+            f"ingest of {args.ingest}: {elapsed:.1f}s, {report.documents} documents, {report.chunks} chunks, "
+            f"{sum(len(c.sentences) for c in big.chunks.values())} sentences; "
+            f"index {sum(sizes.values()) / 1e6:.2f} MB: {sizes}"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

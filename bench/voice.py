@@ -99,8 +99,13 @@ def speech_bench(config, clips) -> dict:
             asr_s += t.asr_s
             if len(samples) < 4:
                 samples.append({"said": reference, "heard": t.text})
-        results[model] = {"wer": round(errors / total, 3), "rtf": round(asr_s / audio_s, 3),
-                          "audio_s": round(audio_s, 1), "clips": len(clips), "samples": samples}
+        results[model] = {
+            "wer": round(errors / total, 3),
+            "rtf": round(asr_s / audio_s, 3),
+            "audio_s": round(audio_s, 1),
+            "clips": len(clips),
+            "samples": samples,
+        }
         log(f"{model}: WER {results[model]['wer']:.3f}, RTF {results[model]['rtf']:.3f}")
     return results
 
@@ -150,19 +155,24 @@ def ocr_bench(config, folder: Path) -> dict:
                 found = set(words(got))
                 word_hits += sum(1 for w in expected if w in found)
                 word_total += len(expected)
-        results[engine] = {"char_similarity": round(statistics.mean(ratios), 3),
-                           "word_recall": round(word_hits / word_total, 3),
-                           "seconds_per_image": round(statistics.mean(seconds), 2), "images": len(ratios)}
+        results[engine] = {
+            "char_similarity": round(statistics.mean(ratios), 3),
+            "word_recall": round(word_hits / word_total, 3),
+            "seconds_per_image": round(statistics.mean(seconds), 2),
+            "images": len(ratios),
+        }
         log(f"OCR {engine}: {results[engine]}")
     return results
 
 
 def voice_turns(config, clips, out: Path) -> dict:
     index_dir = out / "index-demo"
-    config = config.with_overrides({"index_dir": str(index_dir), "db_url": f"sqlite:///{out}/voice.db",
-                                    "company_name": "Lumen & Oak"})
-    build_index(config).ingest(iter_documents([str(ROOT / "demo/help-centre")]), config.chunking.max_chars,
-                              config.chunking.overlap_chars)
+    config = config.with_overrides(
+        {"index_dir": str(index_dir), "db_url": f"sqlite:///{out}/voice.db", "company_name": "Lumen & Oak"}
+    )
+    build_index(config).ingest(
+        iter_documents([str(ROOT / "demo/help-centre")]), config.chunking.max_chars, config.chunking.overlap_chars
+    )
     pipeline = build_pipeline(config, speech=True)
     pipeline.warm_up()
     latencies, asr, llm = [], [], []
@@ -172,9 +182,13 @@ def voice_turns(config, clips, out: Path) -> dict:
         latencies.append(time.perf_counter() - started)
         asr.append(reply.usage.asr_s)
         llm.append(reply.usage.llm_s)
-    return {"turns": len(latencies), "p50_s": round(percentile(latencies, 0.5), 2),
-            "p95_s": round(percentile(latencies, 0.95), 2),
-            "mean_asr_s": round(statistics.mean(asr), 2), "mean_llm_s": round(statistics.mean(llm), 2)}
+    return {
+        "turns": len(latencies),
+        "p50_s": round(percentile(latencies, 0.5), 2),
+        "p95_s": round(percentile(latencies, 0.95), 2),
+        "mean_asr_s": round(statistics.mean(asr), 2),
+        "mean_llm_s": round(statistics.mean(llm), 2),
+    }
 
 
 def main() -> None:
@@ -184,13 +198,18 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    questions = [json.loads(x)["question"] for x in (ROOT / "demo/questions.jsonl").read_text().splitlines() if x.strip()]
+    questions = [
+        json.loads(x)["question"] for x in (ROOT / "demo/questions.jsonl").read_text().splitlines() if x.strip()
+    ]
     config = load_config()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clips = synthesise(questions[: args.limit], folder)
-        report = {"speech": speech_bench(config, clips), "ocr": ocr_bench(config, folder),
-                  "voice_turn": voice_turns(config, clips[:8], out)}
+        report = {
+            "speech": speech_bench(config, clips),
+            "ocr": ocr_bench(config, folder),
+            "voice_turn": voice_turns(config, clips[:8], out),
+        }
     (out / "voice.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
 

@@ -66,8 +66,13 @@ def serving_model_name(config: Config) -> str:
 
 def _transformers_llm(config: Config, path: str) -> ChatModel:
     m = config.models
-    return TransformersChatModel(path, name=_model_name(m.llm, path), device=m.device, threads=m.threads,
-                                 repetition_penalty=config.generation.repetition_penalty)
+    return TransformersChatModel(
+        path,
+        name=_model_name(m.llm, path),
+        device=m.device,
+        threads=m.threads,
+        repetition_penalty=config.generation.repetition_penalty,
+    )
 
 
 def _ctranslate2_llm(config: Config, path: str) -> ChatModel:
@@ -75,9 +80,16 @@ def _ctranslate2_llm(config: Config, path: str) -> ChatModel:
 
     m = config.models
     g = config.generation
-    return CTranslate2ChatModel(path, name=_model_name(m.llm, path), device=m.device, threads=m.threads,
-                                repetition_penalty=g.repetition_penalty, max_batch=g.max_batch,
-                                max_waiting=g.max_waiting, parallel_batches=g.parallel_batches)
+    return CTranslate2ChatModel(
+        path,
+        name=_model_name(m.llm, path),
+        device=m.device,
+        threads=m.threads,
+        repetition_penalty=g.repetition_penalty,
+        max_batch=g.max_batch,
+        max_waiting=g.max_waiting,
+        parallel_batches=g.parallel_batches,
+    )
 
 
 def _openai_llm(config: Config, name: str) -> ChatModel:
@@ -96,8 +108,9 @@ def build_embedder(config: Config, progress: Progress = lambda m: None) -> Sente
     from chatbot.answer.llm import pick_device
 
     name = config.models.embedder
-    return SentenceTransformerEmbedder(resolve(name, EMBEDDERS, "embedder", progress), name=name,
-                                       device=pick_device(config.models.device))
+    return SentenceTransformerEmbedder(
+        resolve(name, EMBEDDERS, "embedder", progress), name=name, device=pick_device(config.models.device)
+    )
 
 
 def build_index(config: Config, embedder=None) -> KnowledgeIndex:
@@ -107,9 +120,15 @@ def build_index(config: Config, embedder=None) -> KnowledgeIndex:
 def build_searcher(config: Config, index: KnowledgeIndex) -> Searcher:
     """Hybrid search; with `[retrieval] rerank` on and a reranker trained in the index, reranked."""
     r = config.retrieval
-    searcher = HybridSearcher(index, index.embedder, candidates=r.candidates, rrf_k=r.rrf_k,
-                              dense_weight=r.dense_weight, lexical_weight=r.lexical_weight,
-                              context_term_weight=r.context_term_weight)
+    searcher = HybridSearcher(
+        index,
+        index.embedder,
+        candidates=r.candidates,
+        rrf_k=r.rrf_k,
+        dense_weight=r.dense_weight,
+        lexical_weight=r.lexical_weight,
+        context_term_weight=r.context_term_weight,
+    )
     if not r.rerank:
         return searcher
     from chatbot.answer.llm import pick_device
@@ -118,15 +137,19 @@ def build_searcher(config: Config, index: KnowledgeIndex) -> Searcher:
     reranker = load_reranker(index, device=pick_device(config.models.device))
     if reranker is None:  # none trained yet (`chatbot ingest` trains it): search as without
         return searcher
-    return RerankingSearcher(searcher, reranker, candidates=r.rerank_candidates, weight=r.rerank_weight,
-                             rrf_k=r.rrf_k)
+    return RerankingSearcher(searcher, reranker, candidates=r.rerank_candidates, weight=r.rerank_weight, rrf_k=r.rrf_k)
 
 
 def build_rerank_settings(config: Config) -> RerankSettings:
     r = config.retrieval
-    return RerankSettings(sentences_per_chunk=r.rerank_sentences_per_chunk, max_questions=r.rerank_max_questions,
-                          batch_size=r.rerank_batch_size, learning_rate=r.rerank_learning_rate,
-                          temperature=r.rerank_temperature, max_length=r.rerank_max_length)
+    return RerankSettings(
+        sentences_per_chunk=r.rerank_sentences_per_chunk,
+        max_questions=r.rerank_max_questions,
+        batch_size=r.rerank_batch_size,
+        learning_rate=r.rerank_learning_rate,
+        temperature=r.rerank_temperature,
+        max_length=r.rerank_max_length,
+    )
 
 
 def train_reranker(config: Config, index: KnowledgeIndex, progress: Progress = lambda m: None) -> dict:
@@ -139,9 +162,15 @@ def train_reranker(config: Config, index: KnowledgeIndex, progress: Progress = l
     return ensure_reranker(index, base, build_rerank_settings(config), pick_device(config.models.device), progress)
 
 
-def calibrate_decision(config: Config, index: KnowledgeIndex, questions_file: str | Path, split: str = "dev",
-                       target_precision: float | None = None, progress: Progress = lambda m: None,
-                       only_if_stale: bool = False) -> dict:
+def calibrate_decision(
+    config: Config,
+    index: KnowledgeIndex,
+    questions_file: str | Path,
+    split: str = "dev",
+    target_precision: float | None = None,
+    progress: Progress = lambda m: None,
+    only_if_stale: bool = False,
+) -> dict:
     """Train (or reuse) the answer / hand-over decision on `index` and store the threshold chosen on
     `questions_file`'s `split` in its manifest (`chatbot.answer.calibration`); returns what was stored,
     with "trained" and "up_to_date". `only_if_stale`: keep the stored threshold when it was chosen for
@@ -159,20 +188,38 @@ def calibrate_decision(config: Config, index: KnowledgeIndex, questions_file: st
     questions = select(load_questions(questions_file), split)  # fails fast, before any model loads
     digest = hashlib.sha256(Path(questions_file).read_bytes()).hexdigest()
     g = config.grounding
-    settings = DecisionSettings(k=config.retrieval.k, max_claims=g.quote_sentences, max_chars=MAX_QUOTE_CHARS,
-                                max_questions=g.decision_max_questions)
+    settings = DecisionSettings(
+        k=config.retrieval.k,
+        max_claims=g.quote_sentences,
+        max_chars=MAX_QUOTE_CHARS,
+        max_questions=g.decision_max_questions,
+    )
     stored = index.manifest.get(MANIFEST_KEY) or {}
-    if only_if_stale and stored.get("help_centre_model") == fingerprint(index.manifest, settings) \
-            and stored.get("questions_sha256") == digest and stored.get("split") == split \
-            and stored.get("target_precision") == target and (Path(index.directory) / MODEL_FILE).is_file() \
-            and stored.get("learned", False) == g.decision_learns_from_questions:
+    if (
+        only_if_stale
+        and stored.get("help_centre_model") == fingerprint(index.manifest, settings)
+        and stored.get("questions_sha256") == digest
+        and stored.get("split") == split
+        and stored.get("target_precision") == target
+        and (Path(index.directory) / MODEL_FILE).is_file()
+        and stored.get("learned", False) == g.decision_learns_from_questions
+    ):
         progress(f"answer decision and its threshold in {index.directory} are up to date")
         return {**stored, "trained": False, "up_to_date": True}
-    chosen = calibrate(build_searcher(config, index), build_checker(config, index.embedder), settings, questions,
-                       target, split, str(questions_file), lambda window, passages: quoted(*window.sentences),
-                       g.min_retrieval_cosine, progress,
-                       extra={"questions_sha256": digest, "learned": g.decision_learns_from_questions},
-                       learn=g.decision_learns_from_questions)
+    chosen = calibrate(
+        build_searcher(config, index),
+        build_checker(config, index.embedder),
+        settings,
+        questions,
+        target,
+        split,
+        str(questions_file),
+        lambda window, passages: quoted(*window.sentences),
+        g.min_retrieval_cosine,
+        progress,
+        extra={"questions_sha256": digest, "learned": g.decision_learns_from_questions},
+        learn=g.decision_learns_from_questions,
+    )
     return {**chosen, "up_to_date": False}
 
 
@@ -211,18 +258,29 @@ def build_llm_for(config: Config, model: str, progress: Progress = lambda m: Non
 
 def build_prices(config: Config) -> PriceSheet:
     p = config.prices
-    return PriceSheet.from_table(p.hardware_usd_per_hour, p.device_share, p.api_model,
-                                 p.api_usd_per_million_tokens, p.api_asr_usd_per_minute,
-                                 p.human_agent_usd_per_conversation)
+    return PriceSheet.from_table(
+        p.hardware_usd_per_hour,
+        p.device_share,
+        p.api_model,
+        p.api_usd_per_million_tokens,
+        p.api_asr_usd_per_minute,
+        p.human_agent_usd_per_conversation,
+    )
 
 
 def build_speech(config: Config, progress: Progress = lambda m: None):
     from chatbot.inputs.speech import WhisperSpeechToText
 
     s = config.speech
-    return WhisperSpeechToText(resolve(s.model, SPEECH, "speech model", progress), name=s.model,
-                               device=config.models.device, max_audio_s=s.max_audio_s, vad=s.vad,
-                               language=s.language or None, threads=config.models.threads)
+    return WhisperSpeechToText(
+        resolve(s.model, SPEECH, "speech model", progress),
+        name=s.model,
+        device=config.models.device,
+        max_audio_s=s.max_audio_s,
+        vad=s.vad,
+        language=s.language or None,
+        threads=config.models.threads,
+    )
 
 
 def build_vision(config: Config):
@@ -250,15 +308,23 @@ def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Setti
 
     g = config.grounding
     if g.below_threshold not in BELOW_THRESHOLD:
-        raise ConfigError(f"unknown grounding.below_threshold '{g.below_threshold}'; choose one of: "
-                          f"{', '.join(BELOW_THRESHOLD)}")
+        raise ConfigError(
+            f"unknown grounding.below_threshold '{g.below_threshold}'; choose one of: {', '.join(BELOW_THRESHOLD)}"
+        )
     model = load_answer_model(index.directory, index.manifest) if index is not None and g.trained_decision else None
     return Settings(
-        company=config.company_name, k=config.retrieval.k, context_turns=config.retrieval.context_turns,
-        max_new_tokens=config.generation.max_new_tokens, source_sentences=config.generation.source_sentences,
-        min_retrieval_cosine=g.min_retrieval_cosine, off_topic_cosine=g.off_topic_cosine,
-        direct_quote_cosine=g.direct_quote_cosine, evidence_answer_cosine=g.evidence_answer_cosine,
-        quote_sentences=g.quote_sentences, clarify_vague=g.clarify_vague, chunk_max_chars=config.chunking.max_chars,
+        company=config.company_name,
+        k=config.retrieval.k,
+        context_turns=config.retrieval.context_turns,
+        max_new_tokens=config.generation.max_new_tokens,
+        source_sentences=config.generation.source_sentences,
+        min_retrieval_cosine=g.min_retrieval_cosine,
+        off_topic_cosine=g.off_topic_cosine,
+        direct_quote_cosine=g.direct_quote_cosine,
+        evidence_answer_cosine=g.evidence_answer_cosine,
+        quote_sentences=g.quote_sentences,
+        clarify_vague=g.clarify_vague,
+        chunk_max_chars=config.chunking.max_chars,
         chunk_overlap_chars=config.chunking.overlap_chars,
         answer_model=model if model is not None and model.threshold is not None else None,
         below_threshold=g.below_threshold,
@@ -268,26 +334,49 @@ def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Setti
 
 def build_checker(config: Config, embedder) -> GroundingChecker:
     g = config.grounding
-    return GroundingChecker(embedder, g.min_sentence_overlap, g.min_sentence_cosine, g.evidence_sentences,
-                            known_names=config.company_name)
+    return GroundingChecker(
+        embedder, g.min_sentence_overlap, g.min_sentence_cosine, g.evidence_sentences, known_names=config.company_name
+    )
 
 
-def build_pipeline(config: Config, progress: Progress = lambda m: None, speech: bool = False,
-                   vision: bool = False) -> Pipeline:
+def build_pipeline(
+    config: Config, progress: Progress = lambda m: None, speech: bool = False, vision: bool = False
+) -> Pipeline:
     """`speech`/`vision` add voice and screenshot input (their models load lazily too)."""
     index = build_index(config).load()
-    return wire_pipeline(config, index, build_llm(config, progress), build_checker(config, index.embedder),
-                         speech=build_speech(config, progress) if speech else None,
-                         vision=build_vision(config) if vision else None)
+    return wire_pipeline(
+        config,
+        index,
+        build_llm(config, progress),
+        build_checker(config, index.embedder),
+        speech=build_speech(config, progress) if speech else None,
+        vision=build_vision(config) if vision else None,
+    )
 
 
-def wire_pipeline(config: Config, index, llm, checker: GroundingChecker, speech=None, vision=None,
-                  settings: Settings | None = None, webhook=None) -> Pipeline:
+def wire_pipeline(
+    config: Config,
+    index,
+    llm,
+    checker: GroundingChecker,
+    speech=None,
+    vision=None,
+    settings: Settings | None = None,
+    webhook=None,
+) -> Pipeline:
     """The engine over given parts, wired as every caller gets it: searcher, store, prices, settings, the
     people's desk (with its webhook) and the help-centre answers. Tests pass stand-in parts here."""
-    pipeline = Pipeline(searcher=build_searcher(config, index), index=index, llm=llm, store=Store(config.db_url),
-                        checker=checker, prices=build_prices(config),
-                        settings=settings or build_settings(config, index), speech=speech, vision=vision)
+    pipeline = Pipeline(
+        searcher=build_searcher(config, index),
+        index=index,
+        llm=llm,
+        store=Store(config.db_url),
+        checker=checker,
+        prices=build_prices(config),
+        settings=settings or build_settings(config, index),
+        speech=speech,
+        vision=vision,
+    )
     pipeline.desk = build_desk(config, pipeline, webhook)
     pipeline.faq = build_faq(config, pipeline)
     return pipeline
@@ -302,8 +391,13 @@ def build_webhook(config: Config):
 
     from chatbot.outputs.webhook import WebhookSender
 
-    return WebhookSender(h.webhook_url, os.environ.get("CHATBOT_WEBHOOK_SECRET") or h.webhook_secret,
-                         retries=h.webhook_retries, backoff_s=h.webhook_backoff_s, timeout_s=h.webhook_timeout_s)
+    return WebhookSender(
+        h.webhook_url,
+        os.environ.get("CHATBOT_WEBHOOK_SECRET") or h.webhook_secret,
+        retries=h.webhook_retries,
+        backoff_s=h.webhook_backoff_s,
+        timeout_s=h.webhook_timeout_s,
+    )
 
 
 def build_desk(config: Config, pipeline: Pipeline, webhook=None):
@@ -316,16 +410,26 @@ def build_desk(config: Config, pipeline: Pipeline, webhook=None):
     def found(question: str) -> list[Source]:
         return [p.source for p in pipeline.searcher.search_documents(question, k=3)]
 
-    return LiveDesk(pipeline.store, config.prices.human_agent_usd_per_hour,
-                    notify=webhook.send if webhook is not None else None, search=found,
-                    display_names={name: a.display_name for name, a in h.agents.items() if a.display_name},
-                    events=h.webhook_events,
-                    team_name=h.team_display_name or f"{config.company_name} support")
+    return LiveDesk(
+        pipeline.store,
+        config.prices.human_agent_usd_per_hour,
+        notify=webhook.send if webhook is not None else None,
+        search=found,
+        display_names={name: a.display_name for name, a in h.agents.items() if a.display_name},
+        events=h.webhook_events,
+        team_name=h.team_display_name or f"{config.company_name} support",
+    )
 
 
 def build_faq(config: Config, pipeline: Pipeline):
     """The help-centre answers people save, over the pipeline's store and index: folder and review rule."""
     from chatbot.faq_review import FaqDesk
 
-    return FaqDesk(pipeline.store, config.handoff.faq_dir, pipeline.reindex, pipeline.forget, config.handoff.faq_review,
-                   keep=[config.company_name])
+    return FaqDesk(
+        pipeline.store,
+        config.handoff.faq_dir,
+        pipeline.reindex,
+        pipeline.forget,
+        config.handoff.faq_review,
+        keep=[config.company_name],
+    )

@@ -59,7 +59,7 @@ def config_from_args(args: argparse.Namespace):
         overrides["retrieval"] = {"k": args.k}
     for dest, value in vars(args).items():
         if dest.startswith(CONFIG_KEY) and value is not None:
-            *sections, key = dest[len(CONFIG_KEY):].split(".")
+            *sections, key = dest[len(CONFIG_KEY) :].split(".")
             node = overrides
             for section in sections:
                 node = node.setdefault(section, {})
@@ -85,12 +85,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     index.check_directory()  # before reading anything
     reading = read_documents(args.sources)  # bad files and rows are reported, the rest ingested
     if reading.documents:  # with nothing read, the one-line error below names what was wrong
-        _progress(f"read {len(reading.documents)} documents from {', '.join(args.sources)}"
-                  + (f"; {len(reading.skipped)} files or rows left out:" if reading.skipped else ""))
+        _progress(
+            f"read {len(reading.documents)} documents from {', '.join(args.sources)}"
+            + (f"; {len(reading.skipped)} files or rows left out:" if reading.skipped else "")
+        )
         for skipped in reading.skipped:
             _progress(f"  skipped {skipped}")
-    report = index.ingest(reading.documents, config.chunking.max_chars, config.chunking.overlap_chars,
-                          rebuild=args.rebuild, progress=_progress, skipped=reading.skipped)
+    report = index.ingest(
+        reading.documents,
+        config.chunking.max_chars,
+        config.chunking.overlap_chars,
+        rebuild=args.rebuild,
+        progress=_progress,
+        skipped=reading.skipped,
+    )
     reranker = None
     if config.retrieval.rerank:  # trained on the help centre just indexed; again only when it changed
         from chatbot.builder import train_reranker
@@ -102,25 +110,39 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         from chatbot.builder import calibrate_decision
 
         # the decision is retrained for the new documents and its threshold chosen again, unless up to date
-        calibration = calibrate_decision(config, index.load(), config.grounding.calibration_questions,
-                                         progress=_progress, only_if_stale=True)
+        calibration = calibrate_decision(
+            config, index.load(), config.grounding.calibration_questions, progress=_progress, only_if_stale=True
+        )
     if args.json:
-        print(json.dumps({"index": str(index.directory), **report.to_json(),
-                          **({"reranker": reranker} if reranker is not None else {}),
-                          **({"calibration": calibration} if calibration is not None else {})}))
+        print(
+            json.dumps(
+                {
+                    "index": str(index.directory),
+                    **report.to_json(),
+                    **({"reranker": reranker} if reranker is not None else {}),
+                    **({"calibration": calibration} if calibration is not None else {}),
+                }
+            )
+        )
     else:
-        print(f"index {index.directory}: {report.documents} documents, {report.chunks} chunks "
-              f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-              f"{report.removed} removed)" + (f"; {len(report.skipped)} files or rows left out (listed above)"
-                                               if report.skipped else ""))
+        print(
+            f"index {index.directory}: {report.documents} documents, {report.chunks} chunks "
+            f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.removed} removed)"
+            + (f"; {len(report.skipped)} files or rows left out (listed above)" if report.skipped else "")
+        )
         if calibration is not None:
-            print(f"answer decision: {'up to date' if calibration['up_to_date'] else 'calibrated'}, threshold "
-                  f"{calibration['threshold']:.4f} (precision {calibration['precision']:.0%} on "
-                  f"{calibration['questions']} {calibration['split']} questions, target {calibration['target_precision']:.0%})")
+            print(
+                f"answer decision: {'up to date' if calibration['up_to_date'] else 'calibrated'}, threshold "
+                f"{calibration['threshold']:.4f} (precision {calibration['precision']:.0%} on "
+                f"{calibration['questions']} {calibration['split']} questions, target {calibration['target_precision']:.0%})"
+            )
         if reranker is not None:
-            print(f"reranker: {'trained' if reranker['trained'] else 'up to date'} "
-                  f"({reranker['questions']} pseudo-questions, {reranker['train_seconds']} s to train, "
-                  f"{reranker['size_mb']} MB)")
+            print(
+                f"reranker: {'trained' if reranker['trained'] else 'up to date'} "
+                f"({reranker['questions']} pseudo-questions, {reranker['train_seconds']} s to train, "
+                f"{reranker['size_mb']} MB)"
+            )
     return 0
 
 
@@ -134,9 +156,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     searcher = build_searcher(config, build_index(config).load())
     passages = searcher.search_documents(question, k=args.k)
-    results = [{"doc_id": p.doc_id, "title": p.chunk.title, "url": p.chunk.url, "score": round(p.score, 6),
-                "cosine": round(p.dense_cosine, 4), "heading": " > ".join(p.chunk.headings), "text": p.chunk.text}
-               for p in passages]
+    results = [
+        {
+            "doc_id": p.doc_id,
+            "title": p.chunk.title,
+            "url": p.chunk.url,
+            "score": round(p.score, 6),
+            "cosine": round(p.dense_cosine, 4),
+            "heading": " > ".join(p.chunk.headings),
+            "text": p.chunk.text,
+        }
+        for p in passages
+    ]
     if args.json:
         print(json.dumps({"results": results}, ensure_ascii=False))
     else:
@@ -154,8 +185,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         clean_question(args.question)  # fail fast, before any model loads
     pipeline = build_pipeline(config_from_args(args), _progress, speech=bool(args.audio), vision=bool(args.image))
     pipeline.warm_up()  # load the models before the turn is metered
-    reply = pipeline.ask(Turn(args.question, audio=args.audio, image=args.image,
-                              conversation_id=args.conversation, channel="cli"))
+    reply = pipeline.ask(
+        Turn(args.question, audio=args.audio, image=args.image, conversation_id=args.conversation, channel="cli")
+    )
     if args.json:
         print(json.dumps(reply.to_json(), ensure_ascii=False))
     else:
@@ -164,8 +196,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"  [{number}] {source.title} {source.url}".rstrip())
         if reply.handoff.needed:
             print(f"  (handed over to a person: {reply.handoff.reason})")
-        print(f"  conversation {reply.conversation_id} · {reply.usage.prompt_tokens}+{reply.usage.completion_tokens} tokens"
-              f" · ${reply.cost.cost_usd:.6f} (API shadow ${reply.cost.api_shadow_cost_usd:.6f})")
+        print(
+            f"  conversation {reply.conversation_id} · {reply.usage.prompt_tokens}+{reply.usage.completion_tokens} tokens"
+            f" · ${reply.cost.cost_usd:.6f} (API shadow ${reply.cost.api_shadow_cost_usd:.6f})"
+        )
     return 0
 
 
@@ -179,10 +213,19 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     speech.warm_up()
     transcript = speech.transcribe(args.file)
     if args.json:
-        print(json.dumps({"text": transcript.text, "language": transcript.language,
-                          "audio_seconds": round(transcript.audio_s, 3), "asr_seconds": round(transcript.asr_s, 3),
-                          "real_time_factor": round(transcript.asr_s / transcript.audio_s, 3), "model": speech.name},
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "text": transcript.text,
+                    "language": transcript.language,
+                    "audio_seconds": round(transcript.audio_s, 3),
+                    "asr_seconds": round(transcript.asr_s, 3),
+                    "real_time_factor": round(transcript.asr_s / transcript.audio_s, 3),
+                    "model": speech.name,
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
         print(transcript.text)
     return 0
@@ -200,15 +243,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         print(f"serving model {report['serving_model']}")
         for split, scores in report["eval"].items():
-            print(f"  eval {split} ({scores['questions']} questions, {scores['at'][:16]}): resolution "
-                  f"{scores['resolution_rate'] or 0:.0%}, correct {scores['correct_rate'] or 0:.0%}, "
-                  f"wrong {scores['wrong_rate'] or 0:.0%}"
-                  + (" (in-sample: the answer decision learned from these questions)" if scores.get("in_sample") else ""))
-        print(f"conversations {report['conversations']}, messages {report['messages']}, "
-              f"handoff rate {report['handoff_rate']:.0%} {report['handoff_reasons']}")
-        print(f"cost per conversation ${report['cost_per_conversation_usd']:.6f} self-hosted, "
-              f"${report['api_shadow_cost_per_conversation_usd']:.6f} on {report['api_model']}, "
-              f"${report['human_agent_cost_per_conversation_usd']:.2f} with a human agent")
+            print(
+                f"  eval {split} ({scores['questions']} questions, {scores['at'][:16]}): resolution "
+                f"{scores['resolution_rate'] or 0:.0%}, correct {scores['correct_rate'] or 0:.0%}, "
+                f"wrong {scores['wrong_rate'] or 0:.0%}"
+                + (" (in-sample: the answer decision learned from these questions)" if scores.get("in_sample") else "")
+            )
+        print(
+            f"conversations {report['conversations']}, messages {report['messages']}, "
+            f"handoff rate {report['handoff_rate']:.0%} {report['handoff_reasons']}"
+        )
+        print(
+            f"cost per conversation ${report['cost_per_conversation_usd']:.6f} self-hosted, "
+            f"${report['api_shadow_cost_per_conversation_usd']:.6f} on {report['api_model']}, "
+            f"${report['human_agent_cost_per_conversation_usd']:.2f} with a human agent"
+        )
     return 0
 
 
@@ -233,8 +282,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.limit:  # a partial run is a smoke test, not a score
         from chatbot.records.store import Store
 
-        Store(production.db_url).stats.add_eval_run(report["totals"]["model"], str(args.questions), args.split,
-                                               report["totals"])
+        Store(production.db_url).stats.add_eval_run(
+            report["totals"]["model"], str(args.questions), args.split, report["totals"]
+        )
     _progress(f"report written to {path}")
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
@@ -256,13 +306,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stored))
     else:
-        print(f"answer decision {'trained' if stored['trained'] else 'up to date'}; threshold "
-              f"{stored['threshold']:.4f} stored in {index.directory / 'manifest.json'}: on {stored['questions']} "
-              f"{args.split} questions it answers {stored['answered']} ({stored['coverage']:.0%}), "
-              f"{stored['correct']} correctly (precision {stored['precision']:.0%}, target "
-              f"{stored['target_precision']:.0%}{'' if stored.get('reached_target', True) else ', not reached'})"
-              + (f"; it learned from {stored['learned_from']} of them (weight {stored['question_weight']:g}, "
-                 f"out-of-fold probabilities)" if stored.get("question_weight") else ""))
+        print(
+            f"answer decision {'trained' if stored['trained'] else 'up to date'}; threshold "
+            f"{stored['threshold']:.4f} stored in {index.directory / 'manifest.json'}: on {stored['questions']} "
+            f"{args.split} questions it answers {stored['answered']} ({stored['coverage']:.0%}), "
+            f"{stored['correct']} correctly (precision {stored['precision']:.0%}, target "
+            f"{stored['target_precision']:.0%}{'' if stored.get('reached_target', True) else ', not reached'})"
+            + (
+                f"; it learned from {stored['learned_from']} of them (weight {stored['question_weight']:g}, "
+                f"out-of-fold probabilities)"
+                if stored.get("question_weight")
+                else ""
+            )
+        )
     return 0
 
 
@@ -279,8 +335,12 @@ def add_common(p: argparse.ArgumentParser, index: bool = False, db: bool = False
 def _rerank_flag(p: argparse.ArgumentParser, what: str) -> None:
     from core.config import default
 
-    p.add_argument("--rerank", action=argparse.BooleanOptionalAction, dest=config_dest("retrieval.rerank"),
-                   help=f"{what} (config [retrieval] rerank, default {str(default('retrieval.rerank')).lower()})")
+    p.add_argument(
+        "--rerank",
+        action=argparse.BooleanOptionalAction,
+        dest=config_dest("retrieval.rerank"),
+        help=f"{what} (config [retrieval] rerank, default {str(default('retrieval.rerank')).lower()})",
+    )
 
 
 # Packages that add their own commands declare an entry point in this group (pyproject.toml):
@@ -296,7 +356,9 @@ def _add_answer_commands(sub) -> None:
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("ingest", help="add help-centre files or folders to an index")
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="Markdown, HTML, PDF, TXT, FAQ CSV or JSONL files or folders")
+    p.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="Markdown, HTML, PDF, TXT, FAQ CSV or JSONL files or folders"
+    )
     p.add_argument("--rebuild", action="store_true", help="discard the existing index and build anew")
     _rerank_flag(p, "train the help centre's reranker into the index after indexing (when the documents changed)")
     add_common(p, index=True)
@@ -311,7 +373,9 @@ def _add_answer_commands(sub) -> None:
 
     p = sub.add_parser("ask", help="answer a customer question from the index")
     p.add_argument("question", nargs="?", default="", help="the question (optional with --audio or --image)")
-    p.add_argument("--audio", metavar="FILE", help="a spoken question (wav, mp3, ogg, webm, m4a): its transcript is the question")
+    p.add_argument(
+        "--audio", metavar="FILE", help="a spoken question (wav, mp3, ogg, webm, m4a): its transcript is the question"
+    )
     p.add_argument("--image", metavar="FILE", help="a screenshot: its text (OCR) joins the question")
     p.add_argument("--conversation", help="continue this conversation id")
     p.add_argument("--model", help="LLM: a registered name, local folder or hub id")
@@ -334,21 +398,36 @@ def _add_evaluation_commands(sub) -> None:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("eval", help="score answers on a question set: resolved, correct, wrong, handoffs")
-    p.add_argument("--questions", required=True, metavar="FILE",
-                   help="JSONL: question, doc_ids, answer_contains (regexes), in_scope, turns?, split?")
+    p.add_argument(
+        "--questions",
+        required=True,
+        metavar="FILE",
+        help="JSONL: question, doc_ids, answer_contains (regexes), in_scope, turns?, split?",
+    )
     p.add_argument("--limit", type=int, help="only the first N questions (after --split)")
     p.add_argument("--split", choices=["dev", "heldout", "all"], default="all", help="which questions (default all)")
     p.add_argument("--out", metavar="REPORT.md", help="Markdown report (default .chatbot/eval/NAME.md)")
     add_common(p, index=True, db=True)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("calibrate", help="train the answer / hand-over decision on the index and choose its "
-                                         "threshold on a question set's dev split")
+    p = sub.add_parser(
+        "calibrate",
+        help="train the answer / hand-over decision on the index and choose its "
+        "threshold on a question set's dev split",
+    )
     p.add_argument("--questions", required=True, metavar="FILE", help="JSONL question set, as for eval")
-    p.add_argument("--split", choices=["dev", "all"], default="dev",
-                   help="questions to choose the threshold on (default dev; keep the held-out split for reporting)")
-    p.add_argument("--target-precision", type=float, default=None,
-                   help="share of answered questions that must be correct (default [grounding] target_precision, 0.9)")
+    p.add_argument(
+        "--split",
+        choices=["dev", "all"],
+        default="dev",
+        help="questions to choose the threshold on (default dev; keep the held-out split for reporting)",
+    )
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        default=None,
+        help="share of answered questions that must be correct (default [grounding] target_precision, 0.9)",
+    )
     add_common(p, index=True)
     p.set_defaults(func=cmd_calibrate)
 

@@ -34,8 +34,10 @@ def faq_doc_id(question: str) -> str:
 
 def clean_entry(question: object, answer: object) -> tuple[str, str]:
     """A question and its answer as an entry keeps them: one line each, within the limits; `BadInput` else."""
-    return (clean_text(question, "question", MAX_QUESTION_CHARS, one_line=True),
-            clean_text(answer, "answer", MAX_ANSWER_CHARS, one_line=True))
+    return (
+        clean_text(question, "question", MAX_QUESTION_CHARS, one_line=True),
+        clean_text(answer, "answer", MAX_ANSWER_CHARS, one_line=True),
+    )
 
 
 class FaqBook:

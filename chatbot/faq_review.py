@@ -39,8 +39,12 @@ class FaqSaved:
     personal_data: tuple[str, ...]  # kinds replaced by placeholders: edit them out before it can go live
 
     def to_json(self) -> dict:
-        return {"doc_id": self.doc_id, "status": self.status, "live": self.status == LIVE,
-                "personal_data": list(self.personal_data)}
+        return {
+            "doc_id": self.doc_id,
+            "status": self.status,
+            "live": self.status == LIVE,
+            "personal_data": list(self.personal_data),
+        }
 
 
 def personal_data_in(entry: FaqEntry) -> list[str]:
@@ -57,8 +61,15 @@ class FaqDesk:
     `review`: one of `FAQ_REVIEW`; `keep`: public words never redacted (the company's name).
     """
 
-    def __init__(self, store: Store, folder: str | Path, reindex: Callable[[list[str]], object],
-                 forget: Callable[[list[str]], object], review: str = "admin", keep: Iterable[str] = ()):
+    def __init__(
+        self,
+        store: Store,
+        folder: str | Path,
+        reindex: Callable[[list[str]], object],
+        forget: Callable[[list[str]], object],
+        review: str = "admin",
+        keep: Iterable[str] = (),
+    ):
         if review not in FAQ_REVIEW:
             raise BadInput(f"[handoff] faq_review must be one of {', '.join(FAQ_REVIEW)}, not {review!r}")
         self.store = store
@@ -68,8 +79,9 @@ class FaqDesk:
         self.review = review
         self.redactor = Redactor(keep=keep, kinds=(*STORED_PERSONAL_DATA, "name"))
 
-    def save(self, question: str, answer: str, author: str, admin: bool,
-             conversation_id: str | None = None) -> FaqSaved:
+    def save(
+        self, question: str, answer: str, author: str, admin: bool, conversation_id: str | None = None
+    ) -> FaqSaved:
         """Save (or edit: the same question again) an entry; it goes live at once or waits (module docstring)."""
         question, answer = clean_entry(question, answer)
         if conversation_id:
@@ -95,8 +107,9 @@ class FaqDesk:
             raise Forbidden("a second person approves a help-centre answer; ask a colleague to review it")
         held = personal_data_in(entry)
         if held:
-            raise BadInput(f"the answer held personal data (now {', '.join(held)}); edit it out, save it again, "
-                           "then approve it")
+            raise BadInput(
+                f"the answer held personal data (now {', '.join(held)}); edit it out, save it again, then approve it"
+            )
         entry = self.store.faq.review(doc_id, "approved", reviewer, LIVE)
         self._publish(entry)
         return entry

@@ -53,6 +53,7 @@ class HandoffState(StrEnum):
     AGENT = "agent"  # a person holds it: the assistant is silent
     CLOSED = "closed"  # a person resolved it and kept it: the customer's next message re-queues it
 
+
 EVENTS = ("handoff", "claim", "customer_message", "agent_reply", "resolve")  # what `notify` can be told
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]*)[^)]*\)")  # a Markdown image: ![alt](url "title")
 
@@ -81,11 +82,16 @@ class QueueEntry:
     packet: Packet
 
     def to_json(self) -> dict:
-        return {"conversation_id": self.conversation_id, "reason": self.reason,
-                "requested_at": self.requested_at.isoformat(), "waiting_s": round(self.waiting_s, 1),
-                "state": HandoffState.AGENT if self.agent else HandoffState.WAITING, "agent": self.agent,
-                "claimed_at": self.claimed_at.isoformat() if self.claimed_at else None,
-                "packet": asdict(self.packet)}
+        return {
+            "conversation_id": self.conversation_id,
+            "reason": self.reason,
+            "requested_at": self.requested_at.isoformat(),
+            "waiting_s": round(self.waiting_s, 1),
+            "state": HandoffState.AGENT if self.agent else HandoffState.WAITING,
+            "agent": self.agent,
+            "claimed_at": self.claimed_at.isoformat() if self.claimed_at else None,
+            "packet": asdict(self.packet),
+        }
 
 
 def clean_reply(text: object) -> str:
@@ -106,11 +112,17 @@ class LiveDesk:
     data leaves.
     """
 
-    def __init__(self, store: Store, usd_per_hour: float = 30.0, notify: Notify | None = None,
-                 search: Callable[[str], list[Source]] | None = None,
-                 display_names: dict[str, str] | None = None,
-                 team_name: str = "Our support team", events: Iterable[str] | None = None,
-                 redact: Callable[[object], object] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        usd_per_hour: float = 30.0,
+        notify: Notify | None = None,
+        search: Callable[[str], list[Source]] | None = None,
+        display_names: dict[str, str] | None = None,
+        team_name: str = "Our support team",
+        events: Iterable[str] | None = None,
+        redact: Callable[[object], object] | None = None,
+    ):
         self.store = store
         self.team_name = team_name
         self.events = frozenset(EVENTS if events is None else events)
@@ -150,17 +162,27 @@ class LiveDesk:
         if state == HandoffState.CLOSED:
             self.hand_over(conversation_id, message_id, "reopened")
         else:
-            self._announce("customer_message", conversation_id, {"agent": live.agent, "message_id": message_id,
-                                                                 "text": text})
+            self._announce(
+                "customer_message", conversation_id, {"agent": live.agent, "message_id": message_id, "text": text}
+            )
         return True
 
     # ---- what people do ------------------------------------------------------------------------
     def queue(self) -> list[QueueEntry]:
         """Conversations waiting for a person or held by one, oldest request first, each with its packet."""
         now = datetime.now(UTC)
-        return [QueueEntry(h.conversation_id, h.reason, h.requested_at, (now - h.requested_at).total_seconds(),
-                           h.agent, h.claimed_at, self.packet(h.conversation_id, h))
-                for h in self.store.live.open_handoffs()]
+        return [
+            QueueEntry(
+                h.conversation_id,
+                h.reason,
+                h.requested_at,
+                (now - h.requested_at).total_seconds(),
+                h.agent,
+                h.claimed_at,
+                self.packet(h.conversation_id, h),
+            )
+            for h in self.store.live.open_handoffs()
+        ]
 
     def claim(self, conversation_id: str, agent: str) -> LiveHandoff:
         """`agent` takes the conversation (`Conflict` if another person holds it); the customer sees who joined."""
@@ -168,8 +190,13 @@ class LiveDesk:
         live = self.store.live.claim(conversation_id, agent)
         if before is None or before.id != live.id or before.agent != agent:
             name = self.display_name(agent)
-            self.store.conversations.add_message(conversation_id, "notice", f"{name} joined the conversation.", author=agent,
-                                   extra={"display_name": name, "event": "joined"})
+            self.store.conversations.add_message(
+                conversation_id,
+                "notice",
+                f"{name} joined the conversation.",
+                author=agent,
+                extra={"display_name": name, "event": "joined"},
+            )
             self._announce("claim", conversation_id, {"agent": agent})
         return live
 
@@ -179,11 +206,13 @@ class LiveDesk:
         holder = self.holder(conversation_id)
         if holder != agent:
             self.store.conversations.require_conversation(conversation_id)
-            raise Conflict(f"claim conversation '{conversation_id}' before replying"
-                           + (f"; {holder} handles it" if holder else ""))
+            raise Conflict(
+                f"claim conversation '{conversation_id}' before replying" + (f"; {holder} handles it" if holder else "")
+            )
         name = self.display_name(agent)
-        message_id = self.store.conversations.add_message(conversation_id, "agent", text, author=agent,
-                                            extra={"display_name": name})
+        message_id = self.store.conversations.add_message(
+            conversation_id, "agent", text, author=agent, extra={"display_name": name}
+        )
         stored = self.store.conversations.conversation(conversation_id).messages[-1].content
         self._announce("agent_reply", conversation_id, {"agent": agent, "message_id": message_id, "text": stored})
         return message_id
@@ -195,13 +224,28 @@ class LiveDesk:
             raise BadInput("return_to_bot must be true or false")
         live = self.store.live.resolve(conversation_id, agent, return_to_bot, self.usd_per_hour, override)
         name = self.display_name(agent)  # who resolved it: an admin's override names the admin
-        text = (f"{name} has left the conversation; our assistant will answer again." if return_to_bot
-                else f"{name} has closed the conversation. Write again if you need anything else.")
-        self.store.conversations.add_message(conversation_id, "notice", text, author=agent,
-                               extra={"display_name": name, "event": "resolved", "return_to_bot": return_to_bot})
-        self._announce("resolve", conversation_id, {
-            "agent": agent, "return_to_bot": return_to_bot, "handling_s": round(live.handling_s or 0.0, 3),
-            "human_cost_usd": live.human_cost_usd})
+        text = (
+            f"{name} has left the conversation; our assistant will answer again."
+            if return_to_bot
+            else f"{name} has closed the conversation. Write again if you need anything else."
+        )
+        self.store.conversations.add_message(
+            conversation_id,
+            "notice",
+            text,
+            author=agent,
+            extra={"display_name": name, "event": "resolved", "return_to_bot": return_to_bot},
+        )
+        self._announce(
+            "resolve",
+            conversation_id,
+            {
+                "agent": agent,
+                "return_to_bot": return_to_bot,
+                "handling_s": round(live.handling_s or 0.0, 3),
+                "human_cost_usd": live.human_cost_usd,
+            },
+        )
         return live
 
     def display_name(self, agent: str) -> str:
@@ -222,8 +266,10 @@ class LiveDesk:
         reason = live.reason if live else "operator"
         why = WHY.get(reason, reason)
         if reason == "unsupported_answer" and grounding.get("claims"):
-            why = f"{grounding.get('dropped', 0)} of {grounding['claims']} sentences of the draft were not " \
-                  "supported by the sources"
+            why = (
+                f"{grounding.get('dropped', 0)} of {grounding['claims']} sentences of the draft were not "
+                "supported by the sources"
+            )
         sources = [Source(s.doc_id, s.title, s.url) for s in (reply.sources if reply else ())]
         typed = [m.content for m in questions if not m.extra.get("action")]
         if self.search is not None and typed:
@@ -231,9 +277,13 @@ class LiveDesk:
                 sources += self.search(typed[-1])
             except Exception:  # noqa: BLE001 - a packet without found sources beats no packet
                 log.exception("packet search failed")
-        packet = Packet(tuple(m.content for m in questions), tuple(dict.fromkeys(sources)),
-                        grounding.get("raw_answer") or None, why,
-                        {k: grounding[k] for k in ("claims", "supported", "dropped") if k in grounding})
+        packet = Packet(
+            tuple(m.content for m in questions),
+            tuple(dict.fromkeys(sources)),
+            grounding.get("raw_answer") or None,
+            why,
+            {k: grounding[k] for k in ("claims", "supported", "dropped") if k in grounding},
+        )
         with self._lock:
             if len(self._packets) > 1000:
                 self._packets.clear()
@@ -243,8 +293,9 @@ class LiveDesk:
     # ---- announcing ----------------------------------------------------------------------------
     def _announce_handoff(self, conversation_id: str, reason: str) -> None:
         if self.notify is not None and "handoff" in self.events:  # the packet costs a search: only when sent
-            self._announce("handoff", conversation_id, {"reason": str(reason),
-                                                        "packet": asdict(self.packet(conversation_id))})
+            self._announce(
+                "handoff", conversation_id, {"reason": str(reason), "packet": asdict(self.packet(conversation_id))}
+            )
 
     def _announce(self, event: str, conversation_id: str, payload: dict) -> None:
         if self.notify is None or event not in self.events:

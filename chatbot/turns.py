@@ -49,8 +49,12 @@ class Reply:
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
-                "seconds": {"retrieval": round(self.usage.retrieval_s, 4), "llm": round(self.usage.llm_s, 4),
-                            "asr": round(self.usage.asr_s, 4), "ocr": round(self.usage.ocr_s, 4)},
+                "seconds": {
+                    "retrieval": round(self.usage.retrieval_s, 4),
+                    "llm": round(self.usage.llm_s, 4),
+                    "asr": round(self.usage.asr_s, 4),
+                    "ocr": round(self.usage.ocr_s, 4),
+                },
                 "audio_seconds": round(self.usage.audio_s, 3),
                 "device": self.usage.device,
                 "cost_usd": self.cost.cost_usd,

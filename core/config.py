@@ -91,21 +91,27 @@ class GenerationConfig(_Section):
 
 class GroundingConfig(_Section):
     min_retrieval_cosine: float = 0.35  # below: "no_knowledge" handoff, no LLM call
-    off_topic_cosine: float = 0.20  # best passage's dense cosine below this: polite off-topic refusal (no LLM, no handoff)
+    off_topic_cosine: float = (
+        0.20  # best passage's dense cosine below this: polite off-topic refusal (no LLM, no handoff)
+    )
     min_sentence_overlap: float = 0.5  # share of a sentence's content words found in its source
     min_sentence_cosine: float = 0.55  # embedding similarity to the closest source sentence
     evidence_sentences: int = 2  # source sentences (closest first) a claim must be found in
     # evidence first: the most correct answers on the dev split of bench/data/arduino_eval.jsonl without a higher
     # wrong rate than the engine before (README "Measured"); never tuned on the held-out split
     direct_quote_cosine: float = 0.70  # a source sentence this close to the question is the answer (no LLM); > 1: off
-    evidence_answer_cosine: float = 0.70  # the LLM's answer failed the check: a source sentence this close answers instead of a handoff; > 1: off
+    evidence_answer_cosine: float = (
+        0.70  # the LLM's answer failed the check: a source sentence this close answers instead of a handoff; > 1: off
+    )
     quote_sentences: int = 3  # a quoted answer: the closest source sentence and those right after it, this many in all
     clarify_vague: bool = True  # a vague first message ("it doesn't work") gets one clarifying question, not a handoff
     # the answer / hand-over decision trained on the help centre and calibrated on a dev split (`chatbot calibrate`,
     # chatbot/answer/calibration.py); used when the index holds a calibrated one, else the cosines above decide
     trained_decision: bool = True
     decision_max_questions: int = 1500  # pseudo-questions (titles, headings, FAQ questions) it is trained on, at most
-    below_threshold: str = "handoff"  # under its threshold: "handoff", or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
+    below_threshold: str = (
+        "handoff"  # under its threshold: "handoff", or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
+    )
     # a question set (JSONL, as for `chatbot eval`) whose dev split `chatbot ingest` calibrates the decision on
     # whenever the documents (or this file) change, so a re-index never leaves it uncalibrated; "" = only by hand
     calibration_questions: str = ""
@@ -330,8 +336,15 @@ def _merged(base: dict[str, Any], updates: dict[str, Any], model: type[BaseModel
     return out
 
 
-_EXPECTED = {"int_type": "int", "float_type": "float", "string_type": "str", "list_type": "a list",
-             "dict_type": "a table", "model_type": "a [section]", "bool_type": "true or false"}
+_EXPECTED = {
+    "int_type": "int",
+    "float_type": "float",
+    "string_type": "str",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a [section]",
+    "bool_type": "true or false",
+}
 
 
 def _message(error: Mapping[str, Any]) -> str:

@@ -58,8 +58,9 @@ def write_atomic(path: str | Path, data: bytes | str, encoding: str = "utf-8") -
     return Path(path)
 
 
-def build_folder_atomic(target: str | Path, build: Callable[[Path], None],
-                        existing: Literal["replace", "keep", "backup"] = "replace") -> Path:
+def build_folder_atomic(
+    target: str | Path, build: Callable[[Path], None], existing: Literal["replace", "keep", "backup"] = "replace"
+) -> Path:
     """Run `build(folder)` into an empty temporary folder, then rename it to `target`; returns `target`.
 
     `existing` says what happens to a `target` already there: "replace" removes it, "keep" leaves it
@@ -82,8 +83,11 @@ def build_folder_atomic(target: str | Path, build: Callable[[Path], None],
             _remove(tmp)
         return target
     if target.exists() or target.is_symlink():
-        aside = (target.with_name(f"{target.name}.previous") if existing == "backup"
-                 else target.with_name(f".{target.name}.old{os.getpid()}"))
+        aside = (
+            target.with_name(f"{target.name}.previous")
+            if existing == "backup"
+            else target.with_name(f".{target.name}.old{os.getpid()}")
+        )
         _remove(aside)
         os.replace(target, aside)
         os.replace(tmp, target)

@@ -41,8 +41,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-PLACEHOLDERS = {"email": "{{Email}}", "phone": "{{Phone Number}}", "card": "{{Card Number}}",
-                "iban": "{{IBAN}}", "address": "{{Address}}", "name": "{{Name}}"}
+PLACEHOLDERS = {
+    "email": "{{Email}}",
+    "phone": "{{Phone Number}}",
+    "card": "{{Card Number}}",
+    "iban": "{{IBAN}}",
+    "address": "{{Address}}",
+    "name": "{{Name}}",
+}
 DEFAULT_PHONE_REGIONS = ("GB", "US", "DE", "FR", "IN", "AU")  # for numbers written without "+"
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -50,16 +56,19 @@ _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6(?:011|5|4[4-9])|35)")
-_PHONE_CUE = re.compile(r"\b(?:call|phone|mobile|cell|tel|telephone|ring|text|whatsapp|reach)\b\W*(?:\w+\W+){0,3}$",
-                        re.I)
+_PHONE_CUE = re.compile(
+    r"\b(?:call|phone|mobile|cell|tel|telephone|ring|text|whatsapp|reach)\b\W*(?:\w+\W+){0,3}$", re.I
+)
 _STREET_TYPES = (
     "Street|St|Road|Rd|Lane|Ln|Avenue|Ave|Close|Way|Drive|Dr|Place|Pl|Court|Ct|Gardens|Terrace|Crescent|"
     "Boulevard|Blvd|Square|Sq|Hill|Row|Mews|Parade|Walk|Grove|Park|Parkway|Pkwy|Highway|Hwy|Circle|Cir|"
     "Trail|Trl|Ter|Plaza|Loop"
 )
 _UK_POSTCODE = r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"
-_US_STATE = (r"(?:A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|T[NX]|"
-             r"UT|V[TA]|W[AVIY]|PR)")
+_US_STATE = (
+    r"(?:A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|T[NX]|"
+    r"UT|V[TA]|W[AVIY]|PR)"
+)
 _ADDRESS = re.compile(
     rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET_TYPES})\b\.?"
     r"(?:\s+(?:NE|NW|SE|SW|N|S|E|W)\b\.?)?(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*[\w-]+)?"
@@ -76,17 +85,22 @@ _POSTCODE = re.compile(_UK_POSTCODE)
 _WORD = r"[^\W\d_]+(?:[-'\u2019][^\W\d_]+)?"  # letters of any script, "O'Brien", "Mary-Jane"
 _CANDIDATE = rf"({_WORD}(?:[ \t]+{_WORD})?)"  # one or two words on the cue's line
 _NAME_CUES = [
-    re.compile(rf"\b(?:[Mm]y name is|[Mm]y name's|[Tt]his is|[Ii]t's|[Ii]t\u2019s|[Ii] am|I'm|I\u2019m|[Cc]all me)"
-               rf"[ \t]+{_CANDIDATE}"),
+    re.compile(
+        rf"\b(?:[Mm]y name is|[Mm]y name's|[Tt]his is|[Ii]t's|[Ii]t\u2019s|[Ii] am|I'm|I\u2019m|[Cc]all me)"
+        rf"[ \t]+{_CANDIDATE}"
+    ),
     re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Dr|Mx)\.?[ \t]+{_CANDIDATE}"),
     re.compile(rf"(?:^|\n)[ \t]*(?:[Hh]i|[Hh]ello|[Dd]ear|[Hh]ey)[ \t]+({_WORD})[ \t]*[,!]"),
-    re.compile(rf"(?:[Rr]egards|[Tt]hanks|[Tt]hank you|[Cc]heers|[Ss]incerely|[Bb]est wishes|[Bb]est)[,!]?[ \t]*\n\s*"
-               rf"[-\u2013]?[ \t]*{_CANDIDATE}[ \t]*$"),
+    re.compile(
+        rf"(?:[Rr]egards|[Tt]hanks|[Tt]hank you|[Cc]heers|[Ss]incerely|[Bb]est wishes|[Bb]est)[,!]?[ \t]*\n\s*"
+        rf"[-\u2013]?[ \t]*{_CANDIDATE}[ \t]*$"
+    ),
     re.compile(rf"\n[ \t]*[-\u2013][ \t]*{_CANDIDATE}[ \t]*$"),
 ]
 # Common words that follow "I'm", "it's", "this is" or a greeting capitalised without being a name.
 # General English, not anyone's names: a name that is one of these is missed after a weak cue.
-_COMMON = frozenset("""
+_COMMON = frozenset(
+    """
 a an the this that these those it its here there where what when who how why which
 in on at from with to for of by about as into over after before around near
 not no yes very really so just still also only even already now then today tomorrow yesterday
@@ -94,11 +108,15 @@ sorry afraid sure glad happy unhappy unable able trying looking writing calling 
 interested new back done away moving fine good great well okay ok bad late early ready urgent
 hi hello hey dear thanks thank regards cheers best kind sincerely please
 sir madam everyone all anyone someone
-""".split())
-_TEAM_WORDS = frozenset("support team customer customers service services care help helpdesk desk sales "
-                        "shop store online billing accounts department office ltd limited inc llc plc gmbh co".split())
-_CALENDAR = frozenset(w.lower() for w in (*calendar.day_name, *calendar.day_abbr, *calendar.month_name,
-                                          *calendar.month_abbr) if w)
+""".split()
+)
+_TEAM_WORDS = frozenset(
+    "support team customer customers service services care help helpdesk desk sales "
+    "shop store online billing accounts department office ltd limited inc llc plc gmbh co".split()
+)
+_CALENDAR = frozenset(
+    w.lower() for w in (*calendar.day_name, *calendar.day_abbr, *calendar.month_name, *calendar.month_abbr) if w
+)
 _NEXT = re.compile(r"[ \t]*(?:([&+])|([^\W\d_]+))")  # what follows a candidate name
 
 
@@ -155,8 +173,12 @@ class Redactor:
     leaves names alone, because a cue such as "it's" is often followed by a product's name.
     """
 
-    def __init__(self, keep: Iterable[str] = (), phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
-                 kinds: Iterable[str] = tuple(PLACEHOLDERS)):
+    def __init__(
+        self,
+        keep: Iterable[str] = (),
+        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+        kinds: Iterable[str] = tuple(PLACEHOLDERS),
+    ):
         self.kinds = frozenset(kinds)
         if not self.kinds <= set(PLACEHOLDERS):
             raise ValueError(f"unknown kinds {sorted(self.kinds - set(PLACEHOLDERS))}; known: {sorted(PLACEHOLDERS)}")
@@ -168,8 +190,14 @@ class Redactor:
     # ---- names ---------------------------------------------------------------------------
     def _is_name_word(self, word: str) -> bool:
         lower = word.lower()
-        return (word[0].isupper() and not word.isupper() and lower not in _COMMON and lower not in _CALENDAR
-                and lower not in _TEAM_WORDS and lower not in self._keep_words)
+        return (
+            word[0].isupper()
+            and not word.isupper()
+            and lower not in _COMMON
+            and lower not in _CALENDAR
+            and lower not in _TEAM_WORDS
+            and lower not in self._keep_words
+        )
 
     def names_in(self, texts: Iterable[str]) -> set[str]:
         """Names that a cue gives away, each full name and each part of it longer than two letters."""
@@ -179,8 +207,9 @@ class Redactor:
                 for match in cue.finditer(text):
                     words = [re.sub(r"['\u2019]s$", "", w) for w in match.group(1).split()]  # "Smith's" -> Smith
                     after = _NEXT.match(text, match.end())
-                    if any(w.lower() in _TEAM_WORDS for w in words) or (after and (
-                            after.group(1) or after.group(2).lower() in _TEAM_WORDS)):
+                    if any(w.lower() in _TEAM_WORDS for w in words) or (
+                        after and (after.group(1) or after.group(2).lower() in _TEAM_WORDS)
+                    ):
                         continue  # part of a company or team name: "this is Acme Support", "Lumen & Oak"
                     parts = []
                     for word in words:
@@ -207,8 +236,11 @@ class Redactor:
         for region in self.phone_regions:
             for match in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
                 raw = match.raw_string
-                if (raw[0] in "0(+" or re.search(r"\d[\s.\-/)]+\d", raw)
-                        or _PHONE_CUE.search(text, max(0, match.start - 40), match.start)):
+                if (
+                    raw[0] in "0(+"
+                    or re.search(r"\d[\s.\-/)]+\d", raw)
+                    or _PHONE_CUE.search(text, max(0, match.start - 40), match.start)
+                ):
                     yield match.start, match.end
 
     def find(self, text: str, names: Iterable[str] = ()) -> list[Finding]:
@@ -219,8 +251,11 @@ class Redactor:
 
         def add(kind: str, start: int, end: int) -> None:
             value = text[start:end]
-            if kind not in self.kinds or value.strip().lower() in self._keep \
-                    or any(s < end and start < e for s, e in taken):
+            if (
+                kind not in self.kinds
+                or value.strip().lower() in self._keep
+                or any(s < end and start < e for s, e in taken)
+            ):
                 return
             taken.append((start, end))
             found.append(Finding(kind, start, end, value))
@@ -254,7 +289,7 @@ class Redactor:
         counts: Counter = Counter(f.kind for f in findings)
         pieces, last = [], 0
         for f in findings:
-            pieces += [text[last:f.start], PLACEHOLDERS[f.kind]]
+            pieces += [text[last : f.start], PLACEHOLDERS[f.kind]]
             last = f.end
         pieces.append(text[last:])
         return "".join(pieces), counts

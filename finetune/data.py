@@ -46,8 +46,7 @@ class Exchange:
 
     def to_json(self) -> dict:
         """The Bitext column names, so a written split reads back as a log file."""
-        return {"instruction": self.question, "response": self.reply, "intent": self.intent,
-                "category": self.category}
+        return {"instruction": self.question, "response": self.reply, "intent": self.intent, "category": self.category}
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,7 @@ class DatasetReport:
 
 # ---------------------------------------------------------------- reading
 
+
 def _role(value: object, where: str) -> str:
     role = str(value or "").strip().lower()
     if role in CUSTOMER_ROLES:
@@ -114,7 +114,7 @@ def _from_row(row: Mapping[str, object], where: str) -> Conversation | None:
     if "turns" in row:
         turns = row["turns"]
         if not isinstance(turns, list):
-            raise BadInput(f"{where}: 'turns' must be a list of {{\"role\", \"text\"}} objects")
+            raise BadInput(f'{where}: \'turns\' must be a list of {{"role", "text"}} objects')
         parsed = []
         for turn in turns:
             if not isinstance(turn, dict):
@@ -180,8 +180,11 @@ def to_exchanges(conversation: Conversation) -> list[Exchange]:
             groups[-1] = (role, f"{groups[-1][1]} {text}")
         else:
             groups.append((role, text))
-    return [Exchange(question, reply, conversation.intent, conversation.category)
-            for (r1, question), (r2, reply) in zip(groups, groups[1:]) if r1 == "customer" and r2 == "agent"]
+    return [
+        Exchange(question, reply, conversation.intent, conversation.category)
+        for (r1, question), (r2, reply) in zip(groups, groups[1:])
+        if r1 == "customer" and r2 == "agent"
+    ]
 
 
 def read_exchanges(path: str | Path) -> list[Exchange]:
@@ -218,7 +221,7 @@ class PiiScrubber:
             pieces = []
             last = 0
             for placeholder in _PLACEHOLDER.finditer(text):  # placeholders are never scrubbed
-                pieces.append(self._scrub_plain(text[last:placeholder.start()], names, counts))
+                pieces.append(self._scrub_plain(text[last : placeholder.start()], names, counts))
                 key = placeholder.group(1)
                 pieces.append(self.profile.get(key, "{{" + key + "}}"))
                 last = placeholder.end()
@@ -233,6 +236,7 @@ class PiiScrubber:
 
 
 # ---------------------------------------------------------------- dataset
+
 
 def _key(exchange: Exchange) -> tuple[str, str]:
     return (" ".join(exchange.question.lower().split()), " ".join(exchange.reply.lower().split()))
@@ -255,10 +259,12 @@ def _rank(exchange: Exchange, seed: int) -> str:
     return hashlib.sha1(f"{seed}\0{question}\0{reply}".encode()).hexdigest()
 
 
-def split_exchanges(exchanges: Sequence[Exchange],
-                    validation_fraction: float = DEFAULTS.finetune.validation_fraction,
-                    test_fraction: float = DEFAULTS.finetune.test_fraction,
-                    seed: int = DEFAULTS.finetune.seed) -> Splits:
+def split_exchanges(
+    exchanges: Sequence[Exchange],
+    validation_fraction: float = DEFAULTS.finetune.validation_fraction,
+    test_fraction: float = DEFAULTS.finetune.test_fraction,
+    seed: int = DEFAULTS.finetune.seed,
+) -> Splits:
     """Stratified by intent: each intent's exchanges are ordered by a seeded hash (so the split of
     one exchange does not depend on file order) and cut by the fractions; an intent with at least
     3 exchanges gives each non-empty held-out split at least one. Training order is shuffled."""
@@ -279,15 +285,17 @@ def split_exchanges(exchanges: Sequence[Exchange],
         if n_test + n_val >= n:
             n_test = n_val = 0
         test.extend(group[:n_test])
-        validation.extend(group[n_test:n_test + n_val])
-        train.extend(group[n_test + n_val:])
+        validation.extend(group[n_test : n_test + n_val])
+        train.extend(group[n_test + n_val :])
     rng = random.Random(seed)
     rng.shuffle(train)
     return Splits(tuple(train), tuple(validation), tuple(test))
 
 
-def scrub_conversations(conversations: Iterable[Conversation], scrubber: PiiScrubber,
-                        ) -> tuple[list[Conversation], Counter]:
+def scrub_conversations(
+    conversations: Iterable[Conversation],
+    scrubber: PiiScrubber,
+) -> tuple[list[Conversation], Counter]:
     counts: Counter = Counter()
     out = []
     for conversation in conversations:
@@ -329,13 +337,17 @@ def load_logs(paths: Sequence[str | Path], scrubber: PiiScrubber) -> tuple[list[
     scrubbed, counts = scrub_conversations(conversations, scrubber)
     exchanges = [e for c in scrubbed for e in to_exchanges(c)]
     if not exchanges:
-        raise BadInput(f"no customer/agent exchanges found in {', '.join(map(str, paths))}; "
-                       "each row needs a question and a reply")
+        raise BadInput(
+            f"no customer/agent exchanges found in {', '.join(map(str, paths))}; each row needs a question and a reply"
+        )
     return deduplicate(exchanges), len(conversations), len(exchanges), counts
 
 
-def prepare_dataset(paths: Sequence[str | Path], out_dir: str | Path | None, options: DataOptions = DataOptions(),
-                    ) -> tuple[Splits, DatasetReport]:
+def prepare_dataset(
+    paths: Sequence[str | Path],
+    out_dir: str | Path | None,
+    options: DataOptions = DataOptions(),
+) -> tuple[Splits, DatasetReport]:
     """Read, scrub, deduplicate and split; writes `{train,validation,test}.jsonl` and `report.json`
     to `out_dir` (when given). Nothing is written before it is scrubbed."""
     unique, conversations, total, counts = load_logs(paths, PiiScrubber(options.profile))
@@ -345,9 +357,13 @@ def prepare_dataset(paths: Sequence[str | Path], out_dir: str | Path | None, opt
         for exchange in part:
             intents.setdefault(exchange.intent, dict.fromkeys(SPLITS, 0))[name] += 1
     report = DatasetReport(
-        files=tuple(str(p) for p in paths), conversations=conversations, exchanges=total,
-        duplicates_removed=total - len(unique), splits={name: len(part) for name, part in splits.items()},
-        intents=dict(sorted(intents.items())), scrubbed={k: counts.get(k, 0) for k in PLACEHOLDERS},
+        files=tuple(str(p) for p in paths),
+        conversations=conversations,
+        exchanges=total,
+        duplicates_removed=total - len(unique),
+        splits={name: len(part) for name, part in splits.items()},
+        intents=dict(sorted(intents.items())),
+        scrubbed={k: counts.get(k, 0) for k in PLACEHOLDERS},
         seed=options.seed,
     )
     if out_dir is not None:
@@ -364,7 +380,7 @@ def load_profile(path: str | Path | None) -> dict[str, str]:
         return {}
     path = Path(path)
     if not path.is_file():
-        raise NotFound(f"profile {path} does not exist; pass a JSON file like {{\"Website Name\": \"shop.example\"}}")
+        raise NotFound(f'profile {path} does not exist; pass a JSON file like {{"Website Name": "shop.example"}}')
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -29,8 +29,14 @@ from chatbot.answer.llm import pick_device
 from finetune.data import DataOptions, Exchange, prepare_dataset, read_exchanges
 from finetune.loop import IGNORE_INDEX, LoopOptions, mean_loss, progress_bar, run_report, train_loop
 from finetune.prompts import SourcePool, exchange_messages
-from finetune.train import (EncodeOptions, encode_exchanges, fingerprint, load_causal_lm, prompt_ids,
-                            resolve_trainable_model)
+from finetune.train import (
+    EncodeOptions,
+    encode_exchanges,
+    fingerprint,
+    load_causal_lm,
+    prompt_ids,
+    resolve_trainable_model,
+)
 
 Progress = Callable[[str], None]
 MODES = ("auto", "token", "sequence")
@@ -59,11 +65,21 @@ class DistillOptions:
     def from_config(cls, config: Config) -> DistillOptions:
         """[finetune.distill] on [models] device; steps, batches and data as [finetune] and [finetune.loop]."""
         f, kd = config.finetune, config.finetune.distill
-        return cls(layers=kd.layers, student=kd.student, mode=kd.mode, temperature=kd.temperature, alpha=kd.alpha,
-                   teacher_max_new_tokens=kd.teacher_max_new_tokens, generation_batch_size=kd.generation_batch_size,
-                   device=config.models.device, max_examples=f.max_examples, eval_examples=f.eval_examples,
-                   encode=EncodeOptions.from_config(config), data=DataOptions.from_config(f),
-                   loop=LoopOptions.from_config(f.loop, f.seed, learning_rate=kd.learning_rate))
+        return cls(
+            layers=kd.layers,
+            student=kd.student,
+            mode=kd.mode,
+            temperature=kd.temperature,
+            alpha=kd.alpha,
+            teacher_max_new_tokens=kd.teacher_max_new_tokens,
+            generation_batch_size=kd.generation_batch_size,
+            device=config.models.device,
+            max_examples=f.max_examples,
+            eval_examples=f.eval_examples,
+            encode=EncodeOptions.from_config(config),
+            data=DataOptions.from_config(f),
+            loop=LoopOptions.from_config(f.loop, f.seed, learning_rate=kd.learning_rate),
+        )
 
 
 def decoder_layers(model) -> tuple[str, object]:
@@ -74,8 +90,10 @@ def decoder_layers(model) -> tuple[str, object]:
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == count:
             return name, module
-    raise ChatbotError(f"cannot find the {count} decoder layers of {type(model).__name__}; pass --student "
-                       "with a ready student model instead of cutting one")
+    raise ChatbotError(
+        f"cannot find the {count} decoder layers of {type(model).__name__}; pass --student "
+        "with a ready student model instead of cutting one"
+    )
 
 
 def kept_layers(total: int, keep: int) -> list[int]:
@@ -135,8 +153,15 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float, alpha: f
     mask = targets != IGNORE_INDEX
     student = student_logits[:, :-1, :vocab_size][mask].float()
     teacher = teacher_logits[:, :-1, :vocab_size][mask].float()
-    kl = F.kl_div(F.log_softmax(student / temperature, dim=-1), F.log_softmax(teacher / temperature, dim=-1),
-                  log_target=True, reduction="batchmean") * temperature ** 2
+    kl = (
+        F.kl_div(
+            F.log_softmax(student / temperature, dim=-1),
+            F.log_softmax(teacher / temperature, dim=-1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        * temperature**2
+    )
     ce = F.cross_entropy(student, targets[mask])
     return alpha * kl + (1 - alpha) * ce
 
@@ -162,8 +187,15 @@ def save_student(student, tokenizer, out: Path, device: str) -> None:
     tokenizer.save_pretrained(out)
 
 
-def distill_chats(teacher_dir: str | Path, chats: Sequence, eval_chats: Sequence, out_dir: str | Path,
-                  options: DistillOptions, progress: Progress = lambda m: None, extra_report: dict | None = None) -> dict:
+def distill_chats(
+    teacher_dir: str | Path,
+    chats: Sequence,
+    eval_chats: Sequence,
+    out_dir: str | Path,
+    options: DistillOptions,
+    progress: Progress = lambda m: None,
+    extra_report: dict | None = None,
+) -> dict:
     """Token-level distillation of the model in `teacher_dir` into a student cut from it (`options.layers`
     decoder layers; 0 = half), on chats as they are served (`finetune.train.Chat`, e.g. the improvement
     loop's grounded chats, `finetune.improve`); the student and `distill_report.json` go into `out_dir`."""
@@ -187,22 +219,41 @@ def distill_chats(teacher_dir: str | Path, chats: Sequence, eval_chats: Sequence
         raise BadInput(f"none of the {len(chats)} chats fits in {options.encode.max_tokens} tokens to distil on")
     progress(f"token-level distillation on {len(examples)} chats: teacher {total} layers -> student {layers}")
     pad = tokenizer.pad_token_id
-    settings = {"teacher": str(teacher_dir), "layers": keep, "temperature": options.temperature,
-                "alpha": options.alpha, "batch_size": options.loop.batch_size, "seed": options.loop.seed,
-                "learning_rate": options.loop.learning_rate}
-    result = train_loop(student, examples, token_kd_loss(teacher, len(tokenizer), options), options.loop,
-                        pad_id=pad, device=device, checkpoint_dir=out / "checkpoints", resume=False,
-                        fingerprint=fingerprint(examples, settings),
-                        meta={"validation_loss_before": mean_loss(student, eval_examples, pad, device)},
-                        description="distilling")
+    settings = {
+        "teacher": str(teacher_dir),
+        "layers": keep,
+        "temperature": options.temperature,
+        "alpha": options.alpha,
+        "batch_size": options.loop.batch_size,
+        "seed": options.loop.seed,
+        "learning_rate": options.loop.learning_rate,
+    }
+    result = train_loop(
+        student,
+        examples,
+        token_kd_loss(teacher, len(tokenizer), options),
+        options.loop,
+        pad_id=pad,
+        device=device,
+        checkpoint_dir=out / "checkpoints",
+        resume=False,
+        fingerprint=fingerprint(examples, settings),
+        meta={"validation_loss_before": mean_loss(student, eval_examples, pad, device)},
+        description="distilling",
+    )
     validation_after = mean_loss(student, eval_examples, pad, device)
     save_student(student, tokenizer, out, device)
     report = {
-        "teacher_path": str(teacher_dir), "mode": "token", "device": device, "kept_layers": keep,
-        "teacher_layers": total, "student_layers": layers,
+        "teacher_path": str(teacher_dir),
+        "mode": "token",
+        "device": device,
+        "kept_layers": keep,
+        "teacher_layers": total,
+        "student_layers": layers,
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
         "student_parameters": sum(p.numel() for p in student.parameters()),
-        "temperature": options.temperature, "alpha": options.alpha,
+        "temperature": options.temperature,
+        "alpha": options.alpha,
         **run_report(result, options.loop, examples, stats, eval_examples, validation_after, device),
         **(extra_report or {}),
     }
@@ -210,8 +261,15 @@ def distill_chats(teacher_dir: str | Path, chats: Sequence, eval_chats: Sequence
     return report
 
 
-def teacher_replies(teacher, tokenizer, exchanges: Sequence[Exchange], pool: SourcePool, options: DistillOptions,
-                    device: str, cache: Path) -> list[str]:
+def teacher_replies(
+    teacher,
+    tokenizer,
+    exchanges: Sequence[Exchange],
+    pool: SourcePool,
+    options: DistillOptions,
+    device: str,
+    cache: Path,
+) -> list[str]:
     """The teacher's greedy reply to each exchange's serve-time prompt; cached by question in `cache`."""
     import torch
 
@@ -225,14 +283,26 @@ def teacher_replies(teacher, tokenizer, exchanges: Sequence[Exchange], pool: Sou
     size = max(1, options.generation_batch_size)
     with cache.open("a", encoding="utf-8") as handle, torch.inference_mode():
         for start in progress_bar(range(0, len(todo), size), desc="teacher replies", unit="batch"):
-            part = todo[start:start + size]
-            prompts = [prompt_ids(tokenizer, exchange_messages(e, pool, options.encode.company, options.encode.seed,
-                                                               options.encode.source_sentences)) for e in part]
+            part = todo[start : start + size]
+            prompts = [
+                prompt_ids(
+                    tokenizer,
+                    exchange_messages(
+                        e, pool, options.encode.company, options.encode.seed, options.encode.source_sentences
+                    ),
+                )
+                for e in part
+            ]
             width = max(map(len, prompts))
             ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts], device=device)
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-            out = teacher.generate(input_ids=ids, attention_mask=mask, max_new_tokens=options.teacher_max_new_tokens,
-                                   do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            out = teacher.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=options.teacher_max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
             for exchange, row in zip(part, out[:, width:].tolist()):
                 reply = tokenizer.decode(row, skip_special_tokens=True).strip()
                 done[exchange.question] = reply
@@ -247,15 +317,18 @@ def _splits(teacher_dir: Path, data_paths: Sequence[str | Path], out: Path, opti
         return list(splits.train), list(splits.validation)
     train_file = teacher_dir / "data" / "train.jsonl"
     if not train_file.is_file():
-        raise BadInput(f"{teacher_dir} has no data/train.jsonl (it was not made by 'chatbot finetune'); "
-                       "pass --data FILE with the support logs to distil on")
+        raise BadInput(
+            f"{teacher_dir} has no data/train.jsonl (it was not made by 'chatbot finetune'); "
+            "pass --data FILE with the support logs to distil on"
+        )
     validation_file = teacher_dir / "data" / "validation.jsonl"
     validation = read_exchanges(validation_file) if validation_file.is_file() else []
     return read_exchanges(train_file), validation
 
 
-def _student(teacher, teacher_tokenizer, teacher_path: str, options: DistillOptions, device: str,
-             progress: Progress) -> tuple[object, object, str, list[int] | None]:
+def _student(
+    teacher, teacher_tokenizer, teacher_path: str, options: DistillOptions, device: str, progress: Progress
+) -> tuple[object, object, str, list[int] | None]:
     """(student on `device`, trainable; its tokenizer; its path; the teacher layers kept, when cut from it)."""
     if options.student:
         student_path = resolve_trainable_model(options.student, progress)
@@ -271,14 +344,24 @@ def _student(teacher, teacher_tokenizer, teacher_path: str, options: DistillOpti
     return student, student_tokenizer, student_path, keep
 
 
-def _training_examples(mode: str, teacher, teacher_tokenizer, student_tokenizer, train: Sequence[Exchange],
-                       options: DistillOptions, device: str, out: Path) -> tuple[list, dict, Callable]:
+def _training_examples(
+    mode: str,
+    teacher,
+    teacher_tokenizer,
+    student_tokenizer,
+    train: Sequence[Exchange],
+    options: DistillOptions,
+    device: str,
+    out: Path,
+) -> tuple[list, dict, Callable]:
     """(examples, stats, loss_fn) for `mode`: the teacher's own replies learnt with cross-entropy (sequence), or
     the gold replies scored against the teacher's logits (token)."""
     pool = SourcePool(train)
     if mode == "sequence":
         out.mkdir(parents=True, exist_ok=True)
-        replies = teacher_replies(teacher, teacher_tokenizer, train, pool, options, device, out / "teacher_replies.jsonl")
+        replies = teacher_replies(
+            teacher, teacher_tokenizer, train, pool, options, device, out / "teacher_replies.jsonl"
+        )
         examples, stats = encode_exchanges(student_tokenizer, train, pool, options.encode, replies=replies)
 
         def loss_fn(model, batch):
@@ -289,9 +372,14 @@ def _training_examples(mode: str, teacher, teacher_tokenizer, student_tokenizer,
     return examples, stats, loss_fn
 
 
-def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | Path] = (),
-            options: DistillOptions = DistillOptions(), resume: bool = False,
-            progress: Progress = lambda m: None) -> dict:
+def distill(
+    teacher_name: str,
+    out_dir: str | Path,
+    data_paths: Sequence[str | Path] = (),
+    options: DistillOptions = DistillOptions(),
+    resume: bool = False,
+    progress: Progress = lambda m: None,
+) -> dict:
     """Distil the teacher into a student saved in `out_dir`; returns the report (also written)."""
     if options.mode not in MODES:
         raise BadInput(f"--mode must be one of {', '.join(MODES)}, not '{options.mode}'")
@@ -299,45 +387,75 @@ def distill(teacher_name: str, out_dir: str | Path, data_paths: Sequence[str | P
     teacher_path = resolve_trainable_model(teacher_name, progress)
     train, validation = _splits(Path(teacher_path), data_paths, out, options)
     if options.max_examples > 0:
-        train = train[:options.max_examples]
+        train = train[: options.max_examples]
     if not train:
         raise BadInput("no training exchanges to distil on; pass --data FILE with support logs")
     device = pick_device(options.device)
     progress(f"loading teacher {teacher_path} on {device}")
     teacher, teacher_tokenizer = load_causal_lm(teacher_path, device)
     teacher.eval().requires_grad_(False)
-    student, student_tokenizer, student_path, keep = _student(teacher, teacher_tokenizer, teacher_path, options,
-                                                              device, progress)
+    student, student_tokenizer, student_path, keep = _student(
+        teacher, teacher_tokenizer, teacher_path, options, device, progress
+    )
     shared = same_vocabulary(teacher_tokenizer, student_tokenizer)
     mode = options.mode if options.mode != "auto" else ("token" if shared else "sequence")
     if mode == "token" and not shared:
-        raise BadInput("token-level distillation needs the teacher's and student's vocabularies to match; "
-                       "use --mode sequence (or auto)")
-    progress(f"{mode}-level distillation: teacher {teacher.config.num_hidden_layers} layers -> student "
-             f"{student.config.num_hidden_layers} layers")
+        raise BadInput(
+            "token-level distillation needs the teacher's and student's vocabularies to match; "
+            "use --mode sequence (or auto)"
+        )
+    progress(
+        f"{mode}-level distillation: teacher {teacher.config.num_hidden_layers} layers -> student "
+        f"{student.config.num_hidden_layers} layers"
+    )
 
-    examples, stats, loss_fn = _training_examples(mode, teacher, teacher_tokenizer, student_tokenizer, train, options,
-                                                  device, out)
-    eval_examples, _ = encode_exchanges(student_tokenizer, validation[:options.eval_examples],
-                                        SourcePool(validation), options.encode)
+    examples, stats, loss_fn = _training_examples(
+        mode, teacher, teacher_tokenizer, student_tokenizer, train, options, device, out
+    )
+    eval_examples, _ = encode_exchanges(
+        student_tokenizer, validation[: options.eval_examples], SourcePool(validation), options.encode
+    )
     pad = student_tokenizer.pad_token_id
     meta = {} if resume else {"validation_loss_before": mean_loss(student, eval_examples, pad, device)}
-    settings = {"teacher": teacher_path, "student": student_path, "mode": mode, "temperature": options.temperature,
-                "alpha": options.alpha, "batch_size": options.loop.batch_size, "seed": options.loop.seed,
-                "learning_rate": options.loop.learning_rate}
-    result = train_loop(student, examples, loss_fn, options.loop, pad_id=pad, device=device,
-                        checkpoint_dir=out / "checkpoints", resume=resume, fingerprint=fingerprint(examples, settings),
-                        meta=meta, description=f"distilling ({mode})")
+    settings = {
+        "teacher": teacher_path,
+        "student": student_path,
+        "mode": mode,
+        "temperature": options.temperature,
+        "alpha": options.alpha,
+        "batch_size": options.loop.batch_size,
+        "seed": options.loop.seed,
+        "learning_rate": options.loop.learning_rate,
+    }
+    result = train_loop(
+        student,
+        examples,
+        loss_fn,
+        options.loop,
+        pad_id=pad,
+        device=device,
+        checkpoint_dir=out / "checkpoints",
+        resume=resume,
+        fingerprint=fingerprint(examples, settings),
+        meta=meta,
+        description=f"distilling ({mode})",
+    )
     validation_after = mean_loss(student, eval_examples, pad, device)
 
     save_student(student, student_tokenizer, out, device)
     report = {
-        "teacher": teacher_name, "teacher_path": teacher_path, "student": options.student or "cut from teacher",
-        "mode": mode, "device": device, "kept_layers": keep,
-        "teacher_layers": teacher.config.num_hidden_layers, "student_layers": student.config.num_hidden_layers,
+        "teacher": teacher_name,
+        "teacher_path": teacher_path,
+        "student": options.student or "cut from teacher",
+        "mode": mode,
+        "device": device,
+        "kept_layers": keep,
+        "teacher_layers": teacher.config.num_hidden_layers,
+        "student_layers": student.config.num_hidden_layers,
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
         "student_parameters": sum(p.numel() for p in student.parameters()),
-        "temperature": options.temperature, "alpha": options.alpha,
+        "temperature": options.temperature,
+        "alpha": options.alpha,
         **run_report(result, options.loop, examples, stats, eval_examples, validation_after, device),
     }
     write_atomic(out / "distill_report.json", json.dumps(report, indent=2) + "\n")

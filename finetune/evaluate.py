@@ -61,9 +61,15 @@ class EvalOptions:
     @classmethod
     def from_config(cls, config: Config) -> EvalOptions:
         g, m = config.generation, config.models
-        return cls(company=config.company_name, source_sentences=g.source_sentences, max_new_tokens=g.max_new_tokens,
-                   repetition_penalty=g.repetition_penalty, seed=config.finetune.seed, device=m.device,
-                   threads=m.threads)
+        return cls(
+            company=config.company_name,
+            source_sentences=g.source_sentences,
+            max_new_tokens=g.max_new_tokens,
+            repetition_penalty=g.repetition_penalty,
+            seed=config.finetune.seed,
+            device=m.device,
+            threads=m.threads,
+        )
 
 
 @dataclass(frozen=True)
@@ -164,8 +170,10 @@ def model_path(arg: str, progress: Progress = lambda m: None) -> str:
     name = DEFAULTS.models.llm if arg == DEFAULT_MODEL else arg
     path = resolve(name, LLMS, "LLM", progress)
     if not Path(path).is_dir():
-        raise NotFound(f"model '{arg}' is not a local folder; evaluate local model folders, 'default', "
-                       f"or one of: {', '.join(sorted(LLMS))}")
+        raise NotFound(
+            f"model '{arg}' is not a local folder; evaluate local model folders, 'default', "
+            f"or one of: {', '.join(sorted(LLMS))}"
+        )
     return path
 
 
@@ -174,13 +182,18 @@ def load_chat_model(path: str, options: EvalOptions, progress: Progress = lambda
     (CTranslate2 for an export, else transformers); device, threads and penalty come from `options`."""
     from chatbot.builder import build_llm_for
 
-    serving = DEFAULTS.with_overrides({"models": {"device": options.device, "threads": options.threads},
-                                       "generation": {"repetition_penalty": options.repetition_penalty}})
+    serving = DEFAULTS.with_overrides(
+        {
+            "models": {"device": options.device, "threads": options.threads},
+            "generation": {"repetition_penalty": options.repetition_penalty},
+        }
+    )
     return build_llm_for(serving, path, progress)
 
 
-def generate(model: ChatModel, exchanges: Sequence[Exchange], pool: SourcePool, options: EvalOptions,
-             description: str) -> list[dict]:
+def generate(
+    model: ChatModel, exchanges: Sequence[Exchange], pool: SourcePool, options: EvalOptions, description: str
+) -> list[dict]:
     """Each exchange's reply with its timing: {"reply", "seconds", "first_token_s", "completion_tokens"}."""
     from finetune.loop import progress_bar
 
@@ -196,13 +209,22 @@ def generate(model: ChatModel, exchanges: Sequence[Exchange], pool: SourcePool, 
                 first = first if first is not None else time.perf_counter() - began
                 pieces.append(token.text)
         seconds = time.perf_counter() - began
-        out.append({"reply": "".join(pieces).strip(), "seconds": seconds,
-                    "first_token_s": first if first is not None else seconds, "completion_tokens": completion})
+        out.append(
+            {
+                "reply": "".join(pieces).strip(),
+                "seconds": seconds,
+                "first_token_s": first if first is not None else seconds,
+                "completion_tokens": completion,
+            }
+        )
     return out
 
 
-def score_replies(replies: Sequence[str], golds: Sequence[str], embed: Callable[[list[str]], object],
-                  ) -> dict[str, list[float]]:
+def score_replies(
+    replies: Sequence[str],
+    golds: Sequence[str],
+    embed: Callable[[list[str]], object],
+) -> dict[str, list[float]]:
     """Per-reply rougeL, cosine and keyword_coverage against the gold replies."""
     import numpy as np
 
@@ -217,9 +239,14 @@ def score_replies(replies: Sequence[str], golds: Sequence[str], embed: Callable[
     }
 
 
-def evaluate_model(arg: str, exchanges: Sequence[Exchange], pool: SourcePool, options: EvalOptions,
-                   embed: Callable[[list[str]], object], progress: Progress = lambda m: None,
-                   ) -> tuple[ModelScores, list[dict]]:
+def evaluate_model(
+    arg: str,
+    exchanges: Sequence[Exchange],
+    pool: SourcePool,
+    options: EvalOptions,
+    embed: Callable[[list[str]], object],
+    progress: Progress = lambda m: None,
+) -> tuple[ModelScores, list[dict]]:
     """Scores of one model, and its per-exchange predictions."""
     path = model_path(arg, progress)
     model, backend = load_chat_model(path, options, progress)
@@ -230,24 +257,43 @@ def evaluate_model(arg: str, exchanges: Sequence[Exchange], pool: SourcePool, op
     seconds = sum(r["seconds"] for r in results)
     tokens = sum(r["completion_tokens"] for r in results)
     summary = ModelScores(
-        path=path, backend=backend, device=model.device, examples=len(results),
-        rougeL=round(statistics.fmean(scores["rougeL"]), 4), cosine=round(statistics.fmean(scores["cosine"]), 4),
+        path=path,
+        backend=backend,
+        device=model.device,
+        examples=len(results),
+        rougeL=round(statistics.fmean(scores["rougeL"]), 4),
+        cosine=round(statistics.fmean(scores["cosine"]), 4),
         keyword_coverage=round(statistics.fmean(scores["keyword_coverage"]), 4),
         latency_s=round(seconds / len(results), 3),
         first_token_s=round(statistics.fmean(r["first_token_s"] for r in results), 3),
         tokens_per_s=round(tokens / seconds, 2) if seconds > 0 else 0.0,
-        completion_tokens=round(tokens / len(results), 1), empty_replies=sum(1 for r in replies if not r),
+        completion_tokens=round(tokens / len(results), 1),
+        empty_replies=sum(1 for r in replies if not r),
         size_mb=size_mb(path),
     )
-    predictions = [{"model": arg, "question": e.question, "intent": e.intent, "gold": e.reply, **r,
-                    **{k: round(v[i], 4) for k, v in scores.items()}} for i, (e, r) in enumerate(zip(exchanges, results))]
+    predictions = [
+        {
+            "model": arg,
+            "question": e.question,
+            "intent": e.intent,
+            "gold": e.reply,
+            **r,
+            **{k: round(v[i], 4) for k, v in scores.items()},
+        }
+        for i, (e, r) in enumerate(zip(exchanges, results))
+    ]
     del model
     return summary, predictions
 
 
-def evaluate(model_args: Sequence[str], exchanges: Sequence[Exchange], options: EvalOptions,
-             embed: Callable[[list[str]], object], pool_exchanges: Sequence[Exchange] | None = None,
-             progress: Progress = lambda m: None) -> tuple[dict[str, ModelScores], list[dict]]:
+def evaluate(
+    model_args: Sequence[str],
+    exchanges: Sequence[Exchange],
+    options: EvalOptions,
+    embed: Callable[[list[str]], object],
+    pool_exchanges: Sequence[Exchange] | None = None,
+    progress: Progress = lambda m: None,
+) -> tuple[dict[str, ModelScores], list[dict]]:
     """Scores keyed by each model argument as given; distractor sources come from `pool_exchanges`."""
     if not model_args:
         raise BadInput("give at least one --model DIR (or --model default)")
@@ -261,8 +307,10 @@ def evaluate(model_args: Sequence[str], exchanges: Sequence[Exchange], options: 
             continue
         results[arg], preds = evaluate_model(arg, exchanges, pool, options, embed, progress)
         predictions.extend(preds)
-        progress(f"{arg}: rougeL {results[arg].rougeL:.3f}, cosine {results[arg].cosine:.3f}, "
-                 f"{results[arg].tokens_per_s:.1f} tokens/s")
+        progress(
+            f"{arg}: rougeL {results[arg].rougeL:.3f}, cosine {results[arg].cosine:.3f}, "
+            f"{results[arg].tokens_per_s:.1f} tokens/s"
+        )
     return results, predictions
 
 
@@ -292,9 +340,15 @@ def install_model(source: str, target: Path, record: dict) -> None:
     build_folder_atomic(target, copy, existing="backup")
 
 
-def promote(results: dict[str, ModelScores], target: str | Path, exchanges: Sequence[Exchange], options: EvalOptions,
-            embed: Callable[[list[str]], object], pool_exchanges: Sequence[Exchange] | None = None,
-            progress: Progress = lambda m: None) -> dict:
+def promote(
+    results: dict[str, ModelScores],
+    target: str | Path,
+    exchanges: Sequence[Exchange],
+    options: EvalOptions,
+    embed: Callable[[list[str]], object],
+    pool_exchanges: Sequence[Exchange] | None = None,
+    progress: Progress = lambda m: None,
+) -> dict:
     """Apply the promotion rule to the best of `results` against the model now in `target`."""
     target = Path(target)
     candidate = best_model(results)
@@ -303,8 +357,12 @@ def promote(results: dict[str, ModelScores], target: str | Path, exchanges: Sequ
         raise BadInput(f"--promote-to {target} is a file; give a folder")
     if target.is_dir() and holds_model(target):
         if Path(results[candidate].path).resolve() == target.resolve():
-            return {"candidate": candidate, "promoted": False, "reason": "the candidate is already the current model",
-                    "target": str(target)}
+            return {
+                "candidate": candidate,
+                "promoted": False,
+                "reason": "the candidate is already the current model",
+                "target": str(target),
+            }
         pool = SourcePool(pool_exchanges if pool_exchanges is not None else exchanges)
         current, _ = evaluate_model(str(target), exchanges, pool, options, embed, progress)
     elif target.is_dir() and any(target.iterdir()):
@@ -314,14 +372,25 @@ def promote(results: dict[str, ModelScores], target: str | Path, exchanges: Sequ
     if current is None:
         reason = "no current model"
     elif promoted:
-        reason = (f"beats the current model on ROUGE-L ({chosen.rougeL:.4f} > {current.rougeL:.4f}) "
-                  f"and cosine ({chosen.cosine:.4f} > {current.cosine:.4f})")
+        reason = (
+            f"beats the current model on ROUGE-L ({chosen.rougeL:.4f} > {current.rougeL:.4f}) "
+            f"and cosine ({chosen.cosine:.4f} > {current.cosine:.4f})"
+        )
     else:
-        reason = (f"does not beat the current model on both ROUGE-L ({chosen.rougeL:.4f} vs {current.rougeL:.4f}) "
-                  f"and cosine ({chosen.cosine:.4f} vs {current.cosine:.4f})")
-    record = {"candidate": candidate, "candidate_path": chosen.path, "promoted": promoted, "reason": reason,
-              "target": str(target), "candidate_scores": asdict(chosen),
-              "current_scores": asdict(current) if current else None, "examples": len(exchanges)}
+        reason = (
+            f"does not beat the current model on both ROUGE-L ({chosen.rougeL:.4f} vs {current.rougeL:.4f}) "
+            f"and cosine ({chosen.cosine:.4f} vs {current.cosine:.4f})"
+        )
+    record = {
+        "candidate": candidate,
+        "candidate_path": chosen.path,
+        "promoted": promoted,
+        "reason": reason,
+        "target": str(target),
+        "candidate_scores": asdict(chosen),
+        "current_scores": asdict(current) if current else None,
+        "examples": len(exchanges),
+    }
     if promoted:
         install_model(chosen.path, target, record)
     return record
@@ -330,7 +399,18 @@ def promote(results: dict[str, ModelScores], target: str | Path, exchanges: Sequ
 def table(results: dict[str, ModelScores]) -> str:
     """A plain-text table, one row per model."""
     header = ("model", "rougeL", "cosine", "keywords", "latency s", "tokens/s", "size MB", "backend")
-    rows = [(arg, f"{s.rougeL:.3f}", f"{s.cosine:.3f}", f"{s.keyword_coverage:.3f}", f"{s.latency_s:.2f}",
-             f"{s.tokens_per_s:.1f}", f"{s.size_mb:.0f}", s.backend) for arg, s in results.items()]
+    rows = [
+        (
+            arg,
+            f"{s.rougeL:.3f}",
+            f"{s.cosine:.3f}",
+            f"{s.keyword_coverage:.3f}",
+            f"{s.latency_s:.2f}",
+            f"{s.tokens_per_s:.1f}",
+            f"{s.size_mb:.0f}",
+            s.backend,
+        )
+        for arg, s in results.items()
+    ]
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in (header, *rows))

@@ -50,8 +50,11 @@ def reply_sentences(question: str, passage: Passage, source_sentences: int, max_
     """The sentences of `passage` the prompt shows for `question` that state something (in order),
     one or two of them, within `max_words` (the first always, however long)."""
     shown = relevant_sentences(question, passage.sentences, source_sentences)
-    usable = [s for s in shown if len(tokenize(s)) >= 3 and not is_meta(s) and not no_claim(s)
-              and not s.lstrip().startswith(("#", "|"))]
+    usable = [
+        s
+        for s in shown
+        if len(tokenize(s)) >= 3 and not is_meta(s) and not no_claim(s) and not s.lstrip().startswith(("#", "|"))
+    ]
     chosen: list[str] = []
     for sentence in usable[:2]:
         if chosen and len(" ".join(chosen + [sentence]).split()) > max_words:
@@ -65,21 +68,21 @@ def _gold_first(question: PseudoQuestion, index) -> Passage:
     return Passage(chunk=chunk, score=0.0, dense_cosine=0.0, lexical_score=0.0)
 
 
-def grounded_chat(question: PseudoQuestion, index, searcher, options: GroundedOptions,
-                  decline: bool = False) -> Chat | None:
+def grounded_chat(
+    question: PseudoQuestion, index, searcher, options: GroundedOptions, decline: bool = False
+) -> Chat | None:
     """One chat for `question`, or None when its answering chunk has nothing quotable."""
     if decline:  # the same question with its whole article gone: the evidence cannot answer
         found = searcher.search(question.text, k=options.k + 4)
-        passages = [p for p in found if p.doc_id != question.doc_id][:options.k]
+        passages = [p for p in found if p.doc_id != question.doc_id][: options.k]
         if not passages:
             return None
-        return Chat(tuple(build_messages(question.text, passages, options.company, options.source_sentences)),
-                    DECLINE)
+        return Chat(tuple(build_messages(question.text, passages, options.company, options.source_sentences)), DECLINE)
     passages = list(searcher.search(question.text, k=options.k))
     gold_ids = set(question.positives)
     position = next((i for i, p in enumerate(passages) if p.chunk.chunk_id in gold_ids), None)
     if position is None:
-        passages = passages[:options.k - 1] + [_gold_first(question, index)]
+        passages = passages[: options.k - 1] + [_gold_first(question, index)]
         position = len(passages) - 1
     sentences = reply_sentences(question.text, passages[position], options.source_sentences, options.reply_words)
     if not sentences:
@@ -88,12 +91,17 @@ def grounded_chat(question: PseudoQuestion, index, searcher, options: GroundedOp
     return Chat(tuple(build_messages(question.text, passages, options.company, options.source_sentences)), reply)
 
 
-def grounded_chats(index, searcher, options: GroundedOptions,
-                   progress: Progress = lambda m: None) -> tuple[list[Chat], dict]:
+def grounded_chats(
+    index, searcher, options: GroundedOptions, progress: Progress = lambda m: None
+) -> tuple[list[Chat], dict]:
     """Chats from the titles and headings of the index's documents; returns them and counts."""
-    questions = [q for q in pseudo_questions(index.chunks.values(), sentences_per_chunk=0,
-                                             max_questions=options.max_chats, seed=options.seed)
-                 if q.kind in ("title", "heading")]
+    questions = [
+        q
+        for q in pseudo_questions(
+            index.chunks.values(), sentences_per_chunk=0, max_questions=options.max_chats, seed=options.seed
+        )
+        if q.kind in ("title", "heading")
+    ]
     rng = random.Random(options.seed)
     chats: list[Chat] = []
     declines = skipped = 0
@@ -107,8 +115,12 @@ def grounded_chats(index, searcher, options: GroundedOptions,
         chats.append(chat)
         if (i + 1) % 50 == 0:
             progress(f"grounded chats: {i + 1}/{len(questions)} questions")
-    return chats, {"pseudo_questions": len(questions), "chats": len(chats), "declining": declines,
-                   "skipped_nothing_quotable": skipped}
+    return chats, {
+        "pseudo_questions": len(questions),
+        "chats": len(chats),
+        "declining": declines,
+        "skipped_nothing_quotable": skipped,
+    }
 
 
 def split_chats(chats: Sequence[Chat], validation: int, seed: int) -> tuple[list[Chat], list[Chat]]:

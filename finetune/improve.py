@@ -72,24 +72,34 @@ def _chats_digest(chats: Sequence[Chat]) -> str:
     return digest.hexdigest()
 
 
-def training_chats(config: Config, index, logs: Sequence[str], out: Path,
-                   progress: Progress) -> tuple[list[Chat], list[Chat], dict]:
+def training_chats(
+    config: Config, index, logs: Sequence[str], out: Path, progress: Progress
+) -> tuple[list[Chat], list[Chat], dict]:
     """(train, validation, counts): grounded help-centre chats from the loaded `index` plus a share of the
     support logs."""
     imp = config.finetune.improve
-    options = GroundedOptions(config.company_name, config.retrieval.k, config.generation.source_sentences,
-                              imp.max_chats, config.finetune.seed, imp.reply_words, imp.decline_every)
+    options = GroundedOptions(
+        config.company_name,
+        config.retrieval.k,
+        config.generation.source_sentences,
+        imp.max_chats,
+        config.finetune.seed,
+        imp.reply_words,
+        imp.decline_every,
+    )
     finetune_options = FinetuneOptions.from_config(config)
     if logs:  # read first: a missing or bad log file fails before the help centre is searched
         splits, data_report = prepare_dataset(logs, out / "data", finetune_options.data)
     chats, counts = grounded_chats(index, build_searcher(config, index), options, progress)
     if logs:
-        exchanges = list(splits.train)[:int(len(chats) * imp.log_share)]
+        exchanges = list(splits.train)[: int(len(chats) * imp.log_share)]
         chats += exchange_chats(exchanges, SourcePool(list(splits.train)), finetune_options.encode)
         counts.update(log_chats=len(exchanges), logs=data_report.to_json())
     train, validation = split_chats(chats, min(imp.validation_chats, len(chats) // 5), config.finetune.seed)
-    progress(f"{len(train)} training chats ({counts['chats']} from the help centre, {counts.get('log_chats', 0)} "
-             f"from support logs), {len(validation)} held out for the loss")
+    progress(
+        f"{len(train)} training chats ({counts['chats']} from the help centre, {counts.get('log_chats', 0)} "
+        f"from support logs), {len(validation)} held out for the loss"
+    )
     return train, validation, counts
 
 
@@ -103,8 +113,9 @@ def _card(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def train_candidate(config: Config, train: list[Chat], validation: list[Chat], counts: dict, out: Path,
-                    progress: Progress) -> tuple[Path, str]:
+def train_candidate(
+    config: Config, train: list[Chat], validation: list[Chat], counts: dict, out: Path, progress: Progress
+) -> tuple[Path, str]:
     """The merged fine-tuned model folder (trained now, or cached) and its fingerprint."""
     options = FinetuneOptions.from_config(config)
     options = replace(options, loop=replace(options.loop, max_steps=config.finetune.improve.max_steps))
@@ -115,35 +126,60 @@ def train_candidate(config: Config, train: list[Chat], validation: list[Chat], c
         return folder, fingerprint
 
     def train_into(tmp: Path) -> None:
-        train_chats(train, validation, tmp, options, progress=progress,
-                    extra_report={"fingerprint": fingerprint, "chats": counts})
+        train_chats(
+            train,
+            validation,
+            tmp,
+            options,
+            progress=progress,
+            extra_report={"fingerprint": fingerprint, "chats": counts},
+        )
 
     build_folder_atomic(folder, train_into)
     return folder, fingerprint
 
 
-def distill_candidate(config: Config, teacher: Path, teacher_fingerprint: str, train: list[Chat],
-                      validation: list[Chat], out: Path, progress: Progress) -> tuple[Path, str]:
+def distill_candidate(
+    config: Config,
+    teacher: Path,
+    teacher_fingerprint: str,
+    train: list[Chat],
+    validation: list[Chat],
+    out: Path,
+    progress: Progress,
+) -> tuple[Path, str]:
     """The student distilled from the fine-tuned `teacher` (now, or cached) and its fingerprint."""
     from finetune.distill import DistillOptions, distill_chats
 
     imp = config.finetune.improve
     options = DistillOptions.from_config(config)
     options = replace(options, layers=imp.distill_layers, loop=replace(options.loop, max_steps=imp.max_steps))
-    fingerprint = _digest(teacher_fingerprint, _chats_digest(train), options.layers, options.temperature,
-                          options.alpha, options.loop, options.encode)
+    fingerprint = _digest(
+        teacher_fingerprint,
+        _chats_digest(train),
+        options.layers,
+        options.temperature,
+        options.alpha,
+        options.loop,
+        options.encode,
+    )
     folder = out / "student"
     report = folder / "distill_report.json"
     if report.is_file() and json.loads(report.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
         progress(f"distilled student in {folder} is up to date")
         return folder, fingerprint
-    build_folder_atomic(folder, lambda tmp: distill_chats(teacher, train, validation, tmp, options, progress,
-                                                          extra_report={"fingerprint": fingerprint}))
+    build_folder_atomic(
+        folder,
+        lambda tmp: distill_chats(
+            teacher, train, validation, tmp, options, progress, extra_report={"fingerprint": fingerprint}
+        ),
+    )
     return folder, fingerprint
 
 
-def export_candidate(config: Config, model: Path, fingerprint: str, out: Path, progress: Progress,
-                     kind: str = "candidate") -> tuple[Path, str]:
+def export_candidate(
+    config: Config, model: Path, fingerprint: str, out: Path, progress: Progress, kind: str = "candidate"
+) -> tuple[Path, str]:
     """The serving export of `model` (made now, or cached) and its name; `kind`: "candidate" or "student"."""
     quantization = config.finetune.improve.quantization
     folder = out / f"{kind}-{quantization}"
@@ -154,8 +190,10 @@ def export_candidate(config: Config, model: Path, fingerprint: str, out: Path, p
         return folder, name
     progress(f"exporting {model} to CTranslate2 {quantization}")
     export_ctranslate2(model, folder, quantization, force=True)
-    write_atomic(folder / MODEL_CARD, json.dumps({"name": name, "base": config.models.llm,
-                                                   "fingerprint": fingerprint}, indent=2) + "\n")
+    write_atomic(
+        folder / MODEL_CARD,
+        json.dumps({"name": name, "base": config.models.llm, "fingerprint": fingerprint}, indent=2) + "\n",
+    )
     return folder, name
 
 
@@ -175,13 +213,19 @@ def gate_set(config: Config, questions_path: str, index) -> GateSet:
     if not questions:
         raise BadInput(f"{questions_path} has no '{split}' questions to evaluate on")
     engine = {key: getattr(config, key).model_dump() for key in ("retrieval", "generation", "grounding")}
-    key = _digest([q.__dict__ for q in questions], index.manifest.get("documents"), engine, config.company_name,
-                  _engine_code_digest())
+    key = _digest(
+        [q.__dict__ for q in questions],
+        index.manifest.get("documents"),
+        engine,
+        config.company_name,
+        _engine_code_digest(),
+    )
     return GateSet(questions, str(questions_path), key)
 
 
-def evaluate_model(config: Config, model: str, name: str, gate_questions: GateSet, out: Path,
-                   progress: Progress) -> dict:
+def evaluate_model(
+    config: Config, model: str, name: str, gate_questions: GateSet, out: Path, progress: Progress
+) -> dict:
     """`chatbot eval` totals of `model` (a registered name or folder) on the gate's questions; cached."""
     questions, split = gate_questions.questions, config.finetune.improve.split
     key = _digest(name, _card(Path(model)).get("fingerprint"), gate_questions.key)[:16]
@@ -192,8 +236,9 @@ def evaluate_model(config: Config, model: str, name: str, gate_questions: GateSe
     db = out / "eval" / f"{key}.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     db.unlink(missing_ok=True)  # an interrupted run's conversations
-    served = config.with_overrides({"db_url": f"sqlite:///{db}",
-                                    "models": {"llm": model, "llm_backend": "transformers", "promoted_dir": ""}})
+    served = config.with_overrides(
+        {"db_url": f"sqlite:///{db}", "models": {"llm": model, "llm_backend": "transformers", "promoted_dir": ""}}
+    )
     pipeline = build_pipeline(served, progress)
     pipeline.warm_up()
     progress(f"evaluating {name} on {len(questions)} {split} questions")
@@ -213,62 +258,123 @@ def gate(candidate: dict, serving: dict) -> tuple[bool, str]:
     return False, f"worse than the serving model ({figures})"
 
 
-def _distill_student(config: Config, model: Path, fingerprint: str, train: list[Chat], validation: list[Chat],
-                     out: Path, progress: Progress) -> dict | None:
+def _distill_student(
+    config: Config,
+    model: Path,
+    fingerprint: str,
+    train: list[Chat],
+    validation: list[Chat],
+    out: Path,
+    progress: Progress,
+) -> dict | None:
     """The distilled student's export (made now, or cached) when `[finetune.improve] distill_layers` asks for one."""
     if config.finetune.improve.distill_layers <= 0:
         return None
-    student_model, student_fingerprint = distill_candidate(config, model, fingerprint, train, validation, out,
-                                                           progress)
-    student_export, student_name = export_candidate(config, student_model, student_fingerprint, out, progress,
-                                                    kind="student")
-    return {"name": student_name, "folder": str(student_export), "fingerprint": student_fingerprint,
-            "layers": config.finetune.improve.distill_layers}
+    student_model, student_fingerprint = distill_candidate(config, model, fingerprint, train, validation, out, progress)
+    student_export, student_name = export_candidate(
+        config, student_model, student_fingerprint, out, progress, kind="student"
+    )
+    return {
+        "name": student_name,
+        "folder": str(student_export),
+        "fingerprint": student_fingerprint,
+        "layers": config.finetune.improve.distill_layers,
+    }
 
 
-def _judge_student(config: Config, student: dict, gate_questions: GateSet, serving: dict, serving_writes: dict,
-                   teacher_writes: dict, writes: Callable[[str, str], dict], out: Path,
-                   progress: Progress) -> tuple[dict, dict]:
+def _judge_student(
+    config: Config,
+    student: dict,
+    gate_questions: GateSet,
+    serving: dict,
+    serving_writes: dict,
+    teacher_writes: dict,
+    writes: Callable[[str, str], dict],
+    out: Path,
+    progress: Progress,
+) -> tuple[dict, dict]:
     """Put the student through the gate and against its teacher, noting the verdict in `student`; returns its
     totals and its totals where the LLM writes."""
     totals = evaluate_model(config, student["folder"], student["name"], gate_questions, out, progress)["totals"]
     student_writes = writes(student["folder"], student["name"])
     passes, why = _verdict(totals, serving, student_writes, serving_writes)
     as_good, versus_teacher = gate(student_writes, teacher_writes)
-    student.update(totals=totals, **_rates(totals), writing=_rates(student_writes),
-                   teacher_writing=_rates(teacher_writes), eligible=passes and as_good,
-                   reason=f"student: {why}; where the LLM writes, against its teacher {versus_teacher}")
+    student.update(
+        totals=totals,
+        **_rates(totals),
+        writing=_rates(student_writes),
+        teacher_writing=_rates(teacher_writes),
+        eligible=passes and as_good,
+        reason=f"student: {why}; where the LLM writes, against its teacher {versus_teacher}",
+    )
     return totals, student_writes
 
 
 def _install_and_log(config: Config, record: dict, export: Path, target: Path, now_serving: tuple[str, dict]) -> None:
     """Install the export into `target` when it was promoted, and log the serving model's totals in the database."""
     if record["promoted"]:
-        install_model(str(export), target, {key: record[key] for key in (
-            "name", "base", "fingerprint", "reason", "split", "questions", "candidate", "serving_before")})
+        install_model(
+            str(export),
+            target,
+            {
+                key: record[key]
+                for key in (
+                    "name",
+                    "base",
+                    "fingerprint",
+                    "reason",
+                    "split",
+                    "questions",
+                    "candidate",
+                    "serving_before",
+                )
+            },
+        )
     from chatbot.records.store import Store
 
     Store(config.db_url).stats.add_eval_run(now_serving[0], record["questions"], record["split"], now_serving[1])
 
 
-def _summary(record: dict, export: Path, target: Path, now_serving: str, counts: dict, student: dict | None,
-             candidate_writes: dict | None, serving_writes: dict | None) -> dict:
+def _summary(
+    record: dict,
+    export: Path,
+    target: Path,
+    now_serving: str,
+    counts: dict,
+    student: dict | None,
+    candidate_writes: dict | None,
+    serving_writes: dict | None,
+) -> dict:
     """What `improve` returns (and `chatbot improve --json` prints): rates rather than whole totals."""
     serving = record["serving_before"]
-    return {"serving": now_serving, "promoted": record["promoted"], "reason": record["reason"], "target": str(target),
-            "candidate": {"name": record["name"], "folder": str(export), **_rates(record["candidate"]),
-                          **({"writing": _rates(candidate_writes)} if candidate_writes else {})},
-            "serving_before": {"name": serving["name"], **_rates(serving),
-                               **({"writing": _rates(serving_writes)} if serving_writes else {})},
-            "chats": counts,
-            **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}}
-               if student else {}),
-            "train": {k: record["train_report"].get(k) for k in (
-                "steps", "train_seconds", "seconds_per_step", "validation_loss_before", "validation_loss_after")}}
+    return {
+        "serving": now_serving,
+        "promoted": record["promoted"],
+        "reason": record["reason"],
+        "target": str(target),
+        "candidate": {
+            "name": record["name"],
+            "folder": str(export),
+            **_rates(record["candidate"]),
+            **({"writing": _rates(candidate_writes)} if candidate_writes else {}),
+        },
+        "serving_before": {
+            "name": serving["name"],
+            **_rates(serving),
+            **({"writing": _rates(serving_writes)} if serving_writes else {}),
+        },
+        "chats": counts,
+        **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}} if student else {}),
+        "train": {
+            k: record["train_report"].get(k)
+            for k in ("steps", "train_seconds", "seconds_per_step", "validation_loss_before", "validation_loss_after")
+        },
+    }
 
 
-def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: str | Path,
-            progress: Progress = lambda m: None) -> dict:
+def improve(
+    config: Config, questions_path: str, logs: Sequence[str], out_dir: str | Path, progress: Progress = lambda m: None
+) -> dict:
     """Run the loop once; returns what each step did and the gate's decision (also in OUT/improve.json)."""
     if config.models.llm_backend == "openai":
         raise BadInput("'chatbot improve' fine-tunes a local model; [models] llm_backend is 'openai'")
@@ -309,15 +415,24 @@ def improve(config: Config, questions_path: str, logs: Sequence[str], out_dir: s
             promoted, reason = _verdict(candidate, serving, teacher_writes, serving_writes)
             candidate_writes = teacher_writes
         if student:  # judged also when its teacher already serves: it is there to replace it
-            totals, student_writes = _judge_student(config, student, gate_questions, serving, serving_writes,
-                                                    teacher_writes, writes, out, progress)
+            totals, student_writes = _judge_student(
+                config, student, gate_questions, serving, serving_writes, teacher_writes, writes, out, progress
+            )
             if student["eligible"]:  # the student serves in its teacher's place
                 promoted, reason, candidate, candidate_writes = True, student["reason"], totals, student_writes
                 export, name, fingerprint = Path(student["folder"]), student["name"], student["fingerprint"]
-    record = {"name": name, "base": config.models.llm, "fingerprint": fingerprint, "promoted": promoted,
-              "reason": reason, "split": config.finetune.improve.split, "questions": str(questions_path),
-              "candidate": candidate, "serving_before": {"name": serving_name, **serving},
-              "train_report": json.loads((model / "train_report.json").read_text(encoding="utf-8"))}
+    record = {
+        "name": name,
+        "base": config.models.llm,
+        "fingerprint": fingerprint,
+        "promoted": promoted,
+        "reason": reason,
+        "split": config.finetune.improve.split,
+        "questions": str(questions_path),
+        "candidate": candidate,
+        "serving_before": {"name": serving_name, **serving},
+        "train_report": json.loads((model / "train_report.json").read_text(encoding="utf-8")),
+    }
     now_serving = (name, candidate) if promoted else (serving_name, serving)
     _install_and_log(config, record, export, target, now_serving)
     summary = _summary(record, export, target, now_serving[0], counts, student, candidate_writes, serving_writes)
@@ -333,5 +448,7 @@ def _verdict(totals: dict, serving: dict, writes: dict, serving_writes: dict) ->
 
 
 def _rates(totals: dict) -> dict:
-    return {k: totals.get(k) for k in ("resolution_rate", "correct_rate", "wrong_rate", "wrong_of_answered",
-                                       "out_of_scope_refused")}
+    return {
+        k: totals.get(k)
+        for k in ("resolution_rate", "correct_rate", "wrong_rate", "wrong_of_answered", "out_of_scope_refused")
+    }

@@ -60,8 +60,14 @@ class LoopOptions:
     @classmethod
     def from_config(cls, loop: LoopConfig, seed: int, learning_rate: float | None = None) -> LoopOptions:
         """`[finetune.loop]` (warm-up cut to a fifth of the steps); `learning_rate` replaces its own."""
-        return cls(**{**loop.model_dump(), "warmup_steps": min(loop.warmup_steps, loop.max_steps // 5), "seed": seed,
-                      "learning_rate": learning_rate or loop.learning_rate})
+        return cls(
+            **{
+                **loop.model_dump(),
+                "warmup_steps": min(loop.warmup_steps, loop.max_steps // 5),
+                "seed": seed,
+                "learning_rate": learning_rate or loop.learning_rate,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,9 @@ def progress_bar(iterable=None, **kwargs):
     from tqdm.auto import tqdm
 
     interactive = sys.stderr.isatty()
-    return tqdm(iterable, file=sys.stderr, mininterval=0.5 if interactive else 30.0, dynamic_ncols=interactive,
-                **kwargs)
+    return tqdm(
+        iterable, file=sys.stderr, mininterval=0.5 if interactive else 30.0, dynamic_ncols=interactive, **kwargs
+    )
 
 
 def peak_rss_mb() -> float:
@@ -95,7 +102,7 @@ def batch_indices(n_examples: int, step: int, batch_size: int, seed: int) -> lis
     epoch, position = divmod(step, per_epoch)
     order = list(range(n_examples))
     random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    return order[position * batch_size:(position + 1) * batch_size]
+    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def collate(examples: Sequence[Example], pad_id: int, device):
@@ -136,7 +143,7 @@ def mean_loss(model, examples: Sequence[Example], pad_id: int, device: str, batc
     total, count = 0.0, 0
     with torch.no_grad(), autocast(device):
         for start in range(0, len(examples), batch_size):
-            part = examples[start:start + batch_size]
+            part = examples[start : start + batch_size]
             batch = collate(part, pad_id, device)
             n = sum(1 for e in part for label in e.labels[1:] if label != IGNORE_INDEX)  # the model shifts by one
             loss = model(**batch).loss
@@ -159,15 +166,29 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _save(directory: Path, step: int, model, optimizer, scheduler, losses: list[float], seconds: float,
-          fingerprint: str, meta: dict, keep: int) -> None:
+def _save(
+    directory: Path,
+    step: int,
+    model,
+    optimizer,
+    scheduler,
+    losses: list[float],
+    seconds: float,
+    fingerprint: str,
+    meta: dict,
+    keep: int,
+) -> None:
     import torch
 
     def write(tmp: Path) -> None:
         torch.save({name: p.detach().cpu() for name, p in _trainable(model).items()}, tmp / "trainable.pt")
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "train_seconds": seconds,
-                                                    "fingerprint": fingerprint, "meta": meta}) + "\n")
+        (tmp / "state.json").write_text(
+            json.dumps(
+                {"step": step, "losses": losses, "train_seconds": seconds, "fingerprint": fingerprint, "meta": meta}
+            )
+            + "\n"
+        )
 
     build_folder_atomic(directory / f"step-{step:07d}", write)
     for old in _checkpoints(directory)[:-keep]:
@@ -179,13 +200,17 @@ def _load(checkpoint: Path, model, optimizer, scheduler, fingerprint: str) -> di
 
     state = json.loads((checkpoint / "state.json").read_text())
     if state["fingerprint"] != fingerprint:
-        raise BadInput(f"checkpoint {checkpoint} was trained on other data or settings; resume with the same "
-                       "--data and options, or start afresh in another --out folder")
+        raise BadInput(
+            f"checkpoint {checkpoint} was trained on other data or settings; resume with the same "
+            "--data and options, or start afresh in another --out folder"
+        )
     tensors = torch.load(checkpoint / "trainable.pt", map_location="cpu")
     params = _trainable(model)
     if set(tensors) != set(params):
-        raise BadInput(f"checkpoint {checkpoint} does not match this model's trainable weights; resume with the "
-                       "same --model and LoRA options")
+        raise BadInput(
+            f"checkpoint {checkpoint} does not match this model's trainable weights; resume with the "
+            "same --model and LoRA options"
+        )
     with torch.no_grad():
         for name, value in tensors.items():
             params[name].copy_(value.to(params[name].device, params[name].dtype))
@@ -195,8 +220,9 @@ def _load(checkpoint: Path, model, optimizer, scheduler, fingerprint: str) -> di
     return state
 
 
-def _starting_point(directory: Path, resume: bool, model, optimizer, scheduler, fingerprint: str,
-                    meta: dict) -> tuple[int, list[float], float, dict]:
+def _starting_point(
+    directory: Path, resume: bool, model, optimizer, scheduler, fingerprint: str, meta: dict
+) -> tuple[int, list[float], float, dict]:
     """(first step, step losses so far, seconds so far, meta): restored from the last checkpoint on `resume`."""
     if resume:
         checkpoint = latest_checkpoint(directory)
@@ -207,14 +233,27 @@ def _starting_point(directory: Path, resume: bool, model, optimizer, scheduler, 
         meta = {**state.get("meta", {}), **{k: v for k, v in meta.items() if k not in state.get("meta", {})}}
         return state["step"], list(state["losses"]), float(state["train_seconds"]), meta
     if latest_checkpoint(directory) is not None:
-        raise BadInput(f"{directory} holds checkpoints of an earlier run; pass --resume to continue it, "
-                       "or choose another --out folder")
+        raise BadInput(
+            f"{directory} holds checkpoints of an earlier run; pass --resume to continue it, "
+            "or choose another --out folder"
+        )
     return 0, [], 0.0, meta
 
 
-def train_loop(model, examples: Sequence[Example], loss_fn: Callable, options: LoopOptions, *, pad_id: int,
-               device: str, checkpoint_dir: str | Path, resume: bool = False, fingerprint: str = "",
-               meta: dict | None = None, description: str = "training") -> LoopResult:
+def train_loop(
+    model,
+    examples: Sequence[Example],
+    loss_fn: Callable,
+    options: LoopOptions,
+    *,
+    pad_id: int,
+    device: str,
+    checkpoint_dir: str | Path,
+    resume: bool = False,
+    fingerprint: str = "",
+    meta: dict | None = None,
+    description: str = "training",
+) -> LoopResult:
     """Run steps `resumed_from_step .. max_steps`; `loss_fn(model, batch) -> scalar tensor`."""
     import torch
 
@@ -234,8 +273,9 @@ def train_loop(model, examples: Sequence[Example], loss_fn: Callable, options: L
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     directory = Path(checkpoint_dir)
-    start, losses, seconds, meta = _starting_point(directory, resume, model, optimizer, scheduler, fingerprint,
-                                                   dict(meta or {}))
+    start, losses, seconds, meta = _starting_point(
+        directory, resume, model, optimizer, scheduler, fingerprint, dict(meta or {})
+    )
     model.train()
     tokens = 0
     bar = progress_bar(total=options.max_steps, initial=start, desc=description, unit="step")
@@ -259,11 +299,27 @@ def train_loop(model, examples: Sequence[Example], loss_fn: Callable, options: L
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         done = step + 1
         if done % max(1, options.checkpoint_every_steps) == 0 or done == options.max_steps:
-            _save(directory, done, model, optimizer, scheduler, losses, seconds, fingerprint, meta,
-                  max(1, options.keep_checkpoints))
+            _save(
+                directory,
+                done,
+                model,
+                optimizer,
+                scheduler,
+                losses,
+                seconds,
+                fingerprint,
+                meta,
+                max(1, options.keep_checkpoints),
+            )
     bar.close()
-    return LoopResult(steps=max(start, options.max_steps), resumed_from_step=start, losses=tuple(losses),
-                      train_seconds=round(seconds, 3), target_tokens=tokens, meta=meta)
+    return LoopResult(
+        steps=max(start, options.max_steps),
+        resumed_from_step=start,
+        losses=tuple(losses),
+        train_seconds=round(seconds, 3),
+        target_tokens=tokens,
+        meta=meta,
+    )
 
 
 def loss_summary(losses: Sequence[float], window: int = 10) -> tuple[float | None, float | None]:
@@ -274,19 +330,31 @@ def loss_summary(losses: Sequence[float], window: int = 10) -> tuple[float | Non
     return round(sum(losses[:w]) / w, 6), round(sum(losses[-w:]) / w, 6)
 
 
-def run_report(result: LoopResult, options: LoopOptions, examples: Sequence, stats: dict,
-               eval_examples: Sequence, validation_after: float | None, device: str) -> dict:
+def run_report(
+    result: LoopResult,
+    options: LoopOptions,
+    examples: Sequence,
+    stats: dict,
+    eval_examples: Sequence,
+    validation_after: float | None,
+    device: str,
+) -> dict:
     """The fields a fine-tuning and a distillation report share: steps, time, losses, memory."""
     import torch
 
     initial, final = loss_summary(result.losses)
     return {
-        "steps": result.steps, "resumed_from_step": result.resumed_from_step,
-        "batch_size": options.batch_size, "learning_rate": options.learning_rate,
-        "train_sequences": len(examples), **{k: v for k, v in stats.items() if k != "examples"},
+        "steps": result.steps,
+        "resumed_from_step": result.resumed_from_step,
+        "batch_size": options.batch_size,
+        "learning_rate": options.learning_rate,
+        "train_sequences": len(examples),
+        **{k: v for k, v in stats.items() if k != "examples"},
         "train_seconds": result.train_seconds,
         "seconds_per_step": round(result.train_seconds / max(1, len(result.losses)), 3),
-        "initial_loss": initial, "final_loss": final, "losses": list(result.losses),
+        "initial_loss": initial,
+        "final_loss": final,
+        "losses": list(result.losses),
         "validation_examples": len(eval_examples),
         "validation_loss_before": result.meta.get("validation_loss_before"),
         "validation_loss_after": validation_after,

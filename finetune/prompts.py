@@ -29,8 +29,14 @@ def topic_title(intent: str) -> str:
 
 
 def reply_passage(exchange: Exchange, chunk_id: int) -> Passage:
-    chunk = Chunk(chunk_id=chunk_id, doc_id=f"log-{exchange.intent}-{chunk_id}", title=topic_title(exchange.intent),
-                  url="", headings=(), text=exchange.reply)
+    chunk = Chunk(
+        chunk_id=chunk_id,
+        doc_id=f"log-{exchange.intent}-{chunk_id}",
+        title=topic_title(exchange.intent),
+        url="",
+        headings=(),
+        text=exchange.reply,
+    )
     return Passage(chunk=chunk, score=0.0, dense_cosine=0.0, lexical_score=0.0)
 
 
@@ -53,8 +59,13 @@ class SourcePool:
         return [reply_passage(e, n) for n, e in enumerate(chosen)]
 
 
-def exchange_messages(exchange: Exchange, pool: SourcePool, company: str, seed: int,
-                      source_sentences: int = 4, max_distractors: int = MAX_DISTRACTORS) -> list[Message]:
+def exchange_messages(
+    exchange: Exchange,
+    pool: SourcePool,
+    company: str,
+    seed: int,
+    source_sentences: int = 4,
+    max_distractors: int = MAX_DISTRACTORS,
+) -> list[Message]:
     """The system and user messages the assistant would be served for this exchange's question."""
-    return build_messages(exchange.question, pool.sources(exchange, seed, max_distractors), company,
-                          source_sentences)
+    return build_messages(exchange.question, pool.sources(exchange, seed, max_distractors), company, source_sentences)

@@ -17,8 +17,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def tiny_llama(folder: str | Path, tokenizer_dir: str | Path, layers: int = 2, hidden_size: int = 32,
-               seed: int = 0) -> Path:
+def tiny_llama(
+    folder: str | Path, tokenizer_dir: str | Path, layers: int = 2, hidden_size: int = 32, seed: int = 0
+) -> Path:
     """Save a random Llama with `layers` decoder layers and the tokenizer of `tokenizer_dir` to `folder`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
@@ -29,12 +30,24 @@ def tiny_llama(folder: str | Path, tokenizer_dir: str | Path, layers: int = 2, h
         if (Path(tokenizer_dir) / name).is_file():
             shutil.copy2(Path(tokenizer_dir) / name, folder / name)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tokenizer.get_vocab() else tokenizer.eos_token_id
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers,
-                         num_attention_heads=2, num_key_value_heads=1, intermediate_size=2 * hidden_size,
-                         max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
-                         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
-                         tie_word_embeddings=True)
+    eos = (
+        tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if "<|im_end|>" in tokenizer.get_vocab()
+        else tokenizer.eos_token_id
+    )
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(seed)
     AutoModelForCausalLM.from_config(config, dtype=torch.float32).save_pretrained(folder)
     return folder
@@ -50,8 +63,13 @@ def word_tokenizer(folder: str | Path, texts: Iterable[str]) -> Path:
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.train_from_iterator(list(texts), trainers.WordLevelTrainer(special_tokens=specials))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<|im_start|>",
-                                   eos_token="<|im_end|>", pad_token="<pad>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="<unk>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+    )
     fast.chat_template = CHAT_TEMPLATE
     folder = Path(folder)
     fast.save_pretrained(folder)
@@ -70,16 +88,25 @@ def tiny_tokenizer(folder: str | Path, texts: Iterable[str] | None = None, vocab
 
     if texts is None:
         texts = [f"{row['instruction']}\n{row['response']}" for row in support_logs()]
-        texts.append("You are the customer support assistant of Lumen & Oak. Sources:\n[1] Returns: 30 days.\n"
-                     "Question: Answer from the sources only; say you do not know otherwise.")
+        texts.append(
+            "You are the customer support assistant of Lumen & Oak. Sources:\n[1] Returns: 30 days.\n"
+            "Question: Answer from the sources only; say you do not know otherwise."
+        )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train_from_iterator(list(texts), trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<|im_start|>", "<|im_end|>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   pad_token="<pad>")
+    tokenizer.train_from_iterator(
+        list(texts),
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=["<|im_start|>", "<|im_end|>", "<pad>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<pad>"
+    )
     fast.chat_template = CHAT_TEMPLATE
     folder = Path(folder)
     fast.save_pretrained(folder)
@@ -99,6 +126,12 @@ def support_logs(per_intent: int = 6) -> list[dict]:
     rows = []
     for intent, (question, reply) in INTENT_REPLIES.items():
         for i in range(per_intent):
-            rows.append({"instruction": f"{question} please {i}" if i else question, "response": reply,
-                         "intent": intent, "category": intent.split("_")[-1].upper()})
+            rows.append(
+                {
+                    "instruction": f"{question} please {i}" if i else question,
+                    "response": reply,
+                    "intent": intent,
+                    "category": intent.split("_")[-1].upper(),
+                }
+            )
     return rows

@@ -64,8 +64,9 @@ class EncodeOptions:
 
     @classmethod
     def from_config(cls, config: Config) -> EncodeOptions:
-        return cls(config.company_name, config.generation.source_sentences, config.finetune.max_tokens,
-                   config.finetune.seed)
+        return cls(
+            config.company_name, config.generation.source_sentences, config.finetune.max_tokens, config.finetune.seed
+        )
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,18 @@ class FinetuneOptions:
     def from_config(cls, config: Config) -> FinetuneOptions:
         """The base model is [models] llm on [models] device; the rest is [finetune]."""
         f = config.finetune
-        return cls(model=config.models.llm, device=config.models.device, max_examples=f.max_examples,
-                   eval_examples=f.eval_examples, adapter_only=f.adapter_only,
-                   gradient_checkpointing=f.gradient_checkpointing, encode=EncodeOptions.from_config(config),
-                   lora=LoraOptions.from_config(f.lora), loop=LoopOptions.from_config(f.loop, f.seed),
-                   data=DataOptions.from_config(f))
+        return cls(
+            model=config.models.llm,
+            device=config.models.device,
+            max_examples=f.max_examples,
+            eval_examples=f.eval_examples,
+            adapter_only=f.adapter_only,
+            gradient_checkpointing=f.gradient_checkpointing,
+            encode=EncodeOptions.from_config(config),
+            lora=LoraOptions.from_config(f.lora),
+            loop=LoopOptions.from_config(f.loop, f.seed),
+            data=DataOptions.from_config(f),
+        )
 
 
 def chat_dicts(messages: Sequence[Message]) -> list[dict]:
@@ -111,15 +119,18 @@ def completion_ids(tokenizer, messages: Sequence[Message], reply: str) -> list[i
         prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         full = tokenizer.apply_chat_template(chat + [{"role": "assistant", "content": reply}], tokenize=False)
         if not full.startswith(prompt):
-            raise ChatbotError("this model's chat template does not render a reply as a continuation of the "
-                               "prompt, so reply tokens cannot be separated; use a model with a plain chat template")
-        return list(tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"])
+            raise ChatbotError(
+                "this model's chat template does not render a reply as a continuation of the "
+                "prompt, so reply tokens cannot be separated; use a model with a plain chat template"
+            )
+        return list(tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"])
     ids = list(tokenizer(" " + reply, add_special_tokens=False)["input_ids"])
     return ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
 
 
-def encode_example(tokenizer, messages: Sequence[Message], reply: str, max_tokens: int,
-                   min_reply_tokens: int = 16) -> tuple[Example | None, bool]:
+def encode_example(
+    tokenizer, messages: Sequence[Message], reply: str, max_tokens: int, min_reply_tokens: int = 16
+) -> tuple[Example | None, bool]:
     """(example, reply_was_cut); no example when the prompt leaves under `min_reply_tokens`."""
     prompt = prompt_ids(tokenizer, messages)
     completion = completion_ids(tokenizer, messages, reply)
@@ -152,15 +163,26 @@ def encode_chats(tokenizer, chats: Sequence[Chat], max_tokens: int) -> tuple[lis
     return examples, {"examples": len(examples), "skipped_prompt_too_long": skipped, "reply_cut": cut}
 
 
-def exchange_chats(exchanges: Sequence[Exchange], pool: SourcePool, options: EncodeOptions,
-                   replies: Sequence[str] | None = None) -> list[Chat]:
+def exchange_chats(
+    exchanges: Sequence[Exchange], pool: SourcePool, options: EncodeOptions, replies: Sequence[str] | None = None
+) -> list[Chat]:
     """Serve-time prompts with each gold reply (or `replies[i]` instead) as the target."""
-    return [Chat(tuple(exchange_messages(e, pool, options.company, options.seed, options.source_sentences)),
-                 e.reply if replies is None else replies[i]) for i, e in enumerate(exchanges)]
+    return [
+        Chat(
+            tuple(exchange_messages(e, pool, options.company, options.seed, options.source_sentences)),
+            e.reply if replies is None else replies[i],
+        )
+        for i, e in enumerate(exchanges)
+    ]
 
 
-def encode_exchanges(tokenizer, exchanges: Sequence[Exchange], pool: SourcePool, options: EncodeOptions,
-                     replies: Sequence[str] | None = None) -> tuple[list[Example], dict[str, int]]:
+def encode_exchanges(
+    tokenizer,
+    exchanges: Sequence[Exchange],
+    pool: SourcePool,
+    options: EncodeOptions,
+    replies: Sequence[str] | None = None,
+) -> tuple[list[Example], dict[str, int]]:
     """Serve-time prompts with each gold reply (or `replies[i]` instead) as the supervised target."""
     return encode_chats(tokenizer, exchange_chats(exchanges, pool, options, replies), options.max_tokens)
 
@@ -175,12 +197,19 @@ def fingerprint(examples: Sequence[Example], settings: dict) -> str:
 def resolve_trainable_model(name: str, progress: Progress) -> str:
     path = resolve(name, LLMS, "LLM", progress)
     if is_ctranslate2_model(path):
-        raise BadInput(f"{path} is a CTranslate2 export, which cannot be trained; give the transformers model "
-                       "folder it was exported from")
-    if Path(path).is_dir() and any((Path(path) / f).is_file() for f in ADAPTER_FILES) \
-            and not (Path(path) / "config.json").is_file():
-        raise BadInput(f"{path} holds only a LoRA adapter; train from a merged model folder (run 'chatbot finetune' "
-                       "without --adapter-only) or from its base model")
+        raise BadInput(
+            f"{path} is a CTranslate2 export, which cannot be trained; give the transformers model "
+            "folder it was exported from"
+        )
+    if (
+        Path(path).is_dir()
+        and any((Path(path) / f).is_file() for f in ADAPTER_FILES)
+        and not (Path(path) / "config.json").is_file()
+    ):
+        raise BadInput(
+            f"{path} holds only a LoRA adapter; train from a merged model folder (run 'chatbot finetune' "
+            "without --adapter-only) or from its base model"
+        )
     return path
 
 
@@ -194,8 +223,10 @@ def load_causal_lm(path: str, device: str):
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError) as exc:
-        raise ChatbotError(f"cannot load the model '{path}' ({str(exc).splitlines()[0]}); give a local model "
-                           "folder, or run 'chatbot setup' for the offline default") from None
+        raise ChatbotError(
+            f"cannot load the model '{path}' ({str(exc).splitlines()[0]}); give a local model "
+            "folder, or run 'chatbot setup' for the offline default"
+        ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device), tokenizer
@@ -208,20 +239,28 @@ def clear_weights(out: Path, globs: Sequence[str]) -> None:
             path.unlink()
 
 
-def finetune(data_paths: Sequence[str | Path], out_dir: str | Path, options: FinetuneOptions = FinetuneOptions(),
-             resume: bool = False, progress: Progress = lambda m: None) -> dict:
+def finetune(
+    data_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    options: FinetuneOptions = FinetuneOptions(),
+    resume: bool = False,
+    progress: Progress = lambda m: None,
+) -> dict:
     """Prepare the data, train LoRA, save the model; returns the training report (also written)."""
     resolve_trainable_model(options.model, progress)  # a wrong name fails before any work
     out = Path(out_dir)
     splits, data_report = prepare_dataset(data_paths, out / "data", options.data)
-    progress(f"data: {data_report.splits} exchanges after scrubbing ({data_report.scrubbed}) and "
-             f"removing {data_report.duplicates_removed} duplicates; splits in {out / 'data'}")
-    train = list(splits.train[:options.max_examples] if options.max_examples > 0 else splits.train)
+    progress(
+        f"data: {data_report.splits} exchanges after scrubbing ({data_report.scrubbed}) and "
+        f"removing {data_report.duplicates_removed} duplicates; splits in {out / 'data'}"
+    )
+    train = list(splits.train[: options.max_examples] if options.max_examples > 0 else splits.train)
     if not train:
         raise BadInput("the train split is empty; give more exchanges or lower the held-out fractions")
     chats = exchange_chats(train, SourcePool(train), options.encode)
-    eval_chats = exchange_chats(splits.validation[:options.eval_examples], SourcePool(splits.validation),
-                                options.encode)
+    eval_chats = exchange_chats(
+        splits.validation[: options.eval_examples], SourcePool(splits.validation), options.encode
+    )
     return train_chats(chats, eval_chats, out, options, resume, progress, {"data": data_report.to_json()})
 
 
@@ -238,8 +277,15 @@ def _save_model(model, tokenizer, out: Path, adapter_only: bool) -> None:
     tokenizer.save_pretrained(out)
 
 
-def train_chats(chats: Sequence[Chat], eval_chats: Sequence[Chat], out_dir: str | Path, options: FinetuneOptions,
-                resume: bool = False, progress: Progress = lambda m: None, extra_report: dict | None = None) -> dict:
+def train_chats(
+    chats: Sequence[Chat],
+    eval_chats: Sequence[Chat],
+    out_dir: str | Path,
+    options: FinetuneOptions,
+    resume: bool = False,
+    progress: Progress = lambda m: None,
+    extra_report: dict | None = None,
+) -> dict:
     """Train LoRA on `options.model` with `chats`, report the loss on `eval_chats` before and after, and save
     the model (merged, or the adapter) in `out_dir`; returns the training report (also written there)."""
     import torch
@@ -253,40 +299,72 @@ def train_chats(chats: Sequence[Chat], eval_chats: Sequence[Chat], out_dir: str 
     examples, encode_stats = encode_chats(tokenizer, chats, options.encode.max_tokens)
     eval_examples, _ = encode_chats(tokenizer, eval_chats, options.encode.max_tokens)
     if not examples:
-        raise BadInput(f"none of the {len(chats)} training chats fits in {options.encode.max_tokens} tokens; "
-                       "raise [finetune] max_tokens or show fewer source sentences")
-    progress(f"{len(examples)} training sequences ({encode_stats['reply_cut']} replies cut to "
-             f"{options.encode.max_tokens} tokens, {encode_stats['skipped_prompt_too_long']} skipped)")
+        raise BadInput(
+            f"none of the {len(chats)} training chats fits in {options.encode.max_tokens} tokens; "
+            "raise [finetune] max_tokens or show fewer source sentences"
+        )
+    progress(
+        f"{len(examples)} training sequences ({encode_stats['reply_cut']} replies cut to "
+        f"{options.encode.max_tokens} tokens, {encode_stats['skipped_prompt_too_long']} skipped)"
+    )
 
     total_params = sum(p.numel() for p in model.parameters())
     lora = options.lora
     torch.manual_seed(options.loop.seed)  # LoRA's A matrices start random: a seed makes a run repeatable
-    model = get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                             target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=lora.rank,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            task_type="CAUSAL_LM",
+        ),
+    )
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    settings = {"model": base, "lora": dataclasses.asdict(lora), "encode": dataclasses.asdict(options.encode),
-                "batch_size": options.loop.batch_size, "learning_rate": options.loop.learning_rate,
-                "seed": options.loop.seed, "warmup_steps": options.loop.warmup_steps}
+    settings = {
+        "model": base,
+        "lora": dataclasses.asdict(lora),
+        "encode": dataclasses.asdict(options.encode),
+        "batch_size": options.loop.batch_size,
+        "learning_rate": options.loop.learning_rate,
+        "seed": options.loop.seed,
+        "warmup_steps": options.loop.warmup_steps,
+    }
     meta = {}
     if not resume:
         meta["validation_loss_before"] = mean_loss(model, eval_examples, tokenizer.pad_token_id, device)
     result = train_loop(
-        model, examples, lambda m, batch: m(**batch).loss, options.loop, pad_id=tokenizer.pad_token_id,
-        device=device, checkpoint_dir=out / "checkpoints", resume=resume,
-        fingerprint=fingerprint(examples, settings), meta=meta, description="fine-tuning",
+        model,
+        examples,
+        lambda m, batch: m(**batch).loss,
+        options.loop,
+        pad_id=tokenizer.pad_token_id,
+        device=device,
+        checkpoint_dir=out / "checkpoints",
+        resume=resume,
+        fingerprint=fingerprint(examples, settings),
+        meta=meta,
+        description="fine-tuning",
     )
     validation_after = mean_loss(model, eval_examples, tokenizer.pad_token_id, device)
 
     _save_model(model, tokenizer, out, options.adapter_only)
     report = {
-        "model": options.model, "base_path": base, "device": device,
+        "model": options.model,
+        "base_path": base,
+        "device": device,
         "dtype": "bfloat16" if device == "cuda" else "float32",
-        "output": "adapter" if options.adapter_only else "merged", "out": str(out),
-        "lora": dataclasses.asdict(lora), "trainable_parameters": trainable, "total_parameters": total_params,
-        "max_tokens": options.encode.max_tokens, "target_tokens_this_run": result.target_tokens,
+        "output": "adapter" if options.adapter_only else "merged",
+        "out": str(out),
+        "lora": dataclasses.asdict(lora),
+        "trainable_parameters": trainable,
+        "total_parameters": total_params,
+        "max_tokens": options.encode.max_tokens,
+        "target_tokens_this_run": result.target_tokens,
         **run_report(result, options.loop, examples, encode_stats, eval_examples, validation_after, device),
         **(extra_report or {}),
     }

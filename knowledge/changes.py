@@ -48,8 +48,9 @@ def readable(documents: Iterable[Document], skipped: tuple[Skipped, ...]) -> dic
     return incoming
 
 
-def plan_changes(manifest: dict, incoming: dict[str, Document], skipped: tuple[Skipped, ...],
-                 max_chars: int, overlap_chars: int) -> Changes:
+def plan_changes(
+    manifest: dict, incoming: dict[str, Document], skipped: tuple[Skipped, ...], max_chars: int, overlap_chars: int
+) -> Changes:
     """Which documents are new, changed, unchanged or gone, and the new chunks (numbered, not embedded).
 
     Gone: stored from a root ingested again, absent now, and not from a file left out this time.
@@ -59,8 +60,11 @@ def plan_changes(manifest: dict, incoming: dict[str, Document], skipped: tuple[S
     roots = {d.root for d in incoming.values()}
     unread = {same_file(s.source) for s in skipped}  # their stored documents are kept, not removed
     changes = Changes(next_chunk_id=int(manifest["next_chunk_id"]))
-    changes.removed = [doc_id for doc_id, meta in known.items() if meta["root"] in roots
-                       and doc_id not in incoming and same_file(meta["source"]) not in unread]
+    changes.removed = [
+        doc_id
+        for doc_id, meta in known.items()
+        if meta["root"] in roots and doc_id not in incoming and same_file(meta["source"]) not in unread
+    ]
     for doc_id, document in incoming.items():
         digest = content_hash(document)
         old = known.get(doc_id)
@@ -79,8 +83,12 @@ def plan_changes(manifest: dict, incoming: dict[str, Document], skipped: tuple[S
             ids.append(chunk_id)
             changes.next_chunk_id += 1
         changes.entries[doc_id] = {
-            "hash": digest, "root": document.root, "source": document.source,
-            "title": document.title, "url": document.url, "chunk_ids": ids,
+            "hash": digest,
+            "root": document.root,
+            "source": document.source,
+            "title": document.title,
+            "url": document.url,
+            "chunk_ids": ids,
         }
     for doc_id in changes.removed:
         changes.stale_chunk_ids.extend(known[doc_id]["chunk_ids"])

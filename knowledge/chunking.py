@@ -119,7 +119,7 @@ def _pack(body: str, max_chars: int, overlap_chars: int) -> list[str]:
             for sentence in split_sentences(paragraph):
                 while len(sentence) > max_chars:  # a run-on "sentence" (a table, a code block)
                     units.append(sentence[:max_chars])
-                    sentence = sentence[max_chars - overlap_chars:]
+                    sentence = sentence[max_chars - overlap_chars :]
                 units.append(sentence)
     chunks: list[str] = []
     current = ""

@@ -65,7 +65,7 @@ class EmbeddingModel:
         rows = []
         try:
             for start in range(0, len(texts), size):
-                batch = texts[start:start + size]
+                batch = texts[start : start + size]
                 rows.append(np.asarray(self.embed_batch(batch), dtype=np.float32))
                 if bar is not None:
                     bar.update(len(batch))
@@ -110,8 +110,11 @@ class SentenceTransformerEmbedder(EmbeddingModel):
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         return self._model.get().encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
 
     @property

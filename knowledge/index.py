@@ -69,8 +69,10 @@ class IngestReport:
     skipped: tuple[Skipped, ...] = ()  # files and rows left out (what they held before stays indexed)
 
     def to_json(self) -> dict:
-        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "skipped"},
-                "skipped": [s.to_json() for s in self.skipped]}
+        return {
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "skipped"},
+            "skipped": [s.to_json() for s in self.skipped],
+        }
 
 
 class KnowledgeIndex:
@@ -132,9 +134,11 @@ class KnowledgeIndex:
         snap = self.snapshot()
         missing = sum(1 for c in snap.chunks.values() if c.sentence_vectors is None)
         if missing:
-            progress(f"the index at {self.directory} stores no sentences for {missing} chunks (manifest version "
-                     f"{snap.manifest.get('version', 1)}): they are split and embedded on every turn; "
-                     f"ingest into it again to store them ('chatbot ingest SOURCE... --index {self.directory}')")
+            progress(
+                f"the index at {self.directory} stores no sentences for {missing} chunks (manifest version "
+                f"{snap.manifest.get('version', 1)}): they are split and embedded on every turn; "
+                f"ingest into it again to store them ('chatbot ingest SOURCE... --index {self.directory}')"
+            )
         return self
 
     def check_directory(self) -> None:
@@ -143,8 +147,10 @@ class KnowledgeIndex:
             if path.exists():
                 if not path.is_dir():
                     where = "is a file" if path == self.directory else f"is under a file ({path})"
-                    raise BadInput(f"the index path {self.directory} {where}, not a folder; "
-                                   "give --index a folder (it is created if missing)")
+                    raise BadInput(
+                        f"the index path {self.directory} {where}, not a folder; "
+                        "give --index a folder (it is created if missing)"
+                    )
                 return
 
     def _read(self) -> None:
@@ -183,8 +189,10 @@ class KnowledgeIndex:
         missing = [c for c in work.chunks.values() if c.sentence_vectors is None]
         if not missing:
             return
-        progress(f"the index stores no sentences (manifest version {work.manifest.get('version', 1)}): "
-                 f"splitting and embedding those of its {len(missing)} chunks to store them")
+        progress(
+            f"the index stores no sentences (manifest version {work.manifest.get('version', 1)}): "
+            f"splitting and embedding those of its {len(missing)} chunks to store them"
+        )
         work.chunks.update({c.chunk_id: c for c in self._with_sentences(missing, work.manifest["dimension"])})
 
     def _with_sentences(self, chunks: list[Chunk], dimension: int) -> list[Chunk]:
@@ -202,7 +210,7 @@ class KnowledgeIndex:
             vectors = np.zeros((0, dimension), dtype=np.float32)
         out, start = [], 0
         for chunk, group in zip(chunks, groups):
-            out.append(replace(chunk, sentences=group, sentence_vectors=vectors[start:start + len(group)]))
+            out.append(replace(chunk, sentences=group, sentence_vectors=vectors[start : start + len(group)]))
             start += len(group)
         return out
 
@@ -214,8 +222,12 @@ class KnowledgeIndex:
         import faiss
 
         manifest = {
-            "version": MANIFEST_VERSION, "embedder": self.embedder.name, "dimension": dimension,
-            "chunking": chunking, "documents": {}, "next_chunk_id": 0,
+            "version": MANIFEST_VERSION,
+            "embedder": self.embedder.name,
+            "dimension": dimension,
+            "chunking": chunking,
+            "documents": {},
+            "next_chunk_id": 0,
         }
         return IndexSnapshot(manifest, {}, faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
 
@@ -244,17 +256,24 @@ class KnowledgeIndex:
         with self._writing:
             work = self._starting_point(chunking, rebuild, progress)  # new objects: changed freely below
             changes = plan_changes(work.manifest, incoming, skipped, max_chars, overlap_chars)
-            progress(f"{len(incoming)} documents: {changes.added} new, {changes.updated} changed, "
-                     f"{changes.unchanged} unchanged, {len(changes.removed)} removed; "
-                     f"embedding {len(changes.new_chunks)} chunks")
+            progress(
+                f"{len(incoming)} documents: {changes.added} new, {changes.updated} changed, "
+                f"{changes.unchanged} unchanged, {len(changes.removed)} removed; "
+                f"embedding {len(changes.new_chunks)} chunks"
+            )
             dimension = work.manifest["dimension"]
             vectors = self._embed_chunks(changes.new_chunks, dimension)
             apply_changes(work, changes, self._with_sentences(changes.new_chunks, dimension), vectors)
             self._save_snapshot(work)
             self._snapshot = work  # published whole, after the files: searches from now on see this version
         return IngestReport(
-            documents=work.document_count(), chunks=work.size, added=changes.added, updated=changes.updated,
-            unchanged=changes.unchanged, removed=len(changes.removed), embedded_chunks=len(changes.new_chunks),
+            documents=work.document_count(),
+            chunks=work.size,
+            added=changes.added,
+            updated=changes.updated,
+            unchanged=changes.unchanged,
+            removed=len(changes.removed),
+            embedded_chunks=len(changes.new_chunks),
             skipped=skipped,
         )
 
@@ -315,8 +334,10 @@ class KnowledgeIndex:
         path = self.directory / "manifest.json"
         with self._writing:
             if not self.exists:
-                raise NotFound(f"no knowledge index at {self.directory}; build one with "
-                               f"'chatbot ingest SOURCE... --index {self.directory}'")
+                raise NotFound(
+                    f"no knowledge index at {self.directory}; build one with "
+                    f"'chatbot ingest SOURCE... --index {self.directory}'"
+                )
             stored = json.loads(path.read_text(encoding="utf-8"))
             stored[key] = value
             write_atomic(path, json.dumps(stored, indent=1, ensure_ascii=False))
@@ -326,8 +347,10 @@ class KnowledgeIndex:
         try:
             write_snapshot(self.directory, snap)
         except (OSError, RuntimeError) as exc:  # faiss raises RuntimeError; the previous files stay (`replacing`)
-            raise ChatbotError(f"cannot write the index at {self.directory} ({getattr(exc, 'strerror', None) or exc}); "
-                               "check the folder's permissions and free space") from None
+            raise ChatbotError(
+                f"cannot write the index at {self.directory} ({getattr(exc, 'strerror', None) or exc}); "
+                "check the folder's permissions and free space"
+            ) from None
 
     # ---- retrieval primitives (each on one snapshot: a search pins one for all its calls) -----------
     @property

@@ -109,8 +109,10 @@ def _walk(sources: list[str], strict: bool) -> Iterator[Document | Skipped]:
         if path.is_dir():
             try:
                 files = sorted(
-                    p for p in path.rglob("*")
-                    if p.is_file() and p.suffix.lower() in SUPPORTED
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix.lower() in SUPPORTED
                     and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 )
             except OSError as exc:
@@ -187,13 +189,15 @@ def split_front_matter(raw: str) -> tuple[dict, str]:
         meta = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError:
         meta = {}
-    return (meta if isinstance(meta, dict) else {}), raw[match.end():]
+    return (meta if isinstance(meta, dict) else {}), raw[match.end() :]
 
 
 def clean_markdown(text: str) -> str:
     """Markdown with inline HTML and attribute syntax reduced to plain Markdown-ish text."""
     text = _HTML_COMMENT.sub("", text)
-    text = _HTML_HEADING.sub(lambda m: "\n" + "#" * int(m.group(1)) + " " + _strip_tags(m.group(2)).strip() + "\n", text)
+    text = _HTML_HEADING.sub(
+        lambda m: "\n" + "#" * int(m.group(1)) + " " + _strip_tags(m.group(2)).strip() + "\n", text
+    )
     text = _HTML_CELL.sub(" ", text)
     text = _HTML_BLOCK_END.sub("\n", text)
     text = _HTML_TAG.sub("", text)
@@ -263,8 +267,9 @@ def _read_pdf(path: Path) -> str:
         reader = PdfReader(str(path))
         pages = [page.extract_text() or "" for page in reader.pages]
     except Exception as exc:  # noqa: BLE001 - a damaged PDF makes pypdf raise nearly any type
-        raise BadInput(f"not a readable PDF ({_one_line(exc) or type(exc).__name__}); "
-                       "re-export it or give the text") from None
+        raise BadInput(
+            f"not a readable PDF ({_one_line(exc) or type(exc).__name__}); re-export it or give the text"
+        ) from None
     text = "\n\n".join(p.strip() for p in pages if p.strip())
     if not text:
         raise BadInput("no extractable text (a scanned PDF?); give a text version")
@@ -304,11 +309,18 @@ def _read_faq_csv(raw: str, rel: str, path: Path, root: Path) -> Iterator[Docume
                 fields = next(single, None) if single is not None else None
                 if fields is None or len(fields) > len(header):  # an unclosed quote swallowed the lines after it
                     number += 1
-                    swallowed = (f"line {first + 2}" if spanned == 2 else f"lines {first + 2}-{first + spanned}")
-                    runs = (f"an unclosed quote runs over {swallowed}" if spanned > 1
-                            else f"broken quoting ({_one_line(exc)})")
-                    yield Skipped(str(path), f"{runs}; close it or double quotes inside a field (\"\"); "
-                                             "the lines after it are read as rows of their own", first + 1)
+                    swallowed = f"line {first + 2}" if spanned == 2 else f"lines {first + 2}-{first + spanned}"
+                    runs = (
+                        f"an unclosed quote runs over {swallowed}"
+                        if spanned > 1
+                        else f"broken quoting ({_one_line(exc)})"
+                    )
+                    yield Skipped(
+                        str(path),
+                        f'{runs}; close it or double quotes inside a field (""); '
+                        "the lines after it are read as rows of their own",
+                        first + 1,
+                    )
                     restart = first + 1
                     break
                 restart = first + 1  # one line with a stray quote: read leniently, as a spreadsheet would
@@ -321,12 +333,14 @@ def _read_faq_csv(raw: str, rel: str, path: Path, root: Path) -> Iterator[Docume
         position = restart
 
 
-def _faq_row(fields: list[str], header: list[str], columns: dict[str, str], default_id: str, path: Path, root: Path,
-             line: int) -> Document | Skipped | None:
+def _faq_row(
+    fields: list[str], header: list[str], columns: dict[str, str], default_id: str, path: Path, root: Path, line: int
+) -> Document | Skipped | None:
     """The document of one parsed FAQ CSV row, a `Skipped` saying what is wrong with it, or None for an empty row."""
     if len(fields) > len(header):
-        return Skipped(str(path), f"{len(fields)} fields but the header has {len(header)}; "
-                                  "quote fields that contain commas", line)
+        return Skipped(
+            str(path), f"{len(fields)} fields but the header has {len(header)}; quote fields that contain commas", line
+        )
     row = {name: csv_value(value) for name, value in zip(header, fields)}  # `'=` as written: =
     question = (row.get(columns["question"]) or "").strip()
     answer = (row.get(columns["answer"]) or "").strip()
@@ -355,8 +369,14 @@ def _read_jsonl(raw: str, rel: str, path: Path, root: Path) -> Iterator[Document
         doc_id = record.get("id", record.get("article_id"))
         text = clean_markdown(str(record["text"]))
         title = str(record.get("title") or _title_from(text, path))
-        yield _document(str(doc_id) if doc_id is not None else f"{rel}#{number}", title,
-                        str(record.get("url") or ""), text, path, root)
+        yield _document(
+            str(doc_id) if doc_id is not None else f"{rel}#{number}",
+            title,
+            str(record.get("url") or ""),
+            text,
+            path,
+            root,
+        )
 
 
 def _title_from(text: str, path: Path) -> str:
@@ -370,5 +390,4 @@ def _title_from(text: str, path: Path) -> str:
 
 
 def _document(doc_id: str, title: str, url: str, text: str, path: Path, root: Path) -> Document:
-    return Document(doc_id=doc_id, title=title.strip(), url=url, text=text, source=str(path),
-                    root=str(root.resolve()))
+    return Document(doc_id=doc_id, title=title.strip(), url=url, text=text, source=str(path), root=str(root.resolve()))

@@ -17,7 +17,8 @@ from collections import Counter, defaultdict
 import numpy as np
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all am an and any are as at be because been before being
 below between both but by can could did do does doing down during each few for from further had
 has have having he her here hers herself him himself his how i if in into is it its itself just
@@ -26,7 +27,8 @@ same she should so some such than that the their theirs them themselves then the
 those through to too under until up very was we were what when where which while who whom why will
 with would you your yours yourself yourselves hi hello please thanks thank hey ok okay also get got
 want need like know tell let us may might must shall im ive id youre dont cant wont isnt doesnt
-""".split())
+""".split()
+)
 
 
 _local = threading.local()  # a PyStemmer Stemmer is not thread-safe: one per thread
@@ -70,9 +72,7 @@ class BM25:
             t: (np.array([i for i, _ in p], dtype=np.int64), np.array([c for _, c in p], dtype=np.float32))
             for t, p in postings.items()
         }
-        self._idf = {
-            t: math.log(1 + (self.size - len(p) + 0.5) / (len(p) + 0.5)) for t, p in postings.items()
-        }
+        self._idf = {t: math.log(1 + (self.size - len(p) + 0.5) / (len(p) + 0.5)) for t, p in postings.items()}
 
     def scores(self, query: dict[str, float] | list[str]) -> np.ndarray:
         """BM25 score of every document; `query` is tokens or {token: weight}."""

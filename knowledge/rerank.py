@@ -79,8 +79,9 @@ class PseudoQuestion:
     kind: str  # "title", "heading" or "sentence"
 
 
-def pseudo_questions(chunks: Iterable[Chunk], sentences_per_chunk: int, max_questions: int,
-                     seed: int = SEED) -> list[PseudoQuestion]:
+def pseudo_questions(
+    chunks: Iterable[Chunk], sentences_per_chunk: int, max_questions: int, seed: int = SEED
+) -> list[PseudoQuestion]:
     """Questions a help centre answers, read off its own structure (see the module docstring)."""
     by_doc: dict[str, list[Chunk]] = defaultdict(list)
     for chunk in sorted(chunks, key=lambda c: c.chunk_id):
@@ -110,8 +111,11 @@ def pseudo_questions(chunks: Iterable[Chunk], sentences_per_chunk: int, max_ques
             headings.append(PseudoQuestion(text, doc_id, tuple(ids), "heading"))
         if sentences_per_chunk > 0:
             for chunk in doc_chunks:
-                candidates = [s for s in (chunk.sentences or split_sentences(chunk.text))
-                              if 6 <= len(s.split()) <= 40 and not s.lstrip().startswith(("#", "|"))]
+                candidates = [
+                    s
+                    for s in (chunk.sentences or split_sentences(chunk.text))
+                    if 6 <= len(s.split()) <= 40 and not s.lstrip().startswith(("#", "|"))
+                ]
                 for sentence in rng.sample(candidates, min(sentences_per_chunk, len(candidates))):
                     holders = tuple(c.chunk_id for c in doc_chunks if sentence in c.text)
                     sentences.append(PseudoQuestion(sentence, doc_id, holders or (chunk.chunk_id,), "sentence"))
@@ -148,8 +152,7 @@ def fingerprint(manifest: dict, settings: TrainingSettings) -> str:
 
     Chunk ids count too: the positives of the pseudo-questions are chunk ids.
     """
-    return manifest_fingerprint(manifest, {"recipe": RECIPE_VERSION, "settings": asdict(settings)},
-                                with_chunk_ids=True)
+    return manifest_fingerprint(manifest, {"recipe": RECIPE_VERSION, "settings": asdict(settings)}, with_chunk_ids=True)
 
 
 def folder(index_dir: str | Path) -> Path:
@@ -194,8 +197,9 @@ class QueryEncoderReranker:
     def scores(self, query: str, passages: Sequence[Passage], context: Sequence[str] = ()) -> np.ndarray:
         if not passages:
             return np.zeros(0, dtype=np.float32)
-        vector = self._model.get().encode([query_text(query, context)], normalize_embeddings=True,
-                                          convert_to_numpy=True, show_progress_bar=False)[0]
+        vector = self._model.get().encode(
+            [query_text(query, context)], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )[0]
         ids = [p.chunk.chunk_id for p in passages]
         cosines = self.index.cosines(vector, ids)
         return np.array([cosines[i] for i in ids], dtype=np.float32)
@@ -225,8 +229,14 @@ def _chunk_matrix(snap) -> tuple[list[int], np.ndarray]:
     return ids, matrix
 
 
-def train_reranker(index, base_model: str, settings: TrainingSettings, device: str = "cpu",
-                   progress: Callable[[str], None] = lambda m: None, show_progress: bool = True) -> dict:
+def train_reranker(
+    index,
+    base_model: str,
+    settings: TrainingSettings,
+    device: str = "cpu",
+    progress: Callable[[str], None] = lambda m: None,
+    show_progress: bool = True,
+) -> dict:
     """Fine-tune `base_model` (the index's embedder folder) on the question side; cache it in the index.
 
     Trains on the version of the index published when it starts (a re-index meanwhile is not seen, and
@@ -242,23 +252,38 @@ def train_reranker(index, base_model: str, settings: TrainingSettings, device: s
         raise ChatbotError("the help centre has no titles, headings or sentences to train a reranker on")
     ids, matrix = _chunk_matrix(snap)
     kinds = {kind: sum(q.kind == kind for q in questions) for kind in ("title", "heading", "sentence")}
-    progress(f"training the reranker on {len(questions)} pseudo-questions from {snap.document_count()} "
-             f"documents ({kinds['title']} titles, {kinds['heading']} headings, {kinds['sentence']} sentences)")
+    progress(
+        f"training the reranker on {len(questions)} pseudo-questions from {snap.document_count()} "
+        f"documents ({kinds['title']} titles, {kinds['heading']} headings, {kinds['sentence']} sentences)"
+    )
     model, losses = _train(base_model, questions, ids, matrix, settings, device, show_progress)
     seconds = time.perf_counter() - started
     meta = {
-        "fingerprint": fingerprint(snap.manifest, settings), "embedder": snap.manifest.get("embedder"),
-        "recipe": RECIPE_VERSION, "settings": asdict(settings), "questions": len(questions), **kinds,
-        "documents": snap.document_count(), "train_seconds": round(seconds, 1),
-        "first_loss": round(float(np.mean(losses[:10])), 4), "last_loss": round(float(np.mean(losses[-10:])), 4),
+        "fingerprint": fingerprint(snap.manifest, settings),
+        "embedder": snap.manifest.get("embedder"),
+        "recipe": RECIPE_VERSION,
+        "settings": asdict(settings),
+        "questions": len(questions),
+        **kinds,
+        "documents": snap.document_count(),
+        "train_seconds": round(seconds, 1),
+        "first_loss": round(float(np.mean(losses[:10])), 4),
+        "last_loss": round(float(np.mean(losses[-10:])), 4),
     }
     _save_reranker(index.directory, model, meta)
     progress(f"reranker trained in {seconds:.0f} s ({meta['size_mb']} MB) in {folder(index.directory)}")
     return meta
 
 
-def _train(base_model: str, questions: list[PseudoQuestion], ids: list[int], matrix: np.ndarray,
-           settings: TrainingSettings, device: str, show_progress: bool) -> tuple[Any, list[float]]:
+def _train(
+    base_model: str,
+    questions: list[PseudoQuestion],
+    ids: list[int],
+    matrix: np.ndarray,
+    settings: TrainingSettings,
+    device: str,
+    show_progress: bool,
+) -> tuple[Any, list[float]]:
     """`base_model` loaded and trained for one epoch on `questions` against the frozen chunk vectors
     `matrix` (rows: chunk `ids`); returns the model (a SentenceTransformer, in eval mode, with its
     serving length) and each batch's loss. Knows nothing about where the model is saved.
@@ -284,7 +309,7 @@ def _train(base_model: str, questions: list[PseudoQuestion], ids: list[int], mat
     losses: list[float] = []
     try:
         for start in range(0, len(order), settings.batch_size):
-            batch = [questions[i] for i in order[start:start + settings.batch_size]]
+            batch = [questions[i] for i in order[start : start + settings.batch_size]]
             features = model.preprocess([q.text for q in batch])
             features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
             vectors = torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
@@ -312,6 +337,7 @@ def _train(base_model: str, questions: list[PseudoQuestion], ids: list[int], mat
 def _save_reranker(index_dir: str | Path, model, meta: dict) -> None:
     """Replace `<index>/reranker/` atomically with `model` and `reranker.json` (`meta`, to which the
     model's size is added)."""
+
     def build(tmp: Path) -> None:
         model.save(str(tmp / "model"))
         meta["size_mb"] = round(sum(f.stat().st_size for f in (tmp / "model").rglob("*") if f.is_file()) / 2**20, 1)
@@ -320,8 +346,13 @@ def _save_reranker(index_dir: str | Path, model, meta: dict) -> None:
     build_folder_atomic(folder(index_dir), build)
 
 
-def ensure_reranker(index, base_model: str, settings: TrainingSettings, device: str = "cpu",
-                    progress: Callable[[str], None] = lambda m: None) -> dict:
+def ensure_reranker(
+    index,
+    base_model: str,
+    settings: TrainingSettings,
+    device: str = "cpu",
+    progress: Callable[[str], None] = lambda m: None,
+) -> dict:
     """Train the reranker unless the cached one matches these documents and settings; returns
     `{"trained": bool, **reranker.json}`."""
     if is_fresh(index, settings):
@@ -362,7 +393,7 @@ class RerankingSearcher:
         # the searcher's candidates and the reranker's vectors (`index.cosines`) from one version of the index
         with self.index.pinned():
             passages = self.searcher.search(query, k=max(k, self.candidates), context=context)
-            head, tail = passages[:self.candidates], passages[self.candidates:]
+            head, tail = passages[: self.candidates], passages[self.candidates :]
             scores = self.reranker.scores(query, head, context) if len(head) > 1 and self.weight > 0 else None
         if scores is not None:
             ranks = np.empty(len(head), dtype=np.int64)

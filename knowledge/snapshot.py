@@ -119,8 +119,9 @@ class IndexSnapshot:
     def documents_from(self, source: str | Path) -> list[str]:
         """Ids of the documents read from this file."""
         target = same_file(source)
-        return [doc_id for doc_id, meta in self.manifest.get("documents", {}).items()
-                if same_file(meta["source"]) == target]
+        return [
+            doc_id for doc_id, meta in self.manifest.get("documents", {}).items() if same_file(meta["source"]) == target
+        ]
 
 
 def same_file(path: str | Path) -> str:
@@ -167,7 +168,7 @@ def attach_sentence_vectors(chunks: dict[int, Chunk], matrix: np.ndarray, dimens
     matrix = np.asarray(matrix, dtype=np.float32)
     out, start = {}, 0
     for chunk_id, count in zip(ordered, counts):
-        out[chunk_id] = replace(chunks[chunk_id], sentence_vectors=matrix[start:start + count])
+        out[chunk_id] = replace(chunks[chunk_id], sentence_vectors=matrix[start : start + count])
         start += count
     return out
 

@@ -26,18 +26,29 @@ class RunningApp:
     def __init__(self, tmp, monkeypatch_env, docs):
         self.password = PASSWORD
         monkeypatch_env("CHATBOT_OPERATOR_PASSWORD", PASSWORD)
-        overrides = {"index_dir": str(tmp / "index"), "db_url": f"sqlite:///{tmp}/app.db",
-                     "company_name": "Lumen & Oak", "server": {"uploads_dir": str(tmp / "uploads")}}
+        overrides = {
+            "index_dir": str(tmp / "index"),
+            "db_url": f"sqlite:///{tmp}/app.db",
+            "company_name": "Lumen & Oak",
+            "server": {"uploads_dir": str(tmp / "uploads")},
+        }
         self.config = load_config(None, overrides)
-        build_index(self.config).ingest(iter_documents([str(docs)]), self.config.chunking.max_chars,
-                                         self.config.chunking.overlap_chars)
+        build_index(self.config).ingest(
+            iter_documents([str(docs)]), self.config.chunking.max_chars, self.config.chunking.overlap_chars
+        )
         self.pipeline = build_pipeline(self.config, speech=True, vision=True)
         self.pipeline.warm_up()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(self.pipeline, self.config), host="127.0.0.1",
-                                                    port=self.port, log_level="warning",
-                                                    **uvicorn_options(self.config)))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(self.pipeline, self.config),
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                **uvicorn_options(self.config),
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.time() + 60

@@ -52,6 +52,7 @@ def write(tmp_path):
         else:
             path.write_text(text, encoding="utf-8")
         return path
+
     return _write
 
 
@@ -65,8 +66,11 @@ def shop_index(write, tmp_path):
     from knowledge.ingest import iter_documents
     from knowledge.testing import HashEmbedder
 
-    write("kb/returns.md", "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\n"
-                           "You can return most items within 30 days of delivery. UK orders get a free return label.")
+    write(
+        "kb/returns.md",
+        "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\n"
+        "You can return most items within 30 days of delivery. UK orders get a free return label.",
+    )
     write("kb/shipping.md", "---\nid: S\ntitle: Shipping\nurl: https://x/S\n---\nStandard delivery costs 3.95 pounds.")
     index = KnowledgeIndex(tmp_path / "ix", HashEmbedder())
     index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)

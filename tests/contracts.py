@@ -20,8 +20,10 @@ from knowledge.embedding import Embedder
 from knowledge.testing import _unit
 
 
-QUESTION = [Message("system", "You are a helpful customer-service assistant. Answer briefly."),
-            Message("user", "How long do I have to return an item?")]
+QUESTION = [
+    Message("system", "You are a helpful customer-service assistant. Answer briefly."),
+    Message("user", "How long do I have to return an item?"),
+]
 
 
 class ChatModelContract:
@@ -178,5 +180,6 @@ class EmbedderContract:
 
     def test_a_paraphrase_is_closer_than_an_unrelated_text(self, embedder):
         question, paraphrase, unrelated = embedder.embed(
-            ["How do I return a lamp?", "returning a lamp", "reset my password"])
+            ["How do I return a lamp?", "returning a lamp", "reset my password"]
+        )
         assert float(_unit(question) @ _unit(paraphrase)) > float(_unit(question) @ _unit(unrelated))

@@ -61,8 +61,11 @@ def test_cost_by_stage_is_what_was_charged_then_not_todays_price(store):
 
 def test_top_unanswered_groups_the_same_question(store):
     top = top_unanswered(store)
-    assert top[0] == {"question": "can i pay by cheque?", "count": 2,
-                      "outcomes": {"no_knowledge": 1, "unsupported_answer": 1}}
+    assert top[0] == {
+        "question": "can i pay by cheque?",
+        "count": 2,
+        "outcomes": {"no_knowledge": 1, "unsupported_answer": 1},
+    }
 
 
 def test_conversation_list_shows_handoff_and_feedback(store):
@@ -77,9 +80,15 @@ def test_the_report_shows_the_serving_models_latest_eval_scores_per_split(tmp_pa
     from chatbot.testing import price_sheet
 
     store = Store(f"sqlite:///{tmp_path}/eval.db")
-    store.stats.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.5, "correct_rate": 0.4, "questions": 10})
-    store.stats.add_eval_run("small-llm", "q.jsonl", "dev", {"resolution_rate": 0.6, "correct_rate": 0.5, "questions": 10,
-                                                      "decision_fitted_to_these": True})
+    store.stats.add_eval_run(
+        "small-llm", "q.jsonl", "dev", {"resolution_rate": 0.5, "correct_rate": 0.4, "questions": 10}
+    )
+    store.stats.add_eval_run(
+        "small-llm",
+        "q.jsonl",
+        "dev",
+        {"resolution_rate": 0.6, "correct_rate": 0.5, "questions": 10, "decision_fitted_to_these": True},
+    )
     store.stats.add_eval_run("small-llm", "q.jsonl", "heldout", {"resolution_rate": 0.55, "questions": 5})
     store.stats.add_eval_run("other-llm", "q.jsonl", "dev", {"resolution_rate": 0.9, "questions": 10})
     report = build_report(store, price_sheet(), "small-llm")
@@ -87,7 +96,7 @@ def test_the_report_shows_the_serving_models_latest_eval_scores_per_split(tmp_pa
     assert report["eval"]["dev"]["resolution_rate"] == 0.6 and report["eval"]["dev"]["correct_rate"] == 0.5
     assert report["eval"]["heldout"]["correct_rate"] is None
     assert report["eval"]["dev"]["in_sample"] and not report["eval"]["heldout"]["in_sample"]
-    from ui.operator import eval_lines
+    from ui.operator_views import eval_lines
 
     assert "| dev (in-sample) |" in "\n".join(eval_lines(report)) and "| heldout |" in "\n".join(eval_lines(report))
     assert build_report(store, price_sheet())["eval"] == {}

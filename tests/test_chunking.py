@@ -5,7 +5,9 @@ def test_chunks_follow_headings_and_keep_the_heading_path():
     text = "Intro line.\n\n## Shipping\nShips fast.\n\n### Express\nNext day.\n\n## Returns\n30 days."
     pieces = chunk_text(text, 900, 150)
     assert [(p.headings, p.text) for p in pieces] == [
-        ((), "Intro line."), (("Shipping",), "Ships fast."), (("Shipping", "Express"), "Next day."),
+        ((), "Intro line."),
+        (("Shipping",), "Ships fast."),
+        (("Shipping", "Express"), "Next day."),
         (("Returns",), "30 days."),
     ]
 
@@ -27,7 +29,13 @@ def test_headings_inside_code_blocks_are_not_headings():
 
 def test_abbreviations_do_not_end_a_sentence():
     text = "Pay by card, e.g. Visa or Mastercard. Dr. Smith paid 5 U.S. Dollars. It ships today.\n- a list item"
-    assert split_sentences(text) == ["Pay by card, e.g. Visa or Mastercard.", "Dr. Smith paid 5 U.S. Dollars.",
-                                     "It ships today.", "- a list item"]
+    assert split_sentences(text) == [
+        "Pay by card, e.g. Visa or Mastercard.",
+        "Dr. Smith paid 5 U.S. Dollars.",
+        "It ships today.",
+        "- a list item",
+    ]
     assert split_sentences("Returns take 30 days [1]. Refunds take 5 days [2].") == [
-        "Returns take 30 days [1].", "Refunds take 5 days [2]."]
+        "Returns take 30 days [1].",
+        "Refunds take 5 days [2].",
+    ]

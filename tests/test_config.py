@@ -32,10 +32,12 @@ def test_wrong_types_and_missing_files_fail(tmp_path):
 def test_types_are_strict_but_an_int_is_a_float_and_sections_must_be_tables():
     config = load_config(None, {"generation": {"repetition_penalty": 1}, "finetune": {"lora": {"rank": 8}}})
     assert config.generation.repetition_penalty == 1.0 and config.finetune.lora.rank == 8
-    for overrides, message in [({"retrieval": {"dense_weight": "1"}}, r"retrieval\.dense_weight' must be float"),
-                               ({"speech": {"vad": 1}}, "must be true or false"),
-                               ({"models": "x"}, r"'models' must be a \[section\]"),
-                               ({"finetune": {"loop": {"steps": 3}}}, r"finetune\.loop\.steps.*max_steps")]:
+    for overrides, message in [
+        ({"retrieval": {"dense_weight": "1"}}, r"retrieval\.dense_weight' must be float"),
+        ({"speech": {"vad": 1}}, "must be true or false"),
+        ({"models": "x"}, r"'models' must be a \[section\]"),
+        ({"finetune": {"loop": {"steps": 3}}}, r"finetune\.loop\.steps.*max_steps"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             load_config(None, overrides)
 

@@ -17,6 +17,7 @@ PENALTY = GenerationConfig().repetition_penalty
 
 # ---- stand-ins (fast) -----------------------------------------------------------------------
 
+
 class TestScriptedChatModel(ChatModelContract):
     @pytest.fixture
     def model(self):
@@ -53,6 +54,7 @@ class TestFixedImageReader(ImageReaderContract):
 
 # ---- the real packaged models (e2e) ---------------------------------------------------------
 
+
 @e2e
 class TestTransformersChatModel(ChatModelContract):
     @pytest.fixture(scope="class")
@@ -61,8 +63,13 @@ class TestTransformersChatModel(ChatModelContract):
         from chatbot.answer.llm import TransformersChatModel
         from chatbot.models import smollm2_path
 
-        return TransformersChatModel(smollm2_path(), name="smollm2-135m-instruct", device="cpu",
-                                     threads=ModelsConfig().threads, repetition_penalty=PENALTY)
+        return TransformersChatModel(
+            smollm2_path(),
+            name="smollm2-135m-instruct",
+            device="cpu",
+            threads=ModelsConfig().threads,
+            repetition_penalty=PENALTY,
+        )
 
 
 @e2e
@@ -73,8 +80,13 @@ class TestCTranslate2ChatModel(ChatModelContract):
         from chatbot.answer.llm_ct2 import CTranslate2ChatModel
         from chatbot.models import smollm2_int8_path
 
-        return CTranslate2ChatModel(smollm2_int8_path(), name="smollm2-135m-instruct-int8", device="cpu",
-                                    threads=ModelsConfig().threads, repetition_penalty=PENALTY)
+        return CTranslate2ChatModel(
+            smollm2_int8_path(),
+            name="smollm2-135m-instruct-int8",
+            device="cpu",
+            threads=ModelsConfig().threads,
+            repetition_penalty=PENALTY,
+        )
 
 
 @e2e
@@ -97,8 +109,15 @@ class TestWhisperSpeechToText(SpeechToTextContract):
         from chatbot.models import whisper_tiny_en_path
 
         s = SpeechConfig()
-        return WhisperSpeechToText(whisper_tiny_en_path(), name="whisper-tiny.en", device="cpu",
-                                   max_audio_s=s.max_audio_s, vad=s.vad, language=None, threads=ModelsConfig().threads)
+        return WhisperSpeechToText(
+            whisper_tiny_en_path(),
+            name="whisper-tiny.en",
+            device="cpu",
+            max_audio_s=s.max_audio_s,
+            vad=s.vad,
+            language=None,
+            threads=ModelsConfig().threads,
+        )
 
     @pytest.fixture(scope="class")
     @classmethod

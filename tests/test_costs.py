@@ -20,8 +20,9 @@ def test_the_cost_is_kept_per_stage_and_the_stages_add_up():
 
 
 def test_savings_count_a_human_agent_for_every_handed_over_conversation():
-    saved = sheet(human_agent_usd_per_conversation=4.0).savings(conversations=10, handed_over=3, cost_usd=1.0,
-                                                                  api_shadow_cost_usd=2.5)
+    saved = sheet(human_agent_usd_per_conversation=4.0).savings(
+        conversations=10, handed_over=3, cost_usd=1.0, api_shadow_cost_usd=2.5
+    )
     assert saved == Savings(vs_api_usd=1.5, vs_human_usd=10 * 4.0 - 1.0 - 3 * 4.0, cost_with_handoffs_usd=13.0)
 
 

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from chatbot.answer.calibration import (
-    DecisionSettings, Judged, Scored, calibrate, choose_threshold, fingerprint, fit, pseudo_examples,
+    DecisionSettings,
+    Judged,
+    Scored,
+    calibrate,
+    choose_threshold,
+    fingerprint,
+    fit,
+    pseudo_examples,
 )
 from chatbot.answer.decision import MANIFEST_KEY, AnswerModel, load_answer_model
 from chatbot.answer.grounding import GroundingChecker
@@ -26,7 +33,7 @@ def _passage(chunk_id, doc_id, sentences, cosines, dense, score, lexical=1.0, ti
     """A passage whose stored sentence vectors sit at the given cosines to the question vector e0."""
     vectors = np.zeros((len(sentences), 8), dtype=np.float32)
     for row, cosine in enumerate(cosines):
-        vectors[row, 0], vectors[row, 1 + row % 7] = cosine, np.sqrt(1 - cosine ** 2)
+        vectors[row, 0], vectors[row, 1 + row % 7] = cosine, np.sqrt(1 - cosine**2)
     chunk = Chunk(chunk_id, doc_id, title, "", (), " ".join(sentences), tuple(sentences), vectors)
     return Passage(chunk, score, dense, lexical)
 
@@ -36,13 +43,30 @@ QUESTION_VECTOR = np.eye(8, dtype=np.float32)[0]
 
 
 def test_the_quote_comes_from_the_passage_retrieval_trusts_and_carries_the_question_words():
-    gold = _passage(1, "vat", ["Prices for customers in the EU are shown in euros.",
-                               "The VAT is included in the price shown in the shop at checkout."],
-                    [0.50, 0.55], dense=0.80, score=0.03, title="VAT and prices")
-    other = _passage(2, "duties", ["Customs duties may apply to orders shipped outside the union."],
-                     [0.60], dense=0.45, score=0.01, title="Customs")
-    found = windows(QUESTION, QUESTION_VECTOR, [gold, other], [gold.sentence_vectors, other.sentence_vectors], 3,
-                    MAX_QUOTE_CHARS)
+    gold = _passage(
+        1,
+        "vat",
+        [
+            "Prices for customers in the EU are shown in euros.",
+            "The VAT is included in the price shown in the shop at checkout.",
+        ],
+        [0.50, 0.55],
+        dense=0.80,
+        score=0.03,
+        title="VAT and prices",
+    )
+    other = _passage(
+        2,
+        "duties",
+        ["Customs duties may apply to orders shipped outside the union."],
+        [0.60],
+        dense=0.45,
+        score=0.01,
+        title="Customs",
+    )
+    found = windows(
+        QUESTION, QUESTION_VECTOR, [gold, other], [gold.sentence_vectors, other.sentence_vectors], 3, MAX_QUOTE_CHARS
+    )
     closest = max(found, key=lambda w: w.cosine)
     assert closest.source == 1  # the single closest sentence is from the lower-ranked passage
     chosen = best_window(found)
@@ -51,8 +75,19 @@ def test_the_quote_comes_from_the_passage_retrieval_trusts_and_carries_the_quest
 
 
 def test_a_window_runs_on_past_the_first_sentence_and_stops_at_a_sentence_about_the_article():
-    p = _passage(1, "d", ["Open the Settings page of your account.", "1.", "Choose Delete account and confirm.",
-                          "Learn more about accounts in this article."], [0.7, 0.1, 0.3, 0.2], dense=0.7, score=1.0)
+    p = _passage(
+        1,
+        "d",
+        [
+            "Open the Settings page of your account.",
+            "1.",
+            "Choose Delete account and confirm.",
+            "Learn more about accounts in this article.",
+        ],
+        [0.7, 0.1, 0.3, 0.2],
+        dense=0.7,
+        score=1.0,
+    )
     (first, *_) = windows("How do I delete my account?", QUESTION_VECTOR, [p], [p.sentence_vectors], 3, 420)
     # the bare list number is skipped; the article pointer ends the window
     assert first.sentences == ("Open the Settings page of your account.", "Choose Delete account and confirm.")
@@ -71,8 +106,9 @@ def test_evidence_embeds_only_the_question_when_sentences_are_stored(write, tmp_
 
 def _model(threshold=None, fingerprint="f", coef=None):
     coef = coef if coef is not None else [0.0] * len(FEATURES)
-    return AnswerModel(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), tuple(coef), 0.0, fingerprint,
-                       threshold)
+    return AnswerModel(
+        FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), tuple(coef), 0.0, fingerprint, threshold
+    )
 
 
 def test_a_stored_model_gets_the_threshold_calibrated_for_it_and_no_other(tmp_path):
@@ -84,8 +120,16 @@ def test_a_stored_model_gets_the_threshold_calibrated_for_it_and_no_other(tmp_pa
 
 
 def test_the_threshold_is_the_lowest_that_reaches_the_target_precision():
-    scored = [Scored("a", 0.9, True), Scored("b", 0.8, True), Scored("c", 0.7, False), Scored("d", 0.6, True),
-              Scored("e", 0.5, True), Scored("f", 0.4, False), Scored("g", 0.3, False), Scored("v", 0.0, None)]
+    scored = [
+        Scored("a", 0.9, True),
+        Scored("b", 0.8, True),
+        Scored("c", 0.7, False),
+        Scored("d", 0.6, True),
+        Scored("e", 0.5, True),
+        Scored("f", 0.4, False),
+        Scored("g", 0.3, False),
+        Scored("v", 0.0, None),
+    ]
     chosen = choose_threshold(scored, target_precision=0.8, min_answered=2)
     assert (chosen["threshold"], chosen["answered"], chosen["correct"]) == (0.5, 5, 4)
     assert chosen["questions"] == 7  # the vague question (None) is clarified, not scored
@@ -95,15 +139,27 @@ def test_the_threshold_is_the_lowest_that_reaches_the_target_precision():
 
 @pytest.fixture
 def kb(write, tmp_path):
-    write("kb/returns.md", "---\nid: R\ntitle: Returns and refunds\n---\nYou can return most items within 30 days of "
-          "delivery for a full refund.\n\n## Refund times\nRefunds reach your card within five working days.\n\n"
-          "## Return labels\nUK orders get a free return label printed from your account page.")
-    write("kb/shipping.md", "---\nid: S\ntitle: Shipping costs\n---\nStandard delivery costs 3.95 pounds in the UK.\n\n"
-          "## Express delivery\nExpress delivery arrives the next working day and costs 7.50 pounds.")
-    write("kb/account.md", "---\nid: A\ntitle: Your account\n---\nReset your password from the login page.\n\n"
-          "## Deleting an account\nWrite to support to delete your account and its order history.")
-    write("kb/faq.csv", "question,answer\nDo you ship to Canada?,Not yet. We ship to the UK and the EU only.\n"
-          "Can I pay with PayPal?,Yes. PayPal and all major cards are accepted at checkout.\n")
+    write(
+        "kb/returns.md",
+        "---\nid: R\ntitle: Returns and refunds\n---\nYou can return most items within 30 days of "
+        "delivery for a full refund.\n\n## Refund times\nRefunds reach your card within five working days.\n\n"
+        "## Return labels\nUK orders get a free return label printed from your account page.",
+    )
+    write(
+        "kb/shipping.md",
+        "---\nid: S\ntitle: Shipping costs\n---\nStandard delivery costs 3.95 pounds in the UK.\n\n"
+        "## Express delivery\nExpress delivery arrives the next working day and costs 7.50 pounds.",
+    )
+    write(
+        "kb/account.md",
+        "---\nid: A\ntitle: Your account\n---\nReset your password from the login page.\n\n"
+        "## Deleting an account\nWrite to support to delete your account and its order history.",
+    )
+    write(
+        "kb/faq.csv",
+        "question,answer\nDo you ship to Canada?,Not yet. We ship to the UK and the EU only.\n"
+        "Can I pay with PayPal?,Yes. PayPal and all major cards are accepted at checkout.\n",
+    )
     return tmp_path / "kb"
 
 
@@ -139,11 +195,21 @@ def test_the_decision_is_trained_on_the_help_centre_cached_and_retrained_when_a_
 
 def test_calibrate_stores_the_threshold_in_the_manifest_and_the_engine_then_uses_it(parts, tmp_path):
     index, searcher, checker = parts
-    questions = [EvalQuestion("1", "How long do refunds take to reach my card?", ("R",), ("five working days",), True),
-                 EvalQuestion("2", "How much does express delivery cost?", ("S",), ("7.50",), True),
-                 EvalQuestion("3", "What is the weather on Mars?", (), (), False)]
-    stored = calibrate(searcher, checker, SETTINGS, questions, 0.5, "dev", "q.jsonl",
-                       lambda window, passages: quoted(*window.sentences))
+    questions = [
+        EvalQuestion("1", "How long do refunds take to reach my card?", ("R",), ("five working days",), True),
+        EvalQuestion("2", "How much does express delivery cost?", ("S",), ("7.50",), True),
+        EvalQuestion("3", "What is the weather on Mars?", (), (), False),
+    ]
+    stored = calibrate(
+        searcher,
+        checker,
+        SETTINGS,
+        questions,
+        0.5,
+        "dev",
+        "q.jsonl",
+        lambda window, passages: quoted(*window.sentences),
+    )
     manifest = json.loads((index.directory / "manifest.json").read_text())
     assert manifest[MANIFEST_KEY]["threshold"] == stored["threshold"] and stored["trained"]
     assert manifest[MANIFEST_KEY]["model"] == json.loads((index.directory / "decision.json").read_text())["fingerprint"]
@@ -156,8 +222,13 @@ def _engine(index, tmp_path, model, below="handoff"):
     from dataclasses import replace
 
     llm = ScriptedChatModel("Refunds arrive within five working days.")
-    config = load_config(None, {"retrieval": {"k": 2}, "grounding": {
-        "min_retrieval_cosine": 0.05, "off_topic_cosine": 0.01, "below_threshold": below}})
+    config = load_config(
+        None,
+        {
+            "retrieval": {"k": 2},
+            "grounding": {"min_retrieval_cosine": 0.05, "off_topic_cosine": 0.01, "below_threshold": below},
+        },
+    )
     settings = replace(build_settings(config), answer_model=model)
     return scripted_pipeline(config, index, llm, f"sqlite:///{tmp_path}/db.sqlite", settings), llm
 
@@ -192,22 +263,54 @@ def test_an_unknown_below_threshold_choice_lists_the_valid_ones():
 def test_calibrate_command_refuses_a_target_precision_outside_0_1(write, tmp_path, capsys):
     from chatbot.cli import main
 
-    questions = write("q.jsonl", '{"question": "How long do refunds take?", "doc_ids": ["R"], '
-                                 '"answer_contains": [], "in_scope": true, "split": "dev"}\n')
-    assert main(["calibrate", "--questions", str(questions), "--index", str(tmp_path / "ix"),
-                 "--target-precision", "1.5"]) == 2
+    questions = write(
+        "q.jsonl",
+        '{"question": "How long do refunds take?", "doc_ids": ["R"], '
+        '"answer_contains": [], "in_scope": true, "split": "dev"}\n',
+    )
+    assert (
+        main(["calibrate", "--questions", str(questions), "--index", str(tmp_path / "ix"), "--target-precision", "1.5"])
+        == 2
+    )
     assert "--target-precision" in capsys.readouterr().err
 
 
-QUESTION_SET = "\n".join(json.dumps(q) for q in [
-    {"question": "How long do refunds take to reach my card?", "doc_ids": ["R"], "answer_contains": ["five working"],
-     "in_scope": True, "split": "dev"},
-    {"question": "How much does express delivery cost?", "doc_ids": ["S"], "answer_contains": ["7.50"], "in_scope": True,
-     "split": "dev"},
-    {"question": "What is the weather on Mars?", "doc_ids": [], "answer_contains": [], "in_scope": False, "split": "dev"},
-    {"question": "Can I delete my account?", "doc_ids": ["A"], "answer_contains": ["support"], "in_scope": True,
-     "split": "heldout"},
-]) + "\n"
+QUESTION_SET = (
+    "\n".join(
+        json.dumps(q)
+        for q in [
+            {
+                "question": "How long do refunds take to reach my card?",
+                "doc_ids": ["R"],
+                "answer_contains": ["five working"],
+                "in_scope": True,
+                "split": "dev",
+            },
+            {
+                "question": "How much does express delivery cost?",
+                "doc_ids": ["S"],
+                "answer_contains": ["7.50"],
+                "in_scope": True,
+                "split": "dev",
+            },
+            {
+                "question": "What is the weather on Mars?",
+                "doc_ids": [],
+                "answer_contains": [],
+                "in_scope": False,
+                "split": "dev",
+            },
+            {
+                "question": "Can I delete my account?",
+                "doc_ids": ["A"],
+                "answer_contains": ["support"],
+                "in_scope": True,
+                "split": "heldout",
+            },
+        ]
+    )
+    + "\n"
+)
 
 
 def test_calibration_is_kept_while_documents_and_questions_stay_and_redone_when_either_changes(parts, kb, write):
@@ -233,8 +336,9 @@ def test_calibration_is_kept_while_documents_and_questions_stay_and_redone_when_
 
 
 @pytest.mark.e2e
-def test_ingest_calibrates_on_the_configured_question_set_and_a_rebuild_keeps_it_calibrated(kb, write, tmp_path,
-                                                                                           capsys):
+def test_ingest_calibrates_on_the_configured_question_set_and_a_rebuild_keeps_it_calibrated(
+    kb, write, tmp_path, capsys
+):
     from chatbot.cli import main
 
     questions = write("q.jsonl", QUESTION_SET)
@@ -249,8 +353,10 @@ def test_ingest_calibrates_on_the_configured_question_set_and_a_rebuild_keeps_it
     assert ingest()["up_to_date"]  # nothing changed: nothing trained or scored again
     rebuilt = ingest("--rebuild")  # a rebuilt manifest starts without a threshold; ingest chooses it again
     assert not rebuilt["up_to_date"]
-    assert json.loads((tmp_path / "real-ix" / "manifest.json").read_text())[MANIFEST_KEY]["threshold"] == \
-        rebuilt["threshold"]
+    assert (
+        json.loads((tmp_path / "real-ix" / "manifest.json").read_text())[MANIFEST_KEY]["threshold"]
+        == rebuilt["threshold"]
+    )
 
 
 def _judged(rng, n, signal):
@@ -276,7 +382,9 @@ def test_the_decision_learns_what_the_labelled_questions_teach_and_the_pseudo_qu
     small, _, chosen = learn_from_questions(x, y, _judged(rng, 8, signal=1), base, 1.0)
     assert small == base and chosen["question_weight"] == 0.0
     # questions the help centre's model already ranks perfectly teach nothing: weight 0 wins the tie
-    agreeing = [Judged(str(i), (v,) + (0.0,) * (len(FEATURES) - 1), v > 0) for i, v in enumerate(np.linspace(-2, 2, 40))]
+    agreeing = [
+        Judged(str(i), (v,) + (0.0,) * (len(FEATURES) - 1), v > 0) for i, v in enumerate(np.linspace(-2, 2, 40))
+    ]
     same, _, chosen = learn_from_questions(x, y, agreeing, base, 1.0)
     assert chosen["question_weight"] == 0.0 and chosen["auc_out_of_fold"] == 1.0 and same == base
 
@@ -292,7 +400,9 @@ def test_eval_knows_when_the_decision_was_fitted_to_the_questions_it_scores(part
     assert chosen["question_weight"] > 0 and chosen["learned_ids"] == [str(i) for i in range(60)]
     learned = {MANIFEST_KEY: chosen}
     assert fitted_ids(learned) == frozenset(str(i) for i in range(60))
-    assert fitted_ids({MANIFEST_KEY: {**chosen, "question_weight": 0.0}}) == frozenset() and fitted_ids({}) == frozenset()
+    assert (
+        fitted_ids({MANIFEST_KEY: {**chosen, "question_weight": 0.0}}) == frozenset() and fitted_ids({}) == frozenset()
+    )
 
     pipeline, _ = _engine(parts[0], tmp_path, _model(threshold=0.5))
     asked = [EvalQuestion("7", "How long do refunds take to reach my card?", ("R",), ("five working",), True)]

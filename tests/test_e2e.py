@@ -19,14 +19,17 @@ ROOT = Path(__file__).resolve().parents[1]  # the checkout
 DEMO = ROOT / "demo" / "help-centre"
 
 pytestmark = pytest.mark.e2e
-QUESTIONS = [q for q in (json.loads(line) for line in (ROOT / "demo/questions.jsonl").read_text().splitlines()
-                          if line.strip())
-             if q.get("in_scope", True) and q.get("doc_ids") and not q.get("turns")]  # direct, answerable ones
+QUESTIONS = [
+    q
+    for q in (json.loads(line) for line in (ROOT / "demo/questions.jsonl").read_text().splitlines() if line.strip())
+    if q.get("in_scope", True) and q.get("doc_ids") and not q.get("turns")
+]  # direct, answerable ones
 
 
 def chatbot(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "chatbot", *args], capture_output=True, text=True, cwd=ROOT,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", *args], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"chatbot {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
     return result
@@ -43,15 +46,20 @@ def index_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pipeline(index_dir, tmp_path_factory):
     db = tmp_path_factory.mktemp("db") / "chat.db"
-    config = load_config(None, {"index_dir": str(index_dir), "db_url": f"sqlite:///{db}", "company_name": "Lumen & Oak"})
+    config = load_config(
+        None, {"index_dir": str(index_dir), "db_url": f"sqlite:///{db}", "company_name": "Lumen & Oak"}
+    )
     pipeline = build_pipeline(config)
     pipeline.warm_up()
     return pipeline
 
 
 def test_search_prints_one_result_per_document_best_first(index_dir):
-    out = json.loads(chatbot("search", "how long do I have to send something back", "--index", str(index_dir),
-                             "-k", "5", "--json").stdout)
+    out = json.loads(
+        chatbot(
+            "search", "how long do I have to send something back", "--index", str(index_dir), "-k", "5", "--json"
+        ).stdout
+    )
     results = out["results"]
     assert len(results) == 5 and len({r["doc_id"] for r in results}) == 5
     assert {"doc_id", "title", "url", "score", "text"} <= set(results[0])
@@ -60,8 +68,10 @@ def test_search_prints_one_result_per_document_best_first(index_dir):
 
 
 def test_hybrid_retrieval_finds_the_right_article_for_customer_questions(pipeline):
-    hits = [bool(set(q["doc_ids"]) & {p.doc_id for p in pipeline.searcher.search_documents(q["question"], k=3)})
-            for q in QUESTIONS]
+    hits = [
+        bool(set(q["doc_ids"]) & {p.doc_id for p in pipeline.searcher.search_documents(q["question"], k=3)})
+        for q in QUESTIONS
+    ]
     assert sum(hits) / len(hits) >= 0.8, f"recall@3 {sum(hits)}/{len(hits)}"
 
 
@@ -73,9 +83,11 @@ def test_answers_are_grounded_in_their_cited_sources_or_handed_over(pipeline):
         if reply.outcome == "answered":
             answered += 1
             assert reply.sources and not reply.handoff.needed
-            cited = " ".join(pipeline.searcher.index.chunks[c].text
-                             for s in reply.sources
-                             for c in pipeline.searcher.index.manifest["documents"][s.doc_id]["chunk_ids"])
+            cited = " ".join(
+                pipeline.searcher.index.chunks[c].text
+                for s in reply.sources
+                for c in pipeline.searcher.index.manifest["documents"][s.doc_id]["chunk_ids"]
+            )
             for number in re.findall(r"\d+(?:\.\d+)?", re.sub(r"\[\d+\]", "", reply.answer)):
                 assert number in cited, f"{number!r} in {reply.answer!r} is not in its sources"
         elif reply.outcome == "clarify":  # a vague message ("hi i need help with my account"): one question back
@@ -111,15 +123,30 @@ def test_follow_up_question_is_answered_from_the_conversation_topic(pipeline):
 
 def test_ask_and_report_json_contract(index_dir, tmp_path):
     db = f"sqlite:///{tmp_path}/cli.db"
-    out = json.loads(chatbot("ask", "Which payment methods do you accept?", "--index", str(index_dir), "--db", db,
-                             "--json").stdout)
+    out = json.loads(
+        chatbot("ask", "Which payment methods do you accept?", "--index", str(index_dir), "--db", db, "--json").stdout
+    )
     assert set(out) >= {"conversation_id", "question", "answer", "sources", "handoff", "usage"}
     assert set(out["usage"]) >= {"prompt_tokens", "completion_tokens", "seconds", "cost_usd", "api_shadow_cost_usd"}
     assert set(out["usage"]["seconds"]) >= {"retrieval", "llm"} and set(out["handoff"]) == {"needed", "reason"}
     assert all(set(s) == {"doc_id", "title", "url"} for s in out["sources"])
-    again = json.loads(chatbot("ask", "talk to a human please", "--index", str(index_dir), "--db", db,
-                               "--conversation", out["conversation_id"], "--json").stdout)
-    assert again["conversation_id"] == out["conversation_id"] and again["handoff"] == {"needed": True, "reason": "customer_request"}
+    again = json.loads(
+        chatbot(
+            "ask",
+            "talk to a human please",
+            "--index",
+            str(index_dir),
+            "--db",
+            db,
+            "--conversation",
+            out["conversation_id"],
+            "--json",
+        ).stdout
+    )
+    assert again["conversation_id"] == out["conversation_id"] and again["handoff"] == {
+        "needed": True,
+        "reason": "customer_request",
+    }
 
     report = json.loads(chatbot("report", "--db", db, "--json").stdout)
     assert report["conversations"] == 1 and report["messages"] == 4
@@ -128,15 +155,18 @@ def test_ask_and_report_json_contract(index_dir, tmp_path):
     assert report["cost_per_conversation_usd"] > 0 and report["api_shadow_cost_usd"] > 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["ask", "   ", "--index", "{index}"], "empty"),
-    (["ask", "hello", "--index", "{tmp}/missing"], "chatbot ingest"),
-    (["search", "hello", "--index", "{tmp}/missing", "--json"], "chatbot ingest"),
-    (["ingest", "{tmp}/nope.md", "--index", "{tmp}/ix"], "does not exist"),
-    (["ingest", "{tmp}/broken.pdf", "--index", "{tmp}/ix"], "PDF"),
-    (["ask", "hello", "--index", "{index}", "--db", "notaurl"], "database URL"),
-    (["report", "--db", "sqlite:///{tmp}/r.db", "--config", "{tmp}/missing.toml"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ask", "   ", "--index", "{index}"], "empty"),
+        (["ask", "hello", "--index", "{tmp}/missing"], "chatbot ingest"),
+        (["search", "hello", "--index", "{tmp}/missing", "--json"], "chatbot ingest"),
+        (["ingest", "{tmp}/nope.md", "--index", "{tmp}/ix"], "does not exist"),
+        (["ingest", "{tmp}/broken.pdf", "--index", "{tmp}/ix"], "PDF"),
+        (["ask", "hello", "--index", "{index}", "--db", "notaurl"], "database URL"),
+        (["report", "--db", "sqlite:///{tmp}/r.db", "--config", "{tmp}/missing.toml"], "does not exist"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line_and_no_traceback(args, message, index_dir, tmp_path):
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
     args = [a.format(index=index_dir, tmp=tmp_path) for a in args]
@@ -157,6 +187,17 @@ def test_the_registered_int8_model_is_served_by_ctranslate2_through_the_cli(inde
     tokens = list(llm.stream([Message("user", "Say hello.")], 8))
     assert tokens[-1].done and tokens[-1].completion_tokens > 0 and "".join(t.text for t in tokens).strip()
 
-    out = json.loads(chatbot("ask", "Which payment methods do you accept?", "--model", "smollm2-135m-instruct-int8",
-                             "--index", str(index_dir), "--db", f"sqlite:///{tmp_path}/int8.db", "--json").stdout)
+    out = json.loads(
+        chatbot(
+            "ask",
+            "Which payment methods do you accept?",
+            "--model",
+            "smollm2-135m-instruct-int8",
+            "--index",
+            str(index_dir),
+            "--db",
+            f"sqlite:///{tmp_path}/int8.db",
+            "--json",
+        ).stdout
+    )
     assert out["answer"] and (out["usage"]["seconds"]["llm"] > 0 or out["grounding"].get("direct_quote"))

@@ -15,17 +15,29 @@ from chatbot.reporting.evaluation import evaluate, load_questions
 ROOT = Path(__file__).resolve().parents[1]  # the checkout
 DEMO = ROOT / "demo" / "help-centre"
 
+
 def _lines(*records) -> str:
     return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
 
 
 def test_reads_the_current_and_the_older_shapes(write):
-    path = write("q.jsonl", _lines(
-        {"id": "a", "question": "How long to return?", "doc_ids": ["R"], "answer_contains": ["30 days?"],
-         "in_scope": True, "turns": ["I bought a lamp"], "split": "heldout"},
-        {"question": "Who won in 1966?", "doc_ids": [], "answer_contains": [], "in_scope": False},
-        {"question": "Cost of next-day?", "doc_id": "S", "answer_contains": "£7.95"},
-        {"question": "VAT?", "article_id": 3600, "title": "Taxes"}))
+    path = write(
+        "q.jsonl",
+        _lines(
+            {
+                "id": "a",
+                "question": "How long to return?",
+                "doc_ids": ["R"],
+                "answer_contains": ["30 days?"],
+                "in_scope": True,
+                "turns": ["I bought a lamp"],
+                "split": "heldout",
+            },
+            {"question": "Who won in 1966?", "doc_ids": [], "answer_contains": [], "in_scope": False},
+            {"question": "Cost of next-day?", "doc_id": "S", "answer_contains": "£7.95"},
+            {"question": "VAT?", "article_id": 3600, "title": "Taxes"},
+        ),
+    )
     a, off, old, arduino = load_questions(path)
     assert (a.id, a.doc_ids, a.turns, a.split, a.in_scope) == ("a", ("R",), ("I bought a lamp",), "heldout", True)
     assert off.in_scope is False and off.doc_ids == () and off.id == "2"
@@ -41,15 +53,23 @@ def test_the_demo_set_holds_out_a_third_and_keeps_its_splits():
     assert any(q.turns for q in heldout) and any(not q.in_scope for q in heldout)
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"question": "x", "doc_ids": ["A"]', "line 2 is not valid JSON"),
-    ('{"question": "x", "doc_ids": ["A"]}', "line 2 is missing 'answer_contains', 'in_scope'"),
-    ('{"doc_ids": ["A"], "answer_contains": [], "in_scope": true}', "line 2 needs a non-empty 'question'"),
-    ('{"question": "x", "doc_ids": [], "answer_contains": ["30 days"], "in_scope": true}',
-     "line 2: a question with answer_contains needs its gold documents"),
-    ('{"question": "x", "doc_ids": ["A"], "answer_contains": ["("], "in_scope": true}', "line 2: answer_contains"),
-    ('{"question": "x", "doc_ids": ["A"], "answer_contains": [], "in_scope": true, "split": "test"}', "line 2: 'split'"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"question": "x", "doc_ids": ["A"]', "line 2 is not valid JSON"),
+        ('{"question": "x", "doc_ids": ["A"]}', "line 2 is missing 'answer_contains', 'in_scope'"),
+        ('{"doc_ids": ["A"], "answer_contains": [], "in_scope": true}', "line 2 needs a non-empty 'question'"),
+        (
+            '{"question": "x", "doc_ids": [], "answer_contains": ["30 days"], "in_scope": true}',
+            "line 2: a question with answer_contains needs its gold documents",
+        ),
+        ('{"question": "x", "doc_ids": ["A"], "answer_contains": ["("], "in_scope": true}', "line 2: answer_contains"),
+        (
+            '{"question": "x", "doc_ids": ["A"], "answer_contains": [], "in_scope": true, "split": "test"}',
+            "line 2: 'split'",
+        ),
+    ],
+)
 def test_a_malformed_question_file_exits_2_naming_the_line(write, capsys, line, message):
     path = write("bad.jsonl", _lines({"question": "ok", "doc_id": "A"}, line))
     assert main(["eval", "--questions", str(path), "--index", str(path.parent / "none")]) == 2
@@ -81,25 +101,44 @@ class _Scripted:
         self.asked.append((question, conversation_id))
         outcome, answer, cited = self.answers.get(question, ("off_topic", "Sorry.", []))
         hands_over = outcome in ("no_knowledge", "unsupported_answer", "customer_request")
-        return SimpleNamespace(conversation_id=conversation_id or f"c{len(self.asked)}", answer=answer,
-                               outcome=outcome, sources=[SimpleNamespace(doc_id=d) for d in cited],
-                               handoff=SimpleNamespace(needed=hands_over, reason=outcome if hands_over else None),
-                               cost=SimpleNamespace(cost_usd=0.001), grounding={})
+        return SimpleNamespace(
+            conversation_id=conversation_id or f"c{len(self.asked)}",
+            answer=answer,
+            outcome=outcome,
+            sources=[SimpleNamespace(doc_id=d) for d in cited],
+            handoff=SimpleNamespace(needed=hands_over, reason=outcome if hands_over else None),
+            cost=SimpleNamespace(cost_usd=0.001),
+            grounding={},
+        )
 
 
 def test_scoring_counts_correct_wrong_handoffs_and_refusals(write):
-    path = write("q.jsonl", _lines(
-        {"id": "right", "question": "return?", "doc_ids": ["R"], "answer_contains": ["30 days"], "in_scope": True},
-        {"id": "wrong", "question": "cost?", "doc_ids": ["S"], "answer_contains": ["£3\\.95"], "in_scope": True},
-        {"id": "handoff", "question": "odd?", "doc_ids": ["R"], "answer_contains": ["x"], "in_scope": True},
-        {"id": "follow", "question": "and then?", "doc_ids": ["S"], "answer_contains": [], "in_scope": True,
-         "turns": ["first"]},
-        {"id": "off", "question": "1966?", "doc_ids": [], "answer_contains": [], "in_scope": False}))
-    pipeline = _Scripted({"return?": ("answered", "Within 30 DAYS. [1]", ["R"]),
-                          "cost?": ("answered", "It is £5. [1]", ["S"]),
-                          "odd?": ("no_knowledge", "A colleague will reply.", []),
-                          "first": ("answered", "Hello.", ["S"]),
-                          "and then?": ("answered", "Then this. [1]", ["S"])})
+    path = write(
+        "q.jsonl",
+        _lines(
+            {"id": "right", "question": "return?", "doc_ids": ["R"], "answer_contains": ["30 days"], "in_scope": True},
+            {"id": "wrong", "question": "cost?", "doc_ids": ["S"], "answer_contains": ["£3\\.95"], "in_scope": True},
+            {"id": "handoff", "question": "odd?", "doc_ids": ["R"], "answer_contains": ["x"], "in_scope": True},
+            {
+                "id": "follow",
+                "question": "and then?",
+                "doc_ids": ["S"],
+                "answer_contains": [],
+                "in_scope": True,
+                "turns": ["first"],
+            },
+            {"id": "off", "question": "1966?", "doc_ids": [], "answer_contains": [], "in_scope": False},
+        ),
+    )
+    pipeline = _Scripted(
+        {
+            "return?": ("answered", "Within 30 DAYS. [1]", ["R"]),
+            "cost?": ("answered", "It is £5. [1]", ["S"]),
+            "odd?": ("no_knowledge", "A colleague will reply.", []),
+            "first": ("answered", "Hello.", ["S"]),
+            "and then?": ("answered", "Then this. [1]", ["S"]),
+        }
+    )
     report = evaluate(pipeline, load_questions(path))
     by_id = {r["id"]: r for r in report["questions"]}
     assert by_id["right"]["correct"] and not by_id["right"]["wrong"]  # case-insensitive fact, gold cited
@@ -119,19 +158,35 @@ def test_eval_command_on_the_demo_help_centre(tmp_path, capsys):
     assert main(["ingest", str(DEMO), "--index", str(index), "--json"]) == 0
     capsys.readouterr()
     questions = load_questions(ROOT / "demo/questions.jsonl")
-    chosen = [next(q for q in questions if q.in_scope and not q.turns),
-              next(q for q in questions if q.turns),
-              next(q for q in questions if not q.in_scope),
-              next(q for q in questions if q.in_scope and not q.turns and len(q.doc_ids) > 2),
-              questions[-1]]  # left out by --limit
+    chosen = [
+        next(q for q in questions if q.in_scope and not q.turns),
+        next(q for q in questions if q.turns),
+        next(q for q in questions if not q.in_scope),
+        next(q for q in questions if q.in_scope and not q.turns and len(q.doc_ids) > 2),
+        questions[-1],
+    ]  # left out by --limit
     lines = [json.loads(line) for line in (ROOT / "demo/questions.jsonl").read_text().splitlines() if line.strip()]
     records = {r["id"]: r for r in lines}
     path = tmp_path / "few.jsonl"
     path.write_text(_lines(*(records[q.id] for q in chosen)), encoding="utf-8")
     report_path = tmp_path / "report.md"
 
-    code = main(["eval", "--questions", str(path), "--index", str(index), "--db", f"sqlite:///{tmp_path}/eval.db",
-                 "--limit", "4", "--out", str(report_path), "--json"])
+    code = main(
+        [
+            "eval",
+            "--questions",
+            str(path),
+            "--index",
+            str(index),
+            "--db",
+            f"sqlite:///{tmp_path}/eval.db",
+            "--limit",
+            "4",
+            "--out",
+            str(report_path),
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert str(report_path) in err
@@ -140,8 +195,22 @@ def test_eval_command_on_the_demo_help_centre(tmp_path, capsys):
     rows, t = report["questions"], report["totals"]
     assert [r["id"] for r in rows] == [q.id for q in chosen[:4]]
     for r in rows:
-        assert {"question", "turns", "outcome", "answer", "cited_doc_ids", "retrieved_doc_ids", "gold_doc_ids",
-                "correct", "wrong", "flags", "latency_s", "cost_usd", "split", "in_scope"} <= set(r)
+        assert {
+            "question",
+            "turns",
+            "outcome",
+            "answer",
+            "cited_doc_ids",
+            "retrieved_doc_ids",
+            "gold_doc_ids",
+            "correct",
+            "wrong",
+            "flags",
+            "latency_s",
+            "cost_usd",
+            "split",
+            "in_scope",
+        } <= set(r)
         assert r["answer"].strip() and len(r["retrieved_doc_ids"]) == 5 and r["latency_s"] > 0
         assert not (r["correct"] and r["wrong"])
     assert rows[1]["turns"] == list(chosen[1].turns)

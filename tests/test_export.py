@@ -10,7 +10,10 @@ from chatbot.answer.llm_ct2 import CTranslate2ChatModel, is_ctranslate2_model
 from chatbot.answer.export import export_ctranslate2
 from finetune.testing import tiny_llama
 
-MESSAGES = [Message("system", "You answer briefly."), Message("user", "Sources:\n[1] Returns: 30 days.\n\nQuestion: returns?")]
+MESSAGES = [
+    Message("system", "You answer briefly."),
+    Message("user", "Sources:\n[1] Returns: 30 days.\n\nQuestion: returns?"),
+]
 
 
 @pytest.fixture(scope="module")

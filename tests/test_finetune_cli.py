@@ -11,10 +11,32 @@ from finetune.testing import support_logs, tiny_llama
 from knowledge.testing import HashEmbedder
 
 COMMANDS = {
-    "finetune": ["--data", "--out", "--model", "--max-steps", "--resume", "--adapter-only", "--batch-size",
-                 "--learning-rate", "--checkpoint-every", "--lora-rank", "--profile", "--json", "--config"],
-    "distill": ["--teacher", "--out", "--layers", "--data", "--max-steps", "--student", "--mode", "--temperature",
-                "--alpha"],
+    "finetune": [
+        "--data",
+        "--out",
+        "--model",
+        "--max-steps",
+        "--resume",
+        "--adapter-only",
+        "--batch-size",
+        "--learning-rate",
+        "--checkpoint-every",
+        "--lora-rank",
+        "--profile",
+        "--json",
+        "--config",
+    ],
+    "distill": [
+        "--teacher",
+        "--out",
+        "--layers",
+        "--data",
+        "--max-steps",
+        "--student",
+        "--mode",
+        "--temperature",
+        "--alpha",
+    ],
     "evaluate": ["--data", "--model", "--limit", "--json", "--promote-to", "--max-new-tokens", "--predictions"],
     "export": ["--model", "--out", "--quantization", "--force"],
 }
@@ -32,28 +54,37 @@ def test_each_command_explains_every_option(command, capsys):
 
 
 def test_help_lists_the_commands_without_importing_torch(repo_root):
-    code = ("import sys; from chatbot.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'peft', 'ctranslate2', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys; from chatbot.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'peft', 'ctranslate2', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=60)
     assert out.stdout.strip() == "[]"
-    listing = subprocess.run([sys.executable, "-m", "chatbot", "--help"], capture_output=True, text=True, cwd=repo_root,
-                             timeout=60).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "chatbot", "--help"], capture_output=True, text=True, cwd=repo_root, timeout=60
+    ).stdout
     for command in COMMANDS:
         assert command in listing
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["finetune", "--data", "missing.jsonl", "--out", "OUT"], "does not exist"),
-    (["finetune", "--data", "LOGS", "--out", "OUT", "--max-steps", "0"], "--max-steps must be at least 1"),
-    (["finetune", "--data", "LOGS", "--out", "OUT", "--model", "no-such-model"], "neither a folder nor a known model"),
-    (["finetune", "--data", "LOGS", "--out", "OUT", "--profile", "missing.json"], "profile"),
-    (["distill", "--teacher", "no-such-model", "--out", "OUT"], "neither a folder nor a known model"),
-    (["evaluate", "--data", "LOGS", "--model", "no/such/dir"], "neither a folder nor a known model"),
-    (["evaluate", "--data", "missing.csv", "--model", "default"], "does not exist"),
-    (["export", "--model", "LOGS", "--out", "OUT"], "does not exist"),
-    (["export", "--model", "TMP", "--out", "OUT"], "not a transformers model folder"),
-    (["finetune", "--out", "OUT"], "--data"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["finetune", "--data", "missing.jsonl", "--out", "OUT"], "does not exist"),
+        (["finetune", "--data", "LOGS", "--out", "OUT", "--max-steps", "0"], "--max-steps must be at least 1"),
+        (
+            ["finetune", "--data", "LOGS", "--out", "OUT", "--model", "no-such-model"],
+            "neither a folder nor a known model",
+        ),
+        (["finetune", "--data", "LOGS", "--out", "OUT", "--profile", "missing.json"], "profile"),
+        (["distill", "--teacher", "no-such-model", "--out", "OUT"], "neither a folder nor a known model"),
+        (["evaluate", "--data", "LOGS", "--model", "no/such/dir"], "neither a folder nor a known model"),
+        (["evaluate", "--data", "missing.csv", "--model", "default"], "does not exist"),
+        (["export", "--model", "LOGS", "--out", "OUT"], "does not exist"),
+        (["export", "--model", "TMP", "--out", "OUT"], "not a transformers model folder"),
+        (["finetune", "--out", "OUT"], "--data"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line_that_says_what_to_do(argv, message, tmp_path, capsys):
     logs = tmp_path / "logs.jsonl"
     logs.write_text("".join(json.dumps(r) + "\n" for r in support_logs(2)))

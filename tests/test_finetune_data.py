@@ -6,8 +6,18 @@ from collections import Counter
 import pytest
 
 from core.errors import BadInput, NotFound
-from finetune.data import (DataOptions, Exchange, PiiScrubber, deduplicate, luhn_valid, prepare_dataset,
-                           read_conversations, read_exchanges, split_exchanges, to_exchanges)
+from finetune.data import (
+    DataOptions,
+    Exchange,
+    PiiScrubber,
+    deduplicate,
+    luhn_valid,
+    prepare_dataset,
+    read_conversations,
+    read_exchanges,
+    split_exchanges,
+    to_exchanges,
+)
 from finetune.prompts import SourcePool, exchange_messages, topic_title
 
 
@@ -15,21 +25,24 @@ def scrub(*texts, profile=None):
     return PiiScrubber(profile).scrub(list(texts))
 
 
-@pytest.mark.parametrize("text, kind, leaked", [
-    ("write to jane.doe+shop@mail.example please", "email", "jane.doe+shop@mail.example"),
-    ("call me on 07700 900123", "phone", "07700 900123"),
-    ("my number is +44 7700 900123", "phone", "7700 900123"),
-    ("office (020) 7946 0958", "phone", "7946 0958"),
-    ("US line +1 415 555 0100", "phone", "555 0100"),
-    ("card 4111 1111 1111 1111 was charged", "card", "4111 1111 1111 1111"),
-    ("amex 3782 822463 10005", "card", "822463"),
-    ("send it to 27 Marlborough Street, Bath BA1 2LY thanks", "address", "Marlborough"),
-    ("postcode BS8 2PY", "address", "BS8 2PY"),
-    ("Hi, my name is Lucy Adams and I need help", "name", "Adams"),
-    ("I'm Oliver Grant, order 4005", "name", "Grant"),
-    ("bill from Mr. Jones please", "name", "Jones"),
-    ("The lamp flickers.\nKind regards,\nPeter Parker", "name", "Parker"),
-])
+@pytest.mark.parametrize(
+    "text, kind, leaked",
+    [
+        ("write to jane.doe+shop@mail.example please", "email", "jane.doe+shop@mail.example"),
+        ("call me on 07700 900123", "phone", "07700 900123"),
+        ("my number is +44 7700 900123", "phone", "7700 900123"),
+        ("office (020) 7946 0958", "phone", "7946 0958"),
+        ("US line +1 415 555 0100", "phone", "555 0100"),
+        ("card 4111 1111 1111 1111 was charged", "card", "4111 1111 1111 1111"),
+        ("amex 3782 822463 10005", "card", "822463"),
+        ("send it to 27 Marlborough Street, Bath BA1 2LY thanks", "address", "Marlborough"),
+        ("postcode BS8 2PY", "address", "BS8 2PY"),
+        ("Hi, my name is Lucy Adams and I need help", "name", "Adams"),
+        ("I'm Oliver Grant, order 4005", "name", "Grant"),
+        ("bill from Mr. Jones please", "name", "Jones"),
+        ("The lamp flickers.\nKind regards,\nPeter Parker", "name", "Parker"),
+    ],
+)
 def test_scrubber_replaces_each_kind_of_personal_data(text, kind, leaked):
     (out,), counts = scrub(text)
     assert leaked not in out
@@ -53,16 +66,22 @@ def test_a_detected_name_is_scrubbed_in_every_turn_of_the_conversation():
 
 def test_placeholders_are_kept_or_filled_from_the_profile_and_profile_values_are_not_scrubbed():
     profile = {"Website Name": "lumenandoak.example", "Support Email": "help@lumenandoak.example"}
-    (out,), counts = scrub("Log in to {{Website Name}}, see {{Order Number}}, or email help@lumenandoak.example "
-                           "or {{Support Email}}; I'm at jo@mail.example", profile=profile)
-    assert out == ("Log in to lumenandoak.example, see {{Order Number}}, or email help@lumenandoak.example "
-                   "or help@lumenandoak.example; I'm at {{Email}}")
+    (out,), counts = scrub(
+        "Log in to {{Website Name}}, see {{Order Number}}, or email help@lumenandoak.example "
+        "or {{Support Email}}; I'm at jo@mail.example",
+        profile=profile,
+    )
+    assert out == (
+        "Log in to lumenandoak.example, see {{Order Number}}, or email help@lumenandoak.example "
+        "or help@lumenandoak.example; I'm at {{Email}}"
+    )
     assert counts == Counter({"email": 1})
 
 
 def test_bitext_csv_with_line_breaks_inside_quoted_fields_reads_every_row(shared_data):
     conversations = read_conversations(
-        shared_data / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv")
+        shared_data / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
+    )
     assert len(conversations) == 4514
     first = to_exchanges(conversations[0])[0]
     assert first.intent == "cancel_order" and first.category == "ORDER"
@@ -75,10 +94,17 @@ def test_crlf_csv_and_question_answer_columns(write):
 
 
 def test_transcripts_become_one_exchange_per_customer_then_agent_run(write):
-    transcript = {"intent": "track_order", "turns": [
-        {"role": "user", "text": "Hello"}, {"role": "user", "text": "where is my parcel?"},
-        {"role": "assistant", "text": "It ships today."}, {"role": "customer", "text": "Thanks!"},
-        {"role": "agent", "content": "You're welcome."}, {"role": "customer", "text": "bye"}]}
+    transcript = {
+        "intent": "track_order",
+        "turns": [
+            {"role": "user", "text": "Hello"},
+            {"role": "user", "text": "where is my parcel?"},
+            {"role": "assistant", "text": "It ships today."},
+            {"role": "customer", "text": "Thanks!"},
+            {"role": "agent", "content": "You're welcome."},
+            {"role": "customer", "text": "bye"},
+        ],
+    }
     path = write("t.jsonl", json.dumps(transcript) + "\n\n")
     assert read_exchanges(path) == [
         Exchange("Hello where is my parcel?", "It ships today.", "track_order"),
@@ -90,7 +116,9 @@ def test_demo_logs_read_and_lose_their_personal_data(tmp_path, repo_root):
     paths = [repo_root / "demo/support-logs.jsonl", repo_root / "demo/support-transcripts.jsonl"]
     if not paths[1].is_file():
         pytest.skip("demo transcripts not present")
-    splits, report = prepare_dataset(paths, tmp_path, DataOptions(profile={"Support Email": "help@lumenandoak.example"}))
+    splits, report = prepare_dataset(
+        paths, tmp_path, DataOptions(profile={"Support Email": "help@lumenandoak.example"})
+    )
     written = "".join((tmp_path / f"{name}.jsonl").read_text() for name in ("train", "validation", "test"))
     for secret in ("07700 900", "4111 1111 1111 1111", "Marlborough Street", "Chloe", "h.okafor@mailbox.example"):
         assert secret not in written
@@ -120,8 +148,11 @@ def test_duplicates_differing_only_in_case_and_spaces_are_removed():
 
 
 def _exchanges(counts: dict[str, int]) -> list[Exchange]:
-    return [Exchange(f"{intent} question {i}", f"{intent} reply {i}", intent) for intent, n in counts.items()
-            for i in range(n)]
+    return [
+        Exchange(f"{intent} question {i}", f"{intent} reply {i}", intent)
+        for intent, n in counts.items()
+        for i in range(n)
+    ]
 
 
 def test_split_is_stratified_by_intent():
@@ -145,8 +176,9 @@ def test_split_is_deterministic_for_a_seed_and_independent_of_file_order():
 
 
 def test_prepared_dataset_reports_counts_and_reads_back(tmp_path, write):
-    rows = [{"instruction": f"q{i} from me@mail.example", "response": f"r{i}", "intent": "ab"[i % 2]}
-            for i in range(20)] + [{"instruction": "q0 from me@mail.example", "response": "r0", "intent": "a"}]
+    rows = [
+        {"instruction": f"q{i} from me@mail.example", "response": f"r{i}", "intent": "ab"[i % 2]} for i in range(20)
+    ] + [{"instruction": "q0 from me@mail.example", "response": "r0", "intent": "a"}]
     path = write("logs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     splits, report = prepare_dataset([path], tmp_path / "data", DataOptions(seed=1))
     assert report.exchanges == 21 and report.duplicates_removed == 1 and report.scrubbed["email"] == 21

@@ -25,8 +25,13 @@ def logs(write):
 
 
 def options(**overrides):
-    base = dict(device="cpu", eval_examples=4, encode=ENCODE, data=DataOptions(validation_fraction=0.2, test_fraction=0.2),
-                loop=LoopOptions(max_steps=8, batch_size=2, learning_rate=1e-2, warmup_steps=0))
+    base = dict(
+        device="cpu",
+        eval_examples=4,
+        encode=ENCODE,
+        data=DataOptions(validation_fraction=0.2, test_fraction=0.2),
+        loop=LoopOptions(max_steps=8, batch_size=2, learning_rate=1e-2, warmup_steps=0),
+    )
     return DistillOptions(**{**base, **overrides})
 
 
@@ -78,9 +83,14 @@ def test_token_level_distillation_lowers_the_loss_and_saves_a_smaller_student(te
 def test_sequence_level_distillation_runs_when_the_tokenizers_differ(teacher, logs, tmp_path):
     texts = [q + " " + r for q, r in INTENT_REPLIES.values()] + ["Sources Question You are the customer support"]
     student = tiny_llama(tmp_path / "word-student", word_tokenizer(tmp_path / "word-tok", texts), layers=1)
-    report = distill(teacher, tmp_path / "out", [logs], options(student=str(student), teacher_max_new_tokens=6,
-                                                                  loop=LoopOptions(max_steps=3, batch_size=2,
-                                                                                   warmup_steps=0)))
+    report = distill(
+        teacher,
+        tmp_path / "out",
+        [logs],
+        options(
+            student=str(student), teacher_max_new_tokens=6, loop=LoopOptions(max_steps=3, batch_size=2, warmup_steps=0)
+        ),
+    )
     assert report["mode"] == "sequence" and report["student_layers"] == 1 and report["steps"] == 3
     replies = [json.loads(line) for line in (tmp_path / "out" / "teacher_replies.jsonl").read_text().splitlines()]
     assert len(replies) == report["train_sequences"] + report["skipped_prompt_too_long"] > 0

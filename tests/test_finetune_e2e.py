@@ -17,12 +17,15 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def chatbot(repo_root):
     """Runs `python -m chatbot ARGS...` from the checkout; a failure shows the end of stderr."""
+
     def run(*args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "chatbot", *args], capture_output=True, text=True,
-                                cwd=repo_root, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-m", "chatbot", *args], capture_output=True, text=True, cwd=repo_root, timeout=600
+        )
         if result.returncode != 0:
             raise AssertionError(f"chatbot {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
         return result
+
     return run
 
 
@@ -48,20 +51,50 @@ def bitext_slice(tmp_path_factory, shared_data):
 
 def test_smollm2_fine_tuned_on_bitext_lowers_its_loss_and_is_scored_against_the_base(bitext_slice, tmp_path, chatbot):
     out = tmp_path / "ft"
-    report = json.loads(chatbot(
-        "finetune", "--data", str(bitext_slice), "--out", str(out), "--max-examples", "40", "--max-steps", "10",
-        "--batch-size", "1", "--max-tokens", "384", "--learning-rate", "1e-3", "--eval-examples", "4", "--json",
-    ).stdout)
+    report = json.loads(
+        chatbot(
+            "finetune",
+            "--data",
+            str(bitext_slice),
+            "--out",
+            str(out),
+            "--max-examples",
+            "40",
+            "--max-steps",
+            "10",
+            "--batch-size",
+            "1",
+            "--max-tokens",
+            "384",
+            "--learning-rate",
+            "1e-3",
+            "--eval-examples",
+            "4",
+            "--json",
+        ).stdout
+    )
     assert report["steps"] == 10 and report["data"]["splits"] == {"train": 54, "validation": 27, "test": 27}
     assert report["validation_loss_after"] < report["validation_loss_before"]
     assert report["final_loss"] < report["initial_loss"]
     assert report["peak_rss_mb"] > 100 and report["train_seconds"] > 0
     assert (out / "model.safetensors").is_file() and (out / "train_report.json").is_file()
 
-    scored = json.loads(chatbot(
-        "evaluate", "--data", str(out / "data" / "test.jsonl"), "--model", "default", "--model", str(out),
-        "--limit", "5", "--max-new-tokens", "24", "--json",
-    ).stdout)
+    scored = json.loads(
+        chatbot(
+            "evaluate",
+            "--data",
+            str(out / "data" / "test.jsonl"),
+            "--model",
+            "default",
+            "--model",
+            str(out),
+            "--limit",
+            "5",
+            "--max-new-tokens",
+            "24",
+            "--json",
+        ).stdout
+    )
     assert list(scored["models"]) == ["default", str(out)] and scored["examples"] == 5
     for scores in scored["models"].values():
         assert {"rougeL", "cosine", "keyword_coverage", "tokens_per_s", "latency_s", "size_mb"} <= set(scores)

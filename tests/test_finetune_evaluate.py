@@ -6,8 +6,19 @@ from dataclasses import replace
 import pytest
 
 from finetune.data import Exchange
-from finetune.evaluate import (EvalOptions, ModelScores, beats, evaluate, install_model, keyword_coverage,
-                               keyword_sets, lcs_length, promote, rouge_l, stratified_limit)
+from finetune.evaluate import (
+    EvalOptions,
+    ModelScores,
+    beats,
+    evaluate,
+    install_model,
+    keyword_coverage,
+    keyword_sets,
+    lcs_length,
+    promote,
+    rouge_l,
+    stratified_limit,
+)
 from finetune.testing import support_logs, tiny_llama
 from knowledge.testing import HashEmbedder
 
@@ -15,9 +26,21 @@ EXCHANGES = [Exchange(r["instruction"], r["response"], r["intent"]) for r in sup
 
 
 def scores(rouge, cosine, path="x"):
-    return ModelScores(path=path, backend="transformers", device="cpu", examples=1, rougeL=rouge, cosine=cosine,
-                       keyword_coverage=0, latency_s=0, first_token_s=0, tokens_per_s=0, completion_tokens=0,
-                       empty_replies=0, size_mb=0)
+    return ModelScores(
+        path=path,
+        backend="transformers",
+        device="cpu",
+        examples=1,
+        rougeL=rouge,
+        cosine=cosine,
+        keyword_coverage=0,
+        latency_s=0,
+        first_token_s=0,
+        tokens_per_s=0,
+        completion_tokens=0,
+        empty_replies=0,
+        size_mb=0,
+    )
 
 
 def test_rouge_l_on_known_strings():
@@ -41,8 +64,11 @@ def test_rouge_l_is_the_reference_implementation_with_stemming():
 
 
 def test_keywords_are_the_distinctive_words_of_each_gold_reply():
-    golds = ["Refunds reach your card within 5 days.", "Your parcel ships within 2 days.",
-             "Reset your password from the sign-in page."]
+    golds = [
+        "Refunds reach your card within 5 days.",
+        "Your parcel ships within 2 days.",
+        "Reset your password from the sign-in page.",
+    ]
     keywords = keyword_sets(golds, per_reply=3)
     assert "password" in keywords[2] and "day" not in keywords[2]
     assert keyword_coverage("Use the sign-in page to reset the password", keywords[2]) == 1.0

@@ -14,17 +14,24 @@ from knowledge.ingest import iter_documents
 from knowledge.rerank import PseudoQuestion
 from knowledge.testing import HashEmbedder
 
-OPTIONS = GroundedOptions(company="Lumen & Oak", k=3, source_sentences=4, max_chats=100, seed=1,
-                          reply_words=45, decline_every=8)
+OPTIONS = GroundedOptions(
+    company="Lumen & Oak", k=3, source_sentences=4, max_chats=100, seed=1, reply_words=45, decline_every=8
+)
 
 
 @pytest.fixture
 def index(write, tmp_path):
-    write("kb/returns.md", "---\nid: R\ntitle: Returns\n---\nLearn how to send something back.\n\n"
-          "## How long do I have\nYou can return items within 30 days of delivery. UK returns are free.\n\n"
-          "## Refunds for gift cards\nGift cards are refunded to a new gift card within five days.")
-    write("kb/shipping.md", "---\nid: S\ntitle: Shipping\n---\nStandard delivery costs 3.95 pounds in the UK.\n\n"
-          "## Missing parcels\nA parcel that shows delivered but is missing can be reported after two days.")
+    write(
+        "kb/returns.md",
+        "---\nid: R\ntitle: Returns\n---\nLearn how to send something back.\n\n"
+        "## How long do I have\nYou can return items within 30 days of delivery. UK returns are free.\n\n"
+        "## Refunds for gift cards\nGift cards are refunded to a new gift card within five days.",
+    )
+    write(
+        "kb/shipping.md",
+        "---\nid: S\ntitle: Shipping\n---\nStandard delivery costs 3.95 pounds in the UK.\n\n"
+        "## Missing parcels\nA parcel that shows delivered but is missing can be reported after two days.",
+    )
     write("kb/account.md", "---\nid: A\ntitle: Account\n---\nReset your password from the sign-in page.")
     index = KnowledgeIndex(tmp_path / "ix", HashEmbedder(dimension=32))
     index.ingest(iter_documents([str(tmp_path / "kb")]), max_chars=300, overlap_chars=0)
@@ -54,8 +61,7 @@ def test_a_grounded_reply_quotes_the_answering_sentences_and_cites_their_source(
 def test_the_answering_passage_is_put_among_the_sources_when_search_misses_it(index):
     class Missing:  # a searcher that never finds the answering chunk
         def search(self, query, k=5, context=()):
-            return [p for p in searcher(index).search("delivery parcel password", k=5)
-                    if p.doc_id != "R"][:k]
+            return [p for p in searcher(index).search("delivery parcel password", k=5) if p.doc_id != "R"][:k]
 
     chat = grounded_chat(heading_question(index, "Refunds for gift cards"), index, Missing(), OPTIONS)
     lines = [line for line in chat.messages[1].content.splitlines() if line.startswith("[")]
@@ -64,15 +70,13 @@ def test_the_answering_passage_is_put_among_the_sources_when_search_misses_it(in
 
 
 def test_a_declining_chat_has_no_passage_of_the_answering_article(index):
-    chat = grounded_chat(heading_question(index, "How long do I have"), index, searcher(index), OPTIONS,
-                         decline=True)
+    chat = grounded_chat(heading_question(index, "How long do I have"), index, searcher(index), OPTIONS, decline=True)
     assert chat.reply == DECLINE
     assert "30 days" not in chat.messages[1].content and "Returns" not in chat.messages[1].content
 
 
 def test_every_title_and_heading_becomes_a_chat_and_some_decline(index):
-    chats, counts = grounded_chats(index, searcher(index), GroundedOptions(**{**OPTIONS.__dict__,
-                                                                              "decline_every": 2}))
+    chats, counts = grounded_chats(index, searcher(index), GroundedOptions(**{**OPTIONS.__dict__, "decline_every": 2}))
     assert counts["chats"] == len(chats) == counts["pseudo_questions"] - counts["skipped_nothing_quotable"]
     assert 0 < counts["declining"] < len(chats)
     assert all(c.reply == DECLINE or c.reply.rstrip().endswith("]") for c in chats)
@@ -84,13 +88,16 @@ def test_reply_sentences_stay_within_the_word_budget_but_keep_one_long_sentence(
     assert len(reply_sentences("How long do I have", passage, 4, max_words=60)) == 2
 
 
-@pytest.mark.parametrize("candidate, serving, promoted", [
-    ({"correct_rate": 0.5, "wrong_rate": 0.1}, {"correct_rate": 0.5, "wrong_rate": 0.1}, True),
-    ({"correct_rate": 0.6, "wrong_rate": 0.1}, {"correct_rate": 0.5, "wrong_rate": 0.2}, True),
-    ({"correct_rate": 0.7, "wrong_rate": 0.2}, {"correct_rate": 0.5, "wrong_rate": 0.1}, False),  # more wrong
-    ({"correct_rate": 0.4, "wrong_rate": 0.0}, {"correct_rate": 0.5, "wrong_rate": 0.1}, False),  # fewer right
-    ({"correct_rate": None, "wrong_rate": None}, {"correct_rate": 0.0, "wrong_rate": 0.0}, True),
-])
+@pytest.mark.parametrize(
+    "candidate, serving, promoted",
+    [
+        ({"correct_rate": 0.5, "wrong_rate": 0.1}, {"correct_rate": 0.5, "wrong_rate": 0.1}, True),
+        ({"correct_rate": 0.6, "wrong_rate": 0.1}, {"correct_rate": 0.5, "wrong_rate": 0.2}, True),
+        ({"correct_rate": 0.7, "wrong_rate": 0.2}, {"correct_rate": 0.5, "wrong_rate": 0.1}, False),  # more wrong
+        ({"correct_rate": 0.4, "wrong_rate": 0.0}, {"correct_rate": 0.5, "wrong_rate": 0.1}, False),  # fewer right
+        ({"correct_rate": None, "wrong_rate": None}, {"correct_rate": 0.0, "wrong_rate": 0.0}, True),
+    ],
+)
 def test_the_gate_promotes_only_when_correct_is_not_lower_and_wrong_not_higher(candidate, serving, promoted):
     assert gate(candidate, serving)[0] is promoted
 
@@ -119,21 +126,29 @@ def _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers: int, **i
     questions = tmp_path / "q.jsonl"
     lines = [line for line in (repo_root / "demo/questions.jsonl").read_text().splitlines() if '"dev"' in line]
     questions.write_text("\n".join(lines[:2]) + "\n")
-    config = load_config(None, {
-        "index_dir": str(tmp_path / "ix"), "db_url": f"sqlite:///{tmp_path / 'prod.db'}",
-        "company_name": "Lumen & Oak", "generation": {"max_new_tokens": 8},
-        "models": {"llm": base, "device": "cpu", "promoted_dir": str(tmp_path / "models/serving")},
-        "finetune": {"max_tokens": 512, "improve": {"max_chats": 12, "max_steps": 1, "validation_chats": 2,
-                                                    **improve_settings},
-                     "loop": {"batch_size": 2, "warmup_steps": 0}},
-    })
+    config = load_config(
+        None,
+        {
+            "index_dir": str(tmp_path / "ix"),
+            "db_url": f"sqlite:///{tmp_path / 'prod.db'}",
+            "company_name": "Lumen & Oak",
+            "generation": {"max_new_tokens": 8},
+            "models": {"llm": base, "device": "cpu", "promoted_dir": str(tmp_path / "models/serving")},
+            "finetune": {
+                "max_tokens": 512,
+                "improve": {"max_chats": 12, "max_steps": 1, "validation_chats": 2, **improve_settings},
+                "loop": {"batch_size": 2, "warmup_steps": 0},
+            },
+        },
+    )
     build_index(config).ingest(documents([str(demo_docs)]), max_chars=900, overlap_chars=150)
     return config, str(questions), [str(repo_root / "demo/support-logs.jsonl")]
 
 
 @pytest.mark.e2e
-def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(tmp_path, tokenizer_dir, demo_docs,
-                                                                             repo_root):
+def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(
+    tmp_path, tokenizer_dir, demo_docs, repo_root
+):
     from chatbot.records.store import Store
     from finetune.improve import improve
 
@@ -159,12 +174,12 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(tm
 
 
 @pytest.mark.e2e
-def test_a_student_distilled_from_the_fine_tuned_model_is_gated_against_its_teacher(tmp_path, tokenizer_dir,
-                                                                                   demo_docs, repo_root):
+def test_a_student_distilled_from_the_fine_tuned_model_is_gated_against_its_teacher(
+    tmp_path, tokenizer_dir, demo_docs, repo_root
+):
     from finetune.improve import improve
 
-    config, questions, logs = _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers=2,
-                                           distill_layers=1)
+    config, questions, logs = _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers=2, distill_layers=1)
     messages = []
     first = improve(config, questions, logs, tmp_path / "models", messages.append)
     report = json.loads((tmp_path / "models/student/distill_report.json").read_text())
@@ -174,8 +189,11 @@ def test_a_student_distilled_from_the_fine_tuned_model_is_gated_against_its_teac
     assert student["name"] == card["name"] and "student1" in card["name"]
     assert {"writing", "teacher_writing", "eligible", "reason"} <= set(student)
     serving = first["serving_before"]
-    assert student["eligible"] == (gate(student, serving)[0] and gate(student["writing"], serving["writing"])[0]
-                                   and gate(student["writing"], student["teacher_writing"])[0])
+    assert student["eligible"] == (
+        gate(student, serving)[0]
+        and gate(student["writing"], serving["writing"])[0]
+        and gate(student["writing"], student["teacher_writing"])[0]
+    )
     if student["eligible"]:
         assert first["promoted"] and first["serving"] == student["name"] == build_llm(config).name
 

@@ -25,10 +25,14 @@ def logs(write):
 
 
 def options(model, steps=8, **loop):
-    return FinetuneOptions(model=model, device="cpu", eval_examples=4, encode=ENCODE,
-                           data=DataOptions(validation_fraction=0.2, test_fraction=0.2),
-                           loop=LoopOptions(max_steps=steps, batch_size=2, learning_rate=2e-2, warmup_steps=0,
-                                            **loop))
+    return FinetuneOptions(
+        model=model,
+        device="cpu",
+        eval_examples=4,
+        encode=ENCODE,
+        data=DataOptions(validation_fraction=0.2, test_fraction=0.2),
+        loop=LoopOptions(max_steps=steps, batch_size=2, learning_rate=2e-2, warmup_steps=0, **loop),
+    )
 
 
 def weights(folder):
@@ -41,10 +45,14 @@ def test_prompt_tokens_are_masked_and_match_the_serve_time_prompt(tiny):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny)
-    messages = [Message("system", "Be brief."), Message("user", "Sources:\n[1] Returns: 30 days.\n\nQuestion: returns?")]
+    messages = [
+        Message("system", "Be brief."),
+        Message("user", "Sources:\n[1] Returns: 30 days.\n\nQuestion: returns?"),
+    ]
     example, cut = encode_example(tokenizer, messages, "You have 30 days.", max_tokens=512)
-    served = tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
-                                           add_generation_prompt=True, return_dict=True)["input_ids"]
+    served = tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, return_dict=True
+    )["input_ids"]
     n = len(served)
     assert not cut and list(example.input_ids[:n]) == list(served)
     assert all(label == IGNORE_INDEX for label in example.labels[:n])

@@ -11,12 +11,16 @@ SOURCE = passage("You can return most items within 30 days of delivery. UK order
 
 
 def test_a_sentence_restating_the_source_is_supported_and_cites_it():
-    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check("You can return most items within 30 days of delivery.", [SOURCE])
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check(
+        "You can return most items within 30 days of delivery.", [SOURCE]
+    )
     assert [s.supported for s in result.sentences] == [True] and result.sentences[0].source == 0
 
 
 def test_an_invented_number_is_not_supported_even_with_the_same_words():
-    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check("You can return most items within 14 days of delivery.", [SOURCE])
+    result = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2).check(
+        "You can return most items within 14 days of delivery.", [SOURCE]
+    )
     assert not result.sentences[0].supported and result.dropped == 1
 
 
@@ -52,8 +56,10 @@ def test_list_numbers_and_lead_ins_carry_no_claim():
 
 
 def test_a_number_must_be_in_the_closest_source_sentences_not_anywhere():
-    source = passage("The reset link is valid for 30 minutes. Only the newest link works. "
-                     "Checkout is quick and secure. Five wrong attempts lock the account for 15 minutes.")
+    source = passage(
+        "The reset link is valid for 30 minutes. Only the newest link works. "
+        "Checkout is quick and secure. Five wrong attempts lock the account for 15 minutes."
+    )
     question = "How long is the reset link valid?"
     checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, evidence_sentences=1)
     assert checker.check("The reset link is valid for 30 minutes.", [source], question).supported
@@ -73,8 +79,12 @@ def test_only_a_sentence_that_adds_to_the_question_can_stand_alone_as_a_reply():
 def test_a_claim_that_drops_the_sources_negation_is_not_supported():
     lamp = passage("The Halo is for indoor use only and isn\u2019t suitable for bathrooms or outdoor spaces.", "L")
     checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2)
-    flipped = checker.check("The Halo is suitable for outdoor spaces and bathrooms.", [lamp], "Can I use the Halo outside?")
-    kept = checker.check("The Halo isn't suitable for outdoor spaces or bathrooms.", [lamp], "Can I use the Halo outside?")
+    flipped = checker.check(
+        "The Halo is suitable for outdoor spaces and bathrooms.", [lamp], "Can I use the Halo outside?"
+    )
+    kept = checker.check(
+        "The Halo isn't suitable for outdoor spaces or bathrooms.", [lamp], "Can I use the Halo outside?"
+    )
     assert [s.supported for s in flipped.sentences] == [False]
     assert [s.supported for s in kept.sentences] == [True]
 
@@ -89,25 +99,35 @@ def test_a_contradiction_without_a_negation_is_not_supported():
 
 
 def test_a_name_the_sources_never_mention_is_an_invention():
-    tracking = passage("Your dispatch email holds a tracking link from the courier. Tracking updates within 24 hours.", "T")
+    tracking = passage(
+        "Your dispatch email holds a tracking link from the courier. Tracking updates within 24 hours.", "T"
+    )
     checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2, known_names="Lumen & Oak")
     question = "Where do I find my parcel tracking?"
-    invented = checker.check("Open the Arduino IDE and find the tracking link in the dispatch email.", [tracking], question)
+    invented = checker.check(
+        "Open the Arduino IDE and find the tracking link in the dispatch email.", [tracking], question
+    )
     assert [s.supported for s in invented.sentences] == [False]
-    kept = checker.check("Lumen & Oak sends a tracking link from the courier in your dispatch email.", [tracking], question)
+    kept = checker.check(
+        "Lumen & Oak sends a tracking link from the courier in your dispatch email.", [tracking], question
+    )
     assert [s.supported for s in kept.sentences] == [True]  # the company's own name is no invention
     coded = passage("The MKR 1000 charges a LiPo battery through its JST connector.", "B")
-    assert checker.check("The MKR 1000 charges a LiPo battery through the JST connector.", [coded],
-                         "Can my board charge a battery?").supported
-    assert not checker.check("The Nano 33 charges a LiPo battery through the JST connector.", [coded],
-                             "Can my board charge a battery?").supported
+    assert checker.check(
+        "The MKR 1000 charges a LiPo battery through the JST connector.", [coded], "Can my board charge a battery?"
+    ).supported
+    assert not checker.check(
+        "The Nano 33 charges a LiPo battery through the JST connector.", [coded], "Can my board charge a battery?"
+    ).supported
 
 
 def test_a_number_must_come_with_the_sources_unit():
     shipping = passage("Order before 2pm for next-day delivery. Delivery to Germany takes 3-5 business days.", "S")
     checker = GroundingChecker(HashEmbedder(), 0.5, 0.3, 2)
     question = "How long does delivery to Germany take?"
-    assert not checker.check("Delivery to Germany takes 2 weeks.", [shipping], question).supported  # "2pm" is no backing
+    assert not checker.check(
+        "Delivery to Germany takes 2 weeks.", [shipping], question
+    ).supported  # "2pm" is no backing
     assert checker.check("Delivery to Germany takes 3-5 business days.", [shipping], question).supported
 
 
@@ -121,8 +141,9 @@ def test_source_sentences_come_stored_so_a_call_embeds_only_the_answer_or_the_qu
     index = KnowledgeIndex(tmp_path / "ix", embedder)
     index.ingest(iter_documents([str(tmp_path / "kb")]), 300, 50)
     stored = [Passage(c, 1.0, 0.9, 1.0) for c in sorted(index.chunks.values(), key=lambda c: c.doc_id, reverse=True)]
-    bare = [Passage(Chunk(p.chunk.chunk_id, p.doc_id, p.chunk.title, "", (), p.chunk.text), 1.0, 0.9, 1.0)
-            for p in stored]  # as made outside an index: sentences split and embedded per call
+    bare = [
+        Passage(Chunk(p.chunk.chunk_id, p.doc_id, p.chunk.title, "", (), p.chunk.text), 1.0, 0.9, 1.0) for p in stored
+    ]  # as made outside an index: sentences split and embedded per call
     checker = GroundingChecker(embedder, 0.5, 0.3, 2)
     question = "How long do I have to return items?"
     answer = "Sure! You can return most items within 30 days of delivery. The Halo takes an E27 bulb."

@@ -68,15 +68,28 @@ def receiver():
 @pytest.fixture
 def make(shop_index, tmp_path):
     index = shop_index
+
     def _make(reply="You can return most items within 30 days of delivery.", webhook=None, **handoff):
-        config = load_config(None, {"company_name": "Lumen & Oak", "retrieval": {"k": 2},
-                                    "chunking": {"max_chars": 300, "overlap_chars": 50},
-                                    "prices": {"human_agent_usd_per_hour": 36.0},
-                                    "handoff": {"faq_dir": str(tmp_path / "faq"), **handoff},
-                                    "grounding": {"min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05,
-                                                  "direct_quote_cosine": 0.6, "evidence_answer_cosine": 1.01}})
-        return scripted_pipeline(config, index, ScriptedChatModel(reply), f"sqlite:///{tmp_path}/db.sqlite",
-                                 webhook=webhook)
+        config = load_config(
+            None,
+            {
+                "company_name": "Lumen & Oak",
+                "retrieval": {"k": 2},
+                "chunking": {"max_chars": 300, "overlap_chars": 50},
+                "prices": {"human_agent_usd_per_hour": 36.0},
+                "handoff": {"faq_dir": str(tmp_path / "faq"), **handoff},
+                "grounding": {
+                    "min_retrieval_cosine": 0.2,
+                    "off_topic_cosine": 0.05,
+                    "direct_quote_cosine": 0.6,
+                    "evidence_answer_cosine": 1.01,
+                },
+            },
+        )
+        return scripted_pipeline(
+            config, index, ScriptedChatModel(reply), f"sqlite:///{tmp_path}/db.sqlite", webhook=webhook
+        )
+
     return _make
 
 
@@ -112,8 +125,10 @@ def test_while_a_person_holds_it_the_bot_is_silent_and_the_customer_sees_who_wro
     message_id = pipeline.agent_reply(cid, "alex", "Hi, I'm Alex. Mail me at alex.private@example.org")
     messages = pipeline.conversation(cid).messages
     roles = [(m.role, m.author) for m in messages]
-    assert roles[-3:] == [("notice", "alex"), ("customer", "customer"), ("agent", "alex")][-3:] or \
-        ("agent", "alex") in roles
+    assert (
+        roles[-3:] == [("notice", "alex"), ("customer", "customer"), ("agent", "alex")][-3:]
+        or ("agent", "alex") in roles
+    )
     agent_message = next(m for m in messages if m.id == message_id)
     assert "{{Email}}" in agent_message.content and "alex.private" not in agent_message.content  # redacted
     # alex has no display name: the customer sees the team's name, never a login
@@ -151,7 +166,9 @@ def test_resolving_prices_the_measured_handling_time_and_gives_the_bot_back(make
     done = pipeline.resolve(cid, "alex", return_to_bot=True)
     assert done["handling_s"] >= 0.2 and done["human_cost_usd"] == pytest.approx(done["handling_s"] / 3600 * 36.0)
     conv = pipeline.conversation(cid)
-    assert conv.human_s == pytest.approx(done["handling_s"]) and conv.human_cost_usd == pytest.approx(done["human_cost_usd"])
+    assert conv.human_s == pytest.approx(done["handling_s"]) and conv.human_cost_usd == pytest.approx(
+        done["human_cost_usd"]
+    )
     assert pipeline.handoff_state(cid) == "bot" and pipeline.handoff_queue() == []
     assert pipeline.ask("How many days do I have to return items?", cid).outcome == "answered"  # the bot is back
     human = pipeline.human_cost()
@@ -218,16 +235,16 @@ def test_a_saved_answer_is_indexed_and_answers_the_next_customer_with_a_citation
     pipeline.claim(cid, "alex")
     pipeline.agent_reply(cid, "alex", "We don't accept bitcoin; pay by card or PayPal.")
     pipeline.resolve(cid, "alex", True)
-    doc_id = pipeline.save_faq(UNKNOWN, FAQ_ANSWER,
-                               "alex", cid).doc_id
+    doc_id = pipeline.save_faq(UNKNOWN, FAQ_ANSWER, "alex", cid).doc_id
     assert doc_id == faq_doc_id(UNKNOWN) and pipeline.document_count() == 3
     rows = FaqBook(tmp_path / "faq").entries()
-    assert rows == [{"id": doc_id, "question": UNKNOWN, "url": "",
-                     "answer": FAQ_ANSWER}]
+    assert rows == [{"id": doc_id, "question": UNKNOWN, "url": "", "answer": FAQ_ANSWER}]
     later = pipeline.ask("Do you accept bitcoin for payment?")
     assert later.outcome == "answered" and [s.doc_id for s in later.sources] == [doc_id], later
     assert "paypal" in later.answer.lower()
-    assert pipeline.save_faq(UNKNOWN.upper(), "Cards and PayPal only.", "alex").doc_id == doc_id  # same question: updated
+    assert (
+        pipeline.save_faq(UNKNOWN.upper(), "Cards and PayPal only.", "alex").doc_id == doc_id
+    )  # same question: updated
     assert len(FaqBook(tmp_path / "faq").entries()) == 1 and pipeline.document_count() == 3
     with pytest.raises(BadInput):
         pipeline.save_faq("", "x", "alex")
@@ -235,8 +252,12 @@ def test_a_saved_answer_is_indexed_and_answers_the_next_customer_with_a_citation
 
 def test_gap_topics_group_paraphrases_largest_first_and_count_what_a_saved_answer_answered(make):
     pipeline = make(reply="You can pay for bitcoin orders by card or PayPal.", topic_distance=0.6)
-    for q in ("Can I pay with bitcoin?", "Do you accept bitcoin payments?", "bitcoin payment possible?",
-              "Is there a gift wrapping service?"):
+    for q in (
+        "Can I pay with bitcoin?",
+        "Do you accept bitcoin payments?",
+        "bitcoin payment possible?",
+        "Is there a gift wrapping service?",
+    ):
         assert pipeline.ask(q).outcome != "answered"  # refused or handed over: a gap
     topics = pipeline.gap_topics()
     assert topics[0].count == 3 and "bitcoin" in topics[0].label.lower() and topics[0].conversations == 3

@@ -27,22 +27,44 @@ def serve(tmp_path, handoff=None, server=None, webhook=None):
     returns (pipeline, TestClient). `handoff`, `server`: more config; `webhook`: a sender for the desk."""
     kb = tmp_path / "kb"
     kb.mkdir(exist_ok=True)
-    (kb / "returns.md").write_text("---\nid: R\ntitle: Returns\nurl: https://x/R\n---\nYou can return most items "
-                                   "within 30 days of delivery. UK orders get a free return label.")
+    (kb / "returns.md").write_text(
+        "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\nYou can return most items "
+        "within 30 days of delivery. UK orders get a free return label."
+    )
     embedder = HashEmbedder()
     index = KnowledgeIndex(tmp_path / "ix", embedder)
     index.ingest(iter_documents([str(kb)]), 300, 50)
-    config = load_config(None, {
-        "company_name": "Lumen & Oak", "index_dir": str(tmp_path / "ix"), "db_url": f"sqlite:///{tmp_path}/db.sqlite",
-        "chunking": {"max_chars": 300, "overlap_chars": 50},
-        "server": {"operator_password": PASSWORD, "uploads_dir": str(tmp_path / "uploads"), **(server or {})},
-        "handoff": {"faq_dir": str(tmp_path / "faq"), "agents": {
-            "alex": {"password": hash_password(ALEX, iterations=1000), "display_name": "Alex"},
-            "sam": {"password": hash_password(SAM, iterations=1000), "role": "agent"}}, **(handoff or {})},
-        "grounding": {"min_retrieval_cosine": 0.2, "off_topic_cosine": -1.0, "direct_quote_cosine": 1.01,
-                      "evidence_answer_cosine": 1.01}})
-    pipeline = scripted_pipeline(config, index, ScriptedChatModel("You can pay for bitcoin orders by card or PayPal."),
-                                 config.db_url, webhook=webhook)
+    config = load_config(
+        None,
+        {
+            "company_name": "Lumen & Oak",
+            "index_dir": str(tmp_path / "ix"),
+            "db_url": f"sqlite:///{tmp_path}/db.sqlite",
+            "chunking": {"max_chars": 300, "overlap_chars": 50},
+            "server": {"operator_password": PASSWORD, "uploads_dir": str(tmp_path / "uploads"), **(server or {})},
+            "handoff": {
+                "faq_dir": str(tmp_path / "faq"),
+                "agents": {
+                    "alex": {"password": hash_password(ALEX, iterations=1000), "display_name": "Alex"},
+                    "sam": {"password": hash_password(SAM, iterations=1000), "role": "agent"},
+                },
+                **(handoff or {}),
+            },
+            "grounding": {
+                "min_retrieval_cosine": 0.2,
+                "off_topic_cosine": -1.0,
+                "direct_quote_cosine": 1.01,
+                "evidence_answer_cosine": 1.01,
+            },
+        },
+    )
+    pipeline = scripted_pipeline(
+        config,
+        index,
+        ScriptedChatModel("You can pay for bitcoin orders by card or PayPal."),
+        config.db_url,
+        webhook=webhook,
+    )
     return pipeline, TestClient(create_app(pipeline, config), raise_server_exceptions=False)
 
 
@@ -60,11 +82,14 @@ def handed_over(client) -> str:
 
 def test_operator_routes_need_credentials(client):
     cid = handed_over(client)
-    for method, path, body in [("get", "/api/handoffs", None), ("post", f"/api/conversations/{cid}/claim", None),
-                               ("post", f"/api/conversations/{cid}/reply", {"text": "hi"}),
-                               ("post", f"/api/conversations/{cid}/resolve", {"return_to_bot": True}),
-                               ("post", "/api/knowledge/faq", {"question": "q", "answer": "a"}),
-                               ("get", "/api/knowledge/gaps", None)]:
+    for method, path, body in [
+        ("get", "/api/handoffs", None),
+        ("post", f"/api/conversations/{cid}/claim", None),
+        ("post", f"/api/conversations/{cid}/reply", {"text": "hi"}),
+        ("post", f"/api/conversations/{cid}/resolve", {"return_to_bot": True}),
+        ("post", "/api/knowledge/faq", {"question": "q", "answer": "a"}),
+        ("get", "/api/knowledge/gaps", None),
+    ]:
         r = client.request(method, path, json=body)
         assert r.status_code == 401 and r.json() == {"error": "operator credentials required"}, path
     assert client.get("/api/handoffs", headers=basic("alex", "wrong")).status_code == 401
@@ -89,7 +114,10 @@ def test_a_person_claims_replies_and_resolves_and_the_customer_sees_it(client):
     assert silent["outcome"] == "with_agent" and silent["answer"] == "" and silent["conversation_id"] == cid
     r = client.post(f"/api/conversations/{cid}/reply", headers=alex, json={"text": "Hi, cards and PayPal only."})
     assert r.status_code == 200 and r.json()["message_id"] > 0
-    assert client.post(f"/api/conversations/{cid}/reply", headers=basic("sam", SAM), json={"text": "me too"}).status_code == 409
+    assert (
+        client.post(f"/api/conversations/{cid}/reply", headers=basic("sam", SAM), json={"text": "me too"}).status_code
+        == 409
+    )
 
     conv = client.get(f"/api/conversations/{cid}").json()
     agent = [m for m in conv["messages"] if m["role"] == "agent"]
@@ -111,16 +139,23 @@ def test_bad_bodies_are_400_and_unknown_conversations_404(client):
     for body in ({}, {"text": 5}, {"text": "x", "other": 1}, {"text": "   "}, {"text": "x" * 20_001}, [1], "text"):
         r = client.post(f"/api/conversations/{cid}/reply", headers=alex, json=body)
         assert r.status_code == 400 and set(r.json()) == {"error"}, (body, r.text)
-    r = client.post(f"/api/conversations/{cid}/reply", headers={**alex, "content-type": "application/json"},
-                    content=b"{not json")
+    r = client.post(
+        f"/api/conversations/{cid}/reply", headers={**alex, "content-type": "application/json"}, content=b"{not json"
+    )
     assert r.status_code == 400
     for body in ({"return_to_bot": "yes"}, {"return_to_bot": 1}, {"return_to_bot": True, "x": 1}):
         r = client.post(f"/api/conversations/{cid}/resolve", headers=alex, json=body)
         assert r.status_code == 400 and set(r.json()) == {"error"}, (body, r.text)
-    assert "true or false" in client.post(f"/api/conversations/{cid}/resolve", headers=alex,
-                                          json={"return_to_bot": "yes"}).json()["error"]
-    for body in ({"question": "q"}, {"question": "", "answer": "a"}, {"question": 1, "answer": "a"},
-                 {"question": "q", "answer": "a", "conversation_id": "../../etc"}):
+    assert (
+        "true or false"
+        in client.post(f"/api/conversations/{cid}/resolve", headers=alex, json={"return_to_bot": "yes"}).json()["error"]
+    )
+    for body in (
+        {"question": "q"},
+        {"question": "", "answer": "a"},
+        {"question": 1, "answer": "a"},
+        {"question": "q", "answer": "a", "conversation_id": "../../etc"},
+    ):
         r = client.post("/api/knowledge/faq", headers=alex, json=body)
         assert r.status_code == 400 and set(r.json()) == {"error"}, (body, r.text)
     assert client.post(f"/api/conversations/{'0' * 32}/claim", headers=alex).status_code == 404
@@ -134,9 +169,15 @@ def test_a_saved_help_centre_answer_answers_the_next_customer_with_a_citation(cl
     client.post(f"/api/conversations/{cid}/claim", headers=alex)
     client.post(f"/api/conversations/{cid}/reply", headers=alex, json={"text": "Cards and PayPal only."})
     client.post(f"/api/conversations/{cid}/resolve", headers=alex, json={"return_to_bot": True})
-    r = client.post("/api/knowledge/faq", headers=alex, json={
-        "question": "Can I pay with bitcoin?", "conversation_id": cid,
-        "answer": "You can pay for bitcoin orders by card or PayPal. Bitcoin itself is not accepted."})
+    r = client.post(
+        "/api/knowledge/faq",
+        headers=alex,
+        json={
+            "question": "Can I pay with bitcoin?",
+            "conversation_id": cid,
+            "answer": "You can pay for bitcoin orders by card or PayPal. Bitcoin itself is not accepted.",
+        },
+    )
     assert r.status_code == 200 and r.json()["status"] == "pending", r.text  # an agent's answer waits for review
     doc_id = r.json()["doc_id"]
     r = client.post(f"/api/knowledge/faq/{doc_id}/approve", headers=basic("operator", PASSWORD))

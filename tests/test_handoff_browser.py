@@ -23,8 +23,11 @@ def ask(page, text: str) -> None:
 
 
 def chat_has(page, text: str, timeout: int = 60_000) -> None:
-    page.wait_for_function("t => document.querySelector('#chat') && document.querySelector('#chat').innerText.includes(t)",
-                           arg=text, timeout=timeout)
+    page.wait_for_function(
+        "t => document.querySelector('#chat') && document.querySelector('#chat').innerText.includes(t)",
+        arg=text,
+        timeout=timeout,
+    )
 
 
 def test_a_person_takes_over_answers_and_the_answer_serves_the_next_customer(app, browser, shots):
@@ -39,17 +42,20 @@ def test_a_person_takes_over_answers_and_the_answer_serves_the_next_customer(app
     operator = browser.new_context(viewport={"width": 1300, "height": 1100}).new_page()
     sign_in(operator, app.url, app.password)
     operator.get_by_role("tab", name="Inbox").click()
-    operator.wait_for_function("id => document.querySelector('#inbox').innerText.includes(id)",
-                               arg=conversation_id, timeout=60_000)  # the queue shows it
+    operator.wait_for_function(
+        "id => document.querySelector('#inbox').innerText.includes(id)", arg=conversation_id, timeout=60_000
+    )  # the queue shows it
     picker = operator.locator("#inbox-pick input")
     picker.fill(conversation_id)
     picker.press("Enter")
-    operator.wait_for_function("document.querySelector('#packet').innerText.includes('Why the assistant handed over')",
-                               timeout=60_000)
+    operator.wait_for_function(
+        "document.querySelector('#packet').innerText.includes('Why the assistant handed over')", timeout=60_000
+    )
     assert QUESTION in operator.locator("#packet").inner_text()
     operator.locator("#claim").click()
-    operator.wait_for_function("document.querySelector('#inbox-status').innerText.includes('have conversation')",
-                               timeout=60_000)
+    operator.wait_for_function(
+        "document.querySelector('#inbox-status').innerText.includes('have conversation')", timeout=60_000
+    )
     operator.screenshot(path=str(shots / "2-operator-claimed-with-packet.png"), full_page=True)
 
     chat_has(customer, "joined the conversation", timeout=30_000)  # pushed to the open chat: no reload
@@ -64,13 +70,15 @@ def test_a_person_takes_over_answers_and_the_answer_serves_the_next_customer(app
     customer.screenshot(path=str(shots / "3-customer-sees-the-person-reply.png"), full_page=True)
 
     operator.locator("#resolve").click()
-    operator.wait_for_function("document.querySelector('#faq-answer textarea').value.includes('£3 per item')",
-                               timeout=60_000)
+    operator.wait_for_function(
+        "document.querySelector('#faq-answer textarea').value.includes('£3 per item')", timeout=60_000
+    )
     assert operator.locator("#faq-question textarea").input_value() == QUESTION
     operator.locator("#faq-answer textarea").fill(ANSWER)  # edited before saving
     operator.locator("#save-faq").click()
-    operator.wait_for_function("document.querySelector('#faq-status').innerText.includes('Saved as help-centre entry')",
-                               timeout=120_000)
+    operator.wait_for_function(
+        "document.querySelector('#faq-status').innerText.includes('Saved as help-centre entry')", timeout=120_000
+    )
     operator.screenshot(path=str(shots / "4-operator-resolved-and-saved-faq.png"), full_page=True)
     chat_has(customer, "has left the conversation", timeout=30_000)
     assert app.pipeline.handoff_state(conversation_id) == "bot"
@@ -87,6 +95,9 @@ def test_a_person_takes_over_answers_and_the_answer_serves_the_next_customer(app
     operator.get_by_role("tab", name="Knowledge gaps").click()
     operator.locator("#refresh-topics").click()
     operator.wait_for_timeout(1500)  # the refresh finishes (the table is drawn again)
-    operator.wait_for_function("document.querySelector('#topics').innerText.toLowerCase().includes('gift') && "
-                               "document.querySelector('#topics').innerText.includes('FAQ-')", timeout=60_000)
+    operator.wait_for_function(
+        "document.querySelector('#topics').innerText.toLowerCase().includes('gift') && "
+        "document.querySelector('#topics').innerText.includes('FAQ-')",
+        timeout=60_000,
+    )
     operator.screenshot(path=str(shots / "6-operator-gap-topics.png"), full_page=True)

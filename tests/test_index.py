@@ -106,8 +106,10 @@ def test_ingest_stores_each_chunks_sentences_and_their_vectors_and_an_update_rep
     from knowledge.chunking import split_sentences
 
     embedder = HashEmbedder()
-    (kb / "returns.md").write_text("---\nid: R\ntitle: Returns\n---\nReturn items within 30 days. "
-                                   "Refunds take 5 days.\n\nUK orders get a free label.")
+    (kb / "returns.md").write_text(
+        "---\nid: R\ntitle: Returns\n---\nReturn items within 30 days. "
+        "Refunds take 5 days.\n\nUK orders get a free label."
+    )
     ingest(kb, tmp_path / "ix", embedder)
     index = KnowledgeIndex(tmp_path / "ix", embedder).load()
     assert index.manifest["version"] == 2
@@ -115,7 +117,9 @@ def test_ingest_stores_each_chunks_sentences_and_their_vectors_and_an_update_rep
         assert chunk.sentences == tuple(split_sentences(chunk.text)) and chunk.sentences
         np.testing.assert_allclose(index.sentence_vectors(chunk.chunk_id), embedder.embed(list(chunk.sentences)))
     assert np.load(tmp_path / "ix" / "sentences.npy").shape == (
-        sum(len(c.sentences) for c in index.chunks.values()), 256)
+        sum(len(c.sentences) for c in index.chunks.values()),
+        256,
+    )
 
     (kb / "returns.md").write_text("---\nid: R\ntitle: Returns\n---\nReturn items within 14 days. Keep the box.")
     (kb / "account.md").unlink()
@@ -124,9 +128,12 @@ def test_ingest_stores_each_chunks_sentences_and_their_vectors_and_an_update_rep
     by_doc = {c.doc_id: c for c in index.chunks.values()}
     assert set(by_doc) == {"R", "S"}
     assert by_doc["R"].sentences == ("Return items within 14 days.", "Keep the box.")
-    np.testing.assert_allclose(index.sentence_vectors(by_doc["R"].chunk_id), embedder.embed(list(by_doc["R"].sentences)))
-    np.testing.assert_allclose(index.sentence_vectors(by_doc["S"].chunk_id),
-                               embedder.embed(["Standard delivery costs 3.95 pounds."]))
+    np.testing.assert_allclose(
+        index.sentence_vectors(by_doc["R"].chunk_id), embedder.embed(list(by_doc["R"].sentences))
+    )
+    np.testing.assert_allclose(
+        index.sentence_vectors(by_doc["S"].chunk_id), embedder.embed(["Standard delivery costs 3.95 pounds."])
+    )
 
 
 def test_an_index_without_stored_sentences_still_loads_and_searches_and_the_next_ingest_stores_them(kb, tmp_path):
@@ -134,8 +141,9 @@ def test_an_index_without_stored_sentences_still_loads_and_searches_and_the_next
     ingest(kb, tmp_path / "ix", embedder)
     directory = tmp_path / "ix"  # rewrite it as manifest version 1 wrote it
     records = [json.loads(line) for line in (directory / "chunks.jsonl").read_text().splitlines()]
-    (directory / "chunks.jsonl").write_text("".join(
-        json.dumps({k: v for k, v in r.items() if k != "sentences"}) + "\n" for r in records))
+    (directory / "chunks.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "sentences"}) + "\n" for r in records)
+    )
     (directory / "sentences.npy").unlink()
     manifest = json.loads((directory / "manifest.json").read_text())
     manifest["version"] = 1

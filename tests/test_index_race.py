@@ -27,9 +27,11 @@ SHIFT = 20  # version 2 drops the first SHIFT documents and adds as many new one
 SEARCHERS = 6  # threads searching at once
 ROUNDS = 4  # re-ingests, alternating v2 and v1 so each one changes every document
 K = 5
-WORDS = ("refund delivery parcel courier invoice password account voucher warranty exchange label tracking "
-         "basket checkout discount coupon subscription battery charger screen keyboard cable adapter "
-         "printer router modem speaker headphones camera lens tripod backpack wallet jacket shoes").split()
+WORDS = (
+    "refund delivery parcel courier invoice password account voucher warranty exchange label tracking "
+    "basket checkout discount coupon subscription battery charger screen keyboard cable adapter "
+    "printer router modem speaker headphones camera lens tripod backpack wallet jacket shoes"
+).split()
 
 
 def documents(version: str, numbers: range) -> list[Document]:
@@ -39,8 +41,16 @@ def documents(version: str, numbers: range) -> list[Document]:
         rng = random.Random(n)
         sentences = [f"Release {version} of article {n}."]
         sentences += [" ".join(rng.sample(WORDS, 6)).capitalize() + f" {version}." for _ in range(4)]
-        out.append(Document(f"doc{n}", f"Article {n}", f"https://help.example/{n}", " ".join(sentences),
-                            source=f"/kb/doc{n}.md", root="/kb"))
+        out.append(
+            Document(
+                f"doc{n}",
+                f"Article {n}",
+                f"https://help.example/{n}",
+                " ".join(sentences),
+                source=f"/kb/doc{n}.md",
+                root="/kb",
+            )
+        )
     return out
 
 

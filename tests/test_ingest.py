@@ -28,7 +28,9 @@ def make_pdf(text: str) -> bytes:
 
 
 def test_markdown_front_matter_gives_id_title_url_and_markup_noise_is_removed(write, tmp_path):
-    write("kb/returns/return-an-item.md", """---
+    write(
+        "kb/returns/return-an-item.md",
+        """---
 id: LO-1
 title: Return an item
 url: https://help.example/LO-1
@@ -38,7 +40,8 @@ You can <strong>return</strong> items.<br>
 ## Refund timing {#refund-timing}
 Use the [Returns portal](https://example/returns){.link-external} now.
 ![Screenshot of the page](images/x.png)
-""")
+""",
+    )
     [doc] = list(iter_documents([str(tmp_path / "kb")]))
     assert (doc.doc_id, doc.title, doc.url) == ("LO-1", "Return an item", "https://help.example/LO-1")
     assert "<strong>" not in doc.text and "{#" not in doc.text and "{." not in doc.text
@@ -54,8 +57,11 @@ def test_doc_id_defaults_to_path_relative_to_the_ingested_root(write, tmp_path):
 
 
 def test_html_headings_survive_and_scripts_go(write):
-    path = write("page.html", "<html><head><title>Ship</title><script>var x=1</script></head>"
-                              "<body><nav>menu</nav><h2>Costs</h2><p>Standard is &pound;3.95.</p></body></html>")
+    path = write(
+        "page.html",
+        "<html><head><title>Ship</title><script>var x=1</script></head>"
+        "<body><nav>menu</nav><h2>Costs</h2><p>Standard is &pound;3.95.</p></body></html>",
+    )
     [doc] = list(iter_documents([str(path)]))
     assert doc.title == "Ship"
     assert "## Costs" in doc.text and "£3.95" in doc.text and "var x" not in doc.text and "menu" not in doc.text
@@ -74,7 +80,9 @@ def test_corrupt_pdf_is_a_clear_error(write):
 
 
 def test_faq_csv_rows_become_documents(write):
-    path = write("faq.csv", 'question,answer\n"Do you ship to Canada?","Not yet, sorry."\n"Gift cards?","Valid 24 months."\n')
+    path = write(
+        "faq.csv", 'question,answer\n"Do you ship to Canada?","Not yet, sorry."\n"Gift cards?","Valid 24 months."\n'
+    )
     docs = list(iter_documents([str(path)]))
     assert [d.title for d in docs] == ["Do you ship to Canada?", "Gift cards?"]
     assert docs[0].doc_id == "faq.csv#1" and docs[1].text == "Valid 24 months."

@@ -14,10 +14,12 @@ from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents, read_documents
 from knowledge.testing import HashEmbedder
 
-BROKEN_QUOTE_CSV = ('question,answer\n'
-                    '"Do you ship to Canada?","Not yet, sorry.\n'  # line 2: the quote never closes
-                    'Gift cards?,Valid 24 months.\n'
-                    'Warranty?,Two years on furniture.\n')
+BROKEN_QUOTE_CSV = (
+    "question,answer\n"
+    '"Do you ship to Canada?","Not yet, sorry.\n'  # line 2: the quote never closes
+    "Gift cards?,Valid 24 months.\n"
+    "Warranty?,Two years on furniture.\n"
+)
 # control bytes but no NUL: random bytes under a text name, which latin-1 would otherwise "decode"
 JUNK = bytes((i * 37) % 255 + 1 for i in range(4000))
 
@@ -26,7 +28,9 @@ def test_an_unclosed_quote_in_a_faq_csv_is_reported_and_the_rows_it_swallowed_ar
     path = write("kb/faq.csv", BROKEN_QUOTE_CSV)
     reading = read_documents([str(path)])
     assert [(d.doc_id, d.title, d.text) for d in reading.documents] == [
-        ("faq.csv#2", "Gift cards?", "Valid 24 months."), ("faq.csv#3", "Warranty?", "Two years on furniture.")]
+        ("faq.csv#2", "Gift cards?", "Valid 24 months."),
+        ("faq.csv#3", "Warranty?", "Two years on furniture."),
+    ]
     [bad] = reading.skipped
     assert (bad.source, bad.line) == (str(path), 2) and "unclosed quote runs over lines 3-4" in bad.reason
     with pytest.raises(BadInput, match="faq.csv line 2: an unclosed quote"):  # the strict reader names it too
@@ -44,7 +48,9 @@ def test_a_quoted_answer_over_several_lines_is_still_one_row(write):
     reading = read_documents([str(path)])
     assert not reading.skipped
     assert [(d.doc_id, d.text) for d in reading.documents] == [
-        ("faq.csv#1", "Step 1, pack it.\nStep 2, print the label."), ("faq.csv#2", "A2")]
+        ("faq.csv#1", "Step 1, pack it.\nStep 2, print the label."),
+        ("faq.csv#2", "A2"),
+    ]
 
 
 def test_faq_rows_with_extra_fields_or_no_answer_are_reported_not_truncated(write):
@@ -52,7 +58,9 @@ def test_faq_rows_with_extra_fields_or_no_answer_are_reported_not_truncated(writ
     reading = read_documents([str(path)])
     assert [d.doc_id for d in reading.documents] == ["faq.csv#2"]
     assert [(s.line, s.reason.split(";")[0]) for s in reading.skipped] == [
-        (2, "3 fields but the header has 2"), (5, "no answer")]
+        (2, "3 fields but the header has 2"),
+        (5, "no answer"),
+    ]
 
 
 def test_bad_jsonl_lines_are_reported_and_the_good_ones_kept(write):
@@ -61,14 +69,17 @@ def test_bad_jsonl_lines_are_reported_and_the_good_ones_kept(write):
     assert [d.doc_id for d in reading.documents] == ["1", "4"] and [s.line for s in reading.skipped] == [2, 3]
 
 
-@pytest.mark.parametrize("name, content, reason", [
-    ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog", "not a readable PDF"),
-    ("junk.md", JUNK, "binary"),
-    ("nul.txt", b"abc\x00def", "binary"),
-    ("empty.txt", b"", "empty"),
-    ("only-front-matter.md", "---\ntitle: T\n---\n", "no text"),
-    ("no-columns.csv", "q,a\nx,y\n", "'question' and 'answer' columns"),
-])
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog", "not a readable PDF"),
+        ("junk.md", JUNK, "binary"),
+        ("nul.txt", b"abc\x00def", "binary"),
+        ("empty.txt", b"", "empty"),
+        ("only-front-matter.md", "---\ntitle: T\n---\n", "no text"),
+        ("no-columns.csv", "q,a\nx,y\n", "'question' and 'answer' columns"),
+    ],
+)
 def test_one_bad_file_in_a_folder_is_reported_and_the_rest_read(write, tmp_path, name, content, reason):
     write("kb/good.md", "# Returns\nReturn items within 30 days.")
     write(f"kb/{name}", content)
@@ -122,8 +133,11 @@ def test_a_file_that_turns_unreadable_keeps_what_it_held_in_the_index(write, tmp
     assert [(Path(s.source).name, s.line) for s in report.skipped] == [("faq.csv", 2), ("shipping.md", None)]
     stored = KnowledgeIndex(tmp_path / "ix", HashEmbedder()).load()
     assert set(stored.manifest["documents"]) == {"R", "S", "faq.csv#1", "faq.csv#2"}
-    assert report.to_json()["skipped"][1] == {"source": str(shipping), "line": None,
-                                              "reason": "binary, not text; give Markdown, HTML, PDF, TXT, CSV or JSONL"}
+    assert report.to_json()["skipped"][1] == {
+        "source": str(shipping),
+        "line": None,
+        "reason": "binary, not text; give Markdown, HTML, PDF, TXT, CSV or JSONL",
+    }
 
 
 def test_nothing_readable_is_bad_input_and_the_index_is_untouched(write, tmp_path):
@@ -133,8 +147,13 @@ def test_nothing_readable_is_bad_input_and_the_index_is_untouched(write, tmp_pat
     before = (tmp_path / "ix" / "manifest.json").read_bytes()
     write("bad/junk.md", JUNK)
     with pytest.raises(BadInput, match=r"nothing could be read: 1 files or rows left out \(first: .*junk.md: binary"):
-        index.ingest(read_documents([str(tmp_path / "bad")]).documents, 300, 50, rebuild=True,
-                     skipped=read_documents([str(tmp_path / "bad")]).skipped)
+        index.ingest(
+            read_documents([str(tmp_path / "bad")]).documents,
+            300,
+            50,
+            rebuild=True,
+            skipped=read_documents([str(tmp_path / "bad")]).skipped,
+        )
     assert (tmp_path / "ix" / "manifest.json").read_bytes() == before and index.document_count() == 1
 
 
@@ -151,6 +170,7 @@ def test_an_index_path_that_is_a_file_is_bad_input(write, tmp_path):
 
 # ---- the command line ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def chatbot(monkeypatch, tmp_path, capsys):
     """`chatbot ARGS...` in-process with the hash embedder: (exit code, stdout, stderr lines)."""
@@ -164,6 +184,7 @@ def chatbot(monkeypatch, tmp_path, capsys):
         code = cli.main([str(a) for a in args])
         out, err = capsys.readouterr()
         return code, out, err.strip().splitlines()
+
     return run
 
 
@@ -174,7 +195,9 @@ def test_cli_ingest_reports_bad_files_in_json_and_exits_0(chatbot, write, tmp_pa
     code, out, err = chatbot("ingest", tmp_path / "kb", "--index", tmp_path / "ix", "--json")
     assert code == 0
     result = json.loads(out)
-    assert {"index", "documents", "chunks", "added", "updated", "unchanged", "removed", "embedded_chunks"} <= set(result)
+    assert {"index", "documents", "chunks", "added", "updated", "unchanged", "removed", "embedded_chunks"} <= set(
+        result
+    )
     assert result["documents"] == 3
     assert [(Path(s["source"]).name, s["line"]) for s in result["skipped"]] == [("broken.pdf", None), ("faq.csv", 2)]
     assert any("skipped" in line and "broken.pdf: not a readable PDF" in line for line in err)
@@ -188,30 +211,59 @@ def test_cli_ingest_exits_2_with_one_line_when_nothing_could_be_read(chatbot, wr
     assert not (tmp_path / "ix").exists()
 
 
-@pytest.mark.parametrize("command", [["ingest", "kb"], ["search", "returns?"], ["ask", "returns?"],
-                                     ["eval", "--questions", "q.jsonl"], ["calibrate", "--questions", "q.jsonl"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ingest", "kb"],
+        ["search", "returns?"],
+        ["ask", "returns?"],
+        ["eval", "--questions", "q.jsonl"],
+        ["calibrate", "--questions", "q.jsonl"],
+    ],
+)
 def test_every_command_given_a_file_as_index_says_so_in_one_line(chatbot, write, command):
     write("kb/good.md", "# Returns\nReturn items within 30 days.")
-    write("q.jsonl", "\n".join(json.dumps({"id": f"q{i}", "question": "How long to return?", "doc_ids": ["good.md"],
-                                           "answer_contains": ["30 days"], "in_scope": True, "split": "dev"})
-                               for i in range(3)))
+    write(
+        "q.jsonl",
+        "\n".join(
+            json.dumps(
+                {
+                    "id": f"q{i}",
+                    "question": "How long to return?",
+                    "doc_ids": ["good.md"],
+                    "answer_contains": ["30 days"],
+                    "in_scope": True,
+                    "split": "dev",
+                }
+            )
+            for i in range(3)
+        ),
+    )
     write("index-file", "not a folder")
     code, out, err = chatbot(*command, "--index", "index-file")
-    assert code == 2 and err == ["chatbot: the index path index-file is a file, not a folder; "
-                                 "give --index a folder (it is created if missing)"]
+    assert code == 2 and err == [
+        "chatbot: the index path index-file is a file, not a folder; give --index a folder (it is created if missing)"
+    ]
 
 
 def test_the_installed_command_gives_no_traceback_for_an_index_that_is_a_file(repo_root, write, tmp_path):
     write("kb/good.md", "# Returns\nReturn items within 30 days.")
     file = write("index-file", "x")
-    result = subprocess.run([sys.executable, "-m", "chatbot", "ingest", str(tmp_path / "kb"), "--index", str(file)],
-                            capture_output=True, text=True, cwd=repo_root, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", "ingest", str(tmp_path / "kb"), "--index", str(file)],
+        capture_output=True,
+        text=True,
+        cwd=repo_root,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [f"chatbot: the index path {file} is a file, not a folder; "
-                                                  "give --index a folder (it is created if missing)"]
+    assert result.stderr.strip().splitlines() == [
+        f"chatbot: the index path {file} is a file, not a folder; give --index a folder (it is created if missing)"
+    ]
 
 
 # ---- the engine's upload verbs and the panel ---------------------------------------------------
+
 
 @pytest.fixture
 def pipeline(write, tmp_path):
@@ -243,8 +295,13 @@ def test_one_bad_upload_does_not_block_later_reindexes(pipeline, write, tmp_path
 
 def test_uploads_are_listed_and_deleting_one_removes_its_documents_at_once(pipeline, write, tmp_path):
     uploads = str(tmp_path / "uploads")
-    pipeline.add_uploads(uploads, [str(write("incoming/gifts.md", "---\nid: G\n---\nGift cards never expire.")),
-                                   str(write("incoming/broken.pdf", b"%PDF-1.4 truncated"))])
+    pipeline.add_uploads(
+        uploads,
+        [
+            str(write("incoming/gifts.md", "---\nid: G\n---\nGift cards never expire.")),
+            str(write("incoming/broken.pdf", b"%PDF-1.4 truncated")),
+        ],
+    )
     assert [(u.name, u.documents) for u in pipeline.uploads(uploads)] == [("broken.pdf", 0), ("gifts.md", 1)]
     assert pipeline.delete_upload(uploads, "gifts.md") == 1
     assert "G" not in KnowledgeIndex(tmp_path / "ix", HashEmbedder()).load().manifest["documents"]
@@ -262,8 +319,10 @@ def test_the_panel_lists_left_out_files_and_deletes_uploads(pipeline, write, tmp
 
     on = _Handlers(pipeline, str(tmp_path / "uploads"))
     admin = SimpleNamespace(username="operator")  # what Gradio passes: the signed-in session's user
-    files = [str(write("gradio/gifts.md", "---\nid: G\n---\nGift cards never expire.")),
-             str(write("gradio/broken.pdf", b"%PDF-1.4 truncated"))]
+    files = [
+        str(write("gradio/gifts.md", "---\nid: G\n---\nGift cards never expire.")),
+        str(write("gradio/broken.pdf", b"%PDF-1.4 truncated")),
+    ]
     status, table, picker = on.reindex(files, request=admin, progress=lambda *a, **k: None)
     assert "Left out (1)" in status and "- broken\\.pdf: not a readable PDF" in status
     assert list(table["file"]) == ["broken.pdf", "gifts.md"] and list(table["documents"]) == ["not indexed", 1]

@@ -24,8 +24,13 @@ def import_graph() -> nx.DiGraph:
     graph.add_nodes_from(modules)
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            targets = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                else []
+            )
             for target in targets:
                 while target and target not in modules:  # `from a.b import c`: the module a.b
                     target = target.rpartition(".")[0]

@@ -31,9 +31,14 @@ SESSIONS = 16
 PER_SESSION = 2
 ALONE = 6
 QUESTIONS = [
-    "How long do I have to send something back?", "Do you ship to Canada?", "How much is UK delivery?",
-    "Can I change my delivery address after ordering?", "My lamp arrived broken, what now?",
-    "How do I reset my password?", "Which payment methods do you take?", "When will my refund arrive?",
+    "How long do I have to send something back?",
+    "Do you ship to Canada?",
+    "How much is UK delivery?",
+    "Can I change my delivery address after ordering?",
+    "My lamp arrived broken, what now?",
+    "How do I reset my password?",
+    "Which payment methods do you take?",
+    "When will my refund arrive?",
 ]
 
 
@@ -43,8 +48,9 @@ def question(n: int) -> str:
 
 
 def post(url: str, body: dict, timeout_s: float = 120) -> tuple[dict, float]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     began = time.perf_counter()
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return json.loads(response.read()), time.perf_counter() - began
@@ -59,22 +65,30 @@ def percentile(values, q):
 def server(request, tmp_path_factory, demo_docs):
     """The app on a free port, storing in SQLite and then in PostgreSQL (conftest's `postgres` cluster)."""
     tmp = tmp_path_factory.mktemp("load")
-    db_url = (f"sqlite:///{tmp}/load.db" if request.param == "sqlite"
-              else request.getfixturevalue("postgres").create_database("load"))
-    config = load_config(None, {
-        "index_dir": str(tmp / "index"), "db_url": db_url, "company_name": "Lumen & Oak",
-        "models": {"llm": "smollm2-135m-instruct-int8", "threads": 2},
-        "generation": {"max_new_tokens": 48, "max_waiting": 64},  # max_batch and parallel_batches: the defaults
-        "grounding": {"direct_quote_cosine": 2.0, "evidence_answer_cosine": 2.0, "clarify_vague": False},
-        "server": {"chat_requests_per_minute": 100000},
-    })
-    build_index(config).ingest(iter_documents([str(demo_docs)]), config.chunking.max_chars,
-                               config.chunking.overlap_chars)
+    db_url = (
+        f"sqlite:///{tmp}/load.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres").create_database("load")
+    )
+    config = load_config(
+        None,
+        {
+            "index_dir": str(tmp / "index"),
+            "db_url": db_url,
+            "company_name": "Lumen & Oak",
+            "models": {"llm": "smollm2-135m-instruct-int8", "threads": 2},
+            "generation": {"max_new_tokens": 48, "max_waiting": 64},  # max_batch and parallel_batches: the defaults
+            "grounding": {"direct_quote_cosine": 2.0, "evidence_answer_cosine": 2.0, "clarify_vague": False},
+            "server": {"chat_requests_per_minute": 100000},
+        },
+    )
+    build_index(config).ingest(
+        iter_documents([str(demo_docs)]), config.chunking.max_chars, config.chunking.overlap_chars
+    )
     pipeline = build_pipeline(config)
     pipeline.warm_up()
     port = free_port()
-    app = uvicorn.Server(uvicorn.Config(create_app(pipeline, config), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    app = uvicorn.Server(uvicorn.Config(create_app(pipeline, config), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=app.run, daemon=True)
     thread.start()
     deadline = time.time() + 60
@@ -135,11 +149,13 @@ def test_sixteen_concurrent_sessions_share_the_model_and_store_every_message_onc
     latencies = [seconds for turns in results.values() for _, seconds in turns]
     rate = len(latencies) / elapsed
     with capsys.disabled():
-        print(f"\nload ({pipeline.store.engine.dialect.name}): one at a time {alone_rate:.2f} turns/s (p50 {statistics.median(alone_latencies):.2f} s); "
-              f"{SESSIONS} sessions x {PER_SESSION}: {rate:.2f} turns/s, p50 {percentile(latencies, 0.5):.2f} s, "
-              f"p95 {percentile(latencies, 0.95):.2f} s, {rate / alone_rate:.1f}x; "
-              f"{pipeline.llm._batcher.get().peak_running} replies decoded side by side at most, "
-              f"batches of up to {max(pipeline.llm._batcher.get().batches)}")
+        print(
+            f"\nload ({pipeline.store.engine.dialect.name}): one at a time {alone_rate:.2f} turns/s (p50 {statistics.median(alone_latencies):.2f} s); "
+            f"{SESSIONS} sessions x {PER_SESSION}: {rate:.2f} turns/s, p50 {percentile(latencies, 0.5):.2f} s, "
+            f"p95 {percentile(latencies, 0.95):.2f} s, {rate / alone_rate:.1f}x; "
+            f"{pipeline.llm._batcher.get().peak_running} replies decoded side by side at most, "
+            f"batches of up to {max(pipeline.llm._batcher.get().batches)}"
+        )
 
     for s, turns in results.items():  # every customer message stored exactly once, each answered
         conversation = pipeline.conversation(turns[0][0]["conversation_id"])

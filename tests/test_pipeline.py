@@ -9,14 +9,26 @@ from chatbot.testing import ScriptedChatModel, scripted_pipeline
 @pytest.fixture
 def make(shop_index, tmp_path):
     index = shop_index
+
     def _make(reply="", error=None, direct_quote_cosine=1.01, evidence_answer_cosine=1.01):
         llm = ScriptedChatModel(reply, error)
-        config = load_config(None, {"company_name": "Lumen & Oak", "retrieval": {"k": 2},
-                                    "chunking": {"max_chars": 300, "overlap_chars": 50}, "grounding": {
-            "min_retrieval_cosine": 0.2, "off_topic_cosine": 0.05, "direct_quote_cosine": direct_quote_cosine,
-            "evidence_answer_cosine": evidence_answer_cosine}})
+        config = load_config(
+            None,
+            {
+                "company_name": "Lumen & Oak",
+                "retrieval": {"k": 2},
+                "chunking": {"max_chars": 300, "overlap_chars": 50},
+                "grounding": {
+                    "min_retrieval_cosine": 0.2,
+                    "off_topic_cosine": 0.05,
+                    "direct_quote_cosine": direct_quote_cosine,
+                    "evidence_answer_cosine": evidence_answer_cosine,
+                },
+            },
+        )
         pipeline = scripted_pipeline(config, index, llm, f"sqlite:///{tmp_path}/db.sqlite")
         return pipeline, llm
+
     return _make
 
 
@@ -52,8 +64,10 @@ def test_a_source_sentence_close_to_the_question_is_the_answer_without_an_llm_ca
     pipeline, llm = make("Returns are accepted within 14 days.", direct_quote_cosine=0.3)
     reply = pipeline.ask("How many days do I have to return items?")
     assert reply.outcome == "answered" and not reply.handoff.needed
-    assert reply.answer == ("Our help centre says: \u201cYou can return most items within 30 days of delivery. "
-                            "UK orders get a free return label.\u201d [1]")  # the next sentence follows
+    assert reply.answer == (
+        "Our help centre says: \u201cYou can return most items within 30 days of delivery. "
+        "UK orders get a free return label.\u201d [1]"
+    )  # the next sentence follows
     assert [s.doc_id for s in reply.sources] == ["R"] and reply.grounding["direct_quote"]
     assert llm.prompts == [] and reply.usage.completion_tokens == 0 and reply.usage.retrieval_s > 0
     assert pipeline.store.conversations.conversation(reply.conversation_id).handoff_reason is None
@@ -66,8 +80,10 @@ def test_when_the_llm_fails_the_check_a_close_source_sentence_answers_instead_of
     pipeline, llm = make("Returns are accepted within 14 days.", evidence_answer_cosine=0.3)
     reply = pipeline.ask("How many days do I have to return items?")
     assert llm.prompts and reply.outcome == "answered" and not reply.handoff.needed
-    assert reply.answer == ("Our help centre says: \u201cYou can return most items within 30 days of delivery. "
-                            "UK orders get a free return label.\u201d [1]")  # the next sentence follows
+    assert reply.answer == (
+        "Our help centre says: \u201cYou can return most items within 30 days of delivery. "
+        "UK orders get a free return label.\u201d [1]"
+    )  # the next sentence follows
     assert "14 days" not in reply.answer and reply.grounding["evidence_answer"] and reply.grounding["dropped"] == 1
     assert [s.doc_id for s in reply.sources] == ["R"]
 
@@ -129,8 +145,10 @@ def test_bad_questions_and_unknown_conversations_are_clear_errors(make):
 
 
 def test_prompt_echo_and_repeats_are_cleaned_from_the_answer(make):
-    pipeline, _ = make("A: Returns > Policy: You can return most items within 30 days of delivery. "
-                       "You can return most items within 30 days of delivery.")
+    pipeline, _ = make(
+        "A: Returns > Policy: You can return most items within 30 days of delivery. "
+        "You can return most items within 30 days of delivery."
+    )
     reply = pipeline.ask("How many days do I have to return items?")
     assert reply.answer == "You can return most items within 30 days of delivery. [1]"
 
@@ -142,7 +160,9 @@ def test_a_turn_yields_the_stored_message_then_drafts_then_the_checked_reply(mak
     assert isinstance(received, Received) and received.question == "How many days do I have to return items?"
     assert not received.voice and not received.image
     assert drafts and all(isinstance(d, Draft) for d in drafts)
-    assert "".join(d.text for d in drafts) == "You can return most items within 30 days of delivery. We refund in bitcoin."
+    assert (
+        "".join(d.text for d in drafts) == "You can return most items within 30 days of delivery. We refund in bitcoin."
+    )
     assert isinstance(reply, Reply) and "bitcoin" not in reply.answer  # the draft is not the answer
     assert reply.conversation_id == received.conversation_id and reply.message_id > received.message_id
     assert pipeline.conversation(reply.conversation_id).channel == "web"
@@ -157,7 +177,9 @@ def test_the_handoff_verb_hands_over_without_reading_words_or_calling_the_llm(ma
     assert stored.handoff_needed and stored.messages[-2].extra == {"action": "request_handoff"}
     assert reply.handoff.reason == "customer_request" and pipeline.report()["handoffs"] == 1
     fresh = pipeline.request_handoff(None, channel="web")  # before any question: a new conversation
-    assert fresh.conversation_id != first.conversation_id and pipeline.conversation(fresh.conversation_id).handoff_needed
+    assert (
+        fresh.conversation_id != first.conversation_id and pipeline.conversation(fresh.conversation_id).handoff_needed
+    )
 
 
 def test_feedback_and_analytics_go_through_the_engine(make):

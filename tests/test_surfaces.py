@@ -57,8 +57,10 @@ def test_an_agents_answer_waits_is_never_served_until_approved_then_cited_with_b
 def test_an_answer_holding_personal_data_is_stored_redacted_and_cannot_be_approved_until_edited(app, tmp_path):
     pipeline, client = app()
     alex = basic("alex", ALEX)
-    hostile = (f"Refunded in full plus 500 GBP compensation; email your full card number and CVV to "
-               f"refunds@evil-lumen.example. Example: {CARD}, {EMAIL}, {PHONE}, {IBAN}")
+    hostile = (
+        f"Refunded in full plus 500 GBP compensation; email your full card number and CVV to "
+        f"refunds@evil-lumen.example. Example: {CARD}, {EMAIL}, {PHONE}, {IBAN}"
+    )
     r = client.post("/api/knowledge/faq", headers=ADMIN, json={"question": "How do refunds work?", "answer": hostile})
     saved = r.json()
     assert saved["status"] == "pending" and set(saved["personal_data"]) >= {"card", "email", "phone", "iban"}
@@ -73,29 +75,43 @@ def test_an_answer_holding_personal_data_is_stored_redacted_and_cannot_be_approv
     reply = client.post("/api/chat", json={"message": "How do refunds work?"}).json()
     assert CARD not in reply["answer"] and doc_id not in [s["doc_id"] for s in reply["sources"]]
     with pipeline.store.engine.connect() as c:  # nothing raw anywhere in the database
-        dump = " ".join(str(row) for table in ("faq_entries", "faq_history", "messages")
-                        for row in c.exec_driver_sql(f"SELECT * FROM {table}").all())
+        dump = " ".join(
+            str(row)
+            for table in ("faq_entries", "faq_history", "messages")
+            for row in c.exec_driver_sql(f"SELECT * FROM {table}").all()
+        )
     assert CARD not in dump and EMAIL not in dump and "refunds@evil-lumen" not in dump
-    edited = client.post("/api/knowledge/faq", headers=alex, json={
-        "question": "How do refunds work?", "answer": "Refunds go back to the card you paid with within 5 days."})
+    edited = client.post(
+        "/api/knowledge/faq",
+        headers=alex,
+        json={"question": "How do refunds work?", "answer": "Refunds go back to the card you paid with within 5 days."},
+    )
     assert edited.json() == {"doc_id": doc_id, "status": "pending", "live": False, "personal_data": []}
     assert client.post(f"/api/knowledge/faq/{doc_id}/approve", headers=ADMIN).status_code == 200
     history = client.get(f"/api/knowledge/faq/{doc_id}/history", headers=alex).json()["history"]
-    assert [(h["action"], h["by"]) for h in history] == [("saved", "operator"), ("edited", "alex"),
-                                                        ("approved", "operator")]
+    assert [(h["action"], h["by"]) for h in history] == [
+        ("saved", "operator"),
+        ("edited", "alex"),
+        ("approved", "operator"),
+    ]
 
 
 def test_review_rules_second_agent_and_none_and_an_admins_own_entry(app):
     pipeline, client = app(handoff={"faq_review": "second_agent"})
     alex, sam = basic("alex", ALEX), basic("sam", SAM)
-    doc_id = client.post("/api/knowledge/faq", headers=alex, json={"question": BITCOIN, "answer": GOOD}).json()["doc_id"]
+    doc_id = client.post("/api/knowledge/faq", headers=alex, json={"question": BITCOIN, "answer": GOOD}).json()[
+        "doc_id"
+    ]
     assert client.post(f"/api/knowledge/faq/{doc_id}/approve", headers=alex).status_code == 403  # not their own
     assert client.post(f"/api/knowledge/faq/{doc_id}/approve", headers=sam).json()["status"] == "live"
     assert client.post(f"/api/knowledge/faq/{doc_id}/remove", headers=sam).status_code == 403
     assert client.post(f"/api/knowledge/faq/{doc_id}/remove", headers=ADMIN).json()["status"] == "removed"
     assert pipeline.document_count() == 1  # out of the index again
-    own = client.post("/api/knowledge/faq", headers=ADMIN, json={"question": "Do you ship to Mars?",
-                                                                 "answer": "We do not ship to Mars."}).json()
+    own = client.post(
+        "/api/knowledge/faq",
+        headers=ADMIN,
+        json={"question": "Do you ship to Mars?", "answer": "We do not ship to Mars."},
+    ).json()
     assert own["status"] == "live" and pipeline.document_count() == 2
     assert client.post("/api/knowledge/faq/not-an-id/approve", headers=ADMIN).status_code == 400
     assert client.post("/api/knowledge/faq/FAQ-0000000000/approve", headers=ADMIN).status_code == 404
@@ -108,10 +124,17 @@ def test_webhook_bodies_hold_no_personal_data_the_customer_sent_and_only_chosen_
     pipeline, client = app(webhook=sender, handoff={"webhook_events": ["handoff", "customer_message"]})
     cid = handed_over(client)
     client.post(f"/api/conversations/{cid}/claim", headers=basic("alex", ALEX))
-    sent = [f"My card is {CARD}", f"IBAN {IBAN} please", f"mail me at {EMAIL}", f"call me on {PHONE}",
-            "I live at 12 Main St Apt 4B, Springfield, IL 62704"]
+    sent = [
+        f"My card is {CARD}",
+        f"IBAN {IBAN} please",
+        f"mail me at {EMAIL}",
+        f"call me on {PHONE}",
+        "I live at 12 Main St Apt 4B, Springfield, IL 62704",
+    ]
     for text in sent:
-        assert client.post("/api/chat", json={"message": text, "conversation_id": cid}).json()["outcome"] == "with_agent"
+        assert (
+            client.post("/api/chat", json={"message": text, "conversation_id": cid}).json()["outcome"] == "with_agent"
+        )
     client.post(f"/api/conversations/{cid}/reply", headers=basic("alex", ALEX), json={"text": "Thanks"})
     assert sender.flush(10)
     receiver.close()
@@ -129,10 +152,16 @@ def test_each_panel_event_checks_the_same_roles_as_rest(app, tmp_path):
     client.post(f"/api/conversations/{theirs}/claim", headers=basic("sam", SAM))
     client.post(f"/api/conversations/{other}/claim", headers=ADMIN)  # served by a person, then back to the bot
     client.post(f"/api/conversations/{other}/resolve", headers=ADMIN, json={"return_to_bot": True})
-    on = _Handlers(pipeline, str(tmp_path / "uploads"), Operators("operator", lambda: PASSWORD, {
-        "alex": ("x", "agent"), "sam": ("x", "agent")}))
-    agent, admin, nobody = (SimpleNamespace(username="alex"), SimpleNamespace(username="operator"),
-                            SimpleNamespace(username=None))
+    on = _Handlers(
+        pipeline,
+        str(tmp_path / "uploads"),
+        Operators("operator", lambda: PASSWORD, {"alex": ("x", "agent"), "sam": ("x", "agent")}),
+    )
+    agent, admin, nobody = (
+        SimpleNamespace(username="alex"),
+        SimpleNamespace(username="operator"),
+        SimpleNamespace(username=None),
+    )
 
     assert "admin" in on.overview(30, agent)[0] and "| conversations |" in on.overview(30, admin)[0]
     assert "credentials" in on.overview(30, nobody)[0]
@@ -174,7 +203,7 @@ def test_the_panels_own_routes_answer_only_a_signed_in_session(app):
 # ---- 4. CSV cells are written safely -------------------------------------------------------------
 def test_formula_cells_are_escaped_in_the_csv_and_read_back_unchanged(tmp_path):
     book = FaqBook(tmp_path)
-    formulas = ["=HYPERLINK(\"http://evil.example\",\"click\")", "+1+1", "-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0"]
+    formulas = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0"]
     for i, formula in enumerate(formulas):
         book.save(f"Question {i}", formula)
     cells = [row[2] for row in csv.reader(book.path.read_text().splitlines()[1:])]
@@ -186,8 +215,9 @@ def test_formula_cells_are_escaped_in_the_csv_and_read_back_unchanged(tmp_path):
 
 # ---- 5. client addresses from the TCP peer -------------------------------------------------------
 @pytest.mark.parametrize("proxies, limited", [([], True), (["127.0.0.1"], False)])
-def test_a_forged_forwarded_for_header_gets_no_fresh_rate_limit_unless_the_proxy_is_trusted(tmp_path, monkeypatch,
-                                                                                           proxies, limited):
+def test_a_forged_forwarded_for_header_gets_no_fresh_rate_limit_unless_the_proxy_is_trusted(
+    tmp_path, monkeypatch, proxies, limited
+):
     import uvicorn
 
     from core.config import load_config
@@ -196,20 +226,35 @@ def test_a_forged_forwarded_for_header_gets_no_fresh_rate_limit_unless_the_proxy
 
     monkeypatch.delenv("CHATBOT_OPERATOR_PASSWORD", raising=False)
     pipeline, _ = serve(tmp_path)
-    config = load_config(None, {"index_dir": str(tmp_path / "ix"), "db_url": f"sqlite:///{tmp_path}/db.sqlite",
-                                "server": {"chat_requests_per_minute": 2, "trusted_proxies": proxies,
-                                           "operator_password": PASSWORD}})
+    config = load_config(
+        None,
+        {
+            "index_dir": str(tmp_path / "ix"),
+            "db_url": f"sqlite:///{tmp_path}/db.sqlite",
+            "server": {"chat_requests_per_minute": 2, "trusted_proxies": proxies, "operator_password": PASSWORD},
+        },
+    )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(pipeline, config), host="127.0.0.1", port=port,
-                                           log_level="warning", **uvicorn_options(config)))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(pipeline, config), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(config)
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
     try:
-        codes = [httpx.post(f"http://127.0.0.1:{port}/api/chat", json={"message": f"Returns? {i}"},
-                            headers={"x-forwarded-for": f"10.9.9.{i}"}, timeout=30).status_code for i in range(4)]
+        codes = [
+            httpx.post(
+                f"http://127.0.0.1:{port}/api/chat",
+                json={"message": f"Returns? {i}"},
+                headers={"x-forwarded-for": f"10.9.9.{i}"},
+                timeout=30,
+            ).status_code
+            for i in range(4)
+        ]
     finally:
         server.should_exit = True
         thread.join(10)
@@ -223,16 +268,32 @@ def test_cross_site_forms_and_foreign_origins_are_refused(app):
     alex = basic("alex", ALEX)
     client.post(f"/api/conversations/{cid}/claim", headers=alex)
     reply = f"/api/conversations/{cid}/reply"
-    assert client.post(reply, headers=alex, content=b'{"text": "planted"}',
-                       ).status_code == 415  # no content type: a plain form could send this
-    assert client.post(reply, headers={**alex, "content-type": "text/plain"}, content=b'{"text": "x"}').status_code == 415
+    assert (
+        client.post(
+            reply,
+            headers=alex,
+            content=b'{"text": "planted"}',
+        ).status_code
+        == 415
+    )  # no content type: a plain form could send this
+    assert (
+        client.post(reply, headers={**alex, "content-type": "text/plain"}, content=b'{"text": "x"}').status_code == 415
+    )
     assert client.post(reply, headers=alex, data={"text": "planted"}).status_code == 415
-    assert client.post("/api/knowledge/faq", headers={**alex, "content-type": "text/plain"},
-                       content=b'{"question": "q", "answer": "a"}').status_code == 415
+    assert (
+        client.post(
+            "/api/knowledge/faq",
+            headers={**alex, "content-type": "text/plain"},
+            content=b'{"question": "q", "answer": "a"}',
+        ).status_code
+        == 415
+    )
     evil = {**alex, "origin": "https://evil.example"}
     assert client.post(reply, headers=evil, json={"text": "planted"}).status_code == 403
     assert client.post("/api/chat", headers={"origin": "null"}, json={"message": "hi"}).status_code == 403
-    assert client.post(reply, headers={**alex, "origin": "https://shop.example"}, json={"text": "ok"}).status_code == 200
+    assert (
+        client.post(reply, headers={**alex, "origin": "https://shop.example"}, json={"text": "ok"}).status_code == 200
+    )
     assert client.post(reply, headers={**alex, "origin": "http://testserver"}, json={"text": "ok"}).status_code == 200
     messages = client.get(f"/api/conversations/{cid}").json()["messages"]
     assert not any("planted" in m["content"] for m in messages)
@@ -240,8 +301,10 @@ def test_cross_site_forms_and_foreign_origins_are_refused(app):
 
 # ---- 7. the low items --------------------------------------------------------------------------
 def test_an_agents_markdown_image_becomes_a_link():
-    assert clean_reply("See ![receipt](https://evil.example/pixel.png \"t\") here") == \
-        "See [receipt](https://evil.example/pixel.png) here"
+    assert (
+        clean_reply('See ![receipt](https://evil.example/pixel.png "t") here')
+        == "See [receipt](https://evil.example/pixel.png) here"
+    )
     assert "![" not in clean_reply("![](http://x.example/a.png)")
 
 
@@ -252,8 +315,12 @@ def test_bidirectional_and_zero_width_controls_are_not_shown_to_operators():
 
 def test_german_and_us_addresses_and_full_names_are_redacted():
     redactor = Redactor(keep=["Lumen & Oak"])
-    for text in ("Bitte an Hauptstraße 5, 10115 Berlin", "Lieferung: Berliner Str. 12a, 80331 München",
-                 "Ship to 1600 Pennsylvania Avenue NW, Washington, DC 20500", "12 Main St Apt 4B, Springfield, IL 62704"):
+    for text in (
+        "Bitte an Hauptstraße 5, 10115 Berlin",
+        "Lieferung: Berliner Str. 12a, 80331 München",
+        "Ship to 1600 Pennsylvania Avenue NW, Washington, DC 20500",
+        "12 Main St Apt 4B, Springfield, IL 62704",
+    ):
         redacted, counts = redactor.redact(text)
         assert counts["address"] == 1 and not any(ch.isdigit() for ch in redacted), (text, redacted)
     redacted, counts = redactor.redact("Jane Doe and Hans Müller wrote to Lumen & Oak about The Lamp")
@@ -271,9 +338,18 @@ def test_an_unknown_user_costs_the_key_derivation_a_known_one_does(monkeypatch):
 
 
 def test_customers_see_display_names_and_an_override_names_the_admin(app):
-    pipeline, client = app(handoff={"agents": {
-        "alex": {"password": hash_password(ALEX, iterations=1000), "display_name": "Alex"},
-        "boss": {"password": hash_password("boss-pw", iterations=1000), "role": "admin", "display_name": "Dana"}}})
+    pipeline, client = app(
+        handoff={
+            "agents": {
+                "alex": {"password": hash_password(ALEX, iterations=1000), "display_name": "Alex"},
+                "boss": {
+                    "password": hash_password("boss-pw", iterations=1000),
+                    "role": "admin",
+                    "display_name": "Dana",
+                },
+            }
+        }
+    )
     cid = handed_over(client)
     client.post(f"/api/conversations/{cid}/claim", headers=basic("alex", ALEX))
     r = client.post(f"/api/conversations/{cid}/resolve", headers=basic("boss", "boss-pw"), json={"return_to_bot": True})
@@ -283,6 +359,9 @@ def test_customers_see_display_names_and_an_override_names_the_admin(app):
     client.post(f"/api/conversations/{other}/reply", headers=ADMIN, json={"text": "Hello from us"})
     notices = [m for m in client.get(f"/api/conversations/{cid}").json()["messages"] if m["role"] == "notice"]
     assert notices[-1]["content"].startswith("Dana has left") and notices[-1]["author"] == "Dana"
-    shown_names = [m["author"] for m in client.get(f"/api/conversations/{other}").json()["messages"]
-                   if m["role"] in ("agent", "notice")]
+    shown_names = [
+        m["author"]
+        for m in client.get(f"/api/conversations/{other}").json()["messages"]
+        if m["role"] in ("agent", "notice")
+    ]
     assert shown_names and "operator" not in shown_names and set(shown_names) == {"Lumen & Oak support"}

@@ -52,8 +52,9 @@ def require_visible(pipeline: Pipeline, who: Operator, conversation_id: str) -> 
     """`conversation_id` when `who` may see it; `NotSignedIn` (403) otherwise."""
     ids = visible_ids(pipeline, who)
     if ids is not None and conversation_id not in ids:
-        raise NotSignedIn("that conversation is neither waiting for a person nor yours; an admin sees every "
-                          "conversation", 403)
+        raise NotSignedIn(
+            "that conversation is neither waiting for a person nor yours; an admin sees every conversation", 403
+        )
     return conversation_id
 
 

@@ -102,11 +102,18 @@ class FeedbackRequest(_Body):
         return value
 
 
-_PROBLEMS = {"string_type": "must be text", "int_type": "must be a whole number", "missing": "is required",
-             "literal_error": "must be 1 or -1", "string_pattern_mismatch": "is not a valid id",
-             "greater_than_equal": "is too small", "less_than_equal": "is too large",
-             "int_parsing": "must be a whole number", "int_from_float": "must be a whole number",
-             "bool_type": "must be true or false"}
+_PROBLEMS = {
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "missing": "is required",
+    "literal_error": "must be 1 or -1",
+    "string_pattern_mismatch": "is not a valid id",
+    "greater_than_equal": "is too small",
+    "less_than_equal": "is too large",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_type": "must be true or false",
+}
 
 
 def problem(exc: ValidationError | RequestValidationError, example: str = "") -> str:
@@ -123,7 +130,9 @@ def problem(exc: ValidationError | RequestValidationError, example: str = "") ->
         return f"{name} is longer than {error.get('ctx', {}).get('max_length')} characters"
     if kind in ("greater_than_equal", "less_than_equal"):
         bound = error.get("ctx", {})
-        return f"{name} must be at least {bound['ge']}" if "ge" in bound else f"{name} must be at most {bound.get('le')}"
+        return (
+            f"{name} must be at least {bound['ge']}" if "ge" in bound else f"{name} must be at most {bound.get('le')}"
+        )
     return f"{name} {_PROBLEMS.get(kind, 'is not valid')}"
 
 
@@ -169,17 +178,24 @@ def conversation_json(pipeline: Pipeline, conversation_id: str) -> dict:
     and "notice" (a person joined or left); `handoff_state` says who answers now."""
     conv = pipeline.conversation(conversation_id)
     return {
-        "conversation_id": conv.id, "created_at": conv.created_at.isoformat(),
+        "conversation_id": conv.id,
+        "created_at": conv.created_at.isoformat(),
         "handoff": {"needed": conv.handoff_needed, "reason": conv.handoff_reason},
         "handoff_state": pipeline.handoff_state(conv.id),  # who answers now: bot, waiting, agent or closed
-        "messages": [{
-            "id": m.id, "role": m.role, "content": m.content, "created_at": m.created_at.isoformat(),
-            "outcome": m.outcome,
-            **({"author": m.extra.get("display_name") or m.author} if m.role in ("agent", "notice") else {}),
-            "sources": [{"doc_id": s.doc_id, "title": s.title, "url": s.url} for s in m.sources],
-            **({"transcript": m.extra["transcript"]["text"]} if "transcript" in m.extra else {}),
-            **({"interrupted": True} if m.interrupted else {}),  # no reply: the server stopped; handed over
-        } for m in conv.messages],
+        "messages": [
+            {
+                "id": m.id,
+                "role": m.role,
+                "content": m.content,
+                "created_at": m.created_at.isoformat(),
+                "outcome": m.outcome,
+                **({"author": m.extra.get("display_name") or m.author} if m.role in ("agent", "notice") else {}),
+                "sources": [{"doc_id": s.doc_id, "title": s.title, "url": s.url} for s in m.sources],
+                **({"transcript": m.extra["transcript"]["text"]} if "transcript" in m.extra else {}),
+                **({"interrupted": True} if m.interrupted else {}),  # no reply: the server stopped; handed over
+            }
+            for m in conv.messages
+        ],
     }
 
 
@@ -208,8 +224,13 @@ class OperatorAuth:
         return require_admin(self.operator(request), "this call")
 
 
-def build_router(pipeline: Pipeline, operators: Operators, limiter: RateLimiter | None = None,
-                 logins: LoginGuard | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> APIRouter:
+def build_router(
+    pipeline: Pipeline,
+    operators: Operators,
+    limiter: RateLimiter | None = None,
+    logins: LoginGuard | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+) -> APIRouter:
     """The routes under /api; `limiter` counts chat turns and ratings per client, `logins` locks out wrong
     passwords, `operators` signs in named operators with their roles."""
     router = APIRouter(prefix="/api")
@@ -223,8 +244,10 @@ def build_router(pipeline: Pipeline, operators: Operators, limiter: RateLimiter 
 def customer_routes(pipeline: Pipeline, limiter: RateLimiter, max_upload_bytes: int) -> APIRouter:
     """What a customer's browser or widget calls: chat, feedback, their own conversation."""
     router = APIRouter()
-    chat_example, feedback_example = '{"message": "...", "conversation_id": "..."}', \
-        '{"conversation_id": "...", "message_id": 7, "rating": 1 or -1, "comment": "..."}'
+    chat_example, feedback_example = (
+        '{"message": "...", "conversation_id": "..."}',
+        '{"conversation_id": "...", "message_id": 7, "rating": 1 or -1, "comment": "..."}',
+    )
 
     @router.post("/chat", openapi_extra=_schema(ChatRequest))
     async def chat(request: Request):
@@ -232,8 +255,7 @@ def customer_routes(pipeline: Pipeline, limiter: RateLimiter, max_upload_bytes: 
         if not body.message and audio is None and image is None:
             raise BadInput("the message is empty; type a question")
         limiter.hit(client_key(request))
-        turn = Turn(body.message or "", audio=audio, image=image, conversation_id=body.conversation_id,
-                    channel="api")
+        turn = Turn(body.message or "", audio=audio, image=image, conversation_id=body.conversation_id, channel="api")
         reply = await run_in_threadpool(pipeline.ask, turn)
         return {**reply.to_json(), "message_id": reply.message_id}
 
@@ -279,8 +301,7 @@ def handoff_routes(pipeline: Pipeline, auth: OperatorAuth) -> APIRouter:
     @router.post("/conversations/{conversation_id}/resolve", openapi_extra=_schema(ResolveRequest))
     async def resolve(conversation_id: str, request: Request, who: Operator = operator):
         body = await _json_body(request, ResolveRequest, '{"return_to_bot": true}')
-        return pipeline.resolve(conversation_id_ok(conversation_id), who.name, body.return_to_bot,
-                                override=who.admin)
+        return pipeline.resolve(conversation_id_ok(conversation_id), who.name, body.return_to_bot, override=who.admin)
 
     return router
 
@@ -294,8 +315,9 @@ def knowledge_routes(pipeline: Pipeline, auth: OperatorAuth) -> APIRouter:
     async def save_faq(request: Request, who: Operator = operator):
         """A help-centre entry (question and answer), redacted; live at once or waiting for review."""
         body = await _json_body(request, FaqRequest, '{"question": "...", "answer": "..."}')
-        saved = await run_in_threadpool(pipeline.save_faq, body.question, body.answer, who.name,
-                                        body.conversation_id, who.admin)
+        saved = await run_in_threadpool(
+            pipeline.save_faq, body.question, body.answer, who.name, body.conversation_id, who.admin
+        )
         return saved.to_json()
 
     @router.get("/faq")
@@ -339,8 +361,11 @@ async def _chat_body(request: Request, example: str, max_upload_bytes: int):
         body = ChatRequest.model_validate(fields)
     except ValidationError as exc:
         raise BadInput(problem(exc)) from None
-    return (body, await _upload(form.get("audio"), "audio", max_upload_bytes),
-            await _upload(form.get("image"), "image", max_upload_bytes))
+    return (
+        body,
+        await _upload(form.get("audio"), "audio", max_upload_bytes),
+        await _upload(form.get("image"), "image", max_upload_bytes),
+    )
 
 
 def conversation_id_ok(conversation_id: str) -> str:
@@ -357,16 +382,29 @@ def doc_id_ok(doc_id: str) -> str:
 
 def faq_json(entry) -> dict:
     """A help-centre answer people saved, as the API shows it."""
-    return {"doc_id": entry.doc_id, "question": entry.question, "answer": entry.answer, "status": entry.status,
-            "live": entry.status == "live", "author": entry.author, "saved_at": entry.created_at.isoformat(),
-            "reviewed_by": entry.reviewed_by,
-            "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None,
-            "conversation_id": entry.conversation_id}
+    return {
+        "doc_id": entry.doc_id,
+        "question": entry.question,
+        "answer": entry.answer,
+        "status": entry.status,
+        "live": entry.status == "live",
+        "author": entry.author,
+        "saved_at": entry.created_at.isoformat(),
+        "reviewed_by": entry.reviewed_by,
+        "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None,
+        "conversation_id": entry.conversation_id,
+    }
 
 
 def change_json(change) -> dict:
-    return {"action": change.action, "by": change.actor, "at": change.at.isoformat(), "status": change.status,
-            "question": change.question, "answer": change.answer}
+    return {
+        "action": change.action,
+        "by": change.actor,
+        "at": change.at.isoformat(),
+        "status": change.status,
+        "question": change.question,
+        "answer": change.answer,
+    }
 
 
 def operator_from(request: Request, operators: Operators) -> Operator | None:
@@ -401,6 +439,7 @@ async def _upload(value, kind: str, max_bytes: int) -> bytes | None:
         return None
     data = await value.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise BadInput(f"the {kind} file is over {max_bytes / 2**20:g} MB; send a shorter recording "
-                       "or a smaller screenshot")
+        raise BadInput(
+            f"the {kind} file is over {max_bytes / 2**20:g} MB; send a shorter recording or a smaller screenshot"
+        )
     return data or None

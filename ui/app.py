@@ -88,8 +88,11 @@ def uvicorn_options(config: Config) -> dict:
 def build_operators(config: Config) -> Operators:
     """Who may sign in to the panel and the operator API: `[server] operator_user` (an admin, password from
     $CHATBOT_OPERATOR_PASSWORD or the config) and each `[handoff.agents]` account with its role."""
-    return Operators(config.server.operator_user, lambda: operator_password(config),
-                     {name: (a.password, a.role) for name, a in config.handoff.agents.items()})
+    return Operators(
+        config.server.operator_user,
+        lambda: operator_password(config),
+        {name: (a.password, a.role) for name, a in config.handoff.agents.items()},
+    )
 
 
 def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
@@ -122,22 +125,35 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     operator_files.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _gradio_files_in(operator_files):
         panel = build_operator(pipeline, server.uploads_dir, delete_cache=retention, operators=operators)
-        app = gr.mount_gradio_app(app, panel, path="/operator", max_file_size=max_upload * 4,
-                                  auth=lambda user, password: operators.check(user, password) is not None,
-                                  auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).")
+        app = gr.mount_gradio_app(
+            app,
+            panel,
+            path="/operator",
+            max_file_size=max_upload * 4,
+            auth=lambda user, password: operators.check(user, password) is not None,
+            auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).",
+        )
     panel_app.extend(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/operator")
     voice_out = build_voice_out(config)
     if voice_out is not None:
         voice_out.warm_up()  # fail at start, with the fix, rather than at the first reply
-    chat = build_chat(pipeline, config.company_name, voice_out, limiter, delete_cache=retention,
-                      poll_s=config.handoff.poll_s)
-    return gr.mount_gradio_app(app, chat, path="/", css=CSS, max_file_size=max_upload,
-                               blocked_paths=[str(operator_files), str(Path(server.uploads_dir).resolve())])
+    chat = build_chat(
+        pipeline, config.company_name, voice_out, limiter, delete_cache=retention, poll_s=config.handoff.poll_s
+    )
+    return gr.mount_gradio_app(
+        app,
+        chat,
+        path="/",
+        css=CSS,
+        max_file_size=max_upload,
+        blocked_paths=[str(operator_files), str(Path(server.uploads_dir).resolve())],
+    )
 
 
 def _guard(app: FastAPI, config: Config, logins: LoginGuard, max_upload: int, panel_session) -> None:
     """The middleware in front of every route (`ui.guard`): body sizes, the panel's sign-in lock-out and
     session, same-site JSON-only writes, CORS for listed origins."""
+
     def body_limit(path: str) -> int | None:
         if path.startswith("/api/chat"):
             return 2 * max_upload + MAX_JSON_BYTES  # a voice message and a screenshot in one form
@@ -145,9 +161,15 @@ def _guard(app: FastAPI, config: Config, logins: LoginGuard, max_upload: int, pa
 
     origins = list(config.server.cors_origins)
     app.add_middleware(SameSite, allowed_origins=origins, form_paths=("/api/chat",))
-    app.add_middleware(EdgeMiddleware, max_body_bytes=body_limit, login_path="/operator/login", logins=logins,
-                       signed_in=panel_session)
+    app.add_middleware(
+        EdgeMiddleware, max_body_bytes=body_limit, login_path="/operator/login", logins=logins, signed_in=panel_session
+    )
     # same-origin by default; a widget on another site needs its origin listed. No cookies cross origins:
     # the REST API takes none, and the operator panel's session must never ride on another site's request.
-    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
-                       allow_methods=["GET", "POST"], allow_headers=["content-type", "authorization"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials=False,
+        allow_methods=["GET", "POST"],
+        allow_headers=["content-type", "authorization"],
+    )

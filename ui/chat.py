@@ -22,8 +22,9 @@ from chatbot.pipeline import Draft, Pipeline, Reply, Turn
 from core.errors import BadInput, ChatbotError
 from ui.guard import RateLimiter, client_key
 
-HANDOFF_NOTICE = ("**A member of our team will take over this conversation** and reply here. "
-                  "You can keep writing in the meantime.")
+HANDOFF_NOTICE = (
+    "**A member of our team will take over this conversation** and reply here. You can keep writing in the meantime."
+)
 CSS = """
 #handoff-notice {background:#fff4e5;border:1px solid #f0b35b;border-radius:8px;padding:6px 12px}
 .gradio-container {max-width: 860px !important; margin: auto}
@@ -78,9 +79,13 @@ def _turn(message: dict | None, conversation_id: str | None) -> Turn:
     files = [f if isinstance(f, str) else f.get("path") for f in (message or {}).get("files") or []]
     if any(_kind(f) == "other" for f in files):
         raise BadInput("I can read screenshots (PNG, JPEG) and voice messages; that file is neither")
-    return Turn((message or {}).get("text") or "", audio=next((f for f in files if _kind(f) == "audio"), None),
-                image=next((f for f in files if _kind(f) == "image"), None), conversation_id=conversation_id,
-                channel="web")
+    return Turn(
+        (message or {}).get("text") or "",
+        audio=next((f for f in files if _kind(f) == "audio"), None),
+        image=next((f for f in files if _kind(f) == "image"), None),
+        conversation_id=conversation_id,
+        channel="web",
+    )
 
 
 class _Handlers:
@@ -119,7 +124,6 @@ class _Handlers:
             return gr.skip(), gr.skip(), gr.skip()
         return chat_rows(conversation), [m.id for m in conversation.messages], notice_update(conversation, state)
 
-
     def respond(self, message: dict, history: list, session: dict | None, ids: list, request: gr.Request):
         """Run one turn through the engine and render its events: the message, the draft, the reply."""
         session, history, ids = dict(session or {}), list(history or []), list(ids or [])
@@ -131,15 +135,17 @@ class _Handlers:
             received = next(events)  # a voice message is transcribed, a screenshot read, the message stored
         except ChatbotError as exc:
             history += ([{"role": "user", "content": text}] if text else []) + [
-                {"role": "assistant", "content": f"\u26a0\ufe0f {exc}"}]
+                {"role": "assistant", "content": f"\u26a0\ufe0f {exc}"}
+            ]
             ids += [None] * (len(history) - len(ids))
             yield history, None, session, ids, gr.update(), ""
             return
         session["conversation_id"] = received.conversation_id
         if received.image:
             history.append({"role": "user", "content": {"path": turn.image}})
-        history.append({"role": "user", "content": f"(voice message) {received.question}" if received.voice
-                        else received.question})
+        history.append(
+            {"role": "user", "content": f"(voice message) {received.question}" if received.voice else received.question}
+        )
         history.append({"role": "assistant", "content": "\u2026"})
         ids += [None] * (len(history) - len(ids))
         yield history, None, session, ids, gr.update(), ""
@@ -148,8 +154,11 @@ class _Handlers:
             for event in events:
                 if isinstance(event, Draft):
                     draft += event.text
-                    history[-1] = {"role": "assistant", "content": f"<span style='opacity:.55'>{draft}</span>\n\n"
-                                                                   "<sub>checking against our help centre\u2026</sub>"}
+                    history[-1] = {
+                        "role": "assistant",
+                        "content": f"<span style='opacity:.55'>{draft}</span>\n\n"
+                        "<sub>checking against our help centre\u2026</sub>",
+                    }
                     yield history, None, session, ids, gr.update(), ""
                 elif isinstance(event, Reply) and event.outcome == WITH_AGENT:
                     history.pop()  # a person has the conversation: the assistant says nothing
@@ -165,11 +174,15 @@ class _Handlers:
             history[-1] = {"role": "assistant", "content": f"\u26a0\ufe0f {exc}"}
             yield history, None, session, ids, gr.update(), ""
 
-
     def on_like(self, data: gr.LikeData, session: dict | None, ids: list, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         conversation_id = (session or {}).get("conversation_id")
-        if conversation_id is None or not isinstance(index, int) or not 0 <= index < len(ids or []) or ids[index] is None:
+        if (
+            conversation_id is None
+            or not isinstance(index, int)
+            or not 0 <= index < len(ids or [])
+            or ids[index] is None
+        ):
             return
         liked = data.liked if isinstance(data.liked, bool) else str(data.liked).lower() in ("like", "true")
         try:
@@ -177,7 +190,6 @@ class _Handlers:
             self.pipeline.feedback(conversation_id, ids[index], 1 if liked else -1)
         except ChatbotError as exc:
             raise gr.Error(str(exc)) from None
-
 
     def hand_over(self, history: list, session: dict | None, ids: list, request: gr.Request):
         """The "Talk to a person" button: the engine's handoff verb, no words to interpret."""
@@ -188,11 +200,12 @@ class _Handlers:
         except ChatbotError as exc:
             raise gr.Error(str(exc)) from None
         session["conversation_id"] = reply.conversation_id
-        history = list(history or []) + [{"role": "user", "content": reply.question},
-                                         {"role": "assistant", "content": reply.answer}]
+        history = list(history or []) + [
+            {"role": "user", "content": reply.question},
+            {"role": "assistant", "content": reply.answer},
+        ]
         ids = list(ids or []) + [None, reply.message_id]
         return history, session, ids, gr.update(visible=True, value=HANDOFF_NOTICE)
-
 
     def read_aloud(self, enabled: bool, answer: str) -> str | None:
         """The last checked answer as a WAV file for the player, when the customer asked for voice."""
@@ -203,8 +216,14 @@ class _Handlers:
         return f.name
 
 
-def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = None, limiter: RateLimiter | None = None,
-               delete_cache: tuple[int, int] | None = None, poll_s: float = 2.0) -> gr.Blocks:
+def build_chat(
+    pipeline: Pipeline,
+    company: str,
+    voice_out: VoiceOut | None = None,
+    limiter: RateLimiter | None = None,
+    delete_cache: tuple[int, int] | None = None,
+    poll_s: float = 2.0,
+) -> gr.Blocks:
     """The page's layout and wiring; `voice_out` adds a 'read replies aloud' switch. `limiter` counts
     turns, handoffs and ratings per client address; `delete_cache`: (every, older than) seconds,
     Gradio's clean-up of uploaded recordings and screenshots; `poll_s`: how often an open chat looks for
@@ -214,36 +233,63 @@ def build_chat(pipeline: Pipeline, company: str, voice_out: VoiceOut | None = No
         session = gr.BrowserState({"conversation_id": None}, storage_key="chatbot-session")
         ids = gr.State([])  # the store's message id for each chat row (None for customer rows)
         spoken = gr.State("")  # the last checked answer, as plain text, for reading aloud
-        gr.Markdown(f"### {company} \u00b7 customer help\nAsk by typing, record a voice message, or attach a screenshot.")
+        gr.Markdown(
+            f"### {company} \u00b7 customer help\nAsk by typing, record a voice message, or attach a screenshot."
+        )
         notice = gr.Markdown(HANDOFF_NOTICE, visible=False, elem_id="handoff-notice")
-        chat = gr.Chatbot(label="Conversation", elem_id="chat", height=460, feedback_options=("Like", "Dislike"),
-                          placeholder="How can we help today?")
-        box = gr.MultimodalTextbox(sources=["upload", "microphone"], file_types=["image", "audio"], file_count="multiple",
-                                   placeholder="Type your question\u2026", show_label=False, elem_id="ask-box")
+        chat = gr.Chatbot(
+            label="Conversation",
+            elem_id="chat",
+            height=460,
+            feedback_options=("Like", "Dislike"),
+            placeholder="How can we help today?",
+        )
+        box = gr.MultimodalTextbox(
+            sources=["upload", "microphone"],
+            file_types=["image", "audio"],
+            file_count="multiple",
+            placeholder="Type your question\u2026",
+            show_label=False,
+            elem_id="ask-box",
+        )
         with gr.Row():
             person = gr.Button("Talk to a person", elem_id="talk-to-person", size="sm", variant="secondary")
             fresh = gr.Button("New conversation", size="sm", variant="secondary")
 
         # no Gradio queue of one: customers' turns run side by side; the engine bounds the LLM's own queue
         # (a full one answers "busy, please try again") and batches concurrent replies
-        submitted = box.submit(on.respond, [box, chat, session, ids],
-                               [chat, box, session, ids, notice, spoken], api_visibility="private",
-                               concurrency_limit=None)
+        submitted = box.submit(
+            on.respond,
+            [box, chat, session, ids],
+            [chat, box, session, ids, notice, spoken],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
         if voice_out is not None:
             with gr.Row():
                 aloud = gr.Checkbox(False, label="Read replies aloud", elem_id="read-aloud")
                 player = gr.Audio(autoplay=True, visible=True, show_label=False, interactive=False)
             submitted.then(on.read_aloud, [aloud, spoken], [player], api_visibility="private")
         chat.like(on.on_like, [session, ids], None)
-        person.click(on.hand_over, [chat, session, ids], [chat, session, ids, notice],
-                     api_visibility="private")
-        fresh.click(lambda: ([], {"conversation_id": None}, [], gr.update(visible=False)), None,
-                    [chat, session, ids, notice], api_visibility="private")
+        person.click(on.hand_over, [chat, session, ids], [chat, session, ids, notice], api_visibility="private")
+        fresh.click(
+            lambda: ([], {"conversation_id": None}, [], gr.update(visible=False)),
+            None,
+            [chat, session, ids, notice],
+            api_visibility="private",
+        )
         demo.load(on.restore, [session], [chat, ids, notice], api_visibility="private")
         if poll_s > 0:  # a person's replies appear without a reload: the page asks the store every poll_s
             timer = gr.Timer(poll_s)
-            timer.tick(on.poll, [session, ids], [chat, ids, notice], api_visibility="private",
-                       show_progress="hidden", concurrency_limit=8, queue=True)
+            timer.tick(
+                on.poll,
+                [session, ids],
+                [chat, ids, notice],
+                api_visibility="private",
+                show_progress="hidden",
+                concurrency_limit=8,
+                queue=True,
+            )
 
         def ask(message: str, conversation_id: str = "", request: gr.Request = None) -> dict:
             """Answer a text question; the same JSON as `chatbot ask --json`."""

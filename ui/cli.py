@@ -22,10 +22,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print("warming up the models…", file=sys.stderr, flush=True)
     pipeline.warm_up()
     if not operator_password(config):
-        print("operator panel locked: set CHATBOT_OPERATOR_PASSWORD to open /operator and /api/analytics",
-              file=sys.stderr)
-    print(f"chat at http://{host}:{port}/  ·  operators at http://{host}:{port}/operator  ·  API at /api",
-          file=sys.stderr, flush=True)
+        print(
+            "operator panel locked: set CHATBOT_OPERATOR_PASSWORD to open /operator and /api/analytics", file=sys.stderr
+        )
+    print(
+        f"chat at http://{host}:{port}/  ·  operators at http://{host}:{port}/operator  ·  API at /api",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(config))
     return 0
 

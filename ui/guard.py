@@ -149,8 +149,12 @@ class Operators:
     """Named operators and their roles. The `operator_user` with its password (env or config) is an admin;
     `accounts` (user -> (password or hash, role), from `[handoff.agents]`) add more. Constant-time checks."""
 
-    def __init__(self, operator_user: str, operator_password: Callable[[], str],
-                 accounts: dict[str, tuple[str, str]] | None = None):
+    def __init__(
+        self,
+        operator_user: str,
+        operator_password: Callable[[], str],
+        accounts: dict[str, tuple[str, str]] | None = None,
+    ):
         self.operator_user = operator_user
         self.operator_password = operator_password
         self.accounts = dict(accounts or {})
@@ -178,10 +182,14 @@ class Operators:
         """A hash nobody's password matches, with as many iterations as the slowest stored hash."""
         if self.__dict__.get("_decoy_hash") is None:
             stored = [p for p, _ in self.accounts.values()] + [self.operator_password()]
-            counts = [int(p.split("$")[1]) for p in stored if p.startswith(HASH_PREFIX) and p.count("$") == 3
-                      and p.split("$")[1].isdigit()]
-            self._decoy_hash = hash_password(secrets.token_urlsafe(16), max(counts)) if counts else \
-                secrets.token_urlsafe(16)
+            counts = [
+                int(p.split("$")[1])
+                for p in stored
+                if p.startswith(HASH_PREFIX) and p.count("$") == 3 and p.split("$")[1].isdigit()
+            ]
+            self._decoy_hash = (
+                hash_password(secrets.token_urlsafe(16), max(counts)) if counts else secrets.token_urlsafe(16)
+            )
         return self._decoy_hash
 
     def bearer(self, token: str) -> Operator | None:
@@ -191,8 +199,11 @@ class Operators:
 
 def client_key(scope_or_request) -> str:
     """The client's address (the TCP peer), from an ASGI scope or a Starlette/Gradio request."""
-    client = scope_or_request.get("client") if isinstance(scope_or_request, dict) else \
-        getattr(scope_or_request, "client", None)
+    client = (
+        scope_or_request.get("client")
+        if isinstance(scope_or_request, dict)
+        else getattr(scope_or_request, "client", None)
+    )
     host = client[0] if isinstance(client, tuple | list) else getattr(client, "host", None)
     return host or "unknown"
 
@@ -209,8 +220,14 @@ class EdgeMiddleware:
     PANEL_API = "/operator/gradio_api/"
     PANEL_OPEN = frozenset(("login", "login_check", "token", "user", "app_id", "theme.css"))
 
-    def __init__(self, app, max_body_bytes: Callable[[str], int | None], login_path: str, logins: LoginGuard,
-                 signed_in: Callable[[dict], bool] | None = None):
+    def __init__(
+        self,
+        app,
+        max_body_bytes: Callable[[str], int | None],
+        login_path: str,
+        logins: LoginGuard,
+        signed_in: Callable[[dict], bool] | None = None,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.login_path = login_path
@@ -221,8 +238,12 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        if self.signed_in is not None and path.startswith(self.PANEL_API) \
-                and path[len(self.PANEL_API):].strip("/") not in self.PANEL_OPEN and not self.signed_in(scope):
+        if (
+            self.signed_in is not None
+            and path.startswith(self.PANEL_API)
+            and path[len(self.PANEL_API) :].strip("/") not in self.PANEL_OPEN
+            and not self.signed_in(scope)
+        ):
             return await _json(send, 401, "sign in to the operator panel first")
         limit = self.max_body_bytes(path)
         if limit is not None:
@@ -242,8 +263,9 @@ class EdgeMiddleware:
         async def sending(message):
             if message["type"] == "http.response.start":
                 status.append(message["status"])
-                message["headers"] = [(k, _lax(v) if k.lower() == b"set-cookie" else v)
-                                      for k, v in message.get("headers", [])]
+                message["headers"] = [
+                    (k, _lax(v) if k.lower() == b"set-cookie" else v) for k, v in message.get("headers", [])
+                ]
             await send(message)
 
         try:
@@ -271,15 +293,21 @@ class SameSite:
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE") \
-                or not path.startswith(self.prefix):
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE")
+            or not path.startswith(self.prefix)
+        ):
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/").lower()
         host = headers.get(b"host", b"").decode("latin-1").lower()
         if origin and origin not in self.allowed and origin.partition("://")[2] != host:
-            return await _json(send, 403, "requests from pages on other sites are refused; an admin can list "
-                                          "the site in [server] cors_origins")
+            return await _json(
+                send,
+                403,
+                "requests from pages on other sites are refused; an admin can list the site in [server] cors_origins",
+            )
         kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
         json_ok = kind == "application/json" or kind.endswith("+json")
         form_ok = kind == "multipart/form-data" and path.rstrip("/") in self.form_paths
@@ -310,6 +338,7 @@ def _limited(receive, limit: int):
             if seen > limit:
                 raise _BodyTooLarge()
         return message
+
     return receiving
 
 

@@ -26,12 +26,17 @@ def eval_lines(report: dict) -> list[str]:
     """The serving model and its latest `chatbot eval` scores, per split."""
     lines = [f"Serving model: `{report.get('serving_model') or '-'}`"]
     if report.get("eval"):
-        lines += ["", "| eval split | questions | resolution | correct | wrong | out of scope refused | run at |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {split}{' (in-sample)' if s.get('in_sample') else ''} | {s['questions']} "
-                  f"| {_pct(s['resolution_rate'])} | {_pct(s['correct_rate'])} "
-                  f"| {_pct(s['wrong_rate'])} | {_pct(s['out_of_scope_refused'])} | {s['at'][:16]} |"
-                  for split, s in report["eval"].items()]
+        lines += [
+            "",
+            "| eval split | questions | resolution | correct | wrong | out of scope refused | run at |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {split}{' (in-sample)' if s.get('in_sample') else ''} | {s['questions']} "
+            f"| {_pct(s['resolution_rate'])} | {_pct(s['correct_rate'])} "
+            f"| {_pct(s['wrong_rate'])} | {_pct(s['out_of_scope_refused'])} | {s['at'][:16]} |"
+            for split, s in report["eval"].items()
+        ]
     else:
         lines.append("No `chatbot eval` run recorded for it yet.")
     return lines
@@ -39,41 +44,54 @@ def eval_lines(report: dict) -> list[str]:
 
 def totals_markdown(report: dict) -> str:
     latency = report["latency_s"]
-    return "\n".join([
-        "| conversations | resolution rate | handoff rate | CSAT | latency p50 / p95 | tokens |",
-        "|---|---|---|---|---|---|",
-        f"| {report['conversations']} | {_pct(1 - report['handoff_rate'] if report['conversations'] else None)} "
-        f"| {_pct(report['handoff_rate'])} | {_pct(report['csat'])} "
-        f"| {latency['p50'] or 0:.2f} s / {latency['p95'] or 0:.2f} s "
-        f"| {report['tokens']['prompt'] + report['tokens']['completion']:,} |",
-        "",
-        "| cost per conversation | on " + report["api_model"] + " | with a human agent | total saved vs API | total saved vs humans |",
-        "|---|---|---|---|---|",
-        f"| {_money(report['cost_per_conversation_usd'])} | {_money(report['api_shadow_cost_per_conversation_usd'])} "
-        f"| {_money(report['human_agent_cost_per_conversation_usd'])} | {_money(report['savings_vs_api_usd'])} "
-        f"| {_money(report['savings_vs_human_usd'])} |",
-        "",
-        f"Handoffs by reason: {', '.join(f'{k} {v}' for k, v in report['handoff_reasons'].items()) or 'none'}",
-        "",
-        *eval_lines(report),
-    ])
+    return "\n".join(
+        [
+            "| conversations | resolution rate | handoff rate | CSAT | latency p50 / p95 | tokens |",
+            "|---|---|---|---|---|---|",
+            f"| {report['conversations']} | {_pct(1 - report['handoff_rate'] if report['conversations'] else None)} "
+            f"| {_pct(report['handoff_rate'])} | {_pct(report['csat'])} "
+            f"| {latency['p50'] or 0:.2f} s / {latency['p95'] or 0:.2f} s "
+            f"| {report['tokens']['prompt'] + report['tokens']['completion']:,} |",
+            "",
+            "| cost per conversation | on "
+            + report["api_model"]
+            + " | with a human agent | total saved vs API | total saved vs humans |",
+            "|---|---|---|---|---|",
+            f"| {_money(report['cost_per_conversation_usd'])} | {_money(report['api_shadow_cost_per_conversation_usd'])} "
+            f"| {_money(report['human_agent_cost_per_conversation_usd'])} | {_money(report['savings_vs_api_usd'])} "
+            f"| {_money(report['savings_vs_human_usd'])} |",
+            "",
+            f"Handoffs by reason: {', '.join(f'{k} {v}' for k, v in report['handoff_reasons'].items()) or 'none'}",
+            "",
+            *eval_lines(report),
+        ]
+    )
 
 
 def ingest_markdown(report, names: list[str]) -> str:
     """A re-index's result for the panel: what was indexed, then each file or row left out and why."""
-    lines = [f"Uploaded {shown(', '.join(names))}. The knowledge base now has {report.documents} documents "
-             f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, {report.removed} removed)."]
+    lines = [
+        f"Uploaded {shown(', '.join(names))}. The knowledge base now has {report.documents} documents "
+        f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, {report.removed} removed)."
+    ]
     if report.skipped:
         lines.append(f"**Left out ({len(report.skipped)})**: fix and upload again, or delete them below.")
-        lines += [f"- {shown(Path(s.source).name)}{f' line {s.line}' if s.line else ''}: {shown(s.reason)}"
-                  for s in report.skipped]
+        lines += [
+            f"- {shown(Path(s.source).name)}{f' line {s.line}' if s.line else ''}: {shown(s.reason)}"
+            for s in report.skipped
+        ]
     return "\n".join(lines)
 
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return (
+        f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m {seconds % 60:02d}s"
+        if seconds >= 60
+        else f"{seconds}s"
+    )
 
 
 def faq_draft(conv) -> tuple[str, str]:
@@ -96,12 +114,22 @@ def packet_markdown(entry, state: str) -> str:
     if entry is None:
         return f"**State:** {state} (not in the queue)"
     p = entry.packet
-    lines = [f"**State:** {state}" + (f" \u00b7 with **{shown(entry.agent)}**" if entry.agent else "")
-             + f" \u00b7 waiting {_duration(entry.waiting_s)} \u00b7 reason `{entry.reason}`", "",
-             f"**Why the assistant handed over:** {shown(p.why)}", "", "**Customer's questions:**", ""]
+    lines = [
+        f"**State:** {state}"
+        + (f" \u00b7 with **{shown(entry.agent)}**" if entry.agent else "")
+        + f" \u00b7 waiting {_duration(entry.waiting_s)} \u00b7 reason `{entry.reason}`",
+        "",
+        f"**Why the assistant handed over:** {shown(p.why)}",
+        "",
+        "**Customer's questions:**",
+        "",
+    ]
     lines += [f"{i}. {shown(q)}" for i, q in enumerate(p.questions, start=1)]
-    lines += ["", "**Sources the assistant found:** " + (" \u00b7 ".join(
-        f"{shown(s.title)} \\[{shown(s.doc_id)}\\]" for s in p.sources) or "none")]
+    lines += [
+        "",
+        "**Sources the assistant found:** "
+        + (" \u00b7 ".join(f"{shown(s.title)} \\[{shown(s.doc_id)}\\]" for s in p.sources) or "none"),
+    ]
     if p.draft:
         lines += ["", f"**Rejected draft:** {shown(p.draft)}"]
     if p.checked:
@@ -111,15 +139,23 @@ def packet_markdown(entry, state: str) -> str:
 
 def human_markdown(h: dict) -> str:
     """People's measured time and cost, and savings against people on measured figures."""
-    basis = ("measured: handling time \u00d7 " + _money(h["usd_per_hour"]) + "/hour") if h["basis"] == "measured" \
+    basis = (
+        ("measured: handling time \u00d7 " + _money(h["usd_per_hour"]) + "/hour")
+        if h["basis"] == "measured"
         else f"flat {_money(h['flat_usd_per_conversation'])} per conversation (nothing measured yet)"
+    )
     mean = _duration(h["mean_handling_s"]) if h["mean_handling_s"] is not None else "-"
-    return "\n".join([
-        "| handoffs resolved by people | open now | mean handling time | people's cost | per handled conversation "
-        "| saved vs people only |", "|---|---|---|---|---|---|",
-        f"| {h['handled']} | {h['open']} | {mean} | {_money(h['human_cost_usd'])} "
-        f"| {_money(h['human_cost_per_handled_usd'])} | {_money(h['savings_vs_human_usd'])} |",
-        "", f"<sub>People's cost basis: {basis}.</sub>"])
+    return "\n".join(
+        [
+            "| handoffs resolved by people | open now | mean handling time | people's cost | per handled conversation "
+            "| saved vs people only |",
+            "|---|---|---|---|---|---|",
+            f"| {h['handled']} | {h['open']} | {mean} | {_money(h['human_cost_usd'])} "
+            f"| {_money(h['human_cost_per_handled_usd'])} | {_money(h['savings_vs_human_usd'])} |",
+            "",
+            f"<sub>People's cost basis: {basis}.</sub>",
+        ]
+    )
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
@@ -134,10 +170,15 @@ def shown(text: str) -> str:
 def transcript_markdown(conv) -> str:
     """A stored conversation as Markdown for operators: who said what, outcomes, sources.
     Everything a customer or a help-centre file controls is passed through `shown`."""
-    lines = [f"**Conversation** `{conv.id}` · {conv.channel} · started {conv.created_at:%Y-%m-%d %H:%M}",
-             f"**Handoff:** {conv.handoff_reason or 'no'}", ""]
+    lines = [
+        f"**Conversation** `{conv.id}` · {conv.channel} · started {conv.created_at:%Y-%m-%d %H:%M}",
+        f"**Handoff:** {conv.handoff_reason or 'no'}",
+        "",
+    ]
     for m in conv.messages:
-        who = {"customer": "Customer", "agent": f"Agent {shown(m.author or '')}", "notice": "Notice"}.get(m.role, "Assistant")
+        who = {"customer": "Customer", "agent": f"Agent {shown(m.author or '')}", "notice": "Notice"}.get(
+            m.role, "Assistant"
+        )
         lines.append(f"**{who}:** {shown(m.content)}")
         if m.interrupted:
             lines.append("<sub>no reply: the server stopped mid-turn; handed to a person (interrupted)</sub>")
@@ -148,7 +189,8 @@ def transcript_markdown(conv) -> str:
         if m.outcome:
             lines.append(f"<sub>outcome: {m.outcome}</sub>")
         if m.sources:
-            lines.append("<sub>sources: " + " · ".join(f"{shown(s.title)} \\[{shown(s.doc_id)}\\]" for s in m.sources)
-                         + "</sub>")
+            lines.append(
+                "<sub>sources: " + " · ".join(f"{shown(s.title)} \\[{shown(s.doc_id)}\\]" for s in m.sources) + "</sub>"
+            )
         lines.append("")
     return "\n\n".join(lines)

@@ -49,9 +49,15 @@ class _Request:
 
 
 class GenerationBatcher:
-    def __init__(self, generate: BatchGenerate, max_batch: int, max_waiting: int,
-                 is_end: Callable[[int], bool] = lambda token_id: False, max_pad_tokens: int = 24,
-                 workers: int = 1):
+    def __init__(
+        self,
+        generate: BatchGenerate,
+        max_batch: int,
+        max_waiting: int,
+        is_end: Callable[[int], bool] = lambda token_id: False,
+        max_pad_tokens: int = 24,
+        workers: int = 1,
+    ):
         if max_batch < 1 or max_waiting < 0 or workers < 1:
             raise ValueError("max_batch and workers must be at least 1 and max_waiting at least 0")
         self.generate = generate
@@ -75,12 +81,14 @@ class GenerationBatcher:
         request = _Request(prompt, max_new_tokens)
         with self._ready:
             if len(self._waiting) >= self.max_waiting:
-                raise Busy("We're answering a lot of customers right now; please try again in a minute.",
-                           retry_after_s=30)
+                raise Busy(
+                    "We're answering a lot of customers right now; please try again in a minute.", retry_after_s=30
+                )
             self._threads = [t for t in self._threads if t.is_alive()]
             while len(self._threads) < self.workers:
-                self._threads.append(threading.Thread(target=self._run, daemon=True,
-                                                      name=f"generation-batcher-{len(self._threads)}"))
+                self._threads.append(
+                    threading.Thread(target=self._run, daemon=True, name=f"generation-batcher-{len(self._threads)}")
+                )
                 self._threads[-1].start()
             self._waiting.append(request)
             self._ready.notify()
@@ -99,7 +107,7 @@ class GenerationBatcher:
                 self._ready.wait()
             first = self._waiting[0]
             batch = [r for r in self._waiting if abs(len(r.prompt) - len(first.prompt)) <= self.max_pad_tokens]
-            batch = batch[:self.max_batch]
+            batch = batch[: self.max_batch]
             chosen = set(map(id, batch))
             self._waiting = [r for r in self._waiting if id(r) not in chosen]
             return batch

@@ -74,25 +74,36 @@ def fingerprint(manifest: dict, settings: DecisionSettings) -> str:
     chunks are only renumbered: the examples store features, not chunk ids)."""
     from knowledge.index import manifest_fingerprint
 
-    return manifest_fingerprint(manifest, {"recipe": RECIPE_VERSION, "features": DECISION_FEATURES,
-                                           "weights": dict(WINDOW_WEIGHTS), "settings": settings.__dict__})
+    return manifest_fingerprint(
+        manifest,
+        {
+            "recipe": RECIPE_VERSION,
+            "features": DECISION_FEATURES,
+            "weights": dict(WINDOW_WEIGHTS),
+            "settings": settings.__dict__,
+        },
+    )
 
 
-def examples(searcher, checker, settings: DecisionSettings,
-             progress: Progress = lambda m: None) -> tuple[np.ndarray, np.ndarray]:
+def examples(
+    searcher, checker, settings: DecisionSettings, progress: Progress = lambda m: None
+) -> tuple[np.ndarray, np.ndarray]:
     """(features, labels) of the best windows for the help centre's pseudo-questions (module docstring)."""
     from knowledge.rerank import pseudo_questions
 
     index = searcher.index
-    questions = pseudo_questions(index.chunks.values(), sentences_per_chunk=0,
-                                 max_questions=settings.max_questions, seed=SEED)
+    questions = pseudo_questions(
+        index.chunks.values(), sentences_per_chunk=0, max_questions=settings.max_questions, seed=SEED
+    )
     progress(f"training the answer decision on {len(questions)} pseudo-questions")
     searcher, checker = _remembering(searcher, checker, [q.text for q in questions])
     rows, labels = [], []
     for q in questions:
         wide = searcher.search(q.text, k=settings.k * 6)
-        for passages, own in ((wide[:settings.k], True),
-                              ([p for p in wide if p.doc_id != q.doc_id][:settings.k], False)):
+        for passages, own in (
+            (wide[: settings.k], True),
+            ([p for p in wide if p.doc_id != q.doc_id][: settings.k], False),
+        ):
             window = best_window(checker.evidence(q.text, passages, settings.max_claims, settings.max_chars))
             if window is None:
                 continue
@@ -136,8 +147,9 @@ def _remembering(searcher, checker, texts: Sequence[str]):
     return searcher, checker
 
 
-def pseudo_examples(searcher, checker, settings: DecisionSettings, progress: Progress = lambda m: None
-                    ) -> tuple[np.ndarray, np.ndarray, bool]:
+def pseudo_examples(
+    searcher, checker, settings: DecisionSettings, progress: Progress = lambda m: None
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """The pseudo-questions' (features, labels), cached in `<index>/decision-examples.npz` for these
     documents and settings; returns them with True when computed now."""
     path = Path(searcher.index.directory) / EXAMPLES_FILE
@@ -150,24 +162,33 @@ def pseudo_examples(searcher, checker, settings: DecisionSettings, progress: Pro
         pass  # none yet, or unreadable: searched again and rewritten
     x, y = examples(searcher, checker, settings, progress)
     if len(set(y.tolist())) < 2:
-        raise ChatbotError("the help centre has too few titles and headings to train the answer decision on; "
-                           "add articles, or keep the thresholds of [grounding]")
+        raise ChatbotError(
+            "the help centre has too few titles and headings to train the answer decision on; "
+            "add articles, or keep the thresholds of [grounding]"
+        )
     buffer = io.BytesIO()
     np.savez(buffer, features=x, labels=y, fingerprint=np.array(wanted))
     write_atomic(path, buffer.getvalue())
     return x, y, True
 
 
-def fit(x: np.ndarray, y: np.ndarray, fingerprint: str, regularization: float,
-        weights: np.ndarray | None = None) -> AnswerModel:
+def fit(
+    x: np.ndarray, y: np.ndarray, fingerprint: str, regularization: float, weights: np.ndarray | None = None
+) -> AnswerModel:
     """A logistic regression on standardised features (`weights`: per example, default 1)."""
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = x.mean(0), x.std(0)
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=regularization, max_iter=3000).fit((x - mean) / scale, y, sample_weight=weights)
-    return AnswerModel(DECISION_FEATURES, tuple(mean.tolist()), tuple(scale.tolist()),
-                       tuple(model.coef_[0].tolist()), float(model.intercept_[0]), fingerprint)
+    return AnswerModel(
+        DECISION_FEATURES,
+        tuple(mean.tolist()),
+        tuple(scale.tolist()),
+        tuple(model.coef_[0].tolist()),
+        float(model.intercept_[0]),
+        fingerprint,
+    )
 
 
 # ---- calibration on a question set ------------------------------------------------------------------
@@ -192,8 +213,16 @@ class Judged:
     correct: bool | None
 
 
-def judge_questions(searcher, checker, questions: Sequence, k: int, max_claims: int, max_chars: int,
-                    quote: Callable[[Window, list], str], min_cosine: float = -1.0) -> list[Judged]:
+def judge_questions(
+    searcher,
+    checker,
+    questions: Sequence,
+    k: int,
+    max_claims: int,
+    max_chars: int,
+    quote: Callable[[Window, list], str],
+    min_cosine: float = -1.0,
+) -> list[Judged]:
     """Each question through retrieval and the evidence choice, as the engine answers it (no LLM; the
     earlier turns of a follow-up are its context, without the replies they got)."""
     out = []
@@ -225,9 +254,14 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def learn_from_questions(x: np.ndarray, y: np.ndarray, judged: Sequence[Judged], base: AnswerModel,
-                         regularization: float, progress: Progress = lambda m: None
-                         ) -> tuple[AnswerModel, dict[str, float], dict]:
+def learn_from_questions(
+    x: np.ndarray,
+    y: np.ndarray,
+    judged: Sequence[Judged],
+    base: AnswerModel,
+    regularization: float,
+    progress: Progress = lambda m: None,
+) -> tuple[AnswerModel, dict[str, float], dict]:
     """The decision refitted with the labelled questions' windows added at the weight (of
     `QUESTION_WEIGHTS`) whose out-of-fold probabilities rank the questions' answers best; weight 0 (the
     pseudo-question model `base`) wins ties and is kept when the set is too small to learn from.
@@ -240,13 +274,21 @@ def learn_from_questions(x: np.ndarray, y: np.ndarray, judged: Sequence[Judged],
     base_scores = np.array([base.probability_of(f) for f in xq])
     rights = int(yq.sum())
     if min(rights, len(yq) - rights) < max(MIN_LABELLED, FOLDS):
-        progress(f"too few right and wrong answers among the {len(yq)} questions to learn from; "
-                 "the decision keeps to the pseudo-questions")
+        progress(
+            f"too few right and wrong answers among the {len(yq)} questions to learn from; "
+            "the decision keeps to the pseudo-questions"
+        )
         return base, dict(zip((j.id for j in labelled), base_scores.tolist())), {"question_weight": 0.0}
+
     def refit(rows: np.ndarray, weight: float, fingerprint: str = "") -> AnswerModel:
         """The pseudo-questions' examples and these labelled questions', each of those worth `weight`."""
-        return fit(np.vstack([x, xq[rows]]), np.concatenate([y, yq[rows]]), fingerprint, regularization,
-                   np.concatenate([np.ones(len(y)), np.full(len(rows), weight)]))
+        return fit(
+            np.vstack([x, xq[rows]]),
+            np.concatenate([y, yq[rows]]),
+            fingerprint,
+            regularization,
+            np.concatenate([np.ones(len(y)), np.full(len(rows), weight)]),
+        )
 
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(xq, yq))
     best = (_auc(base_scores, yq), 0.0, base_scores)
@@ -259,10 +301,16 @@ def learn_from_questions(x: np.ndarray, y: np.ndarray, judged: Sequence[Judged],
         if auc > best[0] + 1e-9:
             best = (auc, weight, scores)
     auc, weight, scores = best
-    chosen = {"question_weight": weight, "learned_from": len(yq), "auc_out_of_fold": round(auc, 4),
-              "learned_ids": [j.id for j in labelled] if weight else []}
-    progress(f"the decision learns from {len(yq)} labelled questions at weight {weight:g} "
-             f"(out-of-fold AUC {auc:.3f}, pseudo-questions alone {_auc(base_scores, yq):.3f})")
+    chosen = {
+        "question_weight": weight,
+        "learned_from": len(yq),
+        "auc_out_of_fold": round(auc, 4),
+        "learned_ids": [j.id for j in labelled] if weight else [],
+    }
+    progress(
+        f"the decision learns from {len(yq)} labelled questions at weight {weight:g} "
+        f"(out-of-fold AUC {auc:.3f}, pseudo-questions alone {_auc(base_scores, yq):.3f})"
+    )
     if weight == 0.0:
         return base, dict(zip((j.id for j in labelled), scores.tolist())), chosen
     digest = hashlib.sha256(base.fingerprint.encode() + xq.tobytes() + yq.tobytes() + str(weight).encode())
@@ -270,9 +318,20 @@ def learn_from_questions(x: np.ndarray, y: np.ndarray, judged: Sequence[Judged],
     return model, dict(zip((j.id for j in labelled), scores.tolist())), chosen
 
 
-def calibrate(searcher, checker, settings: DecisionSettings, questions: Sequence, target_precision: float,
-              split: str, source: str, quote: Callable[[Window, list], str], min_cosine: float = -1.0,
-              progress: Progress = lambda m: None, extra: dict | None = None, learn: bool = True) -> dict:
+def calibrate(
+    searcher,
+    checker,
+    settings: DecisionSettings,
+    questions: Sequence,
+    target_precision: float,
+    split: str,
+    source: str,
+    quote: Callable[[Window, list], str],
+    min_cosine: float = -1.0,
+    progress: Progress = lambda m: None,
+    extra: dict | None = None,
+    learn: bool = True,
+) -> dict:
     """Train (or reuse) the decision on the help centre, let it learn from `questions` (`learn`), choose
     its threshold on them for `target_precision`, save the model and store the threshold in the index
     manifest (with `extra`, e.g. the question file's digest); returns what was stored, with `trained`
@@ -280,8 +339,9 @@ def calibrate(searcher, checker, settings: DecisionSettings, questions: Sequence
     x, y, trained = pseudo_examples(searcher, checker, settings, progress)
     base = fit(x, y, fingerprint(searcher.index.manifest, settings), settings.regularization)
     progress(f"scoring {len(questions)} questions ({split}) for a precision of {target_precision:.0%}")
-    judged = judge_questions(searcher, checker, questions, settings.k, settings.max_claims, settings.max_chars,
-                             quote, min_cosine)
+    judged = judge_questions(
+        searcher, checker, questions, settings.k, settings.max_claims, settings.max_chars, quote, min_cosine
+    )
     if learn:
         model, out_of_fold, learned = learn_from_questions(x, y, judged, base, settings.regularization, progress)
     else:
@@ -307,8 +367,13 @@ def choose_threshold(scored: Sequence[Scored], target_precision: float, min_answ
         correct += bool(s.correct)
         if n < len(judged) and judged[n].probability == s.probability:
             continue  # a threshold cannot split ties
-        row = {"threshold": float(s.probability), "answered": n, "correct": correct,
-               "precision": round(correct / n, 4), "coverage": round(n / len(judged), 4)}
+        row = {
+            "threshold": float(s.probability),
+            "answered": n,
+            "correct": correct,
+            "precision": round(correct / n, 4),
+            "coverage": round(n / len(judged), 4),
+        }
         if n >= min_answered and row["precision"] >= target_precision:
             best = row  # the lowest such threshold answers the most
     if best is None:  # the target is out of reach: the most precise threshold with enough answers
@@ -316,8 +381,15 @@ def choose_threshold(scored: Sequence[Scored], target_precision: float, min_answ
         for n, s in enumerate(judged, start=1):
             correct += bool(s.correct)
             if n >= min(min_answered, len(judged)):
-                rows.append({"threshold": float(s.probability), "answered": n, "correct": correct,
-                             "precision": round(correct / n, 4), "coverage": round(n / len(judged), 4)})
+                rows.append(
+                    {
+                        "threshold": float(s.probability),
+                        "answered": n,
+                        "correct": correct,
+                        "precision": round(correct / n, 4),
+                        "coverage": round(n / len(judged), 4),
+                    }
+                )
         best = max(rows, key=lambda r: (r["precision"], r["answered"]))
         best["reached_target"] = False
     return {**best, "questions": len(judged), "target_precision": target_precision}

@@ -26,14 +26,20 @@ from knowledge.lexical import tokenize
 
 # words that say something is wrong or that help is wanted, but not what: they do not make a
 # message specific ("my board is broken help" says no more than "board")
-_GENERIC = frozenset(tokenize(
-    "work works working worked broken broke break problem problems issue issues help helps error errors "
-    "fail fails failed failing failure wrong bad trouble hi hello hey thanks please thing things stuff again "
-    "need needs want get getting got do does doing done happen happened happening anything something "
-    "someone somebody question questions fix fixed sort sorted support assist assistance urgent asap "
-    "still keep keeps anymore properly right able", keep_stopwords=True))
-CLARIFY = ("Could you tell me a little more, so I can find the right answer? Which product, order or "
-           "service is it about, what were you trying to do, and what happened (an error message helps)?")
+_GENERIC = frozenset(
+    tokenize(
+        "work works working worked broken broke break problem problems issue issues help helps error errors "
+        "fail fails failed failing failure wrong bad trouble hi hello hey thanks please thing things stuff again "
+        "need needs want get getting got do does doing done happen happened happening anything something "
+        "someone somebody question questions fix fixed sort sorted support assist assistance urgent asap "
+        "still keep keeps anymore properly right able",
+        keep_stopwords=True,
+    )
+)
+CLARIFY = (
+    "Could you tell me a little more, so I can find the right answer? Which product, order or "
+    "service is it about, what were you trying to do, and what happened (an error message helps)?"
+)
 CLARIFY_TOPICS = " It might be one of these: {topics}."
 
 
@@ -88,8 +94,15 @@ class AnswerModel:
 
     @classmethod
     def from_json(cls, data: dict, threshold: float | None = None) -> AnswerModel:
-        return cls(tuple(data["features"]), tuple(data["mean"]), tuple(data["scale"]), tuple(data["coef"]),
-                   float(data["intercept"]), str(data["fingerprint"]), threshold)
+        return cls(
+            tuple(data["features"]),
+            tuple(data["mean"]),
+            tuple(data["scale"]),
+            tuple(data["coef"]),
+            float(data["intercept"]),
+            str(data["fingerprint"]),
+            threshold,
+        )
 
 
 def load_answer_model(index_dir: str | Path, manifest: dict) -> AnswerModel | None:

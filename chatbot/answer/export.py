@@ -19,13 +19,23 @@ from core.files import build_folder_atomic
 from chatbot.answer.llm_ct2 import MARKER, is_ctranslate2_model
 
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "chat_template.json", "generation_config.json", "vocab.json", "merges.txt", "tokenizer.model",
-                   "added_tokens.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+)
 
 
-def export_ctranslate2(model_dir: str | Path, out_dir: str | Path, quantization: str = "int8",
-                       force: bool = False) -> dict:
+def export_ctranslate2(
+    model_dir: str | Path, out_dir: str | Path, quantization: str = "int8", force: bool = False
+) -> dict:
     """Convert `model_dir` to a CTranslate2 folder `out_dir`; returns what was written."""
     source, out = Path(model_dir), Path(out_dir)
     if quantization not in QUANTIZATIONS:
@@ -36,8 +46,11 @@ def export_ctranslate2(model_dir: str | Path, out_dir: str | Path, quantization:
         raise BadInput(f"{source} is already a CTranslate2 export; export the transformers folder it came from")
     config = source / "config.json"
     if not config.is_file() or "architectures" not in json.loads(config.read_text(encoding="utf-8")):
-        hint = (" (it holds a LoRA adapter: fine-tune without --adapter-only to get a merged model)"
-                if (source / "adapter_config.json").is_file() else "")
+        hint = (
+            " (it holds a LoRA adapter: fine-tune without --adapter-only to get a merged model)"
+            if (source / "adapter_config.json").is_file()
+            else ""
+        )
         raise BadInput(f"{source} is not a transformers model folder (no config.json with architectures){hint}")
     if out.exists() and any(out.iterdir()) and not force:
         raise BadInput(f"{out} is not empty; choose another --out folder or pass --force to replace it")
@@ -48,13 +61,18 @@ def export_ctranslate2(model_dir: str | Path, out_dir: str | Path, quantization:
 
     began = time.perf_counter()
     copied = [name for name in TOKENIZER_FILES if (source / name).is_file()]
-    record = {"format": "ctranslate2", "quantization": quantization, "source": str(source.resolve()),
-              "tokenizer_files": copied}
+    record = {
+        "format": "ctranslate2",
+        "quantization": quantization,
+        "source": str(source.resolve()),
+        "tokenizer_files": copied,
+    }
 
     def convert(tmp: Path) -> None:
         try:
-            TransformersConverter(str(source), low_cpu_mem_usage=True).convert(str(tmp), quantization=quantization,
-                                                                               force=True)
+            TransformersConverter(str(source), low_cpu_mem_usage=True).convert(
+                str(tmp), quantization=quantization, force=True
+            )
         except (ValueError, NotImplementedError) as exc:
             raise BadInput(f"CTranslate2 cannot convert {source}: {str(exc).splitlines()[0]}") from None
         for name in copied:

@@ -42,20 +42,49 @@ _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 # other, and not it, contradicts the evidence without a negation. Kept to pairs that are opposites in a
 # support reply whatever the product; a well-kept antonym list (WordNet) needs a corpus download.
 OPPOSITES = (
-    ("free", "paid"), ("free", "charge"), ("indoors", "outdoors"), ("indoor", "outdoor"), ("inside", "outside"),
-    ("before", "after"), ("more", "less"), ("more", "fewer"), ("minimum", "maximum"), ("include", "exclude"),
-    ("included", "excluded"), ("enable", "disable"), ("enabled", "disabled"), ("open", "closed"),
-    ("available", "unavailable"), ("possible", "impossible"), ("allowed", "prohibited"), ("required", "optional"),
-    ("mandatory", "optional"), ("automatically", "manually"), ("automatic", "manual"), ("increase", "decrease"),
-    ("higher", "lower"), ("earliest", "latest"), ("accepted", "rejected"), ("online", "offline"),
-    ("weekdays", "weekends"), ("refundable", "nonrefundable"), ("upgrade", "downgrade"), ("public", "private"),
-    ("cheaper", "dearer"), ("faster", "slower"), ("longer", "shorter"), ("full", "partial"), ("all", "some"),
+    ("free", "paid"),
+    ("free", "charge"),
+    ("indoors", "outdoors"),
+    ("indoor", "outdoor"),
+    ("inside", "outside"),
+    ("before", "after"),
+    ("more", "less"),
+    ("more", "fewer"),
+    ("minimum", "maximum"),
+    ("include", "exclude"),
+    ("included", "excluded"),
+    ("enable", "disable"),
+    ("enabled", "disabled"),
+    ("open", "closed"),
+    ("available", "unavailable"),
+    ("possible", "impossible"),
+    ("allowed", "prohibited"),
+    ("required", "optional"),
+    ("mandatory", "optional"),
+    ("automatically", "manually"),
+    ("automatic", "manual"),
+    ("increase", "decrease"),
+    ("higher", "lower"),
+    ("earliest", "latest"),
+    ("accepted", "rejected"),
+    ("online", "offline"),
+    ("weekdays", "weekends"),
+    ("refundable", "nonrefundable"),
+    ("upgrade", "downgrade"),
+    ("public", "private"),
+    ("cheaper", "dearer"),
+    ("faster", "slower"),
+    ("longer", "shorter"),
+    ("full", "partial"),
+    ("all", "some"),
 )
 _NAME = re.compile(r"[A-Za-z]*[A-Z][\w-]*|[A-Za-z-]*\d[\w-]*")  # a word with a capital, or letters and digits
 _QUANTITY = re.compile(rf"({_NUMBER.pattern})(?:[ \t]*-?[ \t]*([A-Za-z]+))?")  # a number and the word after it
 DONT_KNOW = re.compile(
     r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|(sources?|information) (do|does) not|"
-    r"not (mentioned|provided|specified) in)\b", re.I)
+    r"not (mentioned|provided|specified) in)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -116,7 +145,7 @@ def names(text: str) -> set[str]:
     for sentence in split_sentences(text) or [text]:
         for n, match in enumerate(re.finditer(r"\S+", sentence)):
             word = match.group().strip(".,;:!?()[]{}\"'“”‘’*_`")
-            after_colon = n > 0 and sentence[:match.start()].rstrip().endswith(":")
+            after_colon = n > 0 and sentence[: match.start()].rstrip().endswith(":")
             if n == 0 or after_colon or word in ("I", "") or not _NAME.fullmatch(word) or word.isdigit():
                 continue
             if any(c.isupper() for c in word) or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word)):
@@ -155,8 +184,12 @@ def quantities(text: str) -> set[tuple[str, str]]:
     found = set()
     for match in _QUANTITY.finditer(text):
         unit = match.group(2) or ""
-        found.add((match.group(1).replace(",", ""), (tokenize(unit, keep_stopwords=True) or [unit.lower()])[0]
-                   if unit else ""))
+        found.add(
+            (
+                match.group(1).replace(",", ""),
+                (tokenize(unit, keep_stopwords=True) or [unit.lower()])[0] if unit else "",
+            )
+        )
     return found
 
 
@@ -183,8 +216,9 @@ class GroundingChecker:
     knows nothing about prompts or models. Every default lives in `core.config` ([grounding]).
     """
 
-    def __init__(self, embedder: Embedder, min_overlap: float, min_cosine: float, evidence_sentences: int,
-                 known_names: str = ""):
+    def __init__(
+        self, embedder: Embedder, min_overlap: float, min_cosine: float, evidence_sentences: int, known_names: str = ""
+    ):
         self.embedder = embedder
         self.known_names = known_names  # names a reply may use beyond its sources' (the company's)
         self.evidence_sentences = evidence_sentences
@@ -217,15 +251,19 @@ class GroundingChecker:
             similarity = flat_vectors @ answer_vectors[i]
             best = (None, -1.0, 0.0, 0.0)  # (source, combined, overlap, cosine)
             for j in range(len(passages)):
-                scores = similarity[bounds[j]: bounds[j + 1]]
+                scores = similarity[bounds[j] : bounds[j + 1]]
                 closest = np.argsort(-scores)[: self.evidence_sentences]
                 evidence = " ".join([headings[j], *(source_sentences[j][k] for k in closest)])
                 overlap = len(content & set(tokenize(evidence, keep_stopwords=True))) / len(content)
                 cosine = float(scores.max())
-                ok = (quantities_supported(sentence, evidence) and overlap >= self.min_overlap
-                      and cosine >= self.min_cosine and negated(sentence) == negated(source_sentences[j][closest[0]])
-                      and not contradicts(sentence, evidence)
-                      and names_supported(sentence, known_names))
+                ok = (
+                    quantities_supported(sentence, evidence)
+                    and overlap >= self.min_overlap
+                    and cosine >= self.min_cosine
+                    and negated(sentence) == negated(source_sentences[j][closest[0]])
+                    and not contradicts(sentence, evidence)
+                    and names_supported(sentence, known_names)
+                )
                 score = overlap + cosine + (10.0 if ok else 0.0)
                 if score > best[1]:
                     best = (j if ok else None, score, overlap, cosine)
@@ -236,8 +274,12 @@ class GroundingChecker:
     def best_quote(self, question: str, passages: Sequence[Passage]) -> Quote | None:
         """The source sentence closest to the question (three content words or more, not a lead-in)."""
         sources = _sources(passages)
-        candidates = [(j, k, s) for j, (group, _) in enumerate(sources) for k, s in enumerate(group)
-                      if len(tokenize(s)) >= 3 and not no_claim(s) and not is_meta(s)]  # no lead-ins
+        candidates = [
+            (j, k, s)
+            for j, (group, _) in enumerate(sources)
+            for k, s in enumerate(group)
+            if len(tokenize(s)) >= 3 and not no_claim(s) and not is_meta(s)
+        ]  # no lead-ins
         if not candidates:
             return None
         (question_vector,), source_vectors = self._embed([question], sources)
@@ -254,17 +296,18 @@ class GroundingChecker:
         (question_vector,), source_vectors = self._embed([question], sources)
         return windows(question, question_vector, passages, source_vectors, max_claims, max_chars)
 
-    def _embed(self, texts: list[str], sources: list[tuple[list[str], np.ndarray | None]]
-               ) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _embed(
+        self, texts: list[str], sources: list[tuple[list[str], np.ndarray | None]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """`texts` embedded (this turn's), and each source's sentence vectors: those the index stored,
         else embedded in the same call (a passage that did not come from an index)."""
         missing = [s for group, stored in sources if stored is None for s in group]
         vectors = self.embedder.embed(texts + missing)
-        own, rest = vectors[: len(texts)], vectors[len(texts):]
+        own, rest = vectors[: len(texts)], vectors[len(texts) :]
         out, start = [], 0
         for group, stored in sources:
             if stored is None:
-                stored, start = rest[start: start + len(group)], start + len(group)
+                stored, start = rest[start : start + len(group)], start + len(group)
             out.append(stored)
         return own, out
 

@@ -64,9 +64,10 @@ def _torch_sees_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def pick_device(requested: str = "auto", sees_cuda: Callable[[], bool] = _torch_sees_cuda,
-                runtime: str = "torch") -> str:
-    """"auto" is CUDA when the runtime (torch unless told otherwise) sees a GPU, else CPU."""
+def pick_device(
+    requested: str = "auto", sees_cuda: Callable[[], bool] = _torch_sees_cuda, runtime: str = "torch"
+) -> str:
+    """ "auto" is CUDA when the runtime (torch unless told otherwise) sees a GPU, else CPU."""
     if requested not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"models.device must be auto, cpu or cuda, not '{requested}'")
     if requested == "cpu":
@@ -120,7 +121,9 @@ class TransformersChatModel:
 
         chat = [{"role": m.role, "content": m.content} for m in messages]
         if tokenizer.chat_template:
-            inputs = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+            inputs = tokenizer.apply_chat_template(
+                chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
         else:  # a base model: plain text prompt
             inputs = tokenizer(plain_prompt(messages), return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
@@ -132,8 +135,11 @@ class TransformersChatModel:
             try:
                 with torch.inference_mode():
                     out = model.generate(
-                        **inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                        repetition_penalty=self.repetition_penalty, streamer=streamer,
+                        **inputs,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        repetition_penalty=self.repetition_penalty,
+                        streamer=streamer,
                         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
                     )
                 result["completion_tokens"] = int(out.shape[1]) - prompt_tokens
@@ -155,8 +161,15 @@ class TransformersChatModel:
 class OpenAIChatModel:
     """A model served by an OpenAI-compatible server; the cost meter prices its time as `device`."""
 
-    def __init__(self, base_url: str, model: str, device: str = "cuda", api_key_env: str = "CHATBOT_LLM_API_KEY",
-                 timeout_s: float = 120.0, max_retries: int = 2):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        device: str = "cuda",
+        api_key_env: str = "CHATBOT_LLM_API_KEY",
+        timeout_s: float = 120.0,
+        max_retries: int = 2,
+    ):
         if not base_url:
             raise ConfigError("models.llm_backend 'openai' needs models.llm_base_url, e.g. http://127.0.0.1:8000/v1")
         import openai
@@ -169,8 +182,9 @@ class OpenAIChatModel:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         # a local server wants no key, but the SDK refuses to start without one
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "not-needed",
-                                     max_retries=max_retries, timeout=timeout_s)
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=self.api_key or "not-needed", max_retries=max_retries, timeout=timeout_s
+        )
 
     def warm_up(self) -> None:
         pass
@@ -182,8 +196,12 @@ class OpenAIChatModel:
         pieces = 0
         try:
             events = self._client.chat.completions.create(
-                model=self.name, messages=[{"role": m.role, "content": m.content} for m in messages],
-                max_tokens=max_new_tokens, temperature=0, stream=True, stream_options={"include_usage": True},
+                model=self.name,
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                max_tokens=max_new_tokens,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
             )
             for event in events:
                 if event.usage:
@@ -195,17 +213,24 @@ class OpenAIChatModel:
                         pieces += 1
                         yield Token(text)
         except openai.AuthenticationError as exc:
-            raise ChatbotError(f"the LLM server at {self.base_url} refused the API key ({exc.status_code}); "
-                               f"set it in the {self.api_key_env} environment variable") from None
+            raise ChatbotError(
+                f"the LLM server at {self.base_url} refused the API key ({exc.status_code}); "
+                f"set it in the {self.api_key_env} environment variable"
+            ) from None
         except openai.NotFoundError:
-            raise ChatbotError(f"the LLM server at {self.base_url} has no model '{self.name}' or no "
-                               "/chat/completions route; check models.llm and models.llm_base_url (it usually "
-                               "ends in /v1)") from None
+            raise ChatbotError(
+                f"the LLM server at {self.base_url} has no model '{self.name}' or no "
+                "/chat/completions route; check models.llm and models.llm_base_url (it usually "
+                "ends in /v1)"
+            ) from None
         except openai.APIStatusError as exc:
             retried = exc.status_code >= 500 or exc.status_code in (408, 409, 429)
-            raise ChatbotError(f"the LLM server at {self.base_url} answered {exc.status_code} ({exc.message})"
-                               f"{f' after {self.max_retries} retries' if retried else ''}; check its log") from None
+            raise ChatbotError(
+                f"the LLM server at {self.base_url} answered {exc.status_code} ({exc.message})"
+                f"{f' after {self.max_retries} retries' if retried else ''}; check its log"
+            ) from None
         except (openai.APIError, OSError, ValueError) as exc:  # refused, timed out, a cut or malformed stream
-            raise ChatbotError(f"the LLM server at {self.base_url} failed ({type(exc).__name__}: {exc}); "
-                               "check that it is running") from None
+            raise ChatbotError(
+                f"the LLM server at {self.base_url} failed ({type(exc).__name__}: {exc}); check that it is running"
+            ) from None
         yield Token("", done=True, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens or pieces)

@@ -55,9 +55,18 @@ def pick_ct2_device(requested: str = "auto") -> str:
 
 
 class CTranslate2ChatModel:
-    def __init__(self, path: str, name: str, device: str, threads: int, repetition_penalty: float,
-                 compute_type: str = "default", max_batch: int = 1, max_waiting: int = 0,
-                 parallel_batches: int = 1):
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        device: str,
+        threads: int,
+        repetition_penalty: float,
+        compute_type: str = "default",
+        max_batch: int = 1,
+        max_waiting: int = 0,
+        parallel_batches: int = 1,
+    ):
         self.path = path
         self.name = name
         self.requested_device = device  # "auto", "cpu" or "cuda"
@@ -74,22 +83,28 @@ class CTranslate2ChatModel:
 
     def _load(self):
         if not is_ctranslate2_model(self.path):
-            raise ChatbotError(f"{self.path} is not a CTranslate2 model folder; export one with "
-                               "'chatbot export --model DIR --out DIR'")
+            raise ChatbotError(
+                f"{self.path} is not a CTranslate2 model folder; export one with 'chatbot export --model DIR --out DIR'"
+            )
         try:
             import ctranslate2
             from transformers import AutoTokenizer
         except ImportError:
-            raise ChatbotError("the ctranslate2 backend needs the ctranslate2 package: pip install ctranslate2") from None
+            raise ChatbotError(
+                "the ctranslate2 backend needs the ctranslate2 package: pip install ctranslate2"
+            ) from None
         self.device = pick_ct2_device(self.requested_device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.path)
             inter, intra = self._thread_split()
-            generator = ctranslate2.Generator(self.path, device=self.device, compute_type=self.compute_type,
-                                              inter_threads=inter, intra_threads=intra)
+            generator = ctranslate2.Generator(
+                self.path, device=self.device, compute_type=self.compute_type, inter_threads=inter, intra_threads=intra
+            )
         except (OSError, ValueError, RuntimeError) as exc:
-            raise ChatbotError(f"cannot load the CTranslate2 model '{self.path}' ({str(exc).splitlines()[0]}); "
-                               "export it again with 'chatbot export'") from None
+            raise ChatbotError(
+                f"cannot load the CTranslate2 model '{self.path}' ({str(exc).splitlines()[0]}); "
+                "export it again with 'chatbot export'"
+            ) from None
         return tokenizer, generator, self._end_token_names(tokenizer)
 
     def _thread_split(self) -> tuple[int, int]:
@@ -145,13 +160,18 @@ class CTranslate2ChatModel:
 
         def generate(prompts, max_new_tokens, on_token) -> None:
             generator.generate_batch(
-                list(prompts), max_length=max_new_tokens, sampling_topk=1, include_prompt_in_result=False,
-                repetition_penalty=self.repetition_penalty, end_token=end_tokens or None,
+                list(prompts),
+                max_length=max_new_tokens,
+                sampling_topk=1,
+                include_prompt_in_result=False,
+                repetition_penalty=self.repetition_penalty,
+                end_token=end_tokens or None,
                 callback=lambda step: on_token(step.batch_id, step.token_id),
             )
 
-        return GenerationBatcher(generate, self._batch_size(), self.max_waiting, is_end=end_ids.__contains__,
-                                 workers=self._thread_split()[0])
+        return GenerationBatcher(
+            generate, self._batch_size(), self.max_waiting, is_end=end_ids.__contains__, workers=self._thread_split()[0]
+        )
 
     def _token_ids(self, prompt: list[int], max_new_tokens: int) -> Iterator[int | Generated]:
         """The reply's token ids, alone or in a batch with other replies (then a `Generated` last)."""
@@ -160,8 +180,11 @@ class CTranslate2ChatModel:
             yield from self._batcher.get().submit(tokenizer.convert_ids_to_tokens(prompt), max_new_tokens)
             return
         steps = generator.generate_tokens(
-            tokenizer.convert_ids_to_tokens(prompt), max_length=max_new_tokens, sampling_topk=1,
-            repetition_penalty=self.repetition_penalty, end_token=end_tokens or None,
+            tokenizer.convert_ids_to_tokens(prompt),
+            max_length=max_new_tokens,
+            sampling_topk=1,
+            repetition_penalty=self.repetition_penalty,
+            end_token=end_tokens or None,
         )
         for step in steps:
             if step.token in end_tokens:
@@ -183,6 +206,6 @@ class CTranslate2ChatModel:
             if text.endswith("\ufffd"):  # a multi-byte character is not complete yet
                 continue
             if len(text) > len(shown) and text.startswith(shown):
-                yield Token(text[len(shown):])
+                yield Token(text[len(shown) :])
             shown = text
         yield Token("", done=True, prompt_tokens=len(prompt), completion_tokens=len(ids), compute_s=compute_s)

@@ -40,8 +40,9 @@ def format_sources(question: str, passages: Sequence[Passage], source_sentences:
     return "\n".join(blocks)
 
 
-def build_messages(question: str, passages: Sequence[Passage], company: str, source_sentences: int = 4,
-                   image_text: str = "") -> list[Message]:
+def build_messages(
+    question: str, passages: Sequence[Passage], company: str, source_sentences: int = 4, image_text: str = ""
+) -> list[Message]:
     """`image_text` is text read from the customer's screenshot, shown under the question."""
     sources = format_sources(f"{question} {image_text}".strip(), passages, source_sentences)
     screenshot = f"\nText in the customer's screenshot: {image_text[:600]}" if image_text else ""

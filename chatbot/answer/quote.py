@@ -71,12 +71,15 @@ def extend(sentences: Sequence[str], start: int, max_claims: int, max_chars: int
     about the article ends it."""
 
     picked = [sentences[start]]
-    for sentence in sentences[start + 1:]:
+    for sentence in sentences[start + 1 :]:
         if _LIST_NUMBER.fullmatch(sentence):
             continue  # a list item's number: the step follows
         claims = sum(not no_claim(s) for s in picked)
-        if (claims >= max_claims and not no_claim(picked[-1])) or is_meta(sentence) \
-                or len(" ".join(picked)) + len(sentence) > max_chars:
+        if (
+            (claims >= max_claims and not no_claim(picked[-1]))
+            or is_meta(sentence)
+            or len(" ".join(picked)) + len(sentence) > max_chars
+        ):
             break
         picked.append(sentence)
     return tuple(picked)
@@ -86,8 +89,14 @@ def _cover(words: set[str], text: str) -> float:
     return len(words & set(tokenize(text, keep_stopwords=True))) / len(words) if words else 0.0
 
 
-def windows(question: str, question_vector: np.ndarray, passages: Sequence[Passage],
-            source_vectors: Sequence[np.ndarray], max_claims: int, max_chars: int) -> list[Window]:
+def windows(
+    question: str,
+    question_vector: np.ndarray,
+    passages: Sequence[Passage],
+    source_vectors: Sequence[np.ndarray],
+    max_claims: int,
+    max_chars: int,
+) -> list[Window]:
     """Every window that could stand as the reply (see `chatbot.answer.grounding.quotable_start`),
     with its features; `source_vectors[j]` holds one row per sentence of `passages[j]`."""
 
@@ -112,13 +121,26 @@ def windows(question: str, question_vector: np.ndarray, passages: Sequence[Passa
             if not quotable_start(sentence, question):
                 continue
             picked = extend(sentences, start, max_claims, max_chars)
-            inside = cosines[start:start + len(picked)]
+            inside = cosines[start : start + len(picked)]
             text = " ".join(picked)
             features = (
-                float(cosines[start]), float(inside.max()), float(inside.mean()), 1.0 / (1 + j),
-                dense[j], top_dense - dense[j], passage.score / top_fused, passage.lexical_score / top_lexical,
-                _cover(words, text), cover_passage, cover_title, float(start == 0), start / len(sentences),
-                float(bool(_NUMBER_WORD.search(text))), top_dense, top_margin, docs.count(passage.doc_id) / len(docs),
+                float(cosines[start]),
+                float(inside.max()),
+                float(inside.mean()),
+                1.0 / (1 + j),
+                dense[j],
+                top_dense - dense[j],
+                passage.score / top_fused,
+                passage.lexical_score / top_lexical,
+                _cover(words, text),
+                cover_passage,
+                cover_title,
+                float(start == 0),
+                start / len(sentences),
+                float(bool(_NUMBER_WORD.search(text))),
+                top_dense,
+                top_margin,
+                docs.count(passage.doc_id) / len(docs),
             )
             out.append(Window(j, start, picked, float(cosines[start]), features))
     return out

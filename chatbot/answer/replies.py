@@ -19,23 +19,28 @@ if TYPE_CHECKING:
 MAX_QUOTE_CHARS = 420  # a quoted answer stays short enough to read in the chat
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|#+)\s+")
 # what small models copy from the prompt: "A:", "The source:", "Title > Heading:" prefixes
-_PROMPT_ECHO = re.compile(r"^\s*(?:(?:A|Answer|The source|Source)\s*:\s*|[^:\n]{1,120} > [^:\n]{1,160}:\s+"
-                          r"|The answer(?: to (?:this|the|your) question)? is\s*:?\s*"
-                          r"|To answer (?:this|the|your) question, I need to know that\s+)", re.I)
+_PROMPT_ECHO = re.compile(
+    r"^\s*(?:(?:A|Answer|The source|Source)\s*:\s*|[^:\n]{1,120} > [^:\n]{1,160}:\s+"
+    r"|The answer(?: to (?:this|the|your) question)? is\s*:?\s*"
+    r"|To answer (?:this|the|your) question, I need to know that\s+)",
+    re.I,
+)
 _MARKDOWN_EMPHASIS = re.compile(r"(\*\*|__|`)")
 _HUMAN = re.compile(
     r"\b((talk|speak|chat)\s+(to|with)\s+(a|an|some|your)?\s*(real\s+|live\s+)?(human|person|agent|someone|somebody|"
     r"representative|operator|people|staff|member of staff)|(human|live|real)\s+(agent|person|support)|"
-    r"customer\s+service\s+(agent|rep|representative)|transfer me|escalate)\b", re.I)
+    r"customer\s+service\s+(agent|rep|representative)|transfer me|escalate)\b",
+    re.I,
+)
 
 HANDOFF_REQUEST = "Talk to a person"  # stored as the customer's message when they press the button
 ANSWERS = {
     Outcome.CUSTOMER_REQUEST: "Of course. I've asked a member of our team to take over this conversation; "
-                              "they will reply here as soon as they can.",
+    "they will reply here as soon as they can.",
     Outcome.OFF_TOPIC: "Sorry, I can only help with questions about {company}: orders, shipping, returns, "
-                       "payments, your account and our products.",
+    "payments, your account and our products.",
     Outcome.NO_KNOWLEDGE: "I'm sorry, I couldn't find that in our help centre. I've passed your question to "
-                          "a colleague, who will get back to you.",
+    "a colleague, who will get back to you.",
     Outcome.UNSUPPORTED_ANSWER: "I'm not certain about that, so I've asked a colleague to confirm.",
 }
 QUOTE = "Our help centre says: \u201c{sentence}\u201d [1]"

@@ -31,7 +31,9 @@ _META = re.compile(
     r"(?:this|the following|in this)(?: \w+)? (?:article|guide|page|section|tutorial|document|video)|"
     r"(?:this|these) (?:steps?|instructions?) (?:will|show|explain)|click (?:here|the link)|"
     r"for more (?:information|details|help)|(?:related|further) (?:articles?|reading)|table of contents|"
-    r"(?:you (?:can|will) )?(?:learn|find) (?:how|out|more)|in this (?:article|guide)|here(?:'s| is) how)", re.I)
+    r"(?:you (?:can|will) )?(?:learn|find) (?:how|out|more)|in this (?:article|guide)|here(?:'s| is) how)",
+    re.I,
+)
 _LINK_HEAVY = re.compile(r"\[[^\]]+\]\([^)]+\)|https?://\S+")
 
 
@@ -56,5 +58,9 @@ def is_meta(sentence: str) -> bool:
 def quotable_start(sentence: str, question: str) -> bool:
     """Can a quote start with this source sentence? Three content words or more, not a lead-in, not
     about the article, and it stands on its own as a reply to `question` (`answers_on_its_own`)."""
-    return (len(tokenize(sentence)) >= 3 and not _NO_CLAIM.search(sentence) and not is_meta(sentence)
-            and answers_on_its_own(sentence, question))
+    return (
+        len(tokenize(sentence)) >= 3
+        and not _NO_CLAIM.search(sentence)
+        and not is_meta(sentence)
+        and answers_on_its_own(sentence, question)
+    )

@@ -57,8 +57,9 @@ def read_audio(audio: bytes | str | Path) -> bytes:
 
 
 class WhisperSpeechToText:
-    def __init__(self, model_path: str, name: str, device: str, max_audio_s: float, vad: bool,
-                 language: str | None, threads: int):
+    def __init__(
+        self, model_path: str, name: str, device: str, max_audio_s: float, vad: bool, language: str | None, threads: int
+    ):
         self.model_path = model_path
         self.name = name
         self.requested_device = device  # "auto", "cpu" or "cuda"
@@ -77,11 +78,14 @@ class WhisperSpeechToText:
         self.device = pick_device(self.requested_device)
         compute_type = "float16" if self.device == "cuda" else "int8"
         try:
-            return WhisperModel(self.model_path, device=self.device, compute_type=compute_type,
-                                cpu_threads=self.threads)
+            return WhisperModel(
+                self.model_path, device=self.device, compute_type=compute_type, cpu_threads=self.threads
+            )
         except (RuntimeError, ValueError, OSError) as exc:
-            raise ChatbotError(f"cannot load the speech model '{self.model_path}' ({exc}); "
-                               "run 'chatbot setup' or set [speech] model to a CTranslate2 Whisper folder") from None
+            raise ChatbotError(
+                f"cannot load the speech model '{self.model_path}' ({exc}); "
+                "run 'chatbot setup' or set [speech] model to a CTranslate2 Whisper folder"
+            ) from None
 
     def warm_up(self) -> None:
         self._model.get()
@@ -94,21 +98,27 @@ class WhisperSpeechToText:
         try:
             samples = decode_audio(io.BytesIO(data), sampling_rate=SAMPLE_RATE)
         except Exception as exc:  # PyAV raises many types for corrupt or non-audio input
-            raise BadInput(f"could not read the audio ({exc.__class__.__name__}); send wav, mp3, ogg, webm or m4a") from None
+            raise BadInput(
+                f"could not read the audio ({exc.__class__.__name__}); send wav, mp3, ogg, webm or m4a"
+            ) from None
         seconds = len(samples) / SAMPLE_RATE
         if seconds == 0:
             raise BadInput("the audio has no sound in it; record your question again")
         if seconds > self.max_audio_s:
-            raise BadInput(f"the recording is {seconds:.0f} s long; keep voice questions under {self.max_audio_s:.0f} s")
+            raise BadInput(
+                f"the recording is {seconds:.0f} s long; keep voice questions under {self.max_audio_s:.0f} s"
+            )
         return samples
 
     def transcribe(self, audio: bytes | str | Path) -> Transcript:
         started = time.perf_counter()
         samples = self.decode(audio)
-        segments, info = self._model.get().transcribe(samples, language=self.language, beam_size=1,
-                                                      vad_filter=self.vad, condition_on_previous_text=False)
+        segments, info = self._model.get().transcribe(
+            samples, language=self.language, beam_size=1, vad_filter=self.vad, condition_on_previous_text=False
+        )
         text = " ".join(segment.text.strip() for segment in segments).strip()
         if not text:
             raise BadInput("no speech was heard in the recording; speak closer to the microphone or type your question")
-        return Transcript(text=text, language=info.language, audio_s=len(samples) / SAMPLE_RATE,
-                          asr_s=time.perf_counter() - started)
+        return Transcript(
+            text=text, language=info.language, audio_s=len(samples) / SAMPLE_RATE, asr_s=time.perf_counter() - started
+        )

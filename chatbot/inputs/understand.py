@@ -39,8 +39,11 @@ def understand(turn: Turn, speech: SpeechToText | None, vision: ImageReader | No
             raise BadInput("voice questions are not enabled here; please type your question")
         transcript = speech.transcribe(turn.audio)
         usage = replace(usage, asr_s=transcript.asr_s, audio_s=transcript.audio_s)
-        extra["transcript"] = {"text": transcript.text, "language": transcript.language,
-                               "audio_s": round(transcript.audio_s, 2)}
+        extra["transcript"] = {
+            "text": transcript.text,
+            "language": transcript.language,
+            "audio_s": round(transcript.audio_s, 2),
+        }
         question = f"{question} {transcript.text}".strip()
     image_text = ""
     if turn.image is not None:

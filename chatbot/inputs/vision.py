@@ -133,12 +133,14 @@ def tesseract_available() -> bool:
 
 
 def build_reader(engine: str = "auto") -> ImageReader:
-    """"auto": Tesseract when installed, else RapidOCR."""
+    """ "auto": Tesseract when installed, else RapidOCR."""
     if engine == "auto":
         engine = "tesseract" if tesseract_available() else "rapidocr"
     if engine == "tesseract":
         if not tesseract_available():
-            raise ConfigError("[vision] engine 'tesseract' needs: apt-get install tesseract-ocr; pip install pytesseract")
+            raise ConfigError(
+                "[vision] engine 'tesseract' needs: apt-get install tesseract-ocr; pip install pytesseract"
+            )
         return TesseractReader()
     if engine == "rapidocr":
         return RapidOcrReader()

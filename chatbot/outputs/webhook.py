@@ -58,8 +58,16 @@ class WebhookSender:
     `on_delivery` is called with each `Delivery` once it is settled (tests and logs).
     """
 
-    def __init__(self, url: str, secret: str = "", retries: int = 4, backoff_s: float = 1.0, timeout_s: float = 5.0,
-                 on_delivery: Callable[[Delivery], None] | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        url: str,
+        secret: str = "",
+        retries: int = 4,
+        backoff_s: float = 1.0,
+        timeout_s: float = 5.0,
+        on_delivery: Callable[[Delivery], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.url = url
         self.secret = secret
         self.retries = max(0, retries)
@@ -109,8 +117,12 @@ class WebhookSender:
     def _deliver(self, client, event: str, delivery_id: str, body: bytes) -> Delivery:
         import httpx
 
-        headers = {"content-type": "application/json", "user-agent": "chatbot-webhook/1",
-                   "X-Chatbot-Event": event, "X-Chatbot-Delivery": delivery_id}
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "chatbot-webhook/1",
+            "X-Chatbot-Event": event,
+            "X-Chatbot-Delivery": delivery_id,
+        }
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         status = None

@@ -17,8 +17,16 @@ from sqlalchemy.exc import IntegrityError
 from chatbot.records.costs import STAGES, TurnCost, Usage
 from chatbot.records.database import Database, now, text_value
 from chatbot.records.outcomes import HANDOFF_OUTCOMES, Outcome
-from chatbot.records.schema import (MAX_COMMENT_CHARS, MAX_MESSAGE_CHARS, conversations, feedback, handoffs,
-                                    message_sources, messages, usage)
+from chatbot.records.schema import (
+    MAX_COMMENT_CHARS,
+    MAX_MESSAGE_CHARS,
+    conversations,
+    feedback,
+    handoffs,
+    message_sources,
+    messages,
+    usage,
+)
 from chatbot.records.types import Conversation, StoredMessage, StoredSource, StoreUnavailable
 from core.errors import BadInput, NotFound
 
@@ -34,10 +42,20 @@ class Conversations:
         conversation_id = uuid.uuid4().hex
         started = now()
         with self.db.begin() as c:
-            c.execute(insert(conversations).values(
-                id=conversation_id, created_at=started, updated_at=started, channel=channel, handoff_needed=False,
-                prompt_tokens=0, completion_tokens=0, compute_s=0.0, cost_usd=0.0, api_shadow_cost_usd=0.0,
-            ))
+            c.execute(
+                insert(conversations).values(
+                    id=conversation_id,
+                    created_at=started,
+                    updated_at=started,
+                    channel=channel,
+                    handoff_needed=False,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                    compute_s=0.0,
+                    cost_usd=0.0,
+                    api_shadow_cost_usd=0.0,
+                )
+            )
         return conversation_id
 
     def require_conversation(self, conversation_id: str) -> None:
@@ -47,8 +65,15 @@ class Conversations:
         if found is None:
             raise NotFound(f"no conversation '{conversation_id}'; leave out --conversation to start a new one")
 
-    def add_message(self, conversation_id: str, role: str, content: str, outcome: str | None = None,
-                    extra: dict | None = None, author: str | None = None) -> int:
+    def add_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        outcome: str | None = None,
+        extra: dict | None = None,
+        author: str | None = None,
+    ) -> int:
         """Append a message (at most MAX_MESSAGE_CHARS); returns its id. `role`: "customer", "assistant",
         "agent" (a person's reply, `author` their user name) or "notice" (a person joined or left).
         Customer and agent words are redacted like any personal data; `author` defaults to the role."""
@@ -71,8 +96,16 @@ class Conversations:
         with self.db.begin() as c:
             _insert_handoff(c, conversation_id, message_id, reason)
 
-    def record_reply(self, conversation_id: str, answer: str, outcome: str, extra: dict | None,
-                     sources: list[StoredSource], used: Usage, cost: TurnCost) -> int:
+    def record_reply(
+        self,
+        conversation_id: str,
+        answer: str,
+        outcome: str,
+        extra: dict | None,
+        sources: list[StoredSource],
+        used: Usage,
+        cost: TurnCost,
+    ) -> int:
         """The assistant's reply, its sources, its metering and (for a handing-over outcome) its handoff, in
         one transaction: all of them are stored or none. Returns the reply's id."""
         with self.db.begin() as c:
@@ -83,21 +116,37 @@ class Conversations:
                 _insert_handoff(c, conversation_id, message_id, outcome)
         return message_id
 
-    def _insert_message(self, c: Connection, conversation_id: str, role: str, content: str, outcome: str | None,
-                        extra: dict | None, author: str | None) -> int:
+    def _insert_message(
+        self,
+        c: Connection,
+        conversation_id: str,
+        role: str,
+        content: str,
+        outcome: str | None,
+        extra: dict | None,
+        author: str | None,
+    ) -> int:
         if len(content) > MAX_MESSAGE_CHARS:
             raise BadInput(f"message is longer than {MAX_MESSAGE_CHARS} characters")
         if role in ("customer", "agent"):
             content = self.db.redact(content)
-        result = c.execute(insert(messages).values(
-            conversation_id=conversation_id, role=role, content=text_value(content), created_at=now(),
-            outcome=outcome, extra=json.dumps(self.db.redact_value(extra or {}), ensure_ascii=False),
-            author=author or role,
-        ))
+        result = c.execute(
+            insert(messages).values(
+                conversation_id=conversation_id,
+                role=role,
+                content=text_value(content),
+                created_at=now(),
+                outcome=outcome,
+                extra=json.dumps(self.db.redact_value(extra or {}), ensure_ascii=False),
+                author=author or role,
+            )
+        )
         c.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now()))
         return int(result.inserted_primary_key[0])  # type: ignore[index]  # an INSERT always has one
 
-    def add_feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
+    def add_feedback(
+        self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None
+    ) -> None:
         """Record a thumbs-up (1) or thumbs-down (-1) on one assistant message of the conversation (or on
         the conversation), with an optional comment. One rating per message: a new one replaces the last."""
         if type(rating) is not int or rating not in (1, -1):
@@ -107,18 +156,24 @@ class Conversations:
         self.require_conversation(conversation_id)
         if message_id is not None:
             with self.db.read() as c:
-                role = c.scalar(select(messages.c.role).where(messages.c.id == message_id,
-                                                              messages.c.conversation_id == conversation_id))
+                role = c.scalar(
+                    select(messages.c.role).where(
+                        messages.c.id == message_id, messages.c.conversation_id == conversation_id
+                    )
+                )
             if role != "assistant":
                 raise NotFound(f"no reply {message_id} in conversation '{conversation_id}'")
         row = {"rating": rating, "comment": self.db.redact(comment), "created_at": now()}
         same = (feedback.c.conversation_id == conversation_id) & (
-            feedback.c.message_id == message_id if message_id is not None else feedback.c.message_id.is_(None))
+            feedback.c.message_id == message_id if message_id is not None else feedback.c.message_id.is_(None)
+        )
         for _ in range(2):  # a rating racing another on the same message: the unique index wins, then update
             try:
                 with self.db.begin(conflicts=True) as c:
                     if c.execute(update(feedback).where(same).values(**row)).rowcount == 0:
-                        c.execute(insert(feedback).values(conversation_id=conversation_id, message_id=message_id, **row))
+                        c.execute(
+                            insert(feedback).values(conversation_id=conversation_id, message_id=message_id, **row)
+                        )
                 return
             except IntegrityError:
                 continue
@@ -132,10 +187,15 @@ class Conversations:
                 select(messages.c.conversation_id, func.max(messages.c.id))
                 .join(conversations, conversations.c.id == messages.c.conversation_id)
                 .where(messages.c.role == "customer")
-                .group_by(messages.c.conversation_id)).all()
-            last_reply = dict(c.execute(select(messages.c.conversation_id, func.max(messages.c.id))
-                                        .where(messages.c.role == "assistant")
-                                        .group_by(messages.c.conversation_id)).all())
+                .group_by(messages.c.conversation_id)
+            ).all()
+            last_reply = dict(
+                c.execute(
+                    select(messages.c.conversation_id, func.max(messages.c.id))
+                    .where(messages.c.role == "assistant")
+                    .group_by(messages.c.conversation_id)
+                ).all()
+            )
             flagged = set(c.scalars(select(handoffs.c.message_id).where(handoffs.c.reason == Outcome.INTERRUPTED)))
         return [(cid, mid) for cid, mid in rows if mid > last_reply.get(cid, 0) and mid not in flagged]
 
@@ -156,60 +216,111 @@ class Conversations:
             row = c.execute(select(conversations).where(conversations.c.id == conversation_id)).first()
             if row is None:
                 raise NotFound(f"no conversation '{conversation_id}'")
-            message_rows = c.execute(select(messages).where(messages.c.conversation_id == conversation_id)
-                                     .order_by(messages.c.id)).all()
-            source_rows = c.execute(select(message_sources).join(messages, messages.c.id == message_sources.c.message_id)
-                                    .where(messages.c.conversation_id == conversation_id)
-                                    .order_by(message_sources.c.message_id, message_sources.c.rank)).all()
-            interrupted = set(c.scalars(select(handoffs.c.message_id).where(
-                handoffs.c.conversation_id == conversation_id, handoffs.c.reason == Outcome.INTERRUPTED)))
+            message_rows = c.execute(
+                select(messages).where(messages.c.conversation_id == conversation_id).order_by(messages.c.id)
+            ).all()
+            source_rows = c.execute(
+                select(message_sources)
+                .join(messages, messages.c.id == message_sources.c.message_id)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(message_sources.c.message_id, message_sources.c.rank)
+            ).all()
+            interrupted = set(
+                c.scalars(
+                    select(handoffs.c.message_id).where(
+                        handoffs.c.conversation_id == conversation_id, handoffs.c.reason == Outcome.INTERRUPTED
+                    )
+                )
+            )
         by_message: dict[int, list[StoredSource]] = {}
         for s in source_rows:
             by_message.setdefault(s.message_id, []).append(StoredSource(s.doc_id, s.title, s.url, s.score))
         return Conversation(
-            id=row.id, created_at=row.created_at, channel=row.channel, handoff_needed=bool(row.handoff_needed),
-            handoff_reason=row.handoff_reason, cost_usd=row.cost_usd, api_shadow_cost_usd=row.api_shadow_cost_usd,
+            id=row.id,
+            created_at=row.created_at,
+            channel=row.channel,
+            handoff_needed=bool(row.handoff_needed),
+            handoff_reason=row.handoff_reason,
+            cost_usd=row.cost_usd,
+            api_shadow_cost_usd=row.api_shadow_cost_usd,
             messages=tuple(
-                StoredMessage(m.id, m.role, m.content, m.created_at, m.outcome,
-                              tuple(by_message.get(m.id, [])), json.loads(m.extra or "{}"), m.id in interrupted,
-                              m.author)
+                StoredMessage(
+                    m.id,
+                    m.role,
+                    m.content,
+                    m.created_at,
+                    m.outcome,
+                    tuple(by_message.get(m.id, [])),
+                    json.loads(m.extra or "{}"),
+                    m.id in interrupted,
+                    m.author,
+                )
                 for m in message_rows
             ),
-            human_s=float(row.human_s or 0.0), human_cost_usd=float(row.human_cost_usd or 0.0),
+            human_s=float(row.human_s or 0.0),
+            human_cost_usd=float(row.human_cost_usd or 0.0),
         )
+
 
 def _insert_sources(c: Connection, message_id: int, sources: list[StoredSource]) -> None:
     if sources:
-        c.execute(insert(message_sources), [
-            {"message_id": message_id, "rank": rank, "doc_id": s.doc_id, "title": text_value(s.title),
-             "url": text_value(s.url), "score": s.score}
-            for rank, s in enumerate(sources, start=1)
-        ])
+        c.execute(
+            insert(message_sources),
+            [
+                {
+                    "message_id": message_id,
+                    "rank": rank,
+                    "doc_id": s.doc_id,
+                    "title": text_value(s.title),
+                    "url": text_value(s.url),
+                    "score": s.score,
+                }
+                for rank, s in enumerate(sources, start=1)
+            ],
+        )
 
 
 def _insert_usage(c: Connection, conversation_id: str, message_id: int, used: Usage, cost: TurnCost) -> None:
-    c.execute(insert(usage).values(
-        message_id=message_id, conversation_id=conversation_id,
-        prompt_tokens=used.prompt_tokens, completion_tokens=used.completion_tokens,
-        retrieval_s=used.retrieval_s, llm_s=used.llm_s, asr_s=used.asr_s, ocr_s=used.ocr_s,
-        audio_s=used.audio_s, device=used.device, cost_usd=cost.cost_usd,
-        api_shadow_cost_usd=cost.api_shadow_cost_usd, created_at=now(),
-        **{f"{stage}_cost_usd": cost.stage_cost_usd(stage) for stage in STAGES},
-    ))
-    c.execute(update(conversations).where(conversations.c.id == conversation_id).values(
-        prompt_tokens=conversations.c.prompt_tokens + used.prompt_tokens,
-        completion_tokens=conversations.c.completion_tokens + used.completion_tokens,
-        compute_s=conversations.c.compute_s + used.compute_s,
-        cost_usd=conversations.c.cost_usd + cost.cost_usd,
-        api_shadow_cost_usd=conversations.c.api_shadow_cost_usd + cost.api_shadow_cost_usd,
-    ))
+    c.execute(
+        insert(usage).values(
+            message_id=message_id,
+            conversation_id=conversation_id,
+            prompt_tokens=used.prompt_tokens,
+            completion_tokens=used.completion_tokens,
+            retrieval_s=used.retrieval_s,
+            llm_s=used.llm_s,
+            asr_s=used.asr_s,
+            ocr_s=used.ocr_s,
+            audio_s=used.audio_s,
+            device=used.device,
+            cost_usd=cost.cost_usd,
+            api_shadow_cost_usd=cost.api_shadow_cost_usd,
+            created_at=now(),
+            **{f"{stage}_cost_usd": cost.stage_cost_usd(stage) for stage in STAGES},
+        )
+    )
+    c.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(
+            prompt_tokens=conversations.c.prompt_tokens + used.prompt_tokens,
+            completion_tokens=conversations.c.completion_tokens + used.completion_tokens,
+            compute_s=conversations.c.compute_s + used.compute_s,
+            cost_usd=conversations.c.cost_usd + cost.cost_usd,
+            api_shadow_cost_usd=conversations.c.api_shadow_cost_usd + cost.api_shadow_cost_usd,
+        )
+    )
 
 
 def _insert_handoff(c: Connection, conversation_id: str, message_id: int | None, reason: str) -> None:
     if reason not in HANDOFF_OUTCOMES:
         raise ValueError(f"unknown handoff reason {reason!r}; known: {sorted(HANDOFF_OUTCOMES)}")
-    c.execute(insert(handoffs).values(conversation_id=conversation_id, message_id=message_id,
-                                      reason=reason, created_at=now()))
+    c.execute(
+        insert(handoffs).values(conversation_id=conversation_id, message_id=message_id, reason=reason, created_at=now())
+    )
     first = c.scalar(select(conversations.c.handoff_reason).where(conversations.c.id == conversation_id))
-    c.execute(update(conversations).where(conversations.c.id == conversation_id).values(
-        handoff_needed=True, handoff_reason=first or reason))
+    c.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(handoff_needed=True, handoff_reason=first or reason)
+    )

@@ -77,19 +77,30 @@ class PriceSheet:
     ) -> PriceSheet:
         if api_model not in api_usd_per_million_tokens:
             known = ", ".join(sorted(api_usd_per_million_tokens))
-            raise ConfigError(f"no API price for '{api_model}'; add it to [prices.api_usd_per_million_tokens] or pick one of: {known}")
+            raise ConfigError(
+                f"no API price for '{api_model}'; add it to [prices.api_usd_per_million_tokens] or pick one of: {known}"
+            )
         prices = api_usd_per_million_tokens[api_model]
         if len(prices) != 2:
             raise ConfigError(f"API price for '{api_model}' must be [input, output] USD per 1M tokens")
         if not 0 < device_share <= 1:
             raise ConfigError("prices.device_share must be in (0, 1]")
-        return cls(dict(hardware_usd_per_hour), float(device_share), api_model, float(prices[0]),
-                   float(prices[1]), float(api_asr_usd_per_minute), float(human_agent_usd_per_conversation))
+        return cls(
+            dict(hardware_usd_per_hour),
+            float(device_share),
+            api_model,
+            float(prices[0]),
+            float(prices[1]),
+            float(api_asr_usd_per_minute),
+            float(human_agent_usd_per_conversation),
+        )
 
     def price(self, usage: Usage) -> TurnCost:
         if usage.device not in self.hardware_usd_per_hour:
             known = ", ".join(sorted(self.hardware_usd_per_hour))
-            raise ConfigError(f"no hardware price for device '{usage.device}'; set [prices.hardware_usd_per_hour] {usage.device} (known: {known})")
+            raise ConfigError(
+                f"no hardware price for device '{usage.device}'; set [prices.hardware_usd_per_hour] {usage.device} (known: {known})"
+            )
         per_second = self.hardware_usd_per_hour[usage.device] / 3600.0 * self.device_share
         stages = {stage: getattr(usage, f"{stage}_s") * per_second for stage in STAGES}
         cost = usage.compute_s * per_second
@@ -104,8 +115,11 @@ class PriceSheet:
         """What `conversations` (of which `handed_over` went to a person) saved, in USD; the one savings formula."""
         human = self.human_agent_usd_per_conversation
         with_handoffs = cost_usd + handed_over * human
-        return Savings(vs_api_usd=api_shadow_cost_usd - cost_usd, vs_human_usd=conversations * human - with_handoffs,
-                       cost_with_handoffs_usd=with_handoffs)
+        return Savings(
+            vs_api_usd=api_shadow_cost_usd - cost_usd,
+            vs_human_usd=conversations * human - with_handoffs,
+            cost_with_handoffs_usd=with_handoffs,
+        )
 
 
 def human_cost_usd(handling_s: float, usd_per_hour: float) -> float:

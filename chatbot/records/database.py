@@ -58,20 +58,28 @@ class Database:
                 url = url.set(drivername="postgresql+psycopg")
             # Sessions in UTC: PostgreSQL returns timestamps in the server's zone, so per-day figures
             # (chatbot.reporting.analytics) fell on that zone's days; SQLite hands back the UTC written.
-            libpq = (url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2")
-                     and "options" not in url.query)  # a URL's own ?options= wins
-            engine = create_engine(url, hide_parameters=True,  # no customer's words in logs or errors
-                                   connect_args={"options": "-c timezone=UTC"} if libpq else {},
-                                   # a server restarted (upgrade, failover) left dead pooled connections: each
-                                   # failed one customer's turn; a ping on checkout replaces them (one round trip)
-                                   pool_pre_ping=url.get_backend_name() != "sqlite")
+            libpq = (
+                url.get_backend_name() == "postgresql"
+                and url.get_driver_name() in ("psycopg", "psycopg2")
+                and "options" not in url.query
+            )  # a URL's own ?options= wins
+            engine = create_engine(
+                url,
+                hide_parameters=True,  # no customer's words in logs or errors
+                connect_args={"options": "-c timezone=UTC"} if libpq else {},
+                # a server restarted (upgrade, failover) left dead pooled connections: each
+                # failed one customer's turn; a ping on checkout replaces them (one round trip)
+                pool_pre_ping=url.get_backend_name() != "sqlite",
+            )
             with engine.begin() as connection:
                 migrate(connection)
         except ArgumentError:
             raise BadInput(f"'{self.url}' is not a database URL; use e.g. sqlite:///chatbot.db") from None
         except (DatabaseError, ModuleNotFoundError, OSError) as exc:  # corrupt, unreachable, no driver, no folder
-            raise ChatbotError(f"cannot open the database {_shown(self.url)}: {_first_line(exc)}; "
-                               "check the path, its permissions and the file (or --db)") from None
+            raise ChatbotError(
+                f"cannot open the database {_shown(self.url)}: {_first_line(exc)}; "
+                "check the path, its permissions and the file (or --db)"
+            ) from None
         return engine
 
     def check_writable(self) -> None:
@@ -81,11 +89,15 @@ class Database:
         try:
             with engine.connect() as c:
                 with c.begin() as transaction:
-                    c.execute(insert(schema_migrations).values(name=f"write-check-{uuid.uuid4().hex}", applied_at=now()))
+                    c.execute(
+                        insert(schema_migrations).values(name=f"write-check-{uuid.uuid4().hex}", applied_at=now())
+                    )
                     transaction.rollback()
         except DBAPIError as exc:
-            raise ChatbotError(f"the database {_shown(self.url)} cannot be written: {_first_line(exc)}; "
-                               "check its permissions and free disk space") from None
+            raise ChatbotError(
+                f"the database {_shown(self.url)} cannot be written: {_first_line(exc)}; "
+                "check its permissions and free disk space"
+            ) from None
 
     @contextmanager
     def begin(self, conflicts: bool = False) -> Iterator[Connection]:
@@ -98,8 +110,9 @@ class Database:
             if conflicts and isinstance(exc, IntegrityError):
                 raise
             log.error("database failure: %s", _first_line(exc))
-            raise StoreUnavailable("our conversation records are unavailable right now; "
-                                   "please try again in a few minutes") from None
+            raise StoreUnavailable(
+                "our conversation records are unavailable right now; please try again in a few minutes"
+            ) from None
 
     read = begin  # reads go through the same door: a failing database is a `StoreUnavailable` too
 

@@ -119,30 +119,40 @@ _FIRST_RELEASE = (  # m001's statements; "{serial}" is the dialect's auto-increm
 @migration
 def m002_stage_costs(connection: Connection) -> None:
     """What each stage was charged at metering time; NULL on turns metered before this migration."""
-    _execute(connection, *(f"ALTER TABLE usage ADD COLUMN {stage}_cost_usd DOUBLE PRECISION"
-                           for stage in ("retrieval", "llm", "asr", "ocr")))
+    _execute(
+        connection,
+        *(
+            f"ALTER TABLE usage ADD COLUMN {stage}_cost_usd DOUBLE PRECISION"
+            for stage in ("retrieval", "llm", "asr", "ocr")
+        ),
+    )
 
 
 @migration
 def m003_eval_runs(connection: Connection) -> None:
     """The totals of each `chatbot eval` run, so reports show how the serving model scores."""
-    _execute(connection, f"""CREATE TABLE eval_runs (
+    _execute(
+        connection,
+        f"""CREATE TABLE eval_runs (
             id {_serial_key(connection)},
             created_at TIMESTAMP WITH TIME ZONE NOT NULL,
             model VARCHAR(300) NOT NULL,
             questions TEXT NOT NULL,
             split VARCHAR(20) NOT NULL,
             totals TEXT NOT NULL
-        )""")
+        )""",
+    )
 
 
 @migration
 def m004_one_rating_per_message(connection: Connection) -> None:
     """One rating per message (per conversation when no message is named): the newest one stays."""
-    _execute(connection,
-             """DELETE FROM feedback WHERE id NOT IN (SELECT MAX(id) FROM feedback
+    _execute(
+        connection,
+        """DELETE FROM feedback WHERE id NOT IN (SELECT MAX(id) FROM feedback
                 GROUP BY conversation_id, COALESCE(message_id, 0))""",
-             "CREATE UNIQUE INDEX ux_feedback_one_per_message ON feedback (conversation_id, COALESCE(message_id, 0))")
+        "CREATE UNIQUE INDEX ux_feedback_one_per_message ON feedback (conversation_id, COALESCE(message_id, 0))",
+    )
 
 
 @migration
@@ -215,11 +225,17 @@ def migrate(connection: Connection) -> None:
         # the second waits for the first's commit, then finds the migrations applied. Without it both
         # ran m001 and one failed (duplicate key in pg_type); PostgreSQL runs the DDL in this transaction.
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-    _execute(connection, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                         "name VARCHAR(100) NOT NULL PRIMARY KEY, applied_at TIMESTAMP WITH TIME ZONE NOT NULL)")
+    _execute(
+        connection,
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "name VARCHAR(100) NOT NULL PRIMARY KEY, applied_at TIMESTAMP WITH TIME ZONE NOT NULL)",
+    )
     applied = set(connection.scalars(select(schema_migrations.c.name)))
-    if (connection.dialect.name == "sqlite" and {step.__name__ for step in MIGRATIONS} - applied
-            and not getattr(connection.connection.dbapi_connection, "in_transaction", False)):
+    if (
+        connection.dialect.name == "sqlite"
+        and {step.__name__ for step in MIGRATIONS} - applied
+        and not getattr(connection.connection.dbapi_connection, "in_transaction", False)
+    ):
         # the same on SQLite, whose driver runs DDL outside a transaction ("table conversations already
         # exists"): take the write lock, then read again what the other opener applied meanwhile
         connection.exec_driver_sql("BEGIN IMMEDIATE")

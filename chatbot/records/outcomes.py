@@ -30,5 +30,6 @@ class Outcome(StrEnum):
         return self in (Outcome.OFF_TOPIC, Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER)
 
 
-HANDOFF_OUTCOMES = frozenset({Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER, Outcome.CUSTOMER_REQUEST,
-                              Outcome.INTERRUPTED})
+HANDOFF_OUTCOMES = frozenset(
+    {Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER, Outcome.CUSTOMER_REQUEST, Outcome.INTERRUPTED}
+)

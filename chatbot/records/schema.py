@@ -18,12 +18,14 @@ MAX_MESSAGE_CHARS = 20_000
 MAX_COMMENT_CHARS = 2_000
 
 schema_migrations = Table(
-    "schema_migrations", metadata,
+    "schema_migrations",
+    metadata,
     Column("name", String(100), primary_key=True),
     Column("applied_at", DateTime(timezone=True), nullable=False),
 )
 conversations = Table(
-    "conversations", metadata,
+    "conversations",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -39,7 +41,8 @@ conversations = Table(
     Column("human_cost_usd", Float, nullable=False, default=0.0),  # m005: that time priced per hour
 )
 messages = Table(
-    "messages", metadata,
+    "messages",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("conversation_id", String(32), ForeignKey("conversations.id"), nullable=False, index=True),
     Column("role", String(12), nullable=False),  # "customer" or "assistant"
@@ -50,7 +53,8 @@ messages = Table(
     Column("author", String(100)),  # m005: "customer", "assistant" or the operator's user name; NULL on older rows
 )
 message_sources = Table(
-    "message_sources", metadata,
+    "message_sources",
+    metadata,
     Column("message_id", Integer, ForeignKey("messages.id"), primary_key=True),
     Column("rank", Integer, primary_key=True),
     Column("doc_id", String(300), nullable=False),
@@ -59,7 +63,8 @@ message_sources = Table(
     Column("score", Float, nullable=False),
 )
 handoffs = Table(
-    "handoffs", metadata,
+    "handoffs",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("conversation_id", String(32), ForeignKey("conversations.id"), nullable=False, index=True),
     Column("message_id", Integer, ForeignKey("messages.id")),
@@ -67,7 +72,8 @@ handoffs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 feedback = Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("conversation_id", String(32), ForeignKey("conversations.id"), nullable=False, index=True),
     Column("message_id", Integer, ForeignKey("messages.id")),
@@ -76,7 +82,8 @@ feedback = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 usage = Table(
-    "usage", metadata,
+    "usage",
+    metadata,
     Column("message_id", Integer, ForeignKey("messages.id"), primary_key=True),
     Column("conversation_id", String(32), ForeignKey("conversations.id"), nullable=False, index=True),
     Column("prompt_tokens", Integer, nullable=False),
@@ -97,7 +104,8 @@ usage = Table(
     Column("ocr_cost_usd", Float),
 )
 eval_runs = Table(
-    "eval_runs", metadata,
+    "eval_runs",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("model", String(300), nullable=False),  # the LLM that served the run
@@ -106,7 +114,8 @@ eval_runs = Table(
     Column("totals", Text, nullable=False),  # JSON: the `chatbot eval` totals
 )
 live_handoffs = Table(
-    "live_handoffs", metadata,
+    "live_handoffs",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("conversation_id", String(32), ForeignKey("conversations.id"), nullable=False, index=True),
     Column("message_id", Integer, ForeignKey("messages.id")),  # the reply that handed over, if any
@@ -116,12 +125,15 @@ live_handoffs = Table(
     Column("claimed_at", DateTime(timezone=True)),
     Column("resolved_at", DateTime(timezone=True)),  # NULL while open
     Column("resolved_by", String(100)),
-    Column("return_to_bot", Boolean),  # at resolve: the assistant answers again (else the conversation stays with people)
+    Column(
+        "return_to_bot", Boolean
+    ),  # at resolve: the assistant answers again (else the conversation stays with people)
     Column("handling_s", Float),  # claim to resolve, seconds
     Column("human_cost_usd", Float),  # handling_s priced at `[prices] human_agent_usd_per_hour`
 )
 faq_entries = Table(
-    "faq_entries", metadata,
+    "faq_entries",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("doc_id", String(300), nullable=False, unique=True),  # the knowledge-base document it became
     Column("question", Text, nullable=False),
@@ -134,7 +146,8 @@ faq_entries = Table(
     Column("reviewed_at", DateTime(timezone=True)),
 )
 faq_history = Table(
-    "faq_history", metadata,
+    "faq_history",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("doc_id", String(300), nullable=False, index=True),
     Column("action", String(20), nullable=False),  # saved, edited, approved, removed

@@ -24,14 +24,46 @@ from chatbot.records.faq_records import FaqRecords
 from chatbot.records.live import LiveHandoffs
 from chatbot.records.schema import MAX_COMMENT_CHARS, MAX_MESSAGE_CHARS
 from chatbot.records.stats import Stats
-from chatbot.records.types import (Activity, Conflict, Conversation, ConversationSummary, FaqChange, FaqEntry,
-                                   GapQuestion, HandoffEvent, LiveHandoff, Rating, StoredMessage, StoredSource,
-                                   StoreUnavailable, TurnUsage, UnansweredQuestion)
+from chatbot.records.types import (
+    Activity,
+    Conflict,
+    Conversation,
+    ConversationSummary,
+    FaqChange,
+    FaqEntry,
+    GapQuestion,
+    HandoffEvent,
+    LiveHandoff,
+    Rating,
+    StoredMessage,
+    StoredSource,
+    StoreUnavailable,
+    TurnUsage,
+    UnansweredQuestion,
+)
 from core.redact import Redactor
 
-__all__ = ["MAX_COMMENT_CHARS", "MAX_MESSAGE_CHARS", "STORED_PERSONAL_DATA", "Activity", "Conflict", "Conversation",
-           "ConversationSummary", "FaqChange", "FaqEntry", "GapQuestion", "HandoffEvent", "LiveHandoff", "Rating",
-           "Store", "StoreUnavailable", "StoredMessage", "StoredSource", "TurnUsage", "UnansweredQuestion"]
+__all__ = [
+    "MAX_COMMENT_CHARS",
+    "MAX_MESSAGE_CHARS",
+    "STORED_PERSONAL_DATA",
+    "Activity",
+    "Conflict",
+    "Conversation",
+    "ConversationSummary",
+    "FaqChange",
+    "FaqEntry",
+    "GapQuestion",
+    "HandoffEvent",
+    "LiveHandoff",
+    "Rating",
+    "Store",
+    "StoreUnavailable",
+    "StoredMessage",
+    "StoredSource",
+    "TurnUsage",
+    "UnansweredQuestion",
+]
 
 
 class Store:

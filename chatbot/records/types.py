@@ -19,6 +19,7 @@ class StoreUnavailable(ChatbotError):
 @dataclass(frozen=True)
 class StoredSource:
     """A help-centre passage an answer cited, as stored beside the message."""
+
     doc_id: str
     title: str
     url: str
@@ -28,6 +29,7 @@ class StoredSource:
 @dataclass(frozen=True)
 class StoredMessage:
     """One message of a conversation; `outcome` is set on assistant messages only."""
+
     id: int
     role: str
     content: str
@@ -42,6 +44,7 @@ class StoredMessage:
 @dataclass(frozen=True)
 class Conversation:
     """A whole conversation with its messages, oldest first; costs in USD."""
+
     id: str
     created_at: datetime
     channel: str
@@ -57,6 +60,7 @@ class Conversation:
 @dataclass(frozen=True)
 class ConversationSummary:
     """One conversation's row without its messages; costs in USD, tokens summed over its turns."""
+
     id: str
     created_at: datetime
     updated_at: datetime
@@ -74,6 +78,7 @@ class ConversationSummary:
 @dataclass(frozen=True)
 class HandoffEvent:
     """A handoff as it happened: a conversation may have several, the first one counts."""
+
     conversation_id: str
     reason: str
     created_at: datetime
@@ -82,6 +87,7 @@ class HandoffEvent:
 @dataclass(frozen=True)
 class Rating:
     """A thumbs-up (+1) or thumbs-down (-1) on a conversation."""
+
     conversation_id: str
     rating: int
     created_at: datetime
@@ -90,6 +96,7 @@ class Rating:
 @dataclass(frozen=True)
 class Activity:
     """What happened since a moment: new conversations, handoffs, ratings, and metered turns."""
+
     conversations: tuple[ConversationSummary, ...]
     handoffs: tuple[HandoffEvent, ...]
     ratings: tuple[Rating, ...]
@@ -99,6 +106,7 @@ class Activity:
 @dataclass(frozen=True)
 class UnansweredQuestion:
     """A customer message and the outcome of the assistant message that replied to it."""
+
     conversation_id: str
     message_id: int  # the assistant's reply
     question: str
@@ -112,6 +120,7 @@ class TurnUsage:
     Turns metered before `m002_stage_costs` have no stage costs stored: for them the turn's
     `cost_usd` is split across stages in proportion to their seconds (`stage_costs_recorded` False).
     """
+
     message_id: int
     created_at: datetime
     device: str
@@ -128,6 +137,7 @@ class TurnUsage:
 @dataclass(frozen=True)
 class LiveHandoff:
     """A conversation handed to people: waiting (`agent` None), held by `agent`, or resolved."""
+
     id: int
     conversation_id: str
     message_id: int | None
@@ -142,10 +152,10 @@ class LiveHandoff:
     human_cost_usd: float | None
 
 
-
 @dataclass(frozen=True)
 class FaqEntry:
     """A help-centre answer an operator saved; `doc_id` is its document in the knowledge base once live."""
+
     id: int
     doc_id: str
     question: str
@@ -161,6 +171,7 @@ class FaqEntry:
 @dataclass(frozen=True)
 class FaqChange:
     """One step in a help-centre answer's history: who did what, when, and the text it left."""
+
     doc_id: str
     action: str  # "saved", "edited", "approved", "removed"
     actor: str
@@ -173,6 +184,7 @@ class FaqChange:
 @dataclass(frozen=True)
 class GapQuestion:
     """A customer question the assistant did not answer (refused or handed over), for the gap topics."""
+
     conversation_id: str
     message_id: int  # the customer's message
     question: str

@@ -26,8 +26,16 @@ def daily(store: Store, prices: PriceSheet, days: int = 30) -> list[dict]:
     activity = store.stats.activity_since(datetime.now(UTC) - timedelta(days=days))
     convs, reasons, ratings, turns = activity.conversations, activity.handoffs, activity.ratings, activity.turns
     thumbs_down = {r.conversation_id for r in ratings if r.rating < 0}
-    by_day: dict[str, dict] = defaultdict(lambda: {"conversations": 0, "resolved": 0, "handed_over": 0,
-                                                   "cost_usd": 0.0, "api_shadow_cost_usd": 0.0, "tokens": 0})
+    by_day: dict[str, dict] = defaultdict(
+        lambda: {
+            "conversations": 0,
+            "resolved": 0,
+            "handed_over": 0,
+            "cost_usd": 0.0,
+            "api_shadow_cost_usd": 0.0,
+            "tokens": 0,
+        }
+    )
     for conv in convs:
         row = by_day[_day(conv.created_at)]
         row["conversations"] += 1
@@ -55,20 +63,23 @@ def daily(store: Store, prices: PriceSheet, days: int = 30) -> list[dict]:
         n = row["conversations"]
         votes = ratings_by_day.get(day, [])
         saved = prices.savings(n, row["handed_over"], row["cost_usd"], row["api_shadow_cost_usd"])
-        out.append({
-            "date": day, **row,
-            "resolution_rate": row["resolved"] / n if n else None,
-            "handoff_rate": row["handed_over"] / n if n else None,
-            "handoff_reasons": dict(reasons_by_day.get(day, {})),
-            "csat": sum(1 for v in votes if v > 0) / len(votes) if votes else None,
-            "latency_p50_s": percentile(latency_by_day.get(day, []), 0.5),
-            "latency_p95_s": percentile(latency_by_day.get(day, []), 0.95),
-            "cost_per_conversation_usd": row["cost_usd"] / n if n else None,
-            "cost_per_resolved_usd": row["cost_usd"] / row["resolved"] if row["resolved"] else None,
-            "api_shadow_per_conversation_usd": row["api_shadow_cost_usd"] / n if n else None,
-            "savings_vs_api_usd": saved.vs_api_usd,
-            "savings_vs_human_usd": saved.vs_human_usd,
-        })
+        out.append(
+            {
+                "date": day,
+                **row,
+                "resolution_rate": row["resolved"] / n if n else None,
+                "handoff_rate": row["handed_over"] / n if n else None,
+                "handoff_reasons": dict(reasons_by_day.get(day, {})),
+                "csat": sum(1 for v in votes if v > 0) / len(votes) if votes else None,
+                "latency_p50_s": percentile(latency_by_day.get(day, []), 0.5),
+                "latency_p95_s": percentile(latency_by_day.get(day, []), 0.95),
+                "cost_per_conversation_usd": row["cost_usd"] / n if n else None,
+                "cost_per_resolved_usd": row["cost_usd"] / row["resolved"] if row["resolved"] else None,
+                "api_shadow_per_conversation_usd": row["api_shadow_cost_usd"] / n if n else None,
+                "savings_vs_api_usd": saved.vs_api_usd,
+                "savings_vs_human_usd": saved.vs_human_usd,
+            }
+        )
     return out
 
 
@@ -79,8 +90,10 @@ def conversation_costs(store: Store, conversation_id: str, prices: PriceSheet | 
     (kept so existing callers work).
     """
     rows = store.stats.stage_usage(conversation_id)
-    stages = {stage: {"seconds": sum(r.seconds[stage] for r in rows),
-                      "cost_usd": sum(r.stage_cost_usd[stage] for r in rows)} for stage in STAGES}
+    stages = {
+        stage: {"seconds": sum(r.seconds[stage] for r in rows), "cost_usd": sum(r.stage_cost_usd[stage] for r in rows)}
+        for stage in STAGES
+    }
     return {
         "stages": stages,
         "turns": len(rows),
@@ -105,9 +118,16 @@ def top_unanswered(store: Store, limit: int = 10) -> list[dict]:
 
 def list_conversations(store: Store, limit: int = 100) -> list[dict]:
     """The most recently updated conversations, newest first, as table rows for the operator."""
-    return [{
-        "id": r.id, "updated_at": r.updated_at.isoformat(timespec="seconds"), "channel": r.channel,
-        "messages": r.message_count, "handoff_reason": r.handoff_reason or "",
-        "feedback": f"+{r.ratings.count(1)} / -{r.ratings.count(-1)}" if r.ratings else "",
-        "cost_usd": r.cost_usd, "api_shadow_cost_usd": r.api_shadow_cost_usd,
-    } for r in store.stats.conversation_list(limit)]
+    return [
+        {
+            "id": r.id,
+            "updated_at": r.updated_at.isoformat(timespec="seconds"),
+            "channel": r.channel,
+            "messages": r.message_count,
+            "handoff_reason": r.handoff_reason or "",
+            "feedback": f"+{r.ratings.count(1)} / -{r.ratings.count(-1)}" if r.ratings else "",
+            "cost_usd": r.cost_usd,
+            "api_shadow_cost_usd": r.api_shadow_cost_usd,
+        }
+        for r in store.stats.conversation_list(limit)
+    ]

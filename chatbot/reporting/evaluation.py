@@ -152,12 +152,25 @@ class EvalResult:
     def to_json(self) -> dict:
         q = self.question
         return {
-            "id": q.id, "split": q.split, "question": q.question, "turns": list(q.turns),
-            "in_scope": q.in_scope, "gold_doc_ids": list(q.doc_ids), "outcome": self.outcome,
-            "answer": self.answer, "cited_doc_ids": list(self.cited), "retrieved_doc_ids": list(self.retrieved),
-            "handoff_reason": self.handoff_reason, "cites_gold": self.cites_gold, "has_fact": self.has_fact,
-            "correct": self.correct, "wrong": self.wrong, "flags": self.flags,
-            "latency_s": round(self.latency_s, 3), "cost_usd": self.cost_usd, "grounding": self.grounding or {},
+            "id": q.id,
+            "split": q.split,
+            "question": q.question,
+            "turns": list(q.turns),
+            "in_scope": q.in_scope,
+            "gold_doc_ids": list(q.doc_ids),
+            "outcome": self.outcome,
+            "answer": self.answer,
+            "cited_doc_ids": list(self.cited),
+            "retrieved_doc_ids": list(self.retrieved),
+            "handoff_reason": self.handoff_reason,
+            "cites_gold": self.cites_gold,
+            "has_fact": self.has_fact,
+            "correct": self.correct,
+            "wrong": self.wrong,
+            "flags": self.flags,
+            "latency_s": round(self.latency_s, 3),
+            "cost_usd": self.cost_usd,
+            "grounding": self.grounding or {},
         }
 
 
@@ -194,8 +207,10 @@ def load_questions(path: str | Path) -> list[EvalQuestion]:
     for number, record in jsonl_records(lines, path):
         question = _parse(record, f"{path} line {number}", number)
         if question.id in seen:
-            raise BadInput(f"{path} line {number}: id '{question.id}' is also on line {seen[question.id]}; "
-                           "give each question its own id")
+            raise BadInput(
+                f"{path} line {number}: id '{question.id}' is also on line {seen[question.id]}; "
+                "give each question its own id"
+            )
         seen[question.id] = number
         questions.append(question)
     if not questions:
@@ -259,9 +274,16 @@ def _parse(record: object, where: str, line: int) -> EvalQuestion:
     qid = record.get("id", line)
     if not isinstance(qid, (str, int)) or not str(qid).strip():
         raise BadInput(f"{where}: 'id' must be text or a number")
-    return EvalQuestion(id=str(qid).strip(), question=question, doc_ids=tuple(doc_ids),
-                        answer_contains=tuple(patterns), in_scope=in_scope,
-                        turns=tuple(t.strip() for t in turns), split=split, line=line)
+    return EvalQuestion(
+        id=str(qid).strip(),
+        question=question,
+        doc_ids=tuple(doc_ids),
+        answer_contains=tuple(patterns),
+        in_scope=in_scope,
+        turns=tuple(t.strip() for t in turns),
+        split=split,
+        line=line,
+    )
 
 
 def select(questions: Sequence[EvalQuestion], split: str = "all", limit: int | None = None) -> list[EvalQuestion]:
@@ -292,11 +314,18 @@ def run_question(pipeline, question: EvalQuestion, channel: str = "eval") -> Eva
     turns = pipeline.settings.context_turns
     context = context[-turns:] if turns > 0 else []
     retrieved = pipeline.search_documents(question.question, RETRIEVAL_K, context)
-    return EvalResult(question=question, outcome=str(reply.outcome), answer=reply.answer,
-                      cited=tuple(s.doc_id for s in reply.sources), retrieved=retrieved,
-                      handoff_reason=str(reply.handoff.reason) if reply.handoff.needed else None,
-                      latency_s=latency, cost_usd=reply.cost.cost_usd, earlier_answers=tuple(earlier),
-                      grounding=dict(reply.grounding))
+    return EvalResult(
+        question=question,
+        outcome=str(reply.outcome),
+        answer=reply.answer,
+        cited=tuple(s.doc_id for s in reply.sources),
+        retrieved=retrieved,
+        handoff_reason=str(reply.handoff.reason) if reply.handoff.needed else None,
+        latency_s=latency,
+        cost_usd=reply.cost.cost_usd,
+        earlier_answers=tuple(earlier),
+        grounding=dict(reply.grounding),
+    )
 
 
 def run(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None) -> list[EvalResult]:
@@ -304,8 +333,10 @@ def run(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda
     for number, question in enumerate(questions, start=1):
         result = run_question(pipeline, question)
         verdict = "correct" if result.correct else "WRONG" if result.wrong else "-"
-        progress(f"[{number}/{len(questions)}] {result.outcome:18s} {verdict:7s} {result.latency_s:5.1f}s  "
-                 f"{question.question[:60]}")
+        progress(
+            f"[{number}/{len(questions)}] {result.outcome:18s} {verdict:7s} {result.latency_s:5.1f}s  "
+            f"{question.question[:60]}"
+        )
         results.append(result)
     return results
 
@@ -344,11 +375,15 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
         "handoff_reasons": dict(Counter(r.handoff_reason for r in handoffs).most_common()),
         "outcomes": dict(Counter(r.outcome for r in results).most_common()),
         "out_of_scope_refused": _share(sum(not r.answered for r in outside), len(outside)),
-        "retrieval": {"r_at_1": _share(sum(k == 1 for k in ranks), len(ranks)),
-                      "r_at_5": _share(sum(k is not None and k <= RETRIEVAL_K for k in ranks), len(ranks)),
-                      "questions": len(ranks)},
-        "latency_s": {"p50": round(p50, 3) if p50 is not None else None,
-                      "p95": round(p95, 3) if p95 is not None else None},
+        "retrieval": {
+            "r_at_1": _share(sum(k == 1 for k in ranks), len(ranks)),
+            "r_at_5": _share(sum(k is not None and k <= RETRIEVAL_K for k in ranks), len(ranks)),
+            "questions": len(ranks),
+        },
+        "latency_s": {
+            "p50": round(p50, 3) if p50 is not None else None,
+            "p95": round(p95, 3) if p95 is not None else None,
+        },
         "cost_usd": cost,
         "cost_per_resolved_usd": cost / len(resolved_in) if resolved_in else None,
     }
@@ -360,9 +395,13 @@ def evaluate(pipeline, questions: Sequence[EvalQuestion], progress: Progress = l
     in-sample)."""
     fitted = pipeline.decision_learned_from()
     results = run(pipeline, questions, progress)
-    return {"totals": {**totals(results, pipeline.llm.name),
-                       "decision_fitted_to_these": any(q.id in fitted for q in questions)},
-            "questions": [r.to_json() for r in results]}
+    return {
+        "totals": {
+            **totals(results, pipeline.llm.name),
+            "decision_fitted_to_these": any(q.id in fitted for q in questions),
+        },
+        "questions": [r.to_json() for r in results],
+    }
 
 
 def _pct(value: float | None) -> str:
@@ -380,17 +419,27 @@ def totals_table(t: dict) -> list[str]:
         ("wrong of answered", _pct(t["wrong_of_answered"])),
         ("questions with a fact check", str(t["fact_checked"])),
         ("clarify rate", _pct(t["clarify_rate"])),
-        ("handoff rate", " ".join([_pct(t["handoff_rate"]), *(f"{reason} {count}," for reason, count
-                                                              in t["handoff_reasons"].items())]).rstrip(",")),
+        (
+            "handoff rate",
+            " ".join(
+                [_pct(t["handoff_rate"]), *(f"{reason} {count}," for reason, count in t["handoff_reasons"].items())]
+            ).rstrip(","),
+        ),
         ("out of scope refused", _pct(t["out_of_scope_refused"])),
         ("retrieval R@1 / R@5", f"{_pct(t['retrieval']['r_at_1'])} / {_pct(t['retrieval']['r_at_5'])}"),
         ("latency p50 / p95", f"{t['latency_s']['p50']}s / {t['latency_s']['p95']}s"),
-        ("cost per resolved question", "-" if t["cost_per_resolved_usd"] is None
-         else f"${t['cost_per_resolved_usd']:.6f}"),
+        (
+            "cost per resolved question",
+            "-" if t["cost_per_resolved_usd"] is None else f"${t['cost_per_resolved_usd']:.6f}",
+        ),
     ]
     if t.get("decision_fitted_to_these"):
-        rows.append(("answer decision", "fitted to these questions (in-sample: read the held-out split, "
-                                        "or calibration's out-of-fold figures)"))
+        rows.append(
+            (
+                "answer decision",
+                "fitted to these questions (in-sample: read the held-out split, or calibration's out-of-fold figures)",
+            )
+        )
     return ["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
 
 
@@ -399,8 +448,16 @@ def write_report(path: str | Path, report: dict, source: str = "", split: str = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# Evaluation: {source or 'questions'} ({split})", "", f"Run {when}.", "",
-             *totals_table(report["totals"]), "", "## Answers", ""]
+    lines = [
+        f"# Evaluation: {source or 'questions'} ({split})",
+        "",
+        f"Run {when}.",
+        "",
+        *totals_table(report["totals"]),
+        "",
+        "## Answers",
+        "",
+    ]
     for r in report["questions"]:
         verdict = "correct" if r["correct"] else "WRONG" if r["wrong"] else "not answered"
         if not r["in_scope"]:
@@ -411,9 +468,11 @@ def write_report(path: str | Path, report: dict, source: str = "", split: str = 
             lines.append(f"- earlier turn: {turn}")
         lines.append(f"- **Q:** {r['question']}")
         lines.append(f"- **A:** {r['answer']}")
-        lines.append(f"- outcome `{r['outcome']}`; cited {', '.join(r['cited_doc_ids']) or '-'}; "
-                     f"gold {', '.join(r['gold_doc_ids']) or '- (out of scope)'}; "
-                     f"retrieved {', '.join(r['retrieved_doc_ids']) or '-'}")
+        lines.append(
+            f"- outcome `{r['outcome']}`; cited {', '.join(r['cited_doc_ids']) or '-'}; "
+            f"gold {', '.join(r['gold_doc_ids']) or '- (out of scope)'}; "
+            f"retrieved {', '.join(r['retrieved_doc_ids']) or '-'}"
+        )
         lines.append(f"- flags: {', '.join(r['flags']) or '-'}; {r['latency_s']}s; ${r['cost_usd']:.6f}")
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -39,9 +39,14 @@ class Topic:
     entries: tuple[TopicEntry, ...] = ()
 
     def to_json(self) -> dict:
-        return {"label": self.label, "count": self.count, "conversations": self.conversations,
-                "examples": list(self.examples), "outcomes": self.outcomes,
-                "entries": [e.__dict__ for e in self.entries]}
+        return {
+            "label": self.label,
+            "count": self.count,
+            "conversations": self.conversations,
+            "examples": list(self.examples),
+            "outcomes": self.outcomes,
+            "entries": [e.__dict__ for e in self.entries],
+        }
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -74,18 +79,33 @@ def gap_topics(store: Store, embedder, distance: float = 0.45, examples: int = 3
         centre = _unit(vectors[rows].mean(axis=0, keepdims=True))[0]
         closest = rows[int(np.argmax(vectors[rows] @ centre))]
         counts = Counter(texts[i].lower() for i in rows)
-        topics.append({"rows": rows, "centre": centre, "label": texts[closest],
-                       "conversations": {questions[i].conversation_id for i in rows},
-                       "examples": tuple(q for q, _ in counts.most_common(examples)),
-                       "outcomes": dict(Counter(questions[i].outcome for i in rows)), "entries": []})
+        topics.append(
+            {
+                "rows": rows,
+                "centre": centre,
+                "label": texts[closest],
+                "conversations": {questions[i].conversation_id for i in rows},
+                "examples": tuple(q for q, _ in counts.most_common(examples)),
+                "outcomes": dict(Counter(questions[i].outcome for i in rows)),
+                "entries": [],
+            }
+        )
     for entry in entries:
         home = _home(entry, topics, embedder, distance)
         if home is not None:
-            home["entries"].append(TopicEntry(entry.doc_id, entry.question, entry.created_at.isoformat(),
-                                              store.stats.answers_citing(entry.doc_id, entry.created_at)))
+            home["entries"].append(
+                TopicEntry(
+                    entry.doc_id,
+                    entry.question,
+                    entry.created_at.isoformat(),
+                    store.stats.answers_citing(entry.doc_id, entry.created_at),
+                )
+            )
     topics.sort(key=lambda t: (-len(t["rows"]), t["label"]))
-    return [Topic(t["label"], len(t["rows"]), len(t["conversations"]), t["examples"], t["outcomes"],
-                  tuple(t["entries"])) for t in topics[:limit]]
+    return [
+        Topic(t["label"], len(t["rows"]), len(t["conversations"]), t["examples"], t["outcomes"], tuple(t["entries"]))
+        for t in topics[:limit]
+    ]
 
 
 def _home(entry: FaqEntry, topics: list[dict], embedder, distance: float) -> dict | None:

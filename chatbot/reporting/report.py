@@ -21,8 +21,14 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q * 100, method="linear"))
 
 
-EVAL_FIGURES = ("resolution_rate", "correct_rate", "wrong_rate", "wrong_of_answered", "out_of_scope_refused",
-                "questions")
+EVAL_FIGURES = (
+    "resolution_rate",
+    "correct_rate",
+    "wrong_rate",
+    "wrong_of_answered",
+    "out_of_scope_refused",
+    "questions",
+)
 
 
 def build_report(store: Store, prices: PriceSheet, model: str = "") -> dict:
@@ -35,8 +41,13 @@ def build_report(store: Store, prices: PriceSheet, model: str = "") -> dict:
     rated = ratings.get(1, 0) + ratings.get(-1, 0)
     saved = prices.savings(n, t["handed_over"], t["cost_usd"], t["api_shadow_cost_usd"])
     evals = store.stats.latest_eval_runs(model) if model else {}
-    scores = {split: {**{k: run.get(k) for k in (*EVAL_FIGURES, "at")},
-                      "in_sample": bool(run.get("decision_fitted_to_these"))} for split, run in evals.items()}
+    scores = {
+        split: {
+            **{k: run.get(k) for k in (*EVAL_FIGURES, "at")},
+            "in_sample": bool(run.get("decision_fitted_to_these")),
+        }
+        for split, run in evals.items()
+    }
     return {
         "serving_model": model or None,
         "eval": scores,  # split -> the latest `chatbot eval` figures of the serving model
