@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from chatbot.answer.decision import clarifying_question, is_vague
 from chatbot.answer.grounding import GroundingChecker
@@ -38,14 +37,12 @@ from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.inputs.understand import MAX_QUESTION_CHARS, clean_question, understand  # noqa: F401
 from chatbot.answer.replies import ANSWERS, HANDOFF_REQUEST, MAX_QUOTE_CHARS, cite, is_human_request, quotable, quoted  # noqa: F401
+from chatbot.verbs import KnowledgeVerbs, OperatorVerbs
 from chatbot.turns import Draft, Event, Handoff, Received, Reply, Settings, Turn, _Understood  # noqa: F401
-from chatbot.handoff import WITH_AGENT, HandoffState, LiveDesk, QueueEntry
-from chatbot.faq_review import FaqDesk, FaqSaved
+from chatbot.handoff import WITH_AGENT
 from chatbot.records.costs import PriceSheet, Usage
 from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Store, StoredSource
-from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
-from chatbot.reporting.report import build_report
 from knowledge.types import Passage
 
 if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
@@ -53,11 +50,11 @@ if TYPE_CHECKING:  # the seams' types only: importing them would load nothing he
     from chatbot.inputs.speech import SpeechToText
     from chatbot.inputs.vision import ImageReader
     from chatbot.records.store import Conversation
-    from knowledge.index import IngestReport, KnowledgeIndex
+    from knowledge.index import KnowledgeIndex
     from knowledge.search import Searcher
 
 
-class Pipeline:
+class Pipeline(KnowledgeVerbs, OperatorVerbs):
     """The engine's one door: `turn()` takes a customer turn and yields its events; verbs do the rest.
 
     Adapters (CLI, REST, Gradio) only translate shapes: they call `turn()` / `ask()` and the verbs
@@ -163,159 +160,6 @@ class Pipeline:
             self.desk.hand_over(conversation_id, message_id, Outcome.INTERRUPTED)
         return [conversation_id for conversation_id, _ in found]
 
-    def reindex(self, sources: Sequence[str], progress: Callable[[str], None] = lambda m: None) -> IngestReport:
-        """Add or update help-centre files or folders in the live index (changed ones re-embedded).
-
-        A file or row that cannot be read is left out and listed in the report's `skipped` (what it
-        held before stays indexed); `BadInput` only when nothing at all could be read.
-        """
-        from knowledge.ingest import read_documents
-
-        with self._reindex_lock:
-            reading = read_documents(list(sources))
-            for skipped in reading.skipped:
-                progress(f"skipped {skipped}")
-            return self.index.ingest(
-                reading.documents,
-                self.settings.chunk_max_chars,
-                self.settings.chunk_overlap_chars,
-                progress=progress,
-                skipped=reading.skipped,
-            )
-
-    def forget(self, sources: Sequence[str]) -> int:
-        """Remove the documents read from these files from the live index; returns how many went."""
-        with self._reindex_lock:
-            return self.index.forget([Path(s) for s in sources])
-
-    def add_uploads(
-        self, folder: str, files: Sequence[str], progress: Callable[[str], None] = lambda m: None
-    ) -> IngestReport:
-        """Copy uploaded files into the uploads `folder` and re-index it (`reindex`: a bad file is
-        reported, the others indexed). `BadInput` before anything is copied for an unsupported type."""
-        from knowledge.uploads import save_uploads
-
-        save_uploads(folder, list(files))
-        return self.reindex([folder], progress)
-
-    def uploads(self, folder: str) -> list:
-        """The files in the uploads `folder` (`knowledge.uploads.UploadedFile`), with what the index holds of each."""
-        from knowledge.uploads import list_uploads
-
-        return list_uploads(folder, self.index)
-
-    def delete_upload(self, folder: str, name: str) -> int:
-        """Delete an uploaded file and its documents from the index at once; returns how many documents went."""
-        from knowledge.uploads import delete_upload
-
-        with self._reindex_lock:
-            return delete_upload(folder, name, self.index)
-
-    def search_documents(self, question: str, k: int, context: Sequence[str] = ()) -> tuple[str, ...]:
-        """The ids of the `k` help-centre documents the engine's search finds for `question` after `context`
-        (earlier customer messages), best first: what a turn retrieves, for evaluation."""
-        return tuple(p.doc_id for p in self.searcher.search_documents(question, k=k, context=list(context)))
-
-    def decision_learned_from(self) -> frozenset[str]:
-        """The ids of the labelled questions the index's answer decision learned from (empty: none)."""
-        from chatbot.answer.calibration import fitted_ids
-
-        return fitted_ids(self.index.manifest)
-
-    def document_count(self) -> int:
-        """Documents in the knowledge base."""
-        return self.index.document_count()
-
-    def report(self) -> dict:
-        """Totals across every conversation: volume, outcomes, latency, cost beside API and humans."""
-        return build_report(self.store, self.prices, self.llm.name)
-
-    def analytics(self, days: int) -> dict:
-        """The operator's overview: totals, one row per day of the last `days`, top unanswered questions."""
-        return {
-            "totals": self.report(),
-            "daily": daily(self.store, self.prices, days=days),
-            "top_unanswered": top_unanswered(self.store),
-        }
-
-    def conversations(self) -> list[dict]:
-        """The latest conversations, newest first, with handoff, feedback and cost."""
-        return list_conversations(self.store)
-
-    def conversation_costs(self, conversation_id: str) -> dict:
-        """What one conversation cost, by stage, beside the API shadow price."""
-        return {**conversation_costs(self.store, conversation_id, self.prices), "api_model": self.prices.api_model}
-
-    # ---- live handoff and the knowledge-gap loop (rules in chatbot.handoff, chatbot.faq) ---------
-    @property
-    def desk(self) -> LiveDesk:
-        """The people's side (`chatbot.handoff.LiveDesk`); the builder attaches one with its webhook and
-        prices, else a plain one over this store is made on first use."""
-        if self.__dict__.get("_desk") is None:
-            self._desk = LiveDesk(self.store)
-        return self._desk
-
-    @desk.setter
-    def desk(self, desk: LiveDesk) -> None:
-        self._desk = desk
-
-    def handoff_queue(self) -> list[QueueEntry]:
-        """Conversations waiting for a person or held by one, oldest first, each with its handoff packet."""
-        return self.desk.queue()
-
-    def handoff_state(self, conversation_id: str) -> HandoffState:
-        """Who answers the conversation now: bot, waiting, agent (a person holds it) or closed."""
-        return self.desk.state(conversation_id)
-
-    def claim(self, conversation_id: str, agent: str) -> None:
-        """`agent` takes the conversation over; `Conflict` when another person holds it."""
-        self.desk.claim(conversation_id, agent)
-
-    def agent_reply(self, conversation_id: str, agent: str, text: str) -> int:
-        """A person's message to the customer, who sees it in their open chat; returns its id."""
-        return self.desk.reply(conversation_id, agent, text)
-
-    def resolve(self, conversation_id: str, agent: str, return_to_bot: bool, override: bool = False) -> dict:
-        """Close a person's handoff; their measured time is priced and stored. Returns handling time and cost."""
-        live = self.desk.resolve(conversation_id, agent, return_to_bot, override)
-        return {
-            "conversation_id": conversation_id,
-            "return_to_bot": return_to_bot,
-            "handling_s": live.handling_s,
-            "human_cost_usd": live.human_cost_usd,
-        }
-
-    @property
-    def faq(self) -> FaqDesk:
-        """The help-centre answers people save (`chatbot.faq_review.FaqDesk`); the builder attaches one with
-        the configured folder and review rule, else one over this store is made on first use."""
-        if self.__dict__.get("_faq") is None:
-            self._faq = FaqDesk(self.store, ".chatbot/faq", self.reindex, self.forget)
-        return self._faq
-
-    @faq.setter
-    def faq(self, faq: FaqDesk) -> None:
-        self._faq = faq
-
-    def save_faq(
-        self, question: str, answer: str, author: str, conversation_id: str | None = None, admin: bool = True
-    ) -> FaqSaved:
-        """Save a person's answer as a help-centre entry, redacted; it is indexed at once (the next customer
-        who asks it in other words gets it, cited) or waits for review (`chatbot.faq_review`)."""
-        return self.faq.save(question, answer, author, admin, conversation_id)
-
-    def gap_topics(self) -> list:
-        """Unanswered and handed-over questions grouped into topics, largest first (`chatbot.reporting.gaps`)."""
-        from chatbot.reporting.gaps import gap_topics
-
-        return gap_topics(self.store, self.index.embedder, self.settings.topic_distance)
-
-    def human_cost(self) -> dict:
-        """People's measured handling time and cost, and savings against people on measured figures."""
-        from chatbot.reporting.human import human_cost_report
-
-        return human_cost_report(self.store, self.prices, self.desk.usd_per_hour)
-
     def _with_agent(self, conversation_id: str, message_id: int, turn: _Understood) -> Reply:
         """The turn's reply while a person holds the conversation: nothing said, nothing metered."""
         return Reply(
@@ -340,102 +184,72 @@ class Pipeline:
 
     def _answer(self, conversation_id: str, message_id: int, turn: _Understood) -> Iterator[Draft | Reply]:
         """Route the stored question to its outcome: a person, a refusal, a quote, or a checked answer."""
-        s = self.settings
         if is_human_request(turn.question):
-            yield self._finish(
-                conversation_id,
-                turn.question,
-                Outcome.CUSTOMER_REQUEST,
-                ANSWERS[Outcome.CUSTOMER_REQUEST],
-                [],
-                turn.usage,
-            )
+            answer = ANSWERS[Outcome.CUSTOMER_REQUEST]
+            yield self._finish(conversation_id, turn.question, Outcome.CUSTOMER_REQUEST, answer, [], turn.usage)
             return
         query = f"{turn.question}\n{turn.image_text}" if turn.image_text else turn.question
-        history = [
-            text
-            for _, text in self.store.conversations.history(
-                conversation_id, s.context_turns, before_message_id=message_id
-            )
-        ]
+        earlier = self.store.conversations.history(conversation_id, self.settings.context_turns, message_id)
+        history = [text for _, text in earlier]
         passages, usage = self._retrieve(history, query, turn.usage)
-        best_cosine = max((p.dense_cosine for p in passages), default=-1.0)
-        if (
-            best_cosine >= s.off_topic_cosine
-            and s.clarify_vague
-            and not turn.image_text
-            and is_vague(turn.question, history)
-        ):
-            titles = [p.chunk.title for p in passages]
-            yield self._finish(
-                conversation_id,
-                turn.question,
-                Outcome.CLARIFY,
-                clarifying_question(titles),
-                [],
-                usage,
-                retrieved=passages,
-            )
+        unanswerable = self._without_evidence(turn, history, passages)
+        if unanswerable is not None:
+            outcome, answer = unanswerable
+            yield self._finish(conversation_id, turn.question, outcome, answer, [], usage, retrieved=passages)
             return
-        if best_cosine < s.min_retrieval_cosine:
-            outcome = Outcome.OFF_TOPIC if best_cosine < s.off_topic_cosine else Outcome.NO_KNOWLEDGE
-            yield self._finish(
-                conversation_id,
-                turn.question,
-                outcome,
-                ANSWERS[outcome].format(company=s.company),
-                [],
-                usage,
-                retrieved=passages,
-            )
-            return
-
         started = time.perf_counter()
-        quote = best_window(self.checker.evidence(query, passages, s.quote_sentences, MAX_QUOTE_CHARS))
+        quote = best_window(self.checker.evidence(query, passages, self.settings.quote_sentences, MAX_QUOTE_CHARS))
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
-        model = s.answer_model
-        if model is not None and model.threshold is not None:
-            # the trained decision, its threshold calibrated on a dev split (`chatbot calibrate`)
-            probability = model.probability(quote) if quote else 0.0
-            decided = {
-                "decision": float(f"{probability:.4g}"),
-                "threshold": model.threshold,
-                "quote_cosine": round(quote.cosine, 4) if quote else None,
-            }
-            if quote is not None and probability >= model.threshold:
-                yield self._finish(
-                    conversation_id,
-                    turn.question,
-                    Outcome.ANSWERED,
-                    quoted(*quote.sentences),
-                    [passages[quote.source]],
-                    usage,
-                    {"direct_quote": True, **decided},
-                    passages,
-                )
-                return
-            if s.below_threshold == "handoff":  # below it the LLM's checked answers were wrong on the dev split
-                answer, cited = ANSWERS[Outcome.UNSUPPORTED_ANSWER], []
-                if quote is not None:
-                    answer, cited = f"{answer} {quoted(quote.sentence)}", [passages[quote.source]]
-                yield self._finish(
-                    conversation_id, turn.question, Outcome.UNSUPPORTED_ANSWER, answer, cited, usage, decided, passages
-                )
-                return
-        elif quotable(quote, query, s.direct_quote_cosine):
-            # one source sentence answers the question closely: say it verbatim, with no LLM call
+        verdict = self._from_evidence(quote, query, passages)
+        if verdict is not None:
             yield self._finish(
                 conversation_id,
                 turn.question,
-                Outcome.ANSWERED,
-                quoted(*quote.sentences),
-                [passages[quote.source]],
+                verdict.outcome,
+                verdict.answer,
+                verdict.cited,
                 usage,
-                {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)},
+                verdict.grounding,
                 passages,
             )
             return
         yield from self._generate_and_check(conversation_id, turn, query, passages, quote, usage)
+
+    def _without_evidence(
+        self, turn: _Understood, history: list[str], passages: list[Passage]
+    ) -> tuple[Outcome, str] | None:
+        """The outcome and reply of a turn the help centre cannot answer as asked: a clarifying question for
+        a vague first message, a refusal far off topic, a handoff when nothing is close enough; else None."""
+        s = self.settings
+        best_cosine = max((p.dense_cosine for p in passages), default=-1.0)
+        vague = s.clarify_vague and not turn.image_text and is_vague(turn.question, history)
+        if best_cosine >= s.off_topic_cosine and vague:
+            return Outcome.CLARIFY, clarifying_question([p.chunk.title for p in passages])
+        if best_cosine < s.min_retrieval_cosine:
+            outcome = Outcome.OFF_TOPIC if best_cosine < s.off_topic_cosine else Outcome.NO_KNOWLEDGE
+            return outcome, ANSWERS[outcome].format(company=s.company)
+        return None
+
+    def _from_evidence(self, quote: Window | None, query: str, passages: list[Passage]) -> _Verdict | None:
+        """What the best evidence window decides without the LLM: the trained decision (its threshold
+        calibrated on a dev split) answers with the quote or hands over below it; without one, a quote
+        within `direct_quote_cosine` answers verbatim. None: the LLM tries."""
+        s, model = self.settings, self.settings.answer_model
+        if model is None or model.threshold is None:
+            if quotable(quote, query, s.direct_quote_cosine):  # one source sentence answers closely: no LLM call
+                return _quoted_verdict(quote, passages, {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)})
+            return None
+        probability = model.probability(quote) if quote else 0.0
+        decided = {
+            "decision": float(f"{probability:.4g}"),
+            "threshold": model.threshold,
+            "quote_cosine": round(quote.cosine, 4) if quote else None,
+        }
+        if quote is not None and probability >= model.threshold:
+            return _quoted_verdict(quote, passages, {"direct_quote": True, **decided})
+        if s.below_threshold == "handoff":  # below it the LLM's checked answers were wrong on the dev split
+            return _unsure_verdict(Outcome.UNSUPPORTED_ANSWER, quote, passages, decided)
+        return None
 
     def _retrieve(self, history: list[str], query: str, usage: Usage) -> tuple[list[Passage], Usage]:
         """The passages for the query, read with the conversation's earlier turns; metered."""
@@ -484,23 +298,21 @@ class Pipeline:
             return
         if quotable(quote, query, s.evidence_answer_cosine):
             # the model's words failed the check, but a source sentence answers the question: say that
-            grounding["evidence_answer"] = True
-            yield self._finish(
-                conversation_id,
-                turn.question,
-                Outcome.ANSWERED,
-                quoted(*quote.sentences),
-                [passages[quote.source]],
-                usage,
-                grounding,
-                passages,
+            verdict = _quoted_verdict(quote, passages, {**grounding, "evidence_answer": True})
+        else:
+            verdict = _unsure_verdict(
+                Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER, quote, passages, grounding
             )
-            return
-        outcome = Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER
-        answer, cited = ANSWERS[outcome], []
-        if quote:
-            answer, cited = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {quoted(quote.sentence)}", [passages[quote.source]]
-        yield self._finish(conversation_id, turn.question, outcome, answer, cited, usage, grounding, passages)
+        yield self._finish(
+            conversation_id,
+            turn.question,
+            verdict.outcome,
+            verdict.answer,
+            verdict.cited,
+            usage,
+            verdict.grounding,
+            passages,
+        )
 
     def _finish(
         self,
@@ -541,3 +353,25 @@ class Pipeline:
             grounding={k: v for k, v in grounding.items() if k != "raw_answer"},
             retrieved=tuple(dict.fromkeys(p.doc_id for p in retrieved)),
         )
+
+
+class _Verdict(NamedTuple):
+    """A turn's outcome and reply, decided: what `Pipeline._finish` stores."""
+
+    outcome: Outcome
+    answer: str
+    cited: list[Passage]
+    grounding: dict
+
+
+def _quoted_verdict(quote: Window, passages: list[Passage], grounding: dict) -> _Verdict:
+    """Answered with the evidence window's sentences verbatim, citing its source."""
+    return _Verdict(Outcome.ANSWERED, quoted(*quote.sentences), [passages[quote.source]], grounding)
+
+
+def _unsure_verdict(outcome: Outcome, quote: Window | None, passages: list[Passage], grounding: dict) -> _Verdict:
+    """Handed over (`outcome`), saying the assistant is not certain and quoting the closest source sentence."""
+    if quote is None:
+        return _Verdict(outcome, ANSWERS[outcome], [], grounding)
+    answer = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {quoted(quote.sentence)}"
+    return _Verdict(outcome, answer, [passages[quote.source]], grounding)

@@ -293,8 +293,7 @@ def split_exchanges(
 
 
 def scrub_conversations(
-    conversations: Iterable[Conversation],
-    scrubber: PiiScrubber,
+    conversations: Iterable[Conversation], scrubber: PiiScrubber
 ) -> tuple[list[Conversation], Counter]:
     counts: Counter = Counter()
     out = []
@@ -344,9 +343,7 @@ def load_logs(paths: Sequence[str | Path], scrubber: PiiScrubber) -> tuple[list[
 
 
 def prepare_dataset(
-    paths: Sequence[str | Path],
-    out_dir: str | Path | None,
-    options: DataOptions = DataOptions(),
+    paths: Sequence[str | Path], out_dir: str | Path | None, options: DataOptions = DataOptions()
 ) -> tuple[Splits, DatasetReport]:
     """Read, scrub, deduplicate and split; writes `{train,validation,test}.jsonl` and `report.json`
     to `out_dir` (when given). Nothing is written before it is scrubbed."""

@@ -221,9 +221,7 @@ def generate(
 
 
 def score_replies(
-    replies: Sequence[str],
-    golds: Sequence[str],
-    embed: Callable[[list[str]], object],
+    replies: Sequence[str], golds: Sequence[str], embed: Callable[[list[str]], object]
 ) -> dict[str, list[float]]:
     """Per-reply rougeL, cosine and keyword_coverage against the gold replies."""
     import numpy as np

@@ -110,11 +110,7 @@ class SentenceTransformerEmbedder(EmbeddingModel):
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         return self._model.get().encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
 
     @property

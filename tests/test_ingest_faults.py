@@ -315,9 +315,9 @@ def test_uploads_are_listed_and_deleting_one_removes_its_documents_at_once(pipel
 def test_the_panel_lists_left_out_files_and_deletes_uploads(pipeline, write, tmp_path):
     from types import SimpleNamespace
 
-    from ui.operator import _Handlers
+    from ui.operator_events import PanelEvents
 
-    on = _Handlers(pipeline, str(tmp_path / "uploads"))
+    on = PanelEvents(pipeline, str(tmp_path / "uploads"))
     admin = SimpleNamespace(username="operator")  # what Gradio passes: the signed-in session's user
     files = [
         str(write("gradio/gifts.md", "---\nid: G\n---\nGift cards never expire.")),

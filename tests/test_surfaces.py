@@ -19,7 +19,7 @@ from knowledge.ingest import iter_documents
 from tests.test_handoff import Receiver
 from tests.test_handoff_api import ALEX, PASSWORD, SAM, basic, handed_over, serve
 from ui.guard import Operators, hash_password
-from ui.operator import _Handlers
+from ui.operator_events import PanelEvents
 from ui.operator_views import shown
 
 CARD, EMAIL, PHONE, IBAN = "4111 1111 1111 1111", "jane.doe@example.com", "07700 900123", "GB82 WEST 1234 5698 7654 32"
@@ -152,7 +152,7 @@ def test_each_panel_event_checks_the_same_roles_as_rest(app, tmp_path):
     client.post(f"/api/conversations/{theirs}/claim", headers=basic("sam", SAM))
     client.post(f"/api/conversations/{other}/claim", headers=ADMIN)  # served by a person, then back to the bot
     client.post(f"/api/conversations/{other}/resolve", headers=ADMIN, json={"return_to_bot": True})
-    on = _Handlers(
+    on = PanelEvents(
         pipeline,
         str(tmp_path / "uploads"),
         Operators("operator", lambda: PASSWORD, {"alex": ("x", "agent"), "sam": ("x", "agent")}),
@@ -269,12 +269,7 @@ def test_cross_site_forms_and_foreign_origins_are_refused(app):
     client.post(f"/api/conversations/{cid}/claim", headers=alex)
     reply = f"/api/conversations/{cid}/reply"
     assert (
-        client.post(
-            reply,
-            headers=alex,
-            content=b'{"text": "planted"}',
-        ).status_code
-        == 415
+        client.post(reply, headers=alex, content=b'{"text": "planted"}').status_code == 415
     )  # no content type: a plain form could send this
     assert (
         client.post(reply, headers={**alex, "content-type": "text/plain"}, content=b'{"text": "x"}').status_code == 415
