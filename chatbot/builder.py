@@ -298,7 +298,7 @@ def build_voice_out(config: Config):
     return PiperVoiceOut(config.speech.reply_voice_model)
 
 
-BELOW_THRESHOLD = ("handoff", "llm")
+BELOW_THRESHOLD = ("suggest", "handoff", "llm")
 
 
 def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Settings:
@@ -329,6 +329,7 @@ def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Setti
         answer_model=model if model is not None and model.threshold is not None else None,
         below_threshold=g.below_threshold,
         topic_distance=config.handoff.topic_distance,
+        resolution_window_h=config.analytics.resolution_window_h,
     )
 
 

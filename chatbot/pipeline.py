@@ -37,6 +37,7 @@ from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.inputs.understand import MAX_QUESTION_CHARS, clean_question, understand  # noqa: F401
 from chatbot.answer.replies import ANSWERS, HANDOFF_REQUEST, MAX_QUOTE_CHARS, cite, is_human_request, quotable, quoted  # noqa: F401
+from chatbot.answer.replies import confirms, declines, suggested
 from chatbot.verbs import KnowledgeVerbs, OperatorVerbs
 from chatbot.turns import Draft, Event, Handoff, Received, Reply, Settings, Turn, _Understood  # noqa: F401
 from chatbot.handoff import WITH_AGENT
@@ -112,6 +113,10 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         if self.desk.customer_wrote(conversation_id, message_id, understood.question):
             yield self._with_agent(conversation_id, message_id, understood)  # a person has it: the bot is silent
             return
+        after_suggestion = self._after_suggestion(conversation_id, message_id, understood)
+        if after_suggestion is not None:
+            yield after_suggestion
+            return
         yield from self._answer(conversation_id, message_id, understood)
 
     def ask(self, question: str | Turn, conversation_id: str | None = None, channel: str = "cli") -> Reply:
@@ -144,10 +149,19 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         """A stored conversation with its messages and sources; `NotFound` when unknown."""
         return self.store.conversations.conversation(conversation_id)
 
-    def feedback(self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None) -> None:
+    def feedback(
+        self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None
+    ) -> Reply | None:
         """A thumbs up (1) or down (-1) on a reply of this conversation (`NotFound` for another's),
-        with an optional comment; one rating per reply, a new one replaces the last."""
+        with an optional comment; one rating per reply, a new one replaces the last. A thumbs down on the
+        latest reply, when it was a suggestion, is a "no": the conversation is handed over (reason
+        `suggestion_declined`) and that reply is returned; else None."""
         self.store.conversations.add_feedback(conversation_id, message_id, rating, comment)
+        last = self.store.conversations.last_reply(conversation_id)
+        if rating != -1 or last is None or last[0] != message_id or last[1] != Outcome.SUGGESTED:
+            return None
+        declined = Outcome.SUGGESTION_DECLINED
+        return self._finish(conversation_id, "", declined, ANSWERS[declined], [], Usage(device=self.llm.device))
 
     def recover(self) -> list[str]:
         """At a server's start: check the database takes writes (`ChatbotError` saying what to fix),
@@ -247,9 +261,28 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         }
         if quote is not None and probability >= model.threshold:
             return _quoted_verdict(quote, passages, {"direct_quote": True, **decided})
-        if s.below_threshold == "handoff":  # below it the LLM's checked answers were wrong on the dev split
+        if s.below_threshold == "suggest" and quote is not None:  # shown as what it is; the customer decides
+            return _Verdict(Outcome.SUGGESTED, suggested(quote.sentences), [passages[quote.source]], decided)
+        if s.below_threshold in ("handoff", "suggest"):  # below it the LLM's checked answers were wrong on dev
             return _unsure_verdict(Outcome.UNSUPPORTED_ANSWER, quote, passages, decided)
         return None
+
+    def _after_suggestion(self, conversation_id: str, message_id: int, turn: _Understood) -> Reply | None:
+        """The customer's answer to "Did this answer your question?": yes confirms the suggestion (rated up),
+        no (or asking for a person) hands over with reason `suggestion_declined` (rated down); anything
+        else is a new question (None)."""
+        last = self.store.conversations.last_reply(conversation_id, message_id)
+        if last is None or last[1] != Outcome.SUGGESTED:
+            return None
+        if confirms(turn.question):
+            self.store.conversations.add_feedback(conversation_id, last[0], 1, None)
+            outcome = Outcome.CONFIRMED
+        elif declines(turn.question):
+            self.store.conversations.add_feedback(conversation_id, last[0], -1, None)
+            outcome = Outcome.SUGGESTION_DECLINED
+        else:
+            return None
+        return self._finish(conversation_id, turn.question, outcome, ANSWERS[outcome], [], turn.usage)
 
     def _retrieve(self, history: list[str], query: str, usage: Usage) -> tuple[list[Passage], Usage]:
         """The passages for the query, read with the conversation's earlier turns; metered."""

@@ -61,6 +61,8 @@ class Reply:
                 "api_shadow_cost_usd": self.cost.api_shadow_cost_usd,
             },
             "outcome": self.outcome,
+            "suggestion": self.outcome
+            == Outcome.SUGGESTED,  # the closest help-centre part, offered: "Did this answer it?"
             "grounding": self.grounding,
             "retrieved": list(self.retrieved),
         }
@@ -118,7 +120,8 @@ class Settings:
     # the trained answer / hand-over decision with the threshold `chatbot calibrate` stored in the index;
     # None (or no threshold): the cosine thresholds above decide
     answer_model: AnswerModel | None = None
-    below_threshold: str = "handoff"  # under the trained decision's threshold: "handoff", or "llm" (an LLM attempt)
+    below_threshold: str = "suggest"  # under the trained decision's threshold: "suggest", "handoff" or "llm"
+    resolution_window_h: float = 24.0  # no word from the customer this long after an answer: resolved
     topic_distance: float = 0.45  # cosine distance under which two unanswered questions share a gap topic
 
 

@@ -110,7 +110,7 @@ class OperatorVerbs:
 
     def report(self) -> dict:
         """Totals across every conversation: volume, outcomes, latency, cost beside API and humans."""
-        return build_report(self.store, self.prices, self.llm.name)
+        return build_report(self.store, self.prices, self.llm.name, self.settings.resolution_window_h)
 
     def analytics(self, days: int) -> dict:
         """The operator's overview: totals, one row per day of the last `days`, top unanswered questions."""

@@ -109,9 +109,9 @@ class GroundingConfig(_Section):
     # chatbot/answer/calibration.py); used when the index holds a calibrated one, else the cosines above decide
     trained_decision: bool = True
     decision_max_questions: int = 1500  # pseudo-questions (titles, headings, FAQ questions) it is trained on, at most
-    below_threshold: str = (
-        "handoff"  # under its threshold: "handoff", or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
-    )
+    # under its threshold: "suggest" (the closest window offered, "Did this answer your question?"; no means a
+    # person), "handoff" (a person at once), or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
+    below_threshold: str = "suggest"
     # a question set (JSONL, as for `chatbot eval`) whose dev split `chatbot ingest` calibrates the decision on
     # whenever the documents (or this file) change, so a re-index never leaves it uncalibrated; "" = only by hand
     calibration_questions: str = ""
@@ -152,6 +152,14 @@ class SpeechConfig(_Section):
 
 class VisionConfig(_Section):
     engine: str = "auto"  # "auto" (Tesseract if installed, else RapidOCR), "tesseract", "rapidocr"
+
+
+class AnalyticsConfig(_Section):
+    """How conversations are counted (chatbot/reporting/resolution.py)."""
+
+    # after the assistant's last answer or suggestion, a conversation with no word from the customer for this
+    # long is an assumed resolution (Intercom Fin waits at least 24 h; Zendesk 72 h)
+    resolution_window_h: float = 24.0
 
 
 class ServerConfig(_Section):
@@ -289,6 +297,7 @@ class Config(_Section):
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 

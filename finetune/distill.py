@@ -6,31 +6,34 @@
 - Sequence-level KD when they do not: the teacher writes a reply to each training prompt (greedy)
   and the student learns those replies with cross-entropy, each through its own chat template.
 
-By default the student is cut from the teacher: the same config with fewer decoder layers, evenly
-spaced from first to last, initialised with those layers' weights (every other layer for half).
-The student trains all its weights (fp32 master weights, bf16 autocast on CUDA); the teacher is
-frozen, in bf16 on CUDA. Nothing depends on the model's size or family beyond it having one list
-of decoder layers. This module knows nothing about the command line or evaluation.
+By default the student is cut from the teacher (`finetune.student_cut`); the token-level loss is in
+`finetune.distill_loss`. The student trains all its weights (fp32 master weights, bf16 autocast on
+CUDA); the teacher is frozen, in bf16 on CUDA. Nothing depends on the model's size or family beyond
+it having one list of decoder layers. This module knows nothing about the command line or evaluation.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import DEFAULTS, Config
-from core.errors import BadInput, ChatbotError
+from core.errors import BadInput
 from core.files import write_atomic
 from chatbot.answer.llm import pick_device
 from finetune.data import DataOptions, Exchange, prepare_dataset, read_exchanges
-from finetune.loop import IGNORE_INDEX, LoopOptions, mean_loss, progress_bar, run_report, train_loop
+from finetune.distill_loss import kd_loss as kd_loss  # re-exported: its home was here
+from finetune.distill_loss import token_kd_loss
+from finetune.loop import LoopOptions, LoopResult, mean_loss, progress_bar, run_report, train_loop
 from finetune.prompts import SourcePool, exchange_messages
+from finetune.student_cut import cut_student
+from finetune.student_cut import decoder_layers as decoder_layers  # re-exported: their home was here
+from finetune.student_cut import kept_layers as kept_layers
 from finetune.train import (
     EncodeOptions,
+    encode_chats,
     encode_exchanges,
     fingerprint,
     load_causal_lm,
@@ -82,101 +85,8 @@ class DistillOptions:
         )
 
 
-def decoder_layers(model) -> tuple[str, object]:
-    """(qualified name, ModuleList) of the model's stack of `num_hidden_layers` decoder layers."""
-    import torch
-
-    count = model.config.num_hidden_layers
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
-            return name, module
-    raise ChatbotError(
-        f"cannot find the {count} decoder layers of {type(model).__name__}; pass --student "
-        "with a ready student model instead of cutting one"
-    )
-
-
-def kept_layers(total: int, keep: int) -> list[int]:
-    """`keep` layer indices spread evenly over `total`, first and last included."""
-    if not 1 <= keep < total:
-        raise BadInput(f"--layers must be between 1 and {total - 1} for a teacher with {total} layers")
-    if keep == 1:
-        return [total - 1]
-    return sorted({round(i * (total - 1) / (keep - 1)) for i in range(keep)})
-
-
-def cut_student(teacher, layers: int):
-    """A student with `layers` of the teacher's decoder layers and all its other weights, in fp32."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    total = teacher.config.num_hidden_layers
-    keep = kept_layers(total, layers)
-    config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = len(keep)
-    layer_types = getattr(config, "layer_types", None)
-    if isinstance(layer_types, list) and len(layer_types) == total:
-        config.layer_types = [layer_types[i] for i in keep]
-    student = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    prefix, _ = decoder_layers(teacher)
-    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.(.+)$")
-    new_index = {old: new for new, old in enumerate(keep)}
-    state = {}
-    for key, value in teacher.state_dict().items():
-        match = pattern.match(key)
-        if match:
-            old = int(match.group(1))
-            if old not in new_index:
-                continue
-            key = f"{prefix}.{new_index[old]}.{match.group(2)}"
-        state[key] = value.detach().to("cpu", torch.float32)
-    missing, unexpected = student.load_state_dict(state, strict=False)
-    tied = set(getattr(student, "_tied_weights_keys", None) or ())
-    if unexpected or [k for k in missing if k not in tied]:
-        raise ChatbotError(f"cutting the student lost weights (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    student.tie_weights()
-    return student, keep
-
-
 def same_vocabulary(teacher_tokenizer, student_tokenizer) -> bool:
     return teacher_tokenizer.get_vocab() == student_tokenizer.get_vocab()
-
-
-def kd_loss(student_logits, teacher_logits, labels, temperature: float, alpha: float, vocab_size: int):
-    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels), on the reply tokens.
-
-    Logits predict the next token, so position t is scored against label t + 1. Both are cut to the
-    tokenizer's `vocab_size` (a model may pad its output layer)."""
-    import torch.nn.functional as F
-
-    targets = labels[:, 1:]
-    mask = targets != IGNORE_INDEX
-    student = student_logits[:, :-1, :vocab_size][mask].float()
-    teacher = teacher_logits[:, :-1, :vocab_size][mask].float()
-    kl = (
-        F.kl_div(
-            F.log_softmax(student / temperature, dim=-1),
-            F.log_softmax(teacher / temperature, dim=-1),
-            log_target=True,
-            reduction="batchmean",
-        )
-        * temperature**2
-    )
-    ce = F.cross_entropy(student, targets[mask])
-    return alpha * kl + (1 - alpha) * ce
-
-
-def token_kd_loss(teacher, vocab_size: int, options: DistillOptions):
-    """The training loss of token-level distillation: `kd_loss` against the frozen teacher's logits."""
-    import torch
-
-    def loss_fn(model, batch):
-        with torch.no_grad():
-            teacher_logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        student_logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return kd_loss(student_logits, teacher_logits, batch["labels"], options.temperature, options.alpha, vocab_size)
-
-    return loss_fn
 
 
 def save_student(student, tokenizer, out: Path, device: str) -> None:
@@ -185,6 +95,78 @@ def save_student(student, tokenizer, out: Path, device: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     student.to(torch.bfloat16 if device == "cuda" else torch.float32).save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def _load_teacher(path: str, device: str, progress: Progress):
+    """(teacher, its tokenizer): loaded on `device`, in eval mode and frozen."""
+    progress(f"loading teacher {path} on {device}")
+    teacher, tokenizer = load_causal_lm(path, device)
+    teacher.eval().requires_grad_(False)
+    return teacher, tokenizer
+
+
+def _trainable_on(student, device: str):
+    """`student` on `device`, every weight trainable."""
+    student = student.to(device)
+    student.requires_grad_(True)
+    return student
+
+
+def _kd_settings(options: DistillOptions) -> dict:
+    """The options a checkpoint's fingerprint covers in every distillation: a resumed run must not change them."""
+    return {
+        "temperature": options.temperature,
+        "alpha": options.alpha,
+        "batch_size": options.loop.batch_size,
+        "seed": options.loop.seed,
+        "learning_rate": options.loop.learning_rate,
+    }
+
+
+def _kd_report(teacher, student, options: DistillOptions) -> dict:
+    """The report fields every distillation shares about the two models: their sizes and the softening."""
+    return {
+        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
+        "student_parameters": sum(p.numel() for p in student.parameters()),
+        "temperature": options.temperature,
+        "alpha": options.alpha,
+    }
+
+
+def _train_student(
+    student,
+    tokenizer,
+    examples: list,
+    eval_examples: list,
+    loss_fn: Callable,
+    options: DistillOptions,
+    device: str,
+    out: Path,
+    *,
+    resume: bool,
+    settings: dict,
+    description: str,
+) -> tuple[LoopResult, float | None]:
+    """Train `student` (checkpoints in `out`), save it with `tokenizer` into `out`; returns the loop's result and
+    the validation loss after (the loss before is in the result's meta, unless the run resumed)."""
+    pad = tokenizer.pad_token_id
+    meta = {} if resume else {"validation_loss_before": mean_loss(student, eval_examples, pad, device)}
+    result = train_loop(
+        student,
+        examples,
+        loss_fn,
+        options.loop,
+        pad_id=pad,
+        device=device,
+        checkpoint_dir=out / "checkpoints",
+        resume=resume,
+        fingerprint=fingerprint(examples, settings),
+        meta=meta,
+        description=description,
+    )
+    validation_after = mean_loss(student, eval_examples, pad, device)
+    save_student(student, tokenizer, out, device)
+    return result, validation_after
 
 
 def distill_chats(
@@ -199,50 +181,35 @@ def distill_chats(
     """Token-level distillation of the model in `teacher_dir` into a student cut from it (`options.layers`
     decoder layers; 0 = half), on chats as they are served (`finetune.train.Chat`, e.g. the improvement
     loop's grounded chats, `finetune.improve`); the student and `distill_report.json` go into `out_dir`."""
-    from finetune.train import encode_chats
-
     out = Path(out_dir)
     device = pick_device(options.device)
-    progress(f"loading teacher {teacher_dir} on {device}")
-    teacher, tokenizer = load_causal_lm(str(teacher_dir), device)
-    teacher.eval().requires_grad_(False)
+    teacher, tokenizer = _load_teacher(str(teacher_dir), device, progress)
     total = teacher.config.num_hidden_layers
     layers = options.layers or max(1, total // 2)
     if not 0 < layers < total:
         raise BadInput(f"a student cut from a {total}-layer teacher needs 1 to {total - 1} layers, not {layers}")
     student, keep = cut_student(teacher, layers)
-    student = student.to(device)
-    student.requires_grad_(True)
+    student = _trainable_on(student, device)
     examples, stats = encode_chats(tokenizer, chats, options.encode.max_tokens)
     eval_examples, _ = encode_chats(tokenizer, eval_chats, options.encode.max_tokens)
     if not examples:
         raise BadInput(f"none of the {len(chats)} chats fits in {options.encode.max_tokens} tokens to distil on")
     progress(f"token-level distillation on {len(examples)} chats: teacher {total} layers -> student {layers}")
-    pad = tokenizer.pad_token_id
-    settings = {
-        "teacher": str(teacher_dir),
-        "layers": keep,
-        "temperature": options.temperature,
-        "alpha": options.alpha,
-        "batch_size": options.loop.batch_size,
-        "seed": options.loop.seed,
-        "learning_rate": options.loop.learning_rate,
-    }
-    result = train_loop(
+    loss_fn = token_kd_loss(teacher, len(tokenizer), options)
+    settings = {"teacher": str(teacher_dir), "layers": keep, **_kd_settings(options)}
+    result, validation_after = _train_student(
         student,
+        tokenizer,
         examples,
-        token_kd_loss(teacher, len(tokenizer), options),
-        options.loop,
-        pad_id=pad,
-        device=device,
-        checkpoint_dir=out / "checkpoints",
+        eval_examples,
+        loss_fn,
+        options,
+        device,
+        out,
         resume=False,
-        fingerprint=fingerprint(examples, settings),
-        meta={"validation_loss_before": mean_loss(student, eval_examples, pad, device)},
+        settings=settings,
         description="distilling",
     )
-    validation_after = mean_loss(student, eval_examples, pad, device)
-    save_student(student, tokenizer, out, device)
     report = {
         "teacher_path": str(teacher_dir),
         "mode": "token",
@@ -250,10 +217,7 @@ def distill_chats(
         "kept_layers": keep,
         "teacher_layers": total,
         "student_layers": layers,
-        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
-        "student_parameters": sum(p.numel() for p in student.parameters()),
-        "temperature": options.temperature,
-        "alpha": options.alpha,
+        **_kd_report(teacher, student, options),
         **run_report(result, options.loop, examples, stats, eval_examples, validation_after, device),
         **(extra_report or {}),
     }
@@ -339,9 +303,7 @@ def _student(
         layers = options.layers or max(1, teacher.config.num_hidden_layers // 2)
         student, keep = cut_student(teacher, layers)
         student_tokenizer, student_path = teacher_tokenizer, f"{teacher_path} (layers {keep})"
-    student = student.to(device)
-    student.requires_grad_(True)
-    return student, student_tokenizer, student_path, keep
+    return _trainable_on(student, device), student_tokenizer, student_path, keep
 
 
 def _training_examples(
@@ -372,6 +334,27 @@ def _training_examples(
     return examples, stats, loss_fn
 
 
+def _exchanges(teacher_dir: Path, data_paths: Sequence[str | Path], out: Path, options: DistillOptions):
+    """(train, validation) to distil on (`_splits`), the train split cut to `options.max_examples`; never empty."""
+    train, validation = _splits(teacher_dir, data_paths, out, options)
+    if options.max_examples > 0:
+        train = train[: options.max_examples]
+    if not train:
+        raise BadInput("no training exchanges to distil on; pass --data FILE with support logs")
+    return train, validation
+
+
+def _mode(options: DistillOptions, shared_vocabulary: bool) -> str:
+    """The distillation mode `options.mode` names, "auto" resolved; token-level needs a shared vocabulary."""
+    mode = options.mode if options.mode != "auto" else ("token" if shared_vocabulary else "sequence")
+    if mode == "token" and not shared_vocabulary:
+        raise BadInput(
+            "token-level distillation needs the teacher's and student's vocabularies to match; "
+            "use --mode sequence (or auto)"
+        )
+    return mode
+
+
 def distill(
     teacher_name: str,
     out_dir: str | Path,
@@ -385,25 +368,13 @@ def distill(
         raise BadInput(f"--mode must be one of {', '.join(MODES)}, not '{options.mode}'")
     out = Path(out_dir)
     teacher_path = resolve_trainable_model(teacher_name, progress)
-    train, validation = _splits(Path(teacher_path), data_paths, out, options)
-    if options.max_examples > 0:
-        train = train[: options.max_examples]
-    if not train:
-        raise BadInput("no training exchanges to distil on; pass --data FILE with support logs")
+    train, validation = _exchanges(Path(teacher_path), data_paths, out, options)
     device = pick_device(options.device)
-    progress(f"loading teacher {teacher_path} on {device}")
-    teacher, teacher_tokenizer = load_causal_lm(teacher_path, device)
-    teacher.eval().requires_grad_(False)
+    teacher, teacher_tokenizer = _load_teacher(teacher_path, device, progress)
     student, student_tokenizer, student_path, keep = _student(
         teacher, teacher_tokenizer, teacher_path, options, device, progress
     )
-    shared = same_vocabulary(teacher_tokenizer, student_tokenizer)
-    mode = options.mode if options.mode != "auto" else ("token" if shared else "sequence")
-    if mode == "token" and not shared:
-        raise BadInput(
-            "token-level distillation needs the teacher's and student's vocabularies to match; "
-            "use --mode sequence (or auto)"
-        )
+    mode = _mode(options, same_vocabulary(teacher_tokenizer, student_tokenizer))
     progress(
         f"{mode}-level distillation: teacher {teacher.config.num_hidden_layers} layers -> student "
         f"{student.config.num_hidden_layers} layers"
@@ -415,34 +386,20 @@ def distill(
     eval_examples, _ = encode_exchanges(
         student_tokenizer, validation[: options.eval_examples], SourcePool(validation), options.encode
     )
-    pad = student_tokenizer.pad_token_id
-    meta = {} if resume else {"validation_loss_before": mean_loss(student, eval_examples, pad, device)}
-    settings = {
-        "teacher": teacher_path,
-        "student": student_path,
-        "mode": mode,
-        "temperature": options.temperature,
-        "alpha": options.alpha,
-        "batch_size": options.loop.batch_size,
-        "seed": options.loop.seed,
-        "learning_rate": options.loop.learning_rate,
-    }
-    result = train_loop(
+    settings = {"teacher": teacher_path, "student": student_path, "mode": mode, **_kd_settings(options)}
+    result, validation_after = _train_student(
         student,
+        student_tokenizer,
         examples,
+        eval_examples,
         loss_fn,
-        options.loop,
-        pad_id=pad,
-        device=device,
-        checkpoint_dir=out / "checkpoints",
+        options,
+        device,
+        out,
         resume=resume,
-        fingerprint=fingerprint(examples, settings),
-        meta=meta,
+        settings=settings,
         description=f"distilling ({mode})",
     )
-    validation_after = mean_loss(student, eval_examples, pad, device)
-
-    save_student(student, student_tokenizer, out, device)
     report = {
         "teacher": teacher_name,
         "teacher_path": teacher_path,
@@ -452,10 +409,7 @@ def distill(
         "kept_layers": keep,
         "teacher_layers": teacher.config.num_hidden_layers,
         "student_layers": student.config.num_hidden_layers,
-        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
-        "student_parameters": sum(p.numel() for p in student.parameters()),
-        "temperature": options.temperature,
-        "alpha": options.alpha,
+        **_kd_report(teacher, student, options),
         **run_report(result, options.loop, examples, stats, eval_examples, validation_after, device),
     }
     write_atomic(out / "distill_report.json", json.dumps(report, indent=2) + "\n")

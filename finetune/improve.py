@@ -23,8 +23,8 @@
 
 Every step is cached under OUT by a fingerprint of what it depends on (the chats and settings; an
 evaluation by model, questions, documents, engine settings and the engine's code), so a second run
-with nothing changed loads results instead of training or answering again. This module knows
-nothing about the command line.
+with nothing changed loads results instead of training or answering again. The evaluations and the
+gate's comparison are in `finetune.improve_gate`. This module knows nothing about the command line.
 """
 
 from __future__ import annotations
@@ -32,37 +32,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from core.config import Config
 from core.errors import BadInput
 from core.files import build_folder_atomic, write_atomic
 from chatbot.answer.export import export_ctranslate2
-from chatbot.builder import MODEL_CARD, build_index, build_pipeline, build_searcher, promoted_model
-from chatbot.reporting.evaluation import evaluate, load_questions, select
+from chatbot.builder import MODEL_CARD, build_index, build_searcher, promoted_model
 from finetune.data import prepare_dataset
 from finetune.evaluate import install_model
 from finetune.grounded import GroundedOptions, grounded_chats, split_chats
+from finetune.improve_gate import GateSet, digest_of, evaluate_model, gate, gate_set, model_card, rates, verdict
 from finetune.prompts import SourcePool
 from finetune.train import Chat, FinetuneOptions, exchange_chats, train_chats
 
 Progress = Callable[[str], None]
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _engine_code_digest() -> str:
-    """A digest of the engine's own source (chatbot/, knowledge/, core/): a cached evaluation made by other
-    code is not reused."""
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha1()
-    for package in ("chatbot", "knowledge", "core"):
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def _chats_digest(chats: Sequence[Chat]) -> str:
@@ -108,18 +93,13 @@ def _trained(folder: Path, fingerprint: str) -> bool:
     return report.is_file() and json.loads(report.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
 
 
-def _card(folder: Path) -> dict:
-    path = folder / MODEL_CARD
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
 def train_candidate(
     config: Config, train: list[Chat], validation: list[Chat], counts: dict, out: Path, progress: Progress
 ) -> tuple[Path, str]:
     """The merged fine-tuned model folder (trained now, or cached) and its fingerprint."""
     options = FinetuneOptions.from_config(config)
     options = replace(options, loop=replace(options.loop, max_steps=config.finetune.improve.max_steps))
-    fingerprint = _digest(config.models.llm, _chats_digest(train), options.lora, options.loop, options.encode)
+    fingerprint = digest_of(config.models.llm, _chats_digest(train), options.lora, options.loop, options.encode)
     folder = out / "candidate"
     if _trained(folder, fingerprint):
         progress(f"fine-tuned model in {folder} is up to date")
@@ -154,7 +134,7 @@ def distill_candidate(
     imp = config.finetune.improve
     options = DistillOptions.from_config(config)
     options = replace(options, layers=imp.distill_layers, loop=replace(options.loop, max_steps=imp.max_steps))
-    fingerprint = _digest(
+    fingerprint = digest_of(
         teacher_fingerprint,
         _chats_digest(train),
         options.layers,
@@ -185,7 +165,7 @@ def export_candidate(
     folder = out / f"{kind}-{quantization}"
     layers = f"-student{config.finetune.improve.distill_layers}" if kind == "student" else ""
     name = f"{config.models.llm}-grounded-{fingerprint[:8]}{layers}-{quantization}"
-    if _card(folder).get("fingerprint") == fingerprint:
+    if model_card(folder).get("fingerprint") == fingerprint:
         progress(f"{quantization} export in {folder} is up to date")
         return folder, name
     progress(f"exporting {model} to CTranslate2 {quantization}")
@@ -195,67 +175,6 @@ def export_candidate(
         json.dumps({"name": name, "base": config.models.llm, "fingerprint": fingerprint}, indent=2) + "\n",
     )
     return folder, name
-
-
-@dataclass(frozen=True)
-class GateSet:
-    """What every evaluation of one round shares, read once: the gate's questions and what the cache key of
-    an evaluation depends on besides the model."""
-
-    questions: tuple  # the `[finetune.improve] split` of the question file (`EvalQuestion`s)
-    path: str  # the question file
-    key: str  # digest of the questions, the documents, the engine's settings and its code
-
-
-def gate_set(config: Config, questions_path: str, index) -> GateSet:
-    split = config.finetune.improve.split
-    questions = tuple(select(load_questions(questions_path), split))
-    if not questions:
-        raise BadInput(f"{questions_path} has no '{split}' questions to evaluate on")
-    engine = {key: getattr(config, key).model_dump() for key in ("retrieval", "generation", "grounding")}
-    key = _digest(
-        [q.__dict__ for q in questions],
-        index.manifest.get("documents"),
-        engine,
-        config.company_name,
-        _engine_code_digest(),
-    )
-    return GateSet(questions, str(questions_path), key)
-
-
-def evaluate_model(
-    config: Config, model: str, name: str, gate_questions: GateSet, out: Path, progress: Progress
-) -> dict:
-    """`chatbot eval` totals of `model` (a registered name or folder) on the gate's questions; cached."""
-    questions, split = gate_questions.questions, config.finetune.improve.split
-    key = _digest(name, _card(Path(model)).get("fingerprint"), gate_questions.key)[:16]
-    cached = out / "eval" / f"{key}.json"
-    if cached.is_file():
-        progress(f"evaluation of {name} on {len(questions)} {split} questions: cached")
-        return json.loads(cached.read_text(encoding="utf-8"))
-    db = out / "eval" / f"{key}.db"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    db.unlink(missing_ok=True)  # an interrupted run's conversations
-    served = config.with_overrides(
-        {"db_url": f"sqlite:///{db}", "models": {"llm": model, "llm_backend": "transformers", "promoted_dir": ""}}
-    )
-    pipeline = build_pipeline(served, progress)
-    pipeline.warm_up()
-    progress(f"evaluating {name} on {len(questions)} {split} questions")
-    report = evaluate(pipeline, questions, progress)
-    report["totals"]["model"] = name
-    write_atomic(cached, json.dumps(report, ensure_ascii=False) + "\n")
-    return report
-
-
-def gate(candidate: dict, serving: dict) -> tuple[bool, str]:
-    """Promote only when the candidate's correct rate is not lower and its wrong rate not higher."""
-    c_ok, s_ok = candidate["correct_rate"] or 0.0, serving["correct_rate"] or 0.0
-    c_bad, s_bad = candidate["wrong_rate"] or 0.0, serving["wrong_rate"] or 0.0
-    figures = f"correct {c_ok:.3f} vs {s_ok:.3f}, wrong {c_bad:.3f} vs {s_bad:.3f}"
-    if c_ok >= s_ok and c_bad <= s_bad:
-        return True, f"not worse than the serving model ({figures})"
-    return False, f"worse than the serving model ({figures})"
 
 
 def _distill_student(
@@ -297,13 +216,13 @@ def _judge_student(
     totals and its totals where the LLM writes."""
     totals = evaluate_model(config, student["folder"], student["name"], gate_questions, out, progress)["totals"]
     student_writes = writes(student["folder"], student["name"])
-    passes, why = _verdict(totals, serving, student_writes, serving_writes)
+    passes, why = verdict(totals, serving, student_writes, serving_writes)
     as_good, versus_teacher = gate(student_writes, teacher_writes)
     student.update(
         totals=totals,
-        **_rates(totals),
-        writing=_rates(student_writes),
-        teacher_writing=_rates(teacher_writes),
+        **rates(totals),
+        writing=rates(student_writes),
+        teacher_writing=rates(teacher_writes),
         eligible=passes and as_good,
         reason=f"student: {why}; where the LLM writes, against its teacher {versus_teacher}",
     )
@@ -355,13 +274,13 @@ def _summary(
         "candidate": {
             "name": record["name"],
             "folder": str(export),
-            **_rates(record["candidate"]),
-            **({"writing": _rates(candidate_writes)} if candidate_writes else {}),
+            **rates(record["candidate"]),
+            **({"writing": rates(candidate_writes)} if candidate_writes else {}),
         },
         "serving_before": {
             "name": serving["name"],
-            **_rates(serving),
-            **({"writing": _rates(serving_writes)} if serving_writes else {}),
+            **rates(serving),
+            **({"writing": rates(serving_writes)} if serving_writes else {}),
         },
         "chats": counts,
         **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}} if student else {}),
@@ -372,15 +291,44 @@ def _summary(
     }
 
 
-def improve(
-    config: Config, questions_path: str, logs: Sequence[str], out_dir: str | Path, progress: Progress = lambda m: None
-) -> dict:
-    """Run the loop once; returns what each step did and the gate's decision (also in OUT/improve.json)."""
+def _ready_index(config: Config):
+    """The loaded index of the help centre, refusing a round that cannot run: a remote LLM, or an empty index."""
     if config.models.llm_backend == "openai":
         raise BadInput("'chatbot improve' fine-tunes a local model; [models] llm_backend is 'openai'")
     index = build_index(config).load()
     if not index.chunks:
         raise BadInput(f"the index {config.index_dir} is empty; run 'chatbot ingest' on your help centre first")
+    return index
+
+
+def _serving_model(config: Config, target: Path) -> tuple[str, str, str | None]:
+    """(model, name, fingerprint) of what serves now: the model promoted into `target`, else `[models] llm`
+    (whose fingerprint is None)."""
+    current = promoted_model(config.models.llm, str(target))
+    if not current:
+        return config.models.llm, config.models.llm, None
+    return current[0], current[1], model_card(Path(current[0])).get("fingerprint")
+
+
+def _writes_evaluator(
+    config: Config, questions_path: str, index, out: Path, progress: Progress
+) -> Callable[[str, str], dict]:
+    """`writes(folder, label)`: evaluate a model with `[grounding] trained_decision` off."""
+    writing = config.with_overrides({"grounding": {"trained_decision": False}})
+    writing_set = gate_set(writing, questions_path, index)
+
+    def writes(folder: str, label: str) -> dict:
+        """Totals with the LLM writing every answer it can: the calibrated engine may rarely call it at all."""
+        return evaluate_model(writing, folder, label, writing_set, out, progress)["totals"]
+
+    return writes
+
+
+def improve(
+    config: Config, questions_path: str, logs: Sequence[str], out_dir: str | Path, progress: Progress = lambda m: None
+) -> dict:
+    """Run the loop once; returns what each step did and the gate's decision (also in OUT/improve.json)."""
+    index = _ready_index(config)
     gate_questions = gate_set(config, questions_path, index)  # a bad question file fails before any training
     out = Path(out_dir)
     target = Path(config.models.promoted_dir or out / "serving")
@@ -389,17 +337,9 @@ def improve(
     export, name = export_candidate(config, model, fingerprint, out, progress)
     student = _distill_student(config, model, fingerprint, train, validation, out, progress)
 
-    current = promoted_model(config.models.llm, str(target))
-    serving_model, serving_name = (current[0], current[1]) if current else (config.models.llm, config.models.llm)
+    serving_model, serving_name, serving_fingerprint = _serving_model(config, target)
     serving = evaluate_model(config, serving_model, serving_name, gate_questions, out, progress)["totals"]
-    serving_fingerprint = _card(Path(current[0])).get("fingerprint") if current else None
-    writing = config.with_overrides({"grounding": {"trained_decision": False}})
-    writing_set = gate_set(writing, questions_path, index)
-
-    def writes(folder: str, label: str) -> dict:
-        """Totals with the LLM writing every answer it can: the calibrated engine may rarely call it at all."""
-        return evaluate_model(writing, folder, label, writing_set, out, progress)["totals"]
-
+    writes = _writes_evaluator(config, questions_path, index, out, progress)
     serving_writes = teacher_writes = candidate_writes = None
     if student and serving_fingerprint == student["fingerprint"]:
         promoted, reason, candidate = False, "the distilled student is already the serving model", serving
@@ -412,7 +352,7 @@ def improve(
         else:
             candidate = evaluate_model(config, str(export), name, gate_questions, out, progress)["totals"]
             teacher_writes = writes(str(export), name)
-            promoted, reason = _verdict(candidate, serving, teacher_writes, serving_writes)
+            promoted, reason = verdict(candidate, serving, teacher_writes, serving_writes)
             candidate_writes = teacher_writes
         if student:  # judged also when its teacher already serves: it is there to replace it
             totals, student_writes = _judge_student(
@@ -438,17 +378,3 @@ def improve(
     summary = _summary(record, export, target, now_serving[0], counts, student, candidate_writes, serving_writes)
     write_atomic(out / "improve.json", json.dumps({**summary, "record": record}, indent=2, default=str) + "\n")
     return summary
-
-
-def _verdict(totals: dict, serving: dict, writes: dict, serving_writes: dict) -> tuple[bool, str]:
-    """The gate twice: through the engine as it serves, and with the LLM writing every answer it can."""
-    served_ok, served = gate(totals, serving)
-    writing_ok, writing = gate(writes, serving_writes)
-    return served_ok and writing_ok, f"{served}; where the LLM writes, {writing}"
-
-
-def _rates(totals: dict) -> dict:
-    return {
-        k: totals.get(k)
-        for k in ("resolution_rate", "correct_rate", "wrong_rate", "wrong_of_answered", "out_of_scope_refused")
-    }

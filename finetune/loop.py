@@ -240,6 +240,46 @@ def _starting_point(
     return 0, [], 0.0, meta
 
 
+def _check_run(examples: Sequence[Example], options: LoopOptions) -> None:
+    """Refuse a run with no examples to train on, no steps or empty batches."""
+    if not examples:
+        raise BadInput("no training examples left; give more exchanges or raise --max-tokens")
+    if options.max_steps < 1 or options.batch_size < 1:
+        raise BadInput("--max-steps and --batch-size must be at least 1")
+
+
+def _optimizer(params: list, options: LoopOptions) -> tuple:
+    """(AdamW over `params`, its schedule): linear warm-up, then a linear decay to a tenth of the peak rate."""
+    import torch
+
+    optimizer = torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=options.weight_decay)
+
+    def schedule(step: int) -> float:
+        if step < options.warmup_steps:
+            return (step + 1) / (options.warmup_steps + 1)
+        span = max(1, options.max_steps - options.warmup_steps)
+        return max(0.1, 1.0 - 0.9 * (step - options.warmup_steps) / span)
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def _optimizer_step(
+    model, batch: dict, loss_fn: Callable, params: list, optimizer, scheduler, options: LoopOptions, device: str
+) -> float:
+    """One forward and backward pass on `batch` and one optimizer step; returns the step's loss, rounded."""
+    import torch
+
+    with autocast(device):
+        loss = loss_fn(model, batch)
+    loss.backward()
+    if options.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, options.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return round(float(loss.detach()), 6)
+
+
 def train_loop(
     model,
     examples: Sequence[Example],
@@ -257,60 +297,31 @@ def train_loop(
     """Run steps `resumed_from_step .. max_steps`; `loss_fn(model, batch) -> scalar tensor`."""
     import torch
 
-    if not examples:
-        raise BadInput("no training examples left; give more exchanges or raise --max-tokens")
-    if options.max_steps < 1 or options.batch_size < 1:
-        raise BadInput("--max-steps and --batch-size must be at least 1")
+    _check_run(examples, options)
     params = list(_trainable(model).values())
     assert params, "the model has no trainable parameters"
-    optimizer = torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=options.weight_decay)
-
-    def schedule(step: int) -> float:
-        if step < options.warmup_steps:
-            return (step + 1) / (options.warmup_steps + 1)
-        span = max(1, options.max_steps - options.warmup_steps)
-        return max(0.1, 1.0 - 0.9 * (step - options.warmup_steps) / span)
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    optimizer, scheduler = _optimizer(params, options)
     directory = Path(checkpoint_dir)
     start, losses, seconds, meta = _starting_point(
         directory, resume, model, optimizer, scheduler, fingerprint, dict(meta or {})
     )
     model.train()
     tokens = 0
+    keep = max(1, options.keep_checkpoints)
     bar = progress_bar(total=options.max_steps, initial=start, desc=description, unit="step")
     for step in range(start, options.max_steps):
         began = time.perf_counter()
         torch.manual_seed(options.seed * 7919 + step)  # dropout masks do not depend on where a run resumed
         batch_examples = [examples[i] for i in batch_indices(len(examples), step, options.batch_size, options.seed)]
         batch = collate(batch_examples, pad_id, device)
-        with autocast(device):
-            loss = loss_fn(model, batch)
-        loss.backward()
-        if options.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, options.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(round(float(loss.detach()), 6))
+        losses.append(_optimizer_step(model, batch, loss_fn, params, optimizer, scheduler, options, device))
         tokens += sum(e.target_tokens for e in batch_examples)
         seconds += time.perf_counter() - began
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         done = step + 1
         if done % max(1, options.checkpoint_every_steps) == 0 or done == options.max_steps:
-            _save(
-                directory,
-                done,
-                model,
-                optimizer,
-                scheduler,
-                losses,
-                seconds,
-                fingerprint,
-                meta,
-                max(1, options.keep_checkpoints),
-            )
+            _save(directory, done, model, optimizer, scheduler, losses, seconds, fingerprint, meta, keep)
     bar.close()
     return LoopResult(
         steps=max(start, options.max_steps),

@@ -277,38 +277,29 @@ def _save_model(model, tokenizer, out: Path, adapter_only: bool) -> None:
     tokenizer.save_pretrained(out)
 
 
-def train_chats(
-    chats: Sequence[Chat],
-    eval_chats: Sequence[Chat],
-    out_dir: str | Path,
-    options: FinetuneOptions,
-    resume: bool = False,
-    progress: Progress = lambda m: None,
-    extra_report: dict | None = None,
-) -> dict:
-    """Train LoRA on `options.model` with `chats`, report the loss on `eval_chats` before and after, and save
-    the model (merged, or the adapter) in `out_dir`; returns the training report (also written there)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    out = Path(out_dir)
-    base = resolve_trainable_model(options.model, progress)
-    device = pick_device(options.device)
-    progress(f"loading {base} on {device}")
-    model, tokenizer = load_causal_lm(base, device)
-    examples, encode_stats = encode_chats(tokenizer, chats, options.encode.max_tokens)
-    eval_examples, _ = encode_chats(tokenizer, eval_chats, options.encode.max_tokens)
+def _encode_for_training(
+    tokenizer, chats: Sequence[Chat], eval_chats: Sequence[Chat], encode: EncodeOptions, progress: Progress
+) -> tuple[list[Example], dict[str, int], list[Example]]:
+    """(training examples, their counts, validation examples); refuses chats of which none fits."""
+    examples, encode_stats = encode_chats(tokenizer, chats, encode.max_tokens)
+    eval_examples, _ = encode_chats(tokenizer, eval_chats, encode.max_tokens)
     if not examples:
         raise BadInput(
-            f"none of the {len(chats)} training chats fits in {options.encode.max_tokens} tokens; "
+            f"none of the {len(chats)} training chats fits in {encode.max_tokens} tokens; "
             "raise [finetune] max_tokens or show fewer source sentences"
         )
     progress(
         f"{len(examples)} training sequences ({encode_stats['reply_cut']} replies cut to "
-        f"{options.encode.max_tokens} tokens, {encode_stats['skipped_prompt_too_long']} skipped)"
+        f"{encode.max_tokens} tokens, {encode_stats['skipped_prompt_too_long']} skipped)"
     )
+    return examples, encode_stats, eval_examples
 
-    total_params = sum(p.numel() for p in model.parameters())
+
+def _with_lora(model, options: FinetuneOptions):
+    """`model` wrapped by peft with fresh LoRA adapters (seeded), gradient checkpointing on when asked."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
     lora = options.lora
     torch.manual_seed(options.loop.seed)  # LoRA's A matrices start random: a seed makes a run repeatable
     model = get_peft_model(
@@ -324,16 +315,42 @@ def train_chats(
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    settings = {
+    return model
+
+
+def _run_settings(base: str, options: FinetuneOptions) -> dict:
+    """What a checkpoint's fingerprint covers besides the examples: a resumed run must not change them."""
+    return {
         "model": base,
-        "lora": dataclasses.asdict(lora),
+        "lora": dataclasses.asdict(options.lora),
         "encode": dataclasses.asdict(options.encode),
         "batch_size": options.loop.batch_size,
         "learning_rate": options.loop.learning_rate,
         "seed": options.loop.seed,
         "warmup_steps": options.loop.warmup_steps,
     }
+
+
+def train_chats(
+    chats: Sequence[Chat],
+    eval_chats: Sequence[Chat],
+    out_dir: str | Path,
+    options: FinetuneOptions,
+    resume: bool = False,
+    progress: Progress = lambda m: None,
+    extra_report: dict | None = None,
+) -> dict:
+    """Train LoRA on `options.model` with `chats`, report the loss on `eval_chats` before and after, and save
+    the model (merged, or the adapter) in `out_dir`; returns the training report (also written there)."""
+    out = Path(out_dir)
+    base = resolve_trainable_model(options.model, progress)
+    device = pick_device(options.device)
+    progress(f"loading {base} on {device}")
+    model, tokenizer = load_causal_lm(base, device)
+    examples, encode_stats, eval_examples = _encode_for_training(tokenizer, chats, eval_chats, options.encode, progress)
+    total_params = sum(p.numel() for p in model.parameters())
+    model = _with_lora(model, options)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     meta = {}
     if not resume:
         meta["validation_loss_before"] = mean_loss(model, eval_examples, tokenizer.pad_token_id, device)
@@ -346,7 +363,7 @@ def train_chats(
         device=device,
         checkpoint_dir=out / "checkpoints",
         resume=resume,
-        fingerprint=fingerprint(examples, settings),
+        fingerprint=fingerprint(examples, _run_settings(base, options)),
         meta=meta,
         description="fine-tuning",
     )
@@ -360,7 +377,7 @@ def train_chats(
         "dtype": "bfloat16" if device == "cuda" else "float32",
         "output": "adapter" if options.adapter_only else "merged",
         "out": str(out),
-        "lora": dataclasses.asdict(lora),
+        "lora": dataclasses.asdict(options.lora),
         "trainable_parameters": trainable,
         "total_parameters": total_params,
         "max_tokens": options.encode.max_tokens,

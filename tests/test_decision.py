@@ -253,10 +253,45 @@ def test_below_the_calibrated_threshold_the_turn_is_handed_over_or_tried_by_the_
     assert llm.prompts  # the LLM tried
 
 
+def test_below_the_threshold_the_closest_window_is_suggested_and_the_customer_confirms_or_declines(parts, tmp_path):
+    index = parts[0]
+    pipeline, llm = _engine(index, tmp_path, _model(threshold=0.9), below="suggest")
+    reply = pipeline.ask("How long do refunds take to reach my card?")
+    assert reply.outcome == "suggested" and not reply.handoff.needed and llm.prompts == []
+    assert reply.to_json()["suggestion"] is True and reply.answer.endswith("Did this answer your question?")
+    assert "five working days" in reply.answer and [s.doc_id for s in reply.sources] == ["R"]
+    confirmed = pipeline.ask("yes, thanks!", reply.conversation_id)
+    assert confirmed.outcome == "confirmed" and not confirmed.handoff.needed
+    conversation = pipeline.conversation(reply.conversation_id)
+    assert pipeline.store.stats.totals()["ratings"] == {1: 1} and conversation.handoff_reason is None
+
+    second = pipeline.ask("How long do refunds take to reach my card?")
+    declined = pipeline.ask("No, talk to a person", second.conversation_id)
+    assert declined.outcome == "suggestion_declined" and declined.handoff.needed
+    assert [(e.conversation_id, e.reason) for e in pipeline.handoff_queue()] == [
+        (second.conversation_id, "suggestion_declined")
+    ]
+    third = pipeline.ask("How long do refunds take to reach my card?")
+    follow_up = pipeline.ask("Where do I print a return label?", third.conversation_id)  # a new question
+    assert follow_up.outcome in ("suggested", "answered") and pipeline.handoff_state(third.conversation_id) == "bot"
+
+
+def test_a_thumbs_down_on_the_latest_suggestion_hands_over_and_one_on_an_older_reply_does_not(parts, tmp_path):
+    index = parts[0]
+    pipeline, _ = _engine(index, tmp_path, _model(threshold=0.9), below="suggest")
+    first = pipeline.ask("How long do refunds take to reach my card?")
+    later = pipeline.ask("Where do I print a return label?", first.conversation_id)
+    assert pipeline.feedback(first.conversation_id, first.message_id, -1) is None  # not the latest reply
+    handed = pipeline.feedback(first.conversation_id, later.message_id, -1)
+    assert handed is not None and handed.outcome == "suggestion_declined" and handed.handoff.needed
+    assert pipeline.handoff_state(first.conversation_id) == "waiting"
+    assert pipeline.feedback(first.conversation_id, later.message_id, -1) is None  # already declined
+
+
 def test_an_unknown_below_threshold_choice_lists_the_valid_ones():
     from core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="handoff, llm"):
+    with pytest.raises(ConfigError, match="suggest, handoff, llm"):
         build_settings(load_config(None, {"grounding": {"below_threshold": "guess"}}))
 
 

@@ -2,7 +2,8 @@
 
 - `POST /api/chat`: JSON `{"message", "conversation_id"?}` or a multipart form with the fields
   `message`, `conversation_id` and the files `audio`, `image`; returns the `chatbot ask --json` shape.
-- `POST /api/feedback`: `{"conversation_id", "message_id"?, "rating": 1|-1, "comment"?}`.
+- `POST /api/feedback`: `{"conversation_id", "message_id"?, "rating": 1|-1, "comment"?}` -> `{"ok"}`; a thumbs
+  down on the latest reply when it was a suggestion hands over and adds `"reply"` (the `ask` shape).
 - `GET /api/conversations/{id}`: that conversation's transcript. The id is a random 128-bit
   value handed only to the customer who started the conversation: it is their key to it.
 - `GET /api/analytics`: totals and per-day trends, for operators only (HTTP Basic or Bearer
@@ -263,8 +264,10 @@ def customer_routes(pipeline: Pipeline, limiter: RateLimiter, max_upload_bytes: 
     async def post_feedback(request: Request):
         body = await _json_body(request, FeedbackRequest, feedback_example)
         limiter.hit(client_key(request), "ratings")
-        pipeline.feedback(body.conversation_id, body.message_id, body.rating, body.comment)
-        return {"ok": True}
+        handed_over = pipeline.feedback(body.conversation_id, body.message_id, body.rating, body.comment)
+        if handed_over is None:
+            return {"ok": True}
+        return {"ok": True, "reply": {**handed_over.to_json(), "message_id": handed_over.message_id}}
 
     @router.get("/conversations/{conversation_id}")
     def get_conversation(conversation_id: str):

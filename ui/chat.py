@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -215,6 +216,99 @@ class _Handlers:
             f.write(self.voice_out.speak(answer))
         return f.name
 
+    def ask(self, message: str, conversation_id: str = "", request: gr.Request = None) -> dict:
+        """Answer a text question; the same JSON as `chatbot ask --json`."""
+        try:
+            self.limiter.hit(client_key(request))
+            return self.pipeline.ask(message, conversation_id or None, channel="web").to_json()
+        except ChatbotError as exc:
+            raise gr.Error(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class _Page:
+    """The page's components that the events read and write."""
+
+    session: gr.BrowserState
+    ids: gr.State
+    spoken: gr.State
+    notice: gr.Markdown
+    chat: gr.Chatbot
+    box: gr.MultimodalTextbox
+    person: gr.Button
+    fresh: gr.Button
+
+
+def _layout(company: str) -> _Page:
+    """Lay out the page in the open Blocks: the state, heading, handoff banner, chat, box and buttons."""
+    session = gr.BrowserState({"conversation_id": None}, storage_key="chatbot-session")
+    ids = gr.State([])  # the store's message id for each chat row (None for customer rows)
+    spoken = gr.State("")  # the last checked answer, as plain text, for reading aloud
+    gr.Markdown(f"### {company} \u00b7 customer help\nAsk by typing, record a voice message, or attach a screenshot.")
+    notice = gr.Markdown(HANDOFF_NOTICE, visible=False, elem_id="handoff-notice")
+    chat = gr.Chatbot(
+        label="Conversation",
+        elem_id="chat",
+        height=460,
+        feedback_options=("Like", "Dislike"),
+        placeholder="How can we help today?",
+    )
+    box = gr.MultimodalTextbox(
+        sources=["upload", "microphone"],
+        file_types=["image", "audio"],
+        file_count="multiple",
+        placeholder="Type your question\u2026",
+        show_label=False,
+        elem_id="ask-box",
+    )
+    with gr.Row():
+        person = gr.Button("Talk to a person", elem_id="talk-to-person", size="sm", variant="secondary")
+        fresh = gr.Button("New conversation", size="sm", variant="secondary")
+    return _Page(session, ids, spoken, notice, chat, box, person, fresh)
+
+
+def _wire_turns(on: _Handlers, page: _Page, voice_out: VoiceOut | None) -> None:
+    """A submitted message runs one turn; with `voice_out`, a 'read replies aloud' switch and its player."""
+    # no Gradio queue of one: customers' turns run side by side; the engine bounds the LLM's own queue
+    # (a full one answers "busy, please try again") and batches concurrent replies
+    submitted = page.box.submit(
+        on.respond,
+        [page.box, page.chat, page.session, page.ids],
+        [page.chat, page.box, page.session, page.ids, page.notice, page.spoken],
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+    if voice_out is not None:
+        with gr.Row():
+            aloud = gr.Checkbox(False, label="Read replies aloud", elem_id="read-aloud")
+            player = gr.Audio(autoplay=True, visible=True, show_label=False, interactive=False)
+        submitted.then(on.read_aloud, [aloud, page.spoken], [player], api_visibility="private")
+
+
+def _wire_conversation(on: _Handlers, page: _Page, demo: gr.Blocks, poll_s: float) -> None:
+    """Ratings, the two buttons, the chat restored on load and, every `poll_s` (0: never), a person's messages."""
+    chat, session, ids, notice = page.chat, page.session, page.ids, page.notice
+    chat.like(on.on_like, [session, ids], None)
+    page.person.click(on.hand_over, [chat, session, ids], [chat, session, ids, notice], api_visibility="private")
+    page.fresh.click(
+        lambda: ([], {"conversation_id": None}, [], gr.update(visible=False)),
+        None,
+        [chat, session, ids, notice],
+        api_visibility="private",
+    )
+    demo.load(on.restore, [session], [chat, ids, notice], api_visibility="private")
+    if poll_s > 0:  # a person's replies appear without a reload: the page asks the store every poll_s
+        timer = gr.Timer(poll_s)
+        timer.tick(
+            on.poll,
+            [session, ids],
+            [chat, ids, notice],
+            api_visibility="private",
+            show_progress="hidden",
+            concurrency_limit=8,
+            queue=True,
+        )
+
 
 def build_chat(
     pipeline: Pipeline,
@@ -230,74 +324,8 @@ def build_chat(
     a person's messages (0: never)."""
     on = _Handlers(pipeline, voice_out, limiter)
     with gr.Blocks(title=f"{company} help", fill_height=True, delete_cache=delete_cache) as demo:
-        session = gr.BrowserState({"conversation_id": None}, storage_key="chatbot-session")
-        ids = gr.State([])  # the store's message id for each chat row (None for customer rows)
-        spoken = gr.State("")  # the last checked answer, as plain text, for reading aloud
-        gr.Markdown(
-            f"### {company} \u00b7 customer help\nAsk by typing, record a voice message, or attach a screenshot."
-        )
-        notice = gr.Markdown(HANDOFF_NOTICE, visible=False, elem_id="handoff-notice")
-        chat = gr.Chatbot(
-            label="Conversation",
-            elem_id="chat",
-            height=460,
-            feedback_options=("Like", "Dislike"),
-            placeholder="How can we help today?",
-        )
-        box = gr.MultimodalTextbox(
-            sources=["upload", "microphone"],
-            file_types=["image", "audio"],
-            file_count="multiple",
-            placeholder="Type your question\u2026",
-            show_label=False,
-            elem_id="ask-box",
-        )
-        with gr.Row():
-            person = gr.Button("Talk to a person", elem_id="talk-to-person", size="sm", variant="secondary")
-            fresh = gr.Button("New conversation", size="sm", variant="secondary")
-
-        # no Gradio queue of one: customers' turns run side by side; the engine bounds the LLM's own queue
-        # (a full one answers "busy, please try again") and batches concurrent replies
-        submitted = box.submit(
-            on.respond,
-            [box, chat, session, ids],
-            [chat, box, session, ids, notice, spoken],
-            api_visibility="private",
-            concurrency_limit=None,
-        )
-        if voice_out is not None:
-            with gr.Row():
-                aloud = gr.Checkbox(False, label="Read replies aloud", elem_id="read-aloud")
-                player = gr.Audio(autoplay=True, visible=True, show_label=False, interactive=False)
-            submitted.then(on.read_aloud, [aloud, spoken], [player], api_visibility="private")
-        chat.like(on.on_like, [session, ids], None)
-        person.click(on.hand_over, [chat, session, ids], [chat, session, ids, notice], api_visibility="private")
-        fresh.click(
-            lambda: ([], {"conversation_id": None}, [], gr.update(visible=False)),
-            None,
-            [chat, session, ids, notice],
-            api_visibility="private",
-        )
-        demo.load(on.restore, [session], [chat, ids, notice], api_visibility="private")
-        if poll_s > 0:  # a person's replies appear without a reload: the page asks the store every poll_s
-            timer = gr.Timer(poll_s)
-            timer.tick(
-                on.poll,
-                [session, ids],
-                [chat, ids, notice],
-                api_visibility="private",
-                show_progress="hidden",
-                concurrency_limit=8,
-                queue=True,
-            )
-
-        def ask(message: str, conversation_id: str = "", request: gr.Request = None) -> dict:
-            """Answer a text question; the same JSON as `chatbot ask --json`."""
-            try:
-                on.limiter.hit(client_key(request))
-                return pipeline.ask(message, conversation_id or None, channel="web").to_json()
-            except ChatbotError as exc:
-                raise gr.Error(str(exc)) from None
-
-        gr.api(ask, api_name="ask")
+        page = _layout(company)
+        _wire_turns(on, page, voice_out)
+        _wire_conversation(on, page, demo, poll_s)
+        gr.api(on.ask, api_name="ask")
     return demo

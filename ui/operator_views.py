@@ -42,13 +42,22 @@ def eval_lines(report: dict) -> list[str]:
     return lines
 
 
+def resolution_line(r: dict) -> str:
+    """Conversations by how they ended, as the market counts resolutions (`chatbot.reporting.resolution`)."""
+    return (
+        f"Resolved: **{r['confirmed']} confirmed** by the customer, **{r['assumed']} assumed** (no word for "
+        f"{r['window_h']:g} h after the answer); {r['handed_over']} handed over to a person, {r['unresolved']} "
+        f"unresolved, {r['pending']} still within the window."
+    )
+
+
 def totals_markdown(report: dict) -> str:
     latency = report["latency_s"]
     return "\n".join(
         [
             "| conversations | resolution rate | handoff rate | CSAT | latency p50 / p95 | tokens |",
             "|---|---|---|---|---|---|",
-            f"| {report['conversations']} | {_pct(1 - report['handoff_rate'] if report['conversations'] else None)} "
+            f"| {report['conversations']} | {_pct(report['resolution']['rate'])} "
             f"| {_pct(report['handoff_rate'])} | {_pct(report['csat'])} "
             f"| {latency['p50'] or 0:.2f} s / {latency['p95'] or 0:.2f} s "
             f"| {report['tokens']['prompt'] + report['tokens']['completion']:,} |",
@@ -60,6 +69,8 @@ def totals_markdown(report: dict) -> str:
             f"| {_money(report['cost_per_conversation_usd'])} | {_money(report['api_shadow_cost_per_conversation_usd'])} "
             f"| {_money(report['human_agent_cost_per_conversation_usd'])} | {_money(report['savings_vs_api_usd'])} "
             f"| {_money(report['savings_vs_human_usd'])} |",
+            "",
+            resolution_line(report["resolution"]),
             "",
             f"Handoffs by reason: {', '.join(f'{k} {v}' for k, v in report['handoff_reasons'].items()) or 'none'}",
             "",

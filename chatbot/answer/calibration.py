@@ -254,6 +254,53 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
+def _labelled(judged: Sequence[Judged]) -> tuple[list[Judged], np.ndarray, np.ndarray]:
+    """The judged questions with a window and a verdict, with their features and labels as arrays."""
+    labelled = [j for j in judged if j.features is not None and j.correct is not None]
+    xq = np.array([j.features for j in labelled], dtype=np.float64).reshape(-1, len(DECISION_FEATURES))
+    yq = np.array([bool(j.correct) for j in labelled])
+    return labelled, xq, yq
+
+
+def _refit(
+    x: np.ndarray,
+    y: np.ndarray,
+    xq: np.ndarray,
+    yq: np.ndarray,
+    rows: np.ndarray,
+    weight: float,
+    regularization: float,
+    fingerprint: str = "",
+) -> AnswerModel:
+    """The pseudo-questions' examples and the labelled questions' `rows`, each of those worth `weight`."""
+    return fit(
+        np.vstack([x, xq[rows]]),
+        np.concatenate([y, yq[rows]]),
+        fingerprint,
+        regularization,
+        np.concatenate([np.ones(len(y)), np.full(len(rows), weight)]),
+    )
+
+
+def _best_weight(
+    x: np.ndarray, y: np.ndarray, xq: np.ndarray, yq: np.ndarray, base_scores: np.ndarray, regularization: float
+) -> tuple[float, float, np.ndarray]:
+    """(AUC, weight, out-of-fold probabilities) of the `QUESTION_WEIGHTS` weight ranking the answers best."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(xq, yq))
+    best = (_auc(base_scores, yq), 0.0, base_scores)
+    for weight in QUESTION_WEIGHTS[1:]:
+        scores = np.zeros(len(yq))
+        for train_rows, test_rows in folds:
+            fold = _refit(x, y, xq, yq, train_rows, weight, regularization)
+            scores[test_rows] = [fold.probability_of(f) for f in xq[test_rows]]
+        auc = _auc(scores, yq)
+        if auc > best[0] + 1e-9:
+            best = (auc, weight, scores)
+    return best
+
+
 def learn_from_questions(
     x: np.ndarray,
     y: np.ndarray,
@@ -266,11 +313,7 @@ def learn_from_questions(
     `QUESTION_WEIGHTS`) whose out-of-fold probabilities rank the questions' answers best; weight 0 (the
     pseudo-question model `base`) wins ties and is kept when the set is too small to learn from.
     Returns the model, each judged question's out-of-fold probability (by id) and what was chosen."""
-    from sklearn.model_selection import StratifiedKFold
-
-    labelled = [j for j in judged if j.features is not None and j.correct is not None]
-    xq = np.array([j.features for j in labelled], dtype=np.float64).reshape(-1, len(DECISION_FEATURES))
-    yq = np.array([bool(j.correct) for j in labelled])
+    labelled, xq, yq = _labelled(judged)
     base_scores = np.array([base.probability_of(f) for f in xq])
     rights = int(yq.sum())
     if min(rights, len(yq) - rights) < max(MIN_LABELLED, FOLDS):
@@ -279,28 +322,7 @@ def learn_from_questions(
             "the decision keeps to the pseudo-questions"
         )
         return base, dict(zip((j.id for j in labelled), base_scores.tolist())), {"question_weight": 0.0}
-
-    def refit(rows: np.ndarray, weight: float, fingerprint: str = "") -> AnswerModel:
-        """The pseudo-questions' examples and these labelled questions', each of those worth `weight`."""
-        return fit(
-            np.vstack([x, xq[rows]]),
-            np.concatenate([y, yq[rows]]),
-            fingerprint,
-            regularization,
-            np.concatenate([np.ones(len(y)), np.full(len(rows), weight)]),
-        )
-
-    folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(xq, yq))
-    best = (_auc(base_scores, yq), 0.0, base_scores)
-    for weight in QUESTION_WEIGHTS[1:]:
-        scores = np.zeros(len(yq))
-        for train_rows, test_rows in folds:
-            fold = refit(train_rows, weight)
-            scores[test_rows] = [fold.probability_of(f) for f in xq[test_rows]]
-        auc = _auc(scores, yq)
-        if auc > best[0] + 1e-9:
-            best = (auc, weight, scores)
-    auc, weight, scores = best
+    auc, weight, scores = _best_weight(x, y, xq, yq, base_scores, regularization)
     chosen = {
         "question_weight": weight,
         "learned_from": len(yq),
@@ -314,7 +336,7 @@ def learn_from_questions(
     if weight == 0.0:
         return base, dict(zip((j.id for j in labelled), scores.tolist())), chosen
     digest = hashlib.sha256(base.fingerprint.encode() + xq.tobytes() + yq.tobytes() + str(weight).encode())
-    model = refit(np.arange(len(yq)), weight, digest.hexdigest())
+    model = _refit(x, y, xq, yq, np.arange(len(yq)), weight, regularization, digest.hexdigest())
     return model, dict(zip((j.id for j in labelled), scores.tolist())), chosen
 
 

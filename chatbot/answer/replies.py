@@ -42,8 +42,23 @@ ANSWERS = {
     Outcome.NO_KNOWLEDGE: "I'm sorry, I couldn't find that in our help centre. I've passed your question to "
     "a colleague, who will get back to you.",
     Outcome.UNSUPPORTED_ANSWER: "I'm not certain about that, so I've asked a colleague to confirm.",
+    Outcome.CONFIRMED: "Great, I'm glad that helped. Is there anything else I can help you with?",
+    Outcome.SUGGESTION_DECLINED: "Sorry that didn't answer it. I've asked a member of our team to take over this "
+    "conversation; they will reply here as soon as they can.",
 }
 QUOTE = "Our help centre says: \u201c{sentence}\u201d [1]"
+SUGGESTION_QUESTION = "Did this answer your question?"
+# honest about what it is: the closest part of the help centre, not an answer the assistant vouches for
+SUGGESTION = (
+    "I'm not sure, but this part of our help centre looks closest to your question: \u201c{sentence}\u201d [1] "
+)
+SUGGESTION += SUGGESTION_QUESTION
+_YES = re.compile(
+    r"^\W*(yes|yeah|yep|yup|y|sure|correct|perfect|great|thanks?|thank you|ty|cheers|it did|that did|"
+    r"that (helped|helps|answers? it|works)|(it )?(helped|solved|answered)( it)?|ok(ay)?( thanks?)?)\b[\w\s,.!']{0,40}$",
+    re.I,
+)
+_NO = re.compile(r"^\W*(no|nope|nah|n|not really|it didn'?t|that didn'?t|didn'?t help|not helpful)\b", re.I)
 
 
 def cite(result: GroundingResult, passages: list[Passage]) -> tuple[str, list[Passage]]:
@@ -88,3 +103,18 @@ def plain(sentence: str) -> str:
 def is_human_request(text: str) -> bool:
     """Does the customer ask for a person in words ("can I talk to a human?")?"""
     return bool(_HUMAN.search(text))
+
+
+def suggested(sentences: tuple[str, ...] | list[str]) -> str:
+    """The closest source window offered as a suggestion, quoted verbatim, asking whether it answered."""
+    return SUGGESTION.format(sentence=" ".join(plain(s) for s in sentences))
+
+
+def confirms(text: str) -> bool:
+    """Does a short reply to "Did this answer your question?" say yes ("yes thanks", "that helped")?"""
+    return len(text) <= 80 and bool(_YES.search(text)) and not _NO.search(text)
+
+
+def declines(text: str) -> bool:
+    """Does a reply to "Did this answer your question?" say no ("no", "not really", "no, talk to a person")?"""
+    return bool(_NO.search(text)) or is_human_request(text)

@@ -144,6 +144,17 @@ class Conversations:
         c.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now()))
         return int(result.inserted_primary_key[0])  # type: ignore[index]  # an INSERT always has one
 
+    def last_reply(self, conversation_id: str, before_message_id: int | None = None) -> tuple[int, str | None] | None:
+        """The assistant's last reply in the conversation (before `before_message_id`): (id, outcome), or None."""
+        query = select(messages.c.id, messages.c.outcome).where(
+            messages.c.conversation_id == conversation_id, messages.c.role == "assistant"
+        )
+        if before_message_id is not None:
+            query = query.where(messages.c.id < before_message_id)
+        with self.db.read() as c:
+            row = c.execute(query.order_by(messages.c.id.desc()).limit(1)).first()
+        return (int(row.id), row.outcome) if row is not None else None
+
     def add_feedback(
         self, conversation_id: str, message_id: int | None, rating: int, comment: str | None = None
     ) -> None:

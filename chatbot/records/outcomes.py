@@ -18,6 +18,9 @@ class Outcome(StrEnum):
     CUSTOMER_REQUEST = "customer_request"  # the customer asked for a person: handoff
     INTERRUPTED = "interrupted"  # the server stopped before replying (found at its next start): handoff
     WITH_AGENT = "with_agent"  # a person holds the conversation: the message goes to them, the bot is silent
+    SUGGESTED = "suggested"  # below the decision's threshold: the closest window shown, "Did this answer it?"
+    CONFIRMED = "confirmed"  # the customer said the suggestion (or answer) before answered their question
+    SUGGESTION_DECLINED = "suggestion_declined"  # the customer said it did not: handoff
 
     @property
     def hands_over(self) -> bool:
@@ -27,9 +30,20 @@ class Outcome(StrEnum):
     @property
     def unanswered(self) -> bool:
         """True when the customer's question got no answer from the help centre."""
-        return self in (Outcome.OFF_TOPIC, Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER)
+        return self in (
+            Outcome.OFF_TOPIC,
+            Outcome.NO_KNOWLEDGE,
+            Outcome.UNSUPPORTED_ANSWER,
+            Outcome.SUGGESTION_DECLINED,
+        )
 
 
 HANDOFF_OUTCOMES = frozenset(
-    {Outcome.NO_KNOWLEDGE, Outcome.UNSUPPORTED_ANSWER, Outcome.CUSTOMER_REQUEST, Outcome.INTERRUPTED}
+    {
+        Outcome.NO_KNOWLEDGE,
+        Outcome.UNSUPPORTED_ANSWER,
+        Outcome.CUSTOMER_REQUEST,
+        Outcome.INTERRUPTED,
+        Outcome.SUGGESTION_DECLINED,
+    }
 )

@@ -16,6 +16,7 @@ from chatbot.records.database import Database, now
 from chatbot.records.outcomes import Outcome
 from chatbot.records.schema import conversations, eval_runs, feedback, handoffs, message_sources, messages, usage
 from chatbot.records.types import (
+    ConversationTrail,
     Activity,
     ConversationSummary,
     GapQuestion,
@@ -208,6 +209,30 @@ class Stats:
             (UnansweredQuestion(q.conversation_id, reply.id, q.content, Outcome(reply.outcome)) for q, reply in pairs),
             key=lambda u: (u.conversation_id, u.message_id),
         )
+
+    def conversation_trails(self) -> list:
+        """Every conversation's messages in order with their ratings, for counting resolutions
+        (`chatbot.reporting.resolution`)."""
+        with self.db.read() as c:
+            flags = dict(c.execute(select(conversations.c.id, conversations.c.handoff_needed)).all())
+            rows = c.execute(
+                select(
+                    messages.c.conversation_id,
+                    messages.c.id,
+                    messages.c.role,
+                    messages.c.outcome,
+                    messages.c.created_at,
+                ).order_by(messages.c.id)
+            ).all()
+            rated = dict(
+                c.execute(
+                    select(feedback.c.message_id, feedback.c.rating).where(feedback.c.message_id.is_not(None))
+                ).all()
+            )
+        trails: dict[str, list] = {cid: [] for cid in flags}
+        for r in rows:
+            trails.setdefault(r.conversation_id, []).append((r.role, r.outcome, r.created_at, rated.get(r.id)))
+        return [ConversationTrail(cid, bool(flags.get(cid)), tuple(m)) for cid, m in trails.items()]
 
     def stage_usage(self, conversation_id: str) -> list[TurnUsage]:
         """The metered turns of one conversation, oldest first: seconds and USD charged per stage."""

@@ -194,3 +194,12 @@ class GapQuestion:
 
 class Conflict(ChatbotError):
     """The action clashes with another operator's (already claimed, not yours to resolve)."""
+
+
+@dataclass(frozen=True)
+class ConversationTrail:
+    """What resolution is judged on: the conversation's messages (role, outcome, when, rating) in order."""
+
+    conversation_id: str
+    handed_over: bool
+    messages: tuple[tuple[str, str | None, datetime, int | None], ...]  # role, outcome, created_at, rating

@@ -1,20 +1,7 @@
 """Scoring the assistant on a question set: how many questions it resolves, and how many correctly.
 
-A question set is JSON Lines, one customer question a line:
-
-    {"id": "...", "question": "...", "doc_ids": ["LO-1008"], "answer_contains": ["30 days"],
-     "in_scope": true, "turns": ["earlier customer turn", ...], "split": "dev"}
-
-- `doc_ids`: the help-centre documents that answer it (any one cited counts); [] when out of scope,
-  and [] for a vague in-scope question ("it doesn't work"), which should get a clarifying question;
-- `answer_contains`: regular expressions, matched case-insensitively; the answer must match one;
-- `in_scope`: false for questions the assistant should not answer (not about the shop);
-- `turns` (optional): earlier customer turns, asked first in the same conversation, not scored;
-- `split` (optional): "dev" (tune on it) or "heldout" (report it); where it is missing, a hash of the
-  question text picks a third of each kind of question to hold out (`assign_splits`);
-- `id` (optional): defaults to the line number.
-The older shapes are read too: `doc_id` (a string) and `answer_contains` (a literal substring) as in
-the first demo set, and `article_id` as in bench/data/arduino_questions.jsonl; they are in scope.
+A question set (its JSON Lines format, reading and splitting it: `chatbot.reporting.questions`) is
+run through the pipeline here.
 
 Each question runs in a new conversation. The figures (see `totals`):
 - resolution_rate: in-scope questions served without a person: answered, or (vague ones) clarified;
@@ -30,42 +17,23 @@ Each question runs in a new conversation. The figures (see `totals`):
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, UTC
 from pathlib import Path
 
+# the question sets' names live in chatbot.reporting.questions; re-exported here, where callers import them
+from chatbot.reporting.questions import SPLITS, EvalQuestion, assign_splits, load_questions, select, text_hash  # noqa: F401
 from chatbot.reporting.report import percentile
-from core.errors import BadInput, NotFound
-from core.jsonl import jsonl_records
 
-SPLITS = ("dev", "heldout")
 RETRIEVAL_K = 5
 CLARIFY = "clarify"  # an outcome the engine may add: asks the customer what they mean
 ANSWERED = "answered"
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class EvalQuestion:
-    id: str
-    question: str
-    doc_ids: tuple[str, ...]
-    answer_contains: tuple[str, ...]  # regular expressions, case-insensitive; () when no fact is checked
-    in_scope: bool
-    turns: tuple[str, ...] = ()
-    split: str = "dev"
-    line: int = 0
-
-    @property
-    def vague(self) -> bool:
-        """In scope but too vague to answer: the right reply is a clarifying question."""
-        return self.in_scope and not self.doc_ids
 
 
 @dataclass(frozen=True)
@@ -172,129 +140,6 @@ class EvalResult:
             "cost_usd": self.cost_usd,
             "grounding": self.grounding or {},
         }
-
-
-def text_hash(question: str) -> str:
-    return hashlib.sha256(" ".join(question.lower().split()).encode("utf-8")).hexdigest()
-
-
-def assign_splits(questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
-    """Give a split to the questions without one: in each kind (in scope or not, follow-up or not),
-    the third with the lowest hash of their text is held out; the others are dev. Not by hand, and
-    stable: adding a question moves at most the one at the boundary of its kind."""
-    kinds: dict[tuple[bool, bool], list[EvalQuestion]] = {}
-    for q in questions:
-        if not q.split:
-            kinds.setdefault((q.in_scope, bool(q.turns)), []).append(q)
-    heldout: set[str] = set()
-    for group in kinds.values():
-        ranked = sorted(group, key=lambda q: text_hash(q.question))
-        heldout.update(q.id for q in ranked[: round(len(group) / 3)])
-    return [q if q.split else replace(q, split="heldout" if q.id in heldout else "dev") for q in questions]
-
-
-def load_questions(path: str | Path) -> list[EvalQuestion]:
-    """Read a question set; any problem is a `BadInput` naming the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"question file {path} does not exist; give a JSONL file of questions")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise BadInput(f"{path} is not UTF-8 text; give a JSONL file of questions") from None
-    questions: list[EvalQuestion] = []
-    seen: dict[str, int] = {}
-    for number, record in jsonl_records(lines, path):
-        question = _parse(record, f"{path} line {number}", number)
-        if question.id in seen:
-            raise BadInput(
-                f"{path} line {number}: id '{question.id}' is also on line {seen[question.id]}; "
-                "give each question its own id"
-            )
-        seen[question.id] = number
-        questions.append(question)
-    if not questions:
-        raise BadInput(f"{path} has no questions; add one JSON object a line")
-    return assign_splits(questions)
-
-
-def _parse(record: object, where: str, line: int) -> EvalQuestion:
-    if not isinstance(record, dict):
-        raise BadInput(f"{where} must be a JSON object with 'question', 'doc_ids', 'answer_contains', 'in_scope'")
-    question = record.get("question")
-    if not isinstance(question, str) or not question.strip():
-        raise BadInput(f"{where} needs a non-empty 'question' string")
-    question = question.strip()
-
-    if "doc_ids" in record:  # the current shape: every key stated
-        missing = [k for k in ("answer_contains", "in_scope") if k not in record]
-        if missing:
-            raise BadInput(f"{where} is missing {', '.join(repr(k) for k in missing)}")
-        doc_ids = record["doc_ids"]
-        if not isinstance(doc_ids, list) or not all(isinstance(d, (str, int)) and str(d).strip() for d in doc_ids):
-            raise BadInput(f"{where}: 'doc_ids' must be a list of document ids ([] when out of scope)")
-        doc_ids = [str(d).strip() for d in doc_ids]
-        patterns = record["answer_contains"]
-        if isinstance(patterns, str):
-            patterns = [patterns]
-        if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
-            raise BadInput(f"{where}: 'answer_contains' must be a list of regular expressions")
-        in_scope = record["in_scope"]
-        if not isinstance(in_scope, bool):
-            raise BadInput(f"{where}: 'in_scope' must be true or false")
-    elif "doc_id" in record or "article_id" in record:  # the older shapes: a literal substring, in scope
-        gold = record.get("doc_id", record.get("article_id"))
-        if not isinstance(gold, (str, int)) or not str(gold).strip():
-            raise BadInput(f"{where}: 'doc_id' must be a document id")
-        doc_ids = [str(gold).strip()]
-        literal = record.get("answer_contains")
-        if literal is not None and (not isinstance(literal, str) or not literal):
-            raise BadInput(f"{where}: 'answer_contains' must be text")
-        patterns = [re.escape(literal)] if literal else []
-        in_scope = bool(record.get("in_scope", True))
-    else:
-        raise BadInput(f"{where} is missing 'doc_ids' (the documents that answer it; [] when out of scope)")
-
-    if in_scope and not doc_ids and patterns:
-        raise BadInput(f"{where}: a question with answer_contains needs its gold documents in 'doc_ids'")
-    if not in_scope and doc_ids:
-        raise BadInput(f"{where}: an out-of-scope question has no gold documents; set 'doc_ids' to []")
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise BadInput(f"{where}: answer_contains {pattern!r} is not a valid regular expression ({exc})") from None
-
-    turns = record.get("turns", [])
-    if not isinstance(turns, list) or not all(isinstance(t, str) and t.strip() for t in turns):
-        raise BadInput(f"{where}: 'turns' must be a list of the customer's earlier messages")
-    split = record.get("split", "")  # none: `assign_splits` gives one
-    if split not in (*SPLITS, ""):
-        raise BadInput(f"{where}: 'split' must be one of {', '.join(SPLITS)}, not {split!r}")
-    qid = record.get("id", line)
-    if not isinstance(qid, (str, int)) or not str(qid).strip():
-        raise BadInput(f"{where}: 'id' must be text or a number")
-    return EvalQuestion(
-        id=str(qid).strip(),
-        question=question,
-        doc_ids=tuple(doc_ids),
-        answer_contains=tuple(patterns),
-        in_scope=in_scope,
-        turns=tuple(t.strip() for t in turns),
-        split=split,
-        line=line,
-    )
-
-
-def select(questions: Sequence[EvalQuestion], split: str = "all", limit: int | None = None) -> list[EvalQuestion]:
-    if split not in (*SPLITS, "all"):
-        raise BadInput(f"--split must be dev, heldout or all, not {split!r}")
-    if limit is not None and limit < 1:
-        raise BadInput("--limit must be at least 1")
-    chosen = [q for q in questions if split == "all" or q.split == split]
-    if not chosen:
-        raise BadInput(f"no questions in the '{split}' split")
-    return chosen[:limit] if limit else chosen
 
 
 def run_question(pipeline, question: EvalQuestion, channel: str = "eval") -> EvalResult:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
 
 from chatbot.records.costs import PriceSheet
 from chatbot.records.store import Store
+from chatbot.reporting.resolution import resolution
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -31,8 +33,11 @@ EVAL_FIGURES = (
 )
 
 
-def build_report(store: Store, prices: PriceSheet, model: str = "") -> dict:
-    """Totals across conversations; with `model`, the serving model and its latest eval scores per split."""
+def build_report(
+    store: Store, prices: PriceSheet, model: str = "", window_h: float = 24.0, now: datetime | None = None
+) -> dict:
+    """Totals across conversations; with `model`, the serving model and its latest eval scores per split;
+    resolutions as the market counts them (`chatbot.reporting.resolution`, window `window_h`, at `now`)."""
     t = store.stats.totals()
     n = t["conversations"]
     per = (lambda x: x / n) if n else (lambda x: 0.0)
@@ -41,6 +46,7 @@ def build_report(store: Store, prices: PriceSheet, model: str = "") -> dict:
     rated = ratings.get(1, 0) + ratings.get(-1, 0)
     saved = prices.savings(n, t["handed_over"], t["cost_usd"], t["api_shadow_cost_usd"])
     evals = store.stats.latest_eval_runs(model) if model else {}
+    resolved = resolution(store.stats, window_h, now)
     scores = {
         split: {
             **{k: run.get(k) for k in (*EVAL_FIGURES, "at")},
@@ -55,6 +61,9 @@ def build_report(store: Store, prices: PriceSheet, model: str = "") -> dict:
         "messages": t["messages"],
         "customer_messages": t["customer_messages"],
         "handoff_rate": per(t["handed_over"]),
+        # confirmed, assumed, handed over, pending and unresolved conversations, and the resolved share
+        "resolution": resolved,
+        "cost_per_resolved_usd": t["cost_usd"] / resolved["resolved"] if resolved["resolved"] else None,
         "handoffs": t["handed_over"],
         "handoff_reasons": t["handoff_reasons"],
         "outcomes": t["outcomes"],
