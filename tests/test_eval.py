@@ -237,3 +237,33 @@ def test_eval_command_on_the_demo_help_centre(tmp_path, capsys):
 
     text = report_path.read_text(encoding="utf-8")
     assert all(r["question"] in text and r["answer"] in text for r in rows) and "resolution rate" in text
+
+
+def test_totals_say_what_a_customer_would_get_from_suggestions(write):
+    path = write(
+        "q.jsonl",
+        _lines(
+            {"id": "hit", "question": "return?", "doc_ids": ["R"], "answer_contains": ["30 days"], "in_scope": True},
+            {"id": "miss", "question": "cost?", "doc_ids": ["S"], "answer_contains": ["£3\\.95"], "in_scope": True},
+            {"id": "wrong", "question": "tax?", "doc_ids": ["S"], "answer_contains": ["VAT"], "in_scope": True},
+            {"id": "person", "question": "odd?", "doc_ids": ["R"], "answer_contains": ["x"], "in_scope": True},
+            {"id": "off", "question": "1966?", "doc_ids": [], "answer_contains": [], "in_scope": False},
+        ),
+    )
+    pipeline = _Scripted(
+        {
+            "return?": ("suggested", "Closest: “within 30 days” [1] Did this answer your question?", ["R"]),
+            "cost?": ("suggested", "Closest: “£5 a parcel” [1] Did this answer your question?", ["S"]),
+            "tax?": ("answered", "No tax. [1]", ["S"]),
+            "odd?": ("no_knowledge", "A colleague will reply.", []),
+            "1966?": ("suggested", "Closest: “our history” [1] Did this answer your question?", ["R"]),
+        }
+    )
+    t = evaluate(pipeline, load_questions(path))["totals"]
+    assert (t["likely_resolved"], t["asserted_wrong"], t["suggested_miss"], t["persons_needed"]) == (
+        0.25,
+        0.25,
+        0.25,
+        0.5,
+    )
+    assert t["out_of_scope_refused"] == 0.0  # a suggestion is not a refusal

@@ -9,7 +9,11 @@ Each question runs in a new conversation. The figures (see `totals`):
   citing a gold document; without `answer_contains` citing a gold document is taken as the fact;
 - wrong_rate / wrong_of_answered: in-scope questions answered without the key fact, of all in-scope
   questions / of the in-scope questions answered (without `answer_contains`: without citing gold);
-- out_of_scope_refused: out-of-scope questions not answered (refused or handed over);
+- out_of_scope_refused: out-of-scope questions neither answered nor suggested (refused or handed over);
+- what a customer would get, of the in-scope questions: likely_resolved (the key fact answered, or
+  suggested from a gold document), asserted_wrong (answered without it: the harmful case),
+  suggested_miss (suggested without it: costs a person, harms nobody), persons_needed (handovers
+  plus suggestion misses);
 - retrieval R@1/R@5: a gold document first / in the top 5 of the searcher's documents for the question
   (with the earlier turns as context, as the pipeline retrieves);
 - latency p50/p95 and cost: the scored turn only (earlier turns are not metered here).
@@ -32,6 +36,7 @@ from chatbot.reporting.report import percentile
 RETRIEVAL_K = 5
 CLARIFY = "clarify"  # an outcome the engine may add: asks the customer what they mean
 ANSWERED = "answered"
+SUGGESTED = "suggested"  # the closest window offered with "Did this answer your question?": not asserted
 
 Progress = Callable[[str], None]
 
@@ -73,7 +78,7 @@ class EvalResult:
     def correct(self) -> bool:
         """In scope: answered, with the key fact, citing gold. Out of scope: not answered."""
         if not self.question.in_scope:
-            return not self.answered
+            return not self.answered and not self.outcome == SUGGESTED
         if self.question.vague:
             return self.outcome == CLARIFY
         return self.answered and self.cites_gold and self.has_fact is not False
@@ -86,6 +91,15 @@ class EvalResult:
         if not self.answered:
             return False
         return not self.has_fact if self.has_fact is not None else not self.cites_gold
+
+    @property
+    def suggested(self) -> bool:
+        return self.outcome == SUGGESTED
+
+    @property
+    def suggested_hit(self) -> bool:
+        """A suggestion that shows the key fact from a gold document: the customer would likely say yes."""
+        return self.suggested and self.cites_gold and self.has_fact is not False
 
     def rank(self) -> int | None:
         """1-based rank of the first gold document among those retrieved; None if absent."""
@@ -135,6 +149,7 @@ class EvalResult:
             "has_fact": self.has_fact,
             "correct": self.correct,
             "wrong": self.wrong,
+            "suggested_hit": self.suggested_hit,
             "flags": self.flags,
             "latency_s": round(self.latency_s, 3),
             "cost_usd": self.cost_usd,
@@ -198,6 +213,8 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
     correct = sum(r.correct for r in inside)
     wrong = sum(r.wrong for r in inside)
     handoffs = [r for r in results if r.handoff_reason]
+    suggested_hits = sum(r.suggested_hit for r in inside)
+    suggested_misses = sum(r.suggested and not r.suggested_hit for r in inside)
     ranks = [r.rank() for r in inside if r.question.doc_ids]
     latencies = [r.latency_s for r in results]
     cost = sum(r.cost_usd for r in results)
@@ -219,7 +236,13 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
         "handoff_rate": _share(len(handoffs), len(results)),
         "handoff_reasons": dict(Counter(r.handoff_reason for r in handoffs).most_common()),
         "outcomes": dict(Counter(r.outcome for r in results).most_common()),
-        "out_of_scope_refused": _share(sum(not r.answered for r in outside), len(outside)),
+        "out_of_scope_refused": _share(sum(not r.answered and not r.suggested for r in outside), len(outside)),
+        # what a customer would get (in scope): the key fact answered or suggested; a wrong fact asserted; a
+        # suggestion without it (costs a person, harms nobody); and the persons needed (handovers + those)
+        "likely_resolved": _share(correct + suggested_hits, len(inside)),
+        "asserted_wrong": _share(wrong, len(inside)),
+        "suggested_miss": _share(suggested_misses, len(inside)),
+        "persons_needed": _share(sum(bool(r.handoff_reason) for r in inside) + suggested_misses, len(inside)),
         "retrieval": {
             "r_at_1": _share(sum(k == 1 for k in ranks), len(ranks)),
             "r_at_5": _share(sum(k is not None and k <= RETRIEVAL_K for k in ranks), len(ranks)),
@@ -258,6 +281,10 @@ def totals_table(t: dict) -> list[str]:
     rows = [
         ("model", t["model"] or "-"),
         ("questions (in scope / out of scope)", f"{t['questions']} ({t['in_scope']} / {t['out_of_scope']})"),
+        ("likely resolved (key fact answered or suggested)", _pct(t.get("likely_resolved"))),
+        ("asserted wrong (in scope)", _pct(t.get("asserted_wrong"))),
+        ("suggested without the key fact", _pct(t.get("suggested_miss"))),
+        ("persons needed (handovers + suggestion misses)", _pct(t.get("persons_needed"))),
         ("resolution rate (in scope, answered)", _pct(t["resolution_rate"])),
         ("correct rate (in scope)", _pct(t["correct_rate"])),
         ("wrong rate (in scope)", _pct(t["wrong_rate"])),
@@ -305,6 +332,8 @@ def write_report(path: str | Path, report: dict, source: str = "", split: str = 
     ]
     for r in report["questions"]:
         verdict = "correct" if r["correct"] else "WRONG" if r["wrong"] else "not answered"
+        if r["outcome"] == SUGGESTED and r["in_scope"]:
+            verdict = "suggested, key fact shown" if r.get("suggested_hit") else "suggested, without the key fact"
         if not r["in_scope"]:
             verdict = "refused (good)" if r["correct"] else "ANSWERED OUT OF SCOPE"
         lines.append(f"### {r['id']} [{r['split']}] {verdict}")
