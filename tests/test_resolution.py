@@ -79,6 +79,12 @@ def test_over_rest_a_suggestion_confirmed_counts_resolved_and_one_declined_opens
     assert {h["reason"] for h in queue} == {"suggestion_declined"}
     resolution = client.get("/api/analytics", headers=ADMIN).json()["totals"]["resolution"]
     assert resolution["confirmed"] == 1 and resolution["handed_over"] == 2 and resolution["assumed"] == 0
+    suggestions = client.get("/api/analytics", headers=ADMIN).json()["totals"]["suggestions"]
+    assert (suggestions["offered"], suggestions["confirmed"], suggestions["declined"]) == (3, 1, 2)
+    [worst] = suggestions["most_declined"]
+    assert worst["declined"] == 2 and worst["doc_id"] == first["sources"][0]["doc_id"]
+    examples = [e for t in client.get("/api/knowledge/gaps", headers=ADMIN).json()["topics"] for e in t["examples"]]
+    assert REFUNDS.lower() in examples and "no" not in examples  # the declined question feeds the gaps, not "no"
 
 
 def test_a_conversation_left_alone_past_the_window_is_an_assumed_resolution(tmp_path, monkeypatch):

@@ -51,6 +51,17 @@ def resolution_line(r: dict) -> str:
     )
 
 
+def suggestions_line(s: dict) -> str:
+    """Suggestions offered and what customers said, and the sections they declined most."""
+    if not s["offered"]:
+        return "No suggestions offered yet."
+    worst = ", ".join(f"{shown(d['title'])} ({d['declined']})" for d in s["most_declined"]) or "none"
+    return (
+        f"Suggestions: {s['offered']} offered, {_pct(s['confirmed_share'])} confirmed, "
+        f"{_pct(s['declined_share'])} declined. Most declined: {worst}."
+    )
+
+
 def totals_markdown(report: dict) -> str:
     latency = report["latency_s"]
     return "\n".join(
@@ -71,6 +82,8 @@ def totals_markdown(report: dict) -> str:
             f"| {_money(report['savings_vs_human_usd'])} |",
             "",
             resolution_line(report["resolution"]),
+            "",
+            suggestions_line(report["suggestions"]),
             "",
             f"Handoffs by reason: {', '.join(f'{k} {v}' for k, v in report['handoff_reasons'].items()) or 'none'}",
             "",

@@ -50,14 +50,30 @@ class Stats:
             )
 
     def gap_questions(self) -> list[GapQuestion]:
-        """Each customer message whose reply refused or handed over (`Outcome.unanswered` or a handoff),
-        oldest first; the "Talk to a person" button's fixed text is left out."""
-        wanted = [o for o in Outcome if o.unanswered or o.hands_over]
+        """Each customer message whose reply refused or handed over (`Outcome.unanswered` or a handoff), or
+        whose suggestion the customer declined (the question, not their "no"), oldest first; the "Talk to a
+        person" button's fixed text is left out."""
+        wanted = [o for o in Outcome if (o.unanswered or o.hands_over) and o != Outcome.SUGGESTION_DECLINED]
+        with self.db.read() as c:
+            declined = set(c.scalars(select(feedback.c.message_id).where(feedback.c.rating == -1)))
         return [
             GapQuestion(q.conversation_id, q.id, q.content, str(reply.outcome), q.created_at)
-            for q, reply in self._questions_replied(wanted)
-            if "request_handoff" not in (q.extra or "")
+            for q, reply in self._questions_replied([*wanted, Outcome.SUGGESTED])
+            if "request_handoff" not in (q.extra or "") and (reply.outcome != Outcome.SUGGESTED or reply.id in declined)
         ]
+
+    def suggestions(self) -> list[tuple[int, int | None, str, str]]:
+        """Every suggestion offered: (message id, the customer's rating: 1 confirmed, -1 declined, None,
+        the suggested document's id and title), oldest first."""
+        with self.db.read() as c:
+            rows = c.execute(
+                select(messages.c.id, message_sources.c.doc_id, message_sources.c.title)
+                .join(message_sources, message_sources.c.message_id == messages.c.id)
+                .where(messages.c.outcome == Outcome.SUGGESTED, message_sources.c.rank == 1)
+                .order_by(messages.c.id)
+            ).all()
+            rated = dict(c.execute(select(feedback.c.message_id, feedback.c.rating)).all())
+        return [(r.id, rated.get(r.id), r.doc_id, r.title) for r in rows]
 
     def _questions_replied(self, outcomes: Sequence[Outcome]) -> list[tuple]:
         """(customer message row, reply row) for each reply whose outcome is one of `outcomes`, paired with the

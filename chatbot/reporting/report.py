@@ -9,7 +9,7 @@ import numpy as np
 
 from chatbot.records.costs import PriceSheet
 from chatbot.records.store import Store
-from chatbot.reporting.resolution import resolution
+from chatbot.reporting.resolution import resolution, suggestion_figures
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -63,6 +63,7 @@ def build_report(
         "handoff_rate": per(t["handed_over"]),
         # confirmed, assumed, handed over, pending and unresolved conversations, and the resolved share
         "resolution": resolved,
+        "suggestions": suggestion_figures(store.stats),  # offered, confirmed, declined, most declined
         "cost_per_resolved_usd": t["cost_usd"] / resolved["resolved"] if resolved["resolved"] else None,
         "handoffs": t["handed_over"],
         "handoff_reasons": t["handoff_reasons"],

@@ -51,3 +51,23 @@ def resolution(stats: Stats, window_h: float = 24.0, now: datetime | None = None
     judged = sum(counts.values()) - counts["pending"]
     resolved = counts["confirmed"] + counts["assumed"]
     return {**counts, "resolved": resolved, "window_h": window_h, "rate": resolved / judged if judged else None}
+
+
+def suggestion_figures(stats: Stats, top: int = 5) -> dict:
+    """Suggestions offered, the shares confirmed and declined, and the most-declined help-centre documents:
+    the help centre's weakest sections."""
+    offered = stats.suggestions()
+    confirmed = sum(rating == 1 for _, rating, _, _ in offered)
+    declined = [(doc_id, title) for _, rating, doc_id, title in offered if rating == -1]
+    counts: dict[tuple[str, str], int] = {}
+    for key in declined:
+        counts[key] = counts.get(key, 0) + 1
+    worst = sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))[:top]
+    return {
+        "offered": len(offered),
+        "confirmed": confirmed,
+        "declined": len(declined),
+        "confirmed_share": confirmed / len(offered) if offered else None,
+        "declined_share": len(declined) / len(offered) if offered else None,
+        "most_declined": [{"doc_id": d, "title": t, "declined": n} for (d, t), n in worst],
+    }
