@@ -53,9 +53,10 @@ SUGGESTION = (
     "I'm not sure, but this part of our help centre looks closest to your question: \u201c{sentence}\u201d [1] "
 )
 SUGGESTION += SUGGESTION_QUESTION
-_YES = re.compile(
-    r"^\W*(yes|yeah|yep|yup|y|sure|correct|perfect|great|thanks?|thank you|ty|cheers|it did|that did|"
-    r"that (helped|helps|answers? it|works)|(it )?(helped|solved|answered)( it)?|ok(ay)?( thanks?)?)\b[\w\s,.!']{0,40}$",
+_THANKS = r"(thanks?( you)?( so much| a lot)?|ty|cheers|great|perfect|brilliant|awesome|cool|ok(ay)?)"
+_YES = re.compile(  # a short yes, nothing asked after it: "yes", "yes thanks!", "that helped, thank you"
+    rf"^\W*(yes|yeah|yep|yup|y|sure|correct|exactly|{_THANKS}|(it|that) (did|helped|helps|works|answers it)"
+    rf"|(that )?(helped|solved it|answered it))(\W+(it did|that helped|it helped|{_THANKS}|very much|all good))*\W*$",
     re.I,
 )
 _NO = re.compile(r"^\W*(no|nope|nah|n|not really|it didn'?t|that didn'?t|didn'?t help|not helpful)\b", re.I)
