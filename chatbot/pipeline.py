@@ -131,7 +131,8 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
 
     # ---- verbs -----------------------------------------------------------------------------
     def request_handoff(self, conversation_id: str | None = None, channel: str = "cli") -> Reply:
-        """The customer asked for a person (a button, not words): hand over, no LLM call."""
+        """The customer asked for a person (a button, not words): hand over, no LLM call; right after a
+        suggestion, as `suggestion_declined`."""
         conversation_id = self._open_conversation(conversation_id, channel)
         message_id = self.store.conversations.add_message(
             conversation_id, "customer", HANDOFF_REQUEST, extra={"action": "request_handoff"}
@@ -141,6 +142,9 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             return self._with_agent(
                 conversation_id, message_id, _Understood(HANDOFF_REQUEST, "", usage, {"action": "request_handoff"})
             )
+        declined = self._after_suggestion(conversation_id, message_id, _Understood(HANDOFF_REQUEST, "", usage, {}))
+        if declined is not None:  # the button right after a suggestion: it did not answer the question
+            return declined
         return self._finish(
             conversation_id, HANDOFF_REQUEST, Outcome.CUSTOMER_REQUEST, ANSWERS[Outcome.CUSTOMER_REQUEST], [], usage
         )

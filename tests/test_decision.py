@@ -271,6 +271,9 @@ def test_below_the_threshold_the_closest_window_is_suggested_and_the_customer_co
     assert [(e.conversation_id, e.reason) for e in pipeline.handoff_queue()] == [
         (second.conversation_id, "suggestion_declined")
     ]
+    button = pipeline.ask("How long do refunds take to reach my card?")
+    pressed = pipeline.request_handoff(button.conversation_id)  # "Talk to a person" right after it
+    assert pressed.outcome == "suggestion_declined" and pressed.handoff.needed
     third = pipeline.ask("How long do refunds take to reach my card?")
     follow_up = pipeline.ask("Where do I print a return label?", third.conversation_id)  # a new question
     assert follow_up.outcome in ("suggested", "answered") and pipeline.handoff_state(third.conversation_id) == "bot"
