@@ -59,9 +59,10 @@ lint: install
 test: setup lint
 	$(BIN)/python -m pytest
 
-## the unit tests, about a minute: stand-ins and tiny random models, none of the real ones (not e2e)
+## the unit tests, about a minute: stand-ins and tiny random models, none of the real ones (not e2e), on both
+## cores (pytest-xdist); the whole suite runs serially, since its load tests measure concurrency themselves
 test-fast: install lint
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e" -n 2
 
 ## retrieval benchmarks on the real data in ../shared/data (figures in bench/results/)
 bench: setup
