@@ -220,16 +220,7 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
         verdict = self._from_evidence(quote, query, passages)
         if verdict is not None:
-            yield self._finish(
-                conversation_id,
-                turn.question,
-                verdict.outcome,
-                verdict.answer,
-                verdict.cited,
-                usage,
-                verdict.grounding,
-                passages,
-            )
+            yield self._finish_verdict(conversation_id, turn.question, verdict, usage, passages)
             return
         yield from self._generate_and_check(conversation_id, turn, query, passages, quote, usage)
 
@@ -340,15 +331,21 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             verdict = _unsure_verdict(
                 Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER, quote, passages, grounding
             )
-        yield self._finish(
+        yield self._finish_verdict(conversation_id, turn.question, verdict, usage, passages)
+
+    def _finish_verdict(
+        self, conversation_id: str, question: str, verdict: _Verdict, usage: Usage, retrieved: Sequence[Passage]
+    ) -> Reply:
+        """`_finish` for a decided verdict."""
+        return self._finish(
             conversation_id,
-            turn.question,
+            question,
             verdict.outcome,
             verdict.answer,
             verdict.cited,
             usage,
             verdict.grounding,
-            passages,
+            retrieved,
         )
 
     def _finish(
