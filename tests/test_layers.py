@@ -53,3 +53,20 @@ def test_the_stand_ins_import_without_pytest():
     probe = "import sys, chatbot.testing, knowledge.testing; print('pytest' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_no_module_is_a_room_of_many_jobs():
+    """Files stay under 450 lines (400 in chatbot/records/), functions under 60, outside bench/ and tests/."""
+    too_long = []
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            source = path.read_text()
+            limit = 400 if "records" in path.parts else 450
+            if package != "finetune" and len(source.splitlines()) > limit:
+                too_long.append(f"{path.relative_to(ROOT)}: {len(source.splitlines())} lines")
+            too_long += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+                for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60
+            ]
+    assert not too_long, too_long
