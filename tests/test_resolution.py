@@ -99,3 +99,24 @@ def test_a_conversation_left_alone_past_the_window_is_an_assumed_resolution(tmp_
     client.post("/api/chat", json={"message": "And for PayPal?", "conversation_id": asked["conversation_id"]})
     later = build_report(pipeline.store, pipeline.prices, window_h=24, now=now + timedelta(hours=49))
     assert later["resolution"]["assumed"] == 1  # judged by its new last reply, now past the window too
+
+
+def test_the_chat_pages_yes_and_no_buttons_answer_a_suggestion(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from ui.chat import _Handlers
+
+    pipeline, _ = suggesting(tmp_path, monkeypatch)
+    on = _Handlers(pipeline)
+    browser = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"))
+    *_, shown = on.respond({"text": REFUNDS}, [], {}, [], browser)
+    history, _, session, ids, _, _, buttons = shown
+    assert buttons["visible"] is True and "Did this answer your question?" in history[-1]["content"]
+    *_, confirmed = on.confirm(history, session, ids, browser)
+    assert confirmed[6]["visible"] is False
+    assert pipeline.conversation(session["conversation_id"]).messages[-1].outcome == "confirmed"
+
+    *_, shown = on.respond({"text": REFUNDS}, [], {}, [], browser)
+    history, _, session, ids, *_ = shown
+    *_, hidden = on.decline(history, session, ids, browser)
+    assert hidden["visible"] is False and pipeline.handoff_queue()[0].reason == "suggestion_declined"

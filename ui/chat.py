@@ -20,6 +20,7 @@ from chatbot.outputs.voice_out import VoiceOut
 from chatbot.handoff import WITH_AGENT
 from chatbot.handoff import HandoffState
 from chatbot.pipeline import Draft, Pipeline, Reply, Turn
+from chatbot.records.outcomes import Outcome
 from core.errors import BadInput, ChatbotError
 from ui.guard import RateLimiter, client_key
 
@@ -30,6 +31,7 @@ CSS = """
 #handoff-notice {background:#fff4e5;border:1px solid #f0b35b;border-radius:8px;padding:6px 12px}
 .gradio-container {max-width: 860px !important; margin: auto}
 """
+CONFIRM_TEXT = "Yes, that answered it"  # what the suggestion's Yes button says for the customer
 AUDIO_SUFFIXES = (".webm", ".ogg", ".opus", ".m4a", ".wav", ".mp3", ".flac")
 
 
@@ -139,7 +141,7 @@ class _Handlers:
                 {"role": "assistant", "content": f"\u26a0\ufe0f {exc}"}
             ]
             ids += [None] * (len(history) - len(ids))
-            yield history, None, session, ids, gr.update(), ""
+            yield history, None, session, ids, gr.update(), "", gr.update()
             return
         session["conversation_id"] = received.conversation_id
         if received.image:
@@ -149,7 +151,7 @@ class _Handlers:
         )
         history.append({"role": "assistant", "content": "\u2026"})
         ids += [None] * (len(history) - len(ids))
-        yield history, None, session, ids, gr.update(), ""
+        yield history, None, session, ids, gr.update(), "", gr.update(visible=False)
         draft = ""
         try:
             for event in events:
@@ -160,20 +162,21 @@ class _Handlers:
                         "content": f"<span style='opacity:.55'>{draft}</span>\n\n"
                         "<sub>checking against our help centre\u2026</sub>",
                     }
-                    yield history, None, session, ids, gr.update(), ""
+                    yield history, None, session, ids, gr.update(), "", gr.update()
                 elif isinstance(event, Reply) and event.outcome == WITH_AGENT:
                     history.pop()  # a person has the conversation: the assistant says nothing
                     ids.pop()
                     ids[-1] = event.message_id  # the customer's row: the poll knows it is drawn
-                    yield history, None, session, ids, gr.update(), ""
+                    yield history, None, session, ids, gr.update(), "", gr.update()
                 elif isinstance(event, Reply):
                     ids[-1] = event.message_id
                     history[-1] = {"role": "assistant", "content": reply_markdown(event)}
                     notice = gr.update(visible=True, value=HANDOFF_NOTICE) if event.handoff.needed else gr.update()
-                    yield history, None, session, ids, notice, event.answer
+                    suggestion = gr.update(visible=event.outcome == Outcome.SUGGESTED)  # "Did this answer it?"
+                    yield history, None, session, ids, notice, event.answer, suggestion
         except ChatbotError as exc:
             history[-1] = {"role": "assistant", "content": f"\u26a0\ufe0f {exc}"}
-            yield history, None, session, ids, gr.update(), ""
+            yield history, None, session, ids, gr.update(), "", gr.update()
 
     def on_like(self, data: gr.LikeData, session: dict | None, ids: list, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -191,6 +194,14 @@ class _Handlers:
             self.pipeline.feedback(conversation_id, ids[index], 1 if liked else -1)
         except ChatbotError as exc:
             raise gr.Error(str(exc)) from None
+
+    def confirm(self, history: list, session: dict | None, ids: list, request: gr.Request):
+        """The suggestion's "Yes" button: the customer's yes, as a message the engine reads as confirming."""
+        yield from self.respond({"text": CONFIRM_TEXT}, history, session, ids, request)
+
+    def decline(self, history: list, session: dict | None, ids: list, request: gr.Request):
+        """The suggestion's "No, talk to a person" button: the handoff verb (read as declining it)."""
+        return *self.hand_over(history, session, ids, request), gr.update(visible=False)
 
     def hand_over(self, history: list, session: dict | None, ids: list, request: gr.Request):
         """The "Talk to a person" button: the engine's handoff verb, no words to interpret."""
@@ -237,6 +248,9 @@ class _Page:
     box: gr.MultimodalTextbox
     person: gr.Button
     fresh: gr.Button
+    suggestion: gr.Row  # "Did this answer your question?": Yes / No, talk to a person, after a suggestion
+    yes: gr.Button
+    no: gr.Button
 
 
 def _layout(company: str) -> _Page:
@@ -261,10 +275,13 @@ def _layout(company: str) -> _Page:
         show_label=False,
         elem_id="ask-box",
     )
+    with gr.Row(visible=False, elem_id="suggestion-buttons") as suggestion:
+        yes = gr.Button(CONFIRM_TEXT, elem_id="suggestion-yes", size="sm", variant="primary")
+        no = gr.Button("No, talk to a person", elem_id="suggestion-no", size="sm", variant="secondary")
     with gr.Row():
         person = gr.Button("Talk to a person", elem_id="talk-to-person", size="sm", variant="secondary")
         fresh = gr.Button("New conversation", size="sm", variant="secondary")
-    return _Page(session, ids, spoken, notice, chat, box, person, fresh)
+    return _Page(session, ids, spoken, notice, chat, box, person, fresh, suggestion, yes, no)
 
 
 def _wire_turns(on: _Handlers, page: _Page, voice_out: VoiceOut | None) -> None:
@@ -274,15 +291,22 @@ def _wire_turns(on: _Handlers, page: _Page, voice_out: VoiceOut | None) -> None:
     submitted = page.box.submit(
         on.respond,
         [page.box, page.chat, page.session, page.ids],
-        [page.chat, page.box, page.session, page.ids, page.notice, page.spoken],
+        [page.chat, page.box, page.session, page.ids, page.notice, page.spoken, page.suggestion],
         api_visibility="private",
         concurrency_limit=None,
+    )
+    confirmed = page.yes.click(
+        on.confirm,
+        [page.chat, page.session, page.ids],
+        [page.chat, page.box, page.session, page.ids, page.notice, page.spoken, page.suggestion],
+        api_visibility="private",
     )
     if voice_out is not None:
         with gr.Row():
             aloud = gr.Checkbox(False, label="Read replies aloud", elem_id="read-aloud")
             player = gr.Audio(autoplay=True, visible=True, show_label=False, interactive=False)
-        submitted.then(on.read_aloud, [aloud, page.spoken], [player], api_visibility="private")
+        for event in (submitted, confirmed):
+            event.then(on.read_aloud, [aloud, page.spoken], [player], api_visibility="private")
 
 
 def _wire_conversation(on: _Handlers, page: _Page, demo: gr.Blocks, poll_s: float) -> None:
@@ -290,6 +314,9 @@ def _wire_conversation(on: _Handlers, page: _Page, demo: gr.Blocks, poll_s: floa
     chat, session, ids, notice = page.chat, page.session, page.ids, page.notice
     chat.like(on.on_like, [session, ids], None)
     page.person.click(on.hand_over, [chat, session, ids], [chat, session, ids, notice], api_visibility="private")
+    page.no.click(
+        on.decline, [chat, session, ids], [chat, session, ids, notice, page.suggestion], api_visibility="private"
+    )
     page.fresh.click(
         lambda: ([], {"conversation_id": None}, [], gr.update(visible=False)),
         None,

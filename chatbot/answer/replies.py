@@ -56,7 +56,7 @@ SUGGESTION += SUGGESTION_QUESTION
 _THANKS = r"(thanks?( you)?( so much| a lot)?|ty|cheers|great|perfect|brilliant|awesome|cool|ok(ay)?)"
 _YES = re.compile(  # a short yes, nothing asked after it: "yes", "yes thanks!", "that helped, thank you"
     rf"^\W*(yes|yeah|yep|yup|y|sure|correct|exactly|{_THANKS}|(it|that) (did|helped|helps|works|answers it)"
-    rf"|(that )?(helped|solved it|answered it))(\W+(it did|that helped|it helped|{_THANKS}|very much|all good))*\W*$",
+    rf"|(that )?(helped|solved it|answered it))(\W+(it did|that helped|it helped|that answered it|{_THANKS}|very much|all good))*\W*$",
     re.I,
 )
 _NO = re.compile(r"^\W*(no|nope|nah|n|not really|it didn'?t|that didn'?t|didn'?t help|not helpful)\b", re.I)
