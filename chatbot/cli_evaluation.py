@@ -39,6 +39,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"conversations {report['conversations']}, messages {report['messages']}, "
             f"handoff rate {report['handoff_rate']:.0%} {report['handoff_reasons']}"
         )
+        r, offered = report["resolution"], report["suggestions"]
+        print(
+            f"resolved {r['resolved']} ({r['confirmed']} confirmed, {r['assumed']} assumed after {r['window_h']:g} h "
+            f"quiet), {r['handed_over']} handed over, {r['unresolved']} unresolved, {r['pending']} within the window; "
+            f"suggestions {offered['offered']} ({offered['confirmed']} confirmed, {offered['declined']} declined)"
+        )
         print(
             f"cost per conversation ${report['cost_per_conversation_usd']:.6f} self-hosted, "
             f"${report['api_shadow_cost_per_conversation_usd']:.6f} on {report['api_model']}, "
