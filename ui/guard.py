@@ -302,7 +302,9 @@ class SameSite:
         headers = dict(scope.get("headers") or [])
         origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/").lower()
         host = headers.get(b"host", b"").decode("latin-1").lower()
-        if origin and origin not in self.allowed and origin.partition("://")[2] != host:
+        _, separator, netloc = origin.partition("://")
+        same_site = bool(separator) and bool(host) and netloc == host  # "null" and host-less requests are foreign
+        if origin and origin not in self.allowed and not same_site:
             return await _json(
                 send,
                 403,
