@@ -1,10 +1,7 @@
 """Live handoff on stand-ins: a person claims, replies and resolves; the bot is silent meanwhile; time is
 priced; the webhook is signed, retried and never blocks; saved answers are indexed and cited; gap topics."""
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,47 +12,11 @@ from chatbot.records.store import Conflict
 from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from core.errors import BadInput, NotFound
+from tests.handoff_app import Receiver
 
 SECRET = "webhook-secret"
 UNKNOWN = "Can I pay for my order with bitcoin?"
 FAQ_ANSWER = "You can pay for bitcoin orders by card or PayPal. Bitcoin itself is not accepted."
-
-
-class Receiver:
-    """A real local HTTP server that records webhook deliveries; `fail_first` answers 503 that many times."""
-
-    def __init__(self, fail_first: int = 0, delay_s: float = 0.0):
-        self.bodies: list[tuple[dict, bytes, dict]] = []
-        self.fail_first = fail_first
-        self.delay_s = delay_s
-        self.attempts = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.attempts += 1
-                time.sleep(receiver.delay_s)
-                if receiver.attempts <= receiver.fail_first:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                receiver.bodies.append((json.loads(body), body, dict(self.headers)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self) -> list[str]:
-        return [b["event"] for b, _, _ in self.bodies]
-
-    def close(self):
-        self.server.shutdown()
 
 
 @pytest.fixture

@@ -1,83 +1,15 @@
 """The live handoff over REST on stand-ins (hash embedder, scripted LLM) through Starlette's TestClient:
 operators sign in by name, claim, reply, resolve and save help-centre answers; customers see who wrote."""
 
-import base64
-
 import pytest
-from fastapi.testclient import TestClient
 
-from chatbot.testing import ScriptedChatModel, scripted_pipeline
-from core.config import load_config
-from knowledge.index import KnowledgeIndex
-from knowledge.ingest import iter_documents
-from knowledge.testing import HashEmbedder
-from ui.app import create_app
-from ui.guard import hash_password
-
-PASSWORD = "s3cret-operator"
-ALEX, SAM = "alex-password", "sam-password"
-
-
-def basic(user: str, password: str) -> dict:
-    return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def serve(tmp_path, handoff=None, server=None, webhook=None):
-    """The app on stand-ins with the operator (admin), alex (agent, shown as "Alex") and sam (agent);
-    returns (pipeline, TestClient). `handoff`, `server`: more config; `webhook`: a sender for the desk."""
-    kb = tmp_path / "kb"
-    kb.mkdir(exist_ok=True)
-    (kb / "returns.md").write_text(
-        "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\nYou can return most items "
-        "within 30 days of delivery. UK orders get a free return label."
-    )
-    embedder = HashEmbedder()
-    index = KnowledgeIndex(tmp_path / "ix", embedder)
-    index.ingest(iter_documents([str(kb)]), 300, 50)
-    config = load_config(
-        None,
-        {
-            "company_name": "Lumen & Oak",
-            "index_dir": str(tmp_path / "ix"),
-            "db_url": f"sqlite:///{tmp_path}/db.sqlite",
-            "chunking": {"max_chars": 300, "overlap_chars": 50},
-            "server": {"operator_password": PASSWORD, "uploads_dir": str(tmp_path / "uploads"), **(server or {})},
-            "handoff": {
-                "faq_dir": str(tmp_path / "faq"),
-                "agents": {
-                    "alex": {"password": hash_password(ALEX, iterations=1000), "display_name": "Alex"},
-                    "sam": {"password": hash_password(SAM, iterations=1000), "role": "agent"},
-                },
-                **(handoff or {}),
-            },
-            "grounding": {
-                "min_retrieval_cosine": 0.2,
-                "off_topic_cosine": -1.0,
-                "direct_quote_cosine": 1.01,
-                "evidence_answer_cosine": 1.01,
-            },
-        },
-    )
-    pipeline = scripted_pipeline(
-        config,
-        index,
-        ScriptedChatModel("You can pay for bitcoin orders by card or PayPal."),
-        config.db_url,
-        webhook=webhook,
-    )
-    return pipeline, TestClient(create_app(pipeline, config), raise_server_exceptions=False)
+from tests.handoff_app import ALEX, PASSWORD, SAM, basic, handed_over, serve
 
 
 @pytest.fixture
 def client(tmp_path, monkeypatch):
     monkeypatch.delenv("CHATBOT_OPERATOR_PASSWORD", raising=False)
     return serve(tmp_path)[1]
-
-
-def handed_over(client) -> str:
-    r = client.post("/api/chat", json={"message": "Can I pay with bitcoin?"})
-    assert r.status_code == 200 and r.json()["handoff"]["needed"], r.text
-    return r.json()["conversation_id"]
 
 
 def test_operator_routes_need_credentials(client):

@@ -12,7 +12,7 @@ from chatbot.answer.quote import FEATURES
 from chatbot.records.types import ConversationTrail
 from chatbot.reporting.report import build_report
 from chatbot.reporting.resolution import state
-from tests.test_handoff_api import PASSWORD, basic, serve
+from tests.handoff_app import PASSWORD, basic, serve
 from ui.app import create_app
 
 ADMIN = basic("operator", PASSWORD)

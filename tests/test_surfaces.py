@@ -16,8 +16,7 @@ from chatbot.handoff import clean_reply
 from chatbot.outputs.webhook import WebhookSender
 from core.redact import Redactor
 from knowledge.ingest import iter_documents
-from tests.test_handoff import Receiver
-from tests.test_handoff_api import ALEX, PASSWORD, SAM, basic, handed_over, serve
+from tests.handoff_app import ALEX, PASSWORD, SAM, Receiver, basic, handed_over, serve
 from ui.guard import Operators, hash_password
 from ui.operator_events import PanelEvents
 from ui.operator_views import shown
