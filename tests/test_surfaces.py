@@ -93,6 +93,11 @@ def test_an_answer_holding_personal_data_is_stored_redacted_and_cannot_be_approv
         ("edited", "alex"),
         ("approved", "operator"),
     ]
+    by_agent = client.post(
+        "/api/knowledge/faq", headers=alex, json={"question": "Can I pay by phone?", "answer": f"Yes, read us {CARD}."}
+    ).json()
+    assert by_agent["status"] == "pending" and by_agent["personal_data"] == ["card"]
+    assert client.post(f"/api/knowledge/faq/{by_agent['doc_id']}/approve", headers=ADMIN).status_code == 400
 
 
 def test_review_rules_second_agent_and_none_and_an_admins_own_entry(app):
