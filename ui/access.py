@@ -45,7 +45,8 @@ def visible_ids(pipeline: Pipeline, who: Operator) -> set[str] | None:
     and those `who` holds."""
     if who.admin:
         return None
-    return {e.conversation_id for e in pipeline.handoff_queue() if e.agent in (None, who.name)}
+    # the open handoffs as recorded: the queue's packets (a search each) are not needed to decide
+    return {h.conversation_id for h in pipeline.store.live.open_handoffs() if h.agent in (None, who.name)}
 
 
 def require_visible(pipeline: Pipeline, who: Operator, conversation_id: str) -> str:
