@@ -25,18 +25,24 @@ def basic(user: str, password: str) -> dict:
     return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def serve(tmp_path, handoff=None, server=None, webhook=None):
-    """The app on stand-ins with the operator (admin), alex (agent, shown as "Alex") and sam (agent);
-    returns (pipeline, TestClient). `handoff`, `server`: more config; `webhook`: a sender for the desk."""
+def returns_index(tmp_path) -> KnowledgeIndex:
+    """A one-article help centre (returns: 30 days, a free UK label) in `tmp_path/kb`, indexed in `tmp_path/ix`
+    with `HashEmbedder` at 300/50-character chunks."""
     kb = tmp_path / "kb"
     kb.mkdir(exist_ok=True)
     (kb / "returns.md").write_text(
         "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\nYou can return most items "
         "within 30 days of delivery. UK orders get a free return label."
     )
-    embedder = HashEmbedder()
-    index = KnowledgeIndex(tmp_path / "ix", embedder)
+    index = KnowledgeIndex(tmp_path / "ix", HashEmbedder())
     index.ingest(iter_documents([str(kb)]), 300, 50)
+    return index
+
+
+def serve(tmp_path, handoff=None, server=None, webhook=None):
+    """The app on stand-ins with the operator (admin), alex (agent, shown as "Alex") and sam (agent);
+    returns (pipeline, TestClient). `handoff`, `server`: more config; `webhook`: a sender for the desk."""
+    index = returns_index(tmp_path)
     config = load_config(
         None,
         {

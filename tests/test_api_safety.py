@@ -19,9 +19,7 @@ from chatbot.records.store import Store
 from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from core.errors import ChatbotError
-from knowledge.index import KnowledgeIndex
-from knowledge.ingest import iter_documents
-from knowledge.testing import HashEmbedder
+from tests.handoff_app import returns_index
 from ui.app import create_app
 from ui.guard import LoginGuard, RateLimiter, hash_password, password_matches
 from ui.operator_views import transcript_markdown
@@ -37,15 +35,7 @@ QUESTION = f"How many days do I have to return items? My card is {CARD}, mail {E
 
 
 def build(tmp_path, server=None, db_url=None, reply="You can return most items within 30 days of delivery."):
-    kb = tmp_path / "kb"
-    kb.mkdir(exist_ok=True)
-    (kb / "returns.md").write_text(
-        "---\nid: R\ntitle: Returns\nurl: https://x/R\n---\nYou can return most items "
-        "within 30 days of delivery. UK orders get a free return label."
-    )
-    embedder = HashEmbedder()
-    index = KnowledgeIndex(tmp_path / "ix", embedder)
-    index.ingest(iter_documents([str(kb)]), 300, 50)
+    index = returns_index(tmp_path)
     config = load_config(
         None,
         {
