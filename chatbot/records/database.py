@@ -123,7 +123,7 @@ class Database:
 
     def redact(self, text: str | None) -> str | None:
         """`text` with the personal data `redactor` finds replaced by placeholders (NUL characters dropped)."""
-        return self.redactor.redact(text.replace("\x00", ""), names=())[0] if text else text
+        return self.redactor.redact(text_value(text), names=())[0] if text else text
 
     def redact_value(self, value):
         """Every string in `value` (text, or dicts, lists and tuples of them) redacted as stored messages are:
