@@ -5,6 +5,7 @@ Backends are picked by name from plain dicts; a wrong name lists the valid ones.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from chatbot.answer.grounding import GroundingChecker
 from chatbot.answer.llm import ChatModel, OpenAIChatModel, TransformersChatModel
 from chatbot.models import EMBEDDERS, LLMS, SPEECH, resolve
 from chatbot.pipeline import Pipeline, Settings
+from chatbot.actions.build import build_action_desk, build_router, calibrate_routing, identifiers
 from chatbot.records.store import Store
 from knowledge.embedding import SentenceTransformerEmbedder
 from knowledge.index import KnowledgeIndex
@@ -175,8 +177,6 @@ def calibrate_decision(
     `questions_file`'s `split` in its manifest (`chatbot.answer.calibration`); returns what was stored,
     with "trained" and "up_to_date". `only_if_stale`: keep the stored threshold when it was chosen for
     this model (these documents), this question file's content, split and target."""
-    import hashlib
-
     from chatbot.answer.calibration import DecisionSettings, calibrate, fingerprint
     from chatbot.answer.decision import MANIFEST_KEY, MODEL_FILE
     from chatbot.answer.replies import MAX_QUOTE_CHARS, quoted
@@ -186,6 +186,8 @@ def calibrate_decision(
     if not 0 < target <= 1:
         raise ConfigError("the target precision must be above 0 and at most 1, e.g. 0.9")
     questions = select(load_questions(questions_file), split)  # fails fast, before any model loads
+    routing = calibrate_routing(config, index, build_searcher(config, index), questions, split, progress)
+    questions = [q for q in questions if q.action is None]  # action questions choose the router's thresholds
     digest = hashlib.sha256(Path(questions_file).read_bytes()).hexdigest()
     g = config.grounding
     settings = DecisionSettings(
@@ -205,7 +207,7 @@ def calibrate_decision(
         and stored.get("learned", False) == g.decision_learns_from_questions
     ):
         progress(f"answer decision and its threshold in {index.directory} are up to date")
-        return {**stored, "trained": False, "up_to_date": True}
+        return {**stored, "trained": False, "up_to_date": True, "action_routing": routing}
     chosen = calibrate(
         build_searcher(config, index),
         build_checker(config, index.embedder),
@@ -220,7 +222,7 @@ def calibrate_decision(
         extra={"questions_sha256": digest, "learned": g.decision_learns_from_questions},
         learn=g.decision_learns_from_questions,
     )
-    return {**chosen, "up_to_date": False}
+    return {**chosen, "up_to_date": False, "action_routing": routing}
 
 
 def _llm_backend(config: Config, progress: Progress) -> tuple[str, str]:
@@ -371,7 +373,7 @@ def wire_pipeline(
         searcher=build_searcher(config, index),
         index=index,
         llm=llm,
-        store=Store(config.db_url),
+        store=Store(config.db_url, identifiers=identifiers(config)),
         checker=checker,
         prices=build_prices(config),
         settings=settings or build_settings(config, index),
@@ -380,6 +382,8 @@ def wire_pipeline(
     )
     pipeline.desk = build_desk(config, pipeline, webhook)
     pipeline.faq = build_faq(config, pipeline)
+    pipeline.actions = build_action_desk(config, pipeline.store.actions)
+    pipeline.router = build_router(config, index)
     return pipeline
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 # the options and config every command shares, and the measuring commands, live in their own modules;
 # re-exported here, where other packages' commands import them
 from chatbot.cli_common import CONFIG_KEY, add_common, config_dest, config_from_args, progress  # noqa: F401
 from chatbot.cli_evaluation import cmd_calibrate, cmd_eval, cmd_report  # noqa: F401
 from chatbot.cli_evaluation import register as _add_evaluation_commands
-from core.errors import ChatbotError
+from core.errors import BadInput, ChatbotError
 
 EXIT_BAD_INPUT = 2
 
@@ -274,6 +275,26 @@ def _add_answer_commands(sub) -> None:
     p.add_argument("--model", help="whisper-base, whisper-tiny.en, or a CTranslate2 Whisper folder")
     add_common(p)
     p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("demo-orders", help="run the demo shop's order service, which the demo's actions call")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--db", default=".chatbot/demo-orders.db", help="its SQLite file, made from --orders when missing")
+    p.add_argument("--orders", default="demo/orders.jsonl", help="the fictional orders a new --db starts with")
+    p.set_defaults(func=cmd_demo_orders)
+
+
+def cmd_demo_orders(args: argparse.Namespace) -> int:
+    """The demo shop's order service, until interrupted; $CHATBOT_ORDERS_TOKEN, when set, is required of callers."""
+    import os
+
+    from chatbot.demo_orders import serve
+
+    if not Path(args.db).is_file() and not Path(args.orders).is_file():
+        raise BadInput(f"{args.orders} does not exist; pass --orders with the demo's orders.jsonl")
+    progress(f"demo order service on http://{args.host}:{args.port} over {args.db}")
+    serve(args.host, args.port, args.db, args.orders, os.environ.get("CHATBOT_ORDERS_TOKEN", ""))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,6 +47,8 @@ from chatbot.records.store import Store, StoredSource
 from knowledge.types import Passage
 
 if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
+    from chatbot.actions.desk import ActionDesk, ActionStep
+    from chatbot.actions.router import ActionRouter, Routing
     from chatbot.answer.quote import Window
     from chatbot.inputs.speech import SpeechToText
     from chatbot.inputs.vision import ImageReader
@@ -85,6 +87,8 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         self.settings = settings
         self.speech = speech  # None when voice questions are off
         self.vision = vision  # None when screenshots are off
+        self.actions: ActionDesk | None = None  # the company's actions (chatbot/actions/), wired by the builder
+        self.router: ActionRouter | None = None
         self._reindex_lock = threading.Lock()  # one re-index at a time; turns go on meanwhile
 
     # ---- the door --------------------------------------------------------------------------
@@ -117,7 +121,11 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         if after_suggestion is not None:
             yield after_suggestion
             return
-        yield from self._answer(conversation_id, message_id, understood)
+        step = self.actions.carry_on(conversation_id, understood.question, turn.client) if self.actions else None
+        if step is not None:  # the answer to an action's question or confirmation
+            yield self._finish_action(conversation_id, understood, step)
+            return
+        yield from self._answer(conversation_id, message_id, understood, turn.client)
 
     def ask(self, question: str | Turn, conversation_id: str | None = None, channel: str = "cli") -> Reply:
         """Run a turn to its end and return the `Reply` (a text question, or a whole `Turn`)."""
@@ -200,8 +208,10 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             return conversation_id
         return self.store.conversations.new_conversation(channel)
 
-    def _answer(self, conversation_id: str, message_id: int, turn: _Understood) -> Iterator[Draft | Reply]:
-        """Route the stored question to its outcome: a person, a refusal, a quote, or a checked answer."""
+    def _answer(
+        self, conversation_id: str, message_id: int, turn: _Understood, client: str = ""
+    ) -> Iterator[Draft | Reply]:
+        """Route the stored question to its outcome: a person, an action, a refusal, a quote, or a checked answer."""
         if is_human_request(turn.question):
             answer = ANSWERS[Outcome.CUSTOMER_REQUEST]
             yield self._finish(conversation_id, turn.question, Outcome.CUSTOMER_REQUEST, answer, [], turn.usage)
@@ -210,6 +220,11 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         earlier = self.store.conversations.history(conversation_id, self.settings.context_turns, message_id)
         history = [text for _, text in earlier]
         passages, usage = self._retrieve(history, query, turn.usage)
+        routed = self._routed(turn.question, passages)
+        if routed is not None and self.actions is not None:  # the customer asks for something done, not explained
+            step = self.actions.start(conversation_id, routed.action, turn.question, client)
+            yield self._finish_action(conversation_id, replace(turn, usage=usage), step, routed)
+            return
         unanswerable = self._without_evidence(turn, history, passages)
         if unanswerable is not None:
             outcome, answer = unanswerable
@@ -238,6 +253,25 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             outcome = Outcome.OFF_TOPIC if best_cosine < s.off_topic_cosine else Outcome.NO_KNOWLEDGE
             return outcome, ANSWERS[outcome].format(company=s.company)
         return None
+
+    def _routed(self, question: str, passages: list[Passage]) -> Routing | None:
+        """The action the question asks for, when the router (and an admin's switches) let it run."""
+        if self.actions is None or self.router is None:
+            return None
+        help_cosine = max((p.dense_cosine for p in passages), default=-1.0)
+        return self.router.route(question, help_cosine, self.actions.enabled())
+
+    def _finish_action(
+        self, conversation_id: str, turn: _Understood, step: ActionStep, routed: Routing | None = None
+    ) -> Reply:
+        """`_finish` for an action's step: its time metered, its reply redacted when stored."""
+        grounding = step.grounding
+        if routed is not None:
+            grounding = {**grounding, "routing": {"cosine": round(routed.cosine, 4), "margin": round(routed.margin, 4)}}
+        usage = replace(turn.usage, action_s=turn.usage.action_s + step.action_s)
+        return self._finish(
+            conversation_id, turn.question, step.outcome, step.answer, [], usage, grounding, personal=True
+        )
 
     def _from_evidence(self, quote: Window | None, query: str, passages: list[Passage]) -> _Verdict | None:
         """What the best evidence window decides without the LLM: the trained decision (its threshold
@@ -358,6 +392,7 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         usage: Usage,
         grounding: dict | None = None,
         retrieved: Sequence[Passage] = (),
+        personal: bool = False,
     ) -> Reply:
         """Store the reply, its sources, what it cost and any handoff (together or not at all), tell the desk
         about a handoff; return the reply."""
@@ -371,6 +406,7 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             [StoredSource(p.doc_id, p.chunk.title, p.chunk.url, p.score) for p in cited],
             usage,
             cost,
+            personal,
         )
         if outcome.hands_over:
             self.desk.hand_over(conversation_id, message_id, outcome)

@@ -54,6 +54,7 @@ class Reply:
                     "llm": round(self.usage.llm_s, 4),
                     "asr": round(self.usage.asr_s, 4),
                     "ocr": round(self.usage.ocr_s, 4),
+                    "action": round(self.usage.action_s, 4),
                 },
                 "audio_seconds": round(self.usage.audio_s, 3),
                 "device": self.usage.device,
@@ -77,6 +78,7 @@ class Turn:
     image: bytes | str | None = None  # a screenshot (bytes or a file path): its text joins the question
     conversation_id: str | None = None  # None starts a new conversation
     channel: str = "cli"  # where the turn came from: "cli", "web", "api"
+    client: str = ""  # who sent it (the REST client's address): failed verifications are limited per client
 
 
 @dataclass(frozen=True)

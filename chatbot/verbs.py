@@ -19,6 +19,7 @@ from chatbot.records.store import Store
 from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
 from chatbot.reporting.report import build_report
 from chatbot.turns import Settings
+from core.errors import NotFound
 
 if TYPE_CHECKING:
     from chatbot.answer.llm import ChatModel
@@ -107,6 +108,22 @@ class OperatorVerbs:
     prices: PriceSheet
     settings: Settings
     llm: ChatModel
+
+    def action_list(self) -> list[tuple[str, object, bool, object]]:
+        """Each action the company declared: (name, its config, whether it may run now, its runs' figures or
+        None when it never ran)."""
+        desk = getattr(self, "actions", None)
+        if desk is None:
+            return []
+        enabled, figures = desk.enabled(), {f.action: f for f in self.store.actions.figures()}
+        return [(name, action, name in enabled, figures.get(name)) for name, action in desk.actions.items()]
+
+    def switch_action(self, name: str, enabled: bool, by: str) -> None:
+        """An admin turns an action on or off (`NotFound` when the company declared none by that name)."""
+        desk = getattr(self, "actions", None)
+        if desk is None or name not in desk.actions:
+            raise NotFound(f"no action named {name!r}; GET /api/actions lists them")
+        self.store.actions.switch(name, enabled, by)
 
     def report(self) -> dict:
         """Totals across every conversation: volume, outcomes, latency, cost beside API and humans."""

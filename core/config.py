@@ -26,15 +26,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from core.config_actions import ActionConfig, ActionRulesConfig
+from core.config_base import _Section
 
 from core.errors import ConfigError
-
-
-class _Section(BaseModel):
-    """A config section: frozen, no unknown keys, strict types (int is accepted for float)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelsConfig(_Section):
@@ -299,6 +296,8 @@ class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
+    actions: dict[str, ActionConfig] = Field(default_factory=dict)
+    action_rules: ActionRulesConfig = Field(default_factory=ActionRulesConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     def with_overrides(self, updates: dict[str, Any]) -> Config:
@@ -333,6 +332,14 @@ def _section_type(model: type[BaseModel], key: object) -> type[BaseModel] | None
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
+def _table_of_sections(model: type[BaseModel], key: object) -> type[BaseModel] | None:
+    """The section class of the values of field `key` when it is a table of sections (`dict[str, Section]`)."""
+    field = model.model_fields.get(key) if isinstance(key, str) else None
+    args: tuple = getattr(field.annotation, "__args__", ()) if field is not None else ()
+    value = args[1] if len(args) == 2 else None
+    return value if isinstance(value, type) and issubclass(value, BaseModel) else None
+
+
 def _merged(base: dict[str, Any], updates: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
     """`base` with `updates` applied: sections merge key by key, any other value is replaced whole."""
     out = dict(base)
@@ -363,8 +370,14 @@ def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         model: type[BaseModel] | None = Config
-        for part in loc[:-1]:
-            model = _section_type(model, part) if model is not None else None
+        parts = list(loc[:-1])
+        while parts and model is not None:
+            part = parts.pop(0)
+            table = _table_of_sections(model, part)
+            if table is not None and parts:  # `[actions.NAME]`: NAME is the company's, its keys the section's
+                model, parts = table, parts[1:]
+            else:
+                model = _section_type(model, part)
         known = ", ".join(sorted(model.model_fields)) if model is not None else "see core/config.py"
         return f"unknown config key '{name}'; known keys here: {known}"
     if kind in _EXPECTED:

@@ -47,10 +47,15 @@ def test_reads_the_current_and_the_older_shapes(write):
 
 
 def test_the_demo_set_holds_out_a_third_and_keeps_its_splits():
-    questions = load_questions(ROOT / "demo/questions.jsonl")
+    everything = load_questions(ROOT / "demo/questions.jsonl")
+    questions = [q for q in everything if q.action is None]  # the help-centre, vague and out-of-scope ones
     heldout = [q for q in questions if q.split == "heldout"]
     assert len(questions) >= 80 and abs(len(heldout) - len(questions) / 3) <= 2
     assert any(q.turns for q in heldout) and any(not q.in_scope for q in heldout)
+    actions = {q.action for q in everything if q.action}  # each action is asked in both splits
+    assert len(actions) >= 6
+    for split in ("dev", "heldout"):
+        assert {q.action for q in everything if q.action and q.split == split} == actions
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ ALL_MIGRATIONS = [
     "m004_one_rating_per_message",
     "m005_live_handoff",
     "m006_faq_review",
+    "m007_actions",
 ]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the
@@ -137,7 +138,9 @@ def test_a_database_made_by_the_first_release_upgrades_to_the_same_schema_as_a_f
     assert _columns(old) == _columns(Store(new_database("fresh")))
     [turn] = old.stats.stage_usage("c0ffee")  # metered before m002: the cost is split by seconds
     assert not turn.stage_costs_recorded
-    assert turn.stage_cost_usd == pytest.approx({"retrieval": 0.0005, "llm": 0.0015, "asr": 0.0, "ocr": 0.0})
+    assert turn.stage_cost_usd == pytest.approx(
+        {"retrieval": 0.0005, "llm": 0.0015, "asr": 0.0, "ocr": 0.0, "action": 0.0}
+    )
     mid = old.conversations.add_message("c0ffee", "assistant", "again", outcome="answered")
     old.conversations.add_usage(
         "c0ffee", mid, Usage(llm_s=1.0), sheet(hardware_usd_per_hour={"cpu": 3.6}).price(Usage(llm_s=1.0))

@@ -20,6 +20,8 @@
   an agent's waits for review), `GET /api/knowledge/faq` (`{"entries": [...]}`), `GET
   /api/knowledge/faq/{doc_id}/history`, `POST /api/knowledge/faq/{doc_id}/approve` and `.../remove`
   (403 when the review rule does not let this person, 400 while it holds redacted personal data).
+- Actions (`chatbot.actions`), for admins: `GET /api/actions` (each with its runs, success rate, share
+  resolved, latency), `POST /api/actions/{name}` `{"enabled": false}` switches one off.
 - State-changing calls (POST) take JSON only (415 otherwise; `/api/chat` also takes its multipart
   form), and a request from a page on another site (its `Origin`) is refused with 403 unless that
   origin is in `[server] cors_origins` (`ui.guard.SameSite`).
@@ -48,6 +50,7 @@ from chatbot.pipeline import Pipeline, Turn
 from chatbot.faq import MAX_ANSWER_CHARS as MAX_FAQ_ANSWER_CHARS, MAX_QUESTION_CHARS as MAX_FAQ_QUESTION_CHARS
 from chatbot.records.store import MAX_COMMENT_CHARS, MAX_MESSAGE_CHARS, Conflict, StoreUnavailable
 from core.errors import BadInput, Busy, ChatbotError, Forbidden, NotFound
+from ui.shapes import action_json, change_json, conversation_json, faq_json
 from ui.access import NotSignedIn, require_admin, require_claimable, visible_queue
 from ui.guard import LoginGuard, Operator, Operators, RateLimited, RateLimiter, client_key
 
@@ -85,6 +88,10 @@ class FaqRequest(_Body):
     question: str = Field(max_length=MAX_FAQ_QUESTION_CHARS)
     answer: str = Field(max_length=MAX_FAQ_ANSWER_CHARS)
     conversation_id: str | None = Field(None, pattern=CONVERSATION_ID)  # the conversation it came from
+
+
+class ActionSwitchRequest(_Body):
+    enabled: bool
 
 
 class FeedbackRequest(_Body):
@@ -174,32 +181,6 @@ async def _json_body(request: Request, model: type[_Body], example: str) -> _Bod
         raise BadInput(problem(exc, example)) from None
 
 
-def conversation_json(pipeline: Pipeline, conversation_id: str) -> dict:
-    """The customer's view: roles "customer", "assistant", "agent" (a person, `author` their shown name)
-    and "notice" (a person joined or left); `handoff_state` says who answers now."""
-    conv = pipeline.conversation(conversation_id)
-    return {
-        "conversation_id": conv.id,
-        "created_at": conv.created_at.isoformat(),
-        "handoff": {"needed": conv.handoff_needed, "reason": conv.handoff_reason},
-        "handoff_state": pipeline.handoff_state(conv.id),  # who answers now: bot, waiting, agent or closed
-        "messages": [
-            {
-                "id": m.id,
-                "role": m.role,
-                "content": m.content,
-                "created_at": m.created_at.isoformat(),
-                "outcome": m.outcome,
-                **({"author": m.extra.get("display_name") or m.author} if m.role in ("agent", "notice") else {}),
-                "sources": [{"doc_id": s.doc_id, "title": s.title, "url": s.url} for s in m.sources],
-                **({"transcript": m.extra["transcript"]["text"]} if "transcript" in m.extra else {}),
-                **({"interrupted": True} if m.interrupted else {}),  # no reply: the server stopped; handed over
-            }
-            for m in conv.messages
-        ],
-    }
-
-
 class OperatorAuth:
     """Operator sign-in as FastAPI dependencies, parsed once per request: `operator` (any signed-in
     person, 401 otherwise) and `admin` (403 for an agent). HTTP Basic `user:password` of a named
@@ -239,6 +220,27 @@ def build_router(
     router.include_router(customer_routes(pipeline, limiter or RateLimiter(30), max_upload_bytes))
     router.include_router(handoff_routes(pipeline, auth))
     router.include_router(knowledge_routes(pipeline, auth))
+    router.include_router(action_routes(pipeline, auth))
+    return router
+
+
+def action_routes(pipeline: Pipeline, auth: OperatorAuth) -> APIRouter:
+    """The company's actions with their runs, and the admin's switch (`chatbot.actions`)."""
+    router = APIRouter(prefix="/actions")
+    admin = Depends(auth.admin)
+
+    @router.get("")
+    def actions(who: Operator = admin):
+        """Each action: risk, on or off, runs, success rate, share resolved, latency."""
+        return {"actions": [action_json(*row) for row in pipeline.action_list()]}
+
+    @router.post("/{name}", openapi_extra=_schema(ActionSwitchRequest))
+    async def switch_action(name: str, request: Request, who: Operator = admin):
+        """Turn an action off (or on again) for every conversation from now on."""
+        body = await _json_body(request, ActionSwitchRequest, '{"enabled": false}')
+        pipeline.switch_action(name, body.enabled, who.name)
+        return {"name": name, "enabled": body.enabled}
+
     return router
 
 
@@ -255,8 +257,16 @@ def customer_routes(pipeline: Pipeline, limiter: RateLimiter, max_upload_bytes: 
         body, audio, image = await _chat_body(request, chat_example, max_upload_bytes)
         if not body.message and audio is None and image is None:
             raise BadInput("the message is empty; type a question")
-        limiter.hit(client_key(request))
-        turn = Turn(body.message or "", audio=audio, image=image, conversation_id=body.conversation_id, channel="api")
+        client = client_key(request)
+        limiter.hit(client)
+        turn = Turn(
+            body.message or "",
+            audio=audio,
+            image=image,
+            conversation_id=body.conversation_id,
+            channel="api",
+            client=client,
+        )
         reply = await run_in_threadpool(pipeline.ask, turn)
         return {**reply.to_json(), "message_id": reply.message_id}
 
@@ -381,33 +391,6 @@ def doc_id_ok(doc_id: str) -> str:
     if not re.fullmatch(r"FAQ-[0-9a-f]{10}", doc_id):
         raise BadInput("not a help-centre answer's id; they look like FAQ-0123456789")
     return doc_id
-
-
-def faq_json(entry) -> dict:
-    """A help-centre answer people saved, as the API shows it."""
-    return {
-        "doc_id": entry.doc_id,
-        "question": entry.question,
-        "answer": entry.answer,
-        "status": entry.status,
-        "live": entry.status == "live",
-        "author": entry.author,
-        "saved_at": entry.created_at.isoformat(),
-        "reviewed_by": entry.reviewed_by,
-        "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None,
-        "conversation_id": entry.conversation_id,
-    }
-
-
-def change_json(change) -> dict:
-    return {
-        "action": change.action,
-        "by": change.actor,
-        "at": change.at.isoformat(),
-        "status": change.status,
-        "question": change.question,
-        "answer": change.answer,
-    }
 
 
 def operator_from(request: Request, operators: Operators) -> Operator | None:

@@ -105,9 +105,12 @@ class Conversations:
         sources: list[StoredSource],
         used: Usage,
         cost: TurnCost,
+        personal: bool = False,
     ) -> int:
         """The assistant's reply, its sources, its metering and (for a handing-over outcome) its handoff, in
-        one transaction: all of them are stored or none. Returns the reply's id."""
+        one transaction: all of them are stored or none. Returns the reply's id. `personal`: the reply repeats
+        the customer's data (an action's result) and is redacted like their words."""
+        answer = self.db.redact(answer) if personal else answer
         with self.db.begin() as c:
             message_id = self._insert_message(c, conversation_id, "assistant", answer, outcome, extra, None)
             _insert_sources(c, message_id, sources)
@@ -302,6 +305,7 @@ def _insert_usage(c: Connection, conversation_id: str, message_id: int, used: Us
             llm_s=used.llm_s,
             asr_s=used.asr_s,
             ocr_s=used.ocr_s,
+            action_s=used.action_s,
             audio_s=used.audio_s,
             device=used.device,
             cost_usd=cost.cost_usd,

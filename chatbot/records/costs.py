@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 
-STAGES = ("retrieval", "llm", "asr", "ocr")  # the metered stages of a turn, each with `<stage>_s` seconds
+STAGES = ("retrieval", "llm", "asr", "ocr", "action")  # the metered stages of a turn, each with `<stage>_s` seconds
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,12 @@ class Usage:
     asr_s: float = 0.0
     ocr_s: float = 0.0
     audio_s: float = 0.0  # length of the customer's audio, not processing time
+    action_s: float = 0.0  # an action's request to the company's system (chatbot/actions/)
     device: str = "cpu"  # "cpu" or "cuda": which hardware price applies
 
     @property
     def compute_s(self) -> float:
-        return self.retrieval_s + self.llm_s + self.asr_s + self.ocr_s
+        return self.retrieval_s + self.llm_s + self.asr_s + self.ocr_s + self.action_s
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class TurnCost:
     llm_cost_usd: float | None = None
     asr_cost_usd: float | None = None
     ocr_cost_usd: float | None = None
+    action_cost_usd: float | None = None
 
     def stage_cost_usd(self, stage: str) -> float | None:
         """The self-hosted USD charged for one of STAGES, or None when the cost was not split."""

@@ -7,9 +7,10 @@ repositories (`chatbot.records.conversations`, `live`, `faq_records`, `stats`) h
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import overload
 from datetime import UTC, datetime
@@ -35,9 +36,11 @@ class Database:
     the first use opens it. `redactor`: what people's words are redacted with (emails, phones, cards,
     IBANs, addresses by default; names are left alone, since "it's" is often followed by a product)."""
 
-    def __init__(self, url: str, redactor: Redactor | None = None):
+    def __init__(self, url: str, redactor: Redactor | None = None, identifiers: Mapping[str, str] | None = None):
         self.url = url
         self.redactor = redactor or Redactor(kinds=STORED_PERSONAL_DATA)
+        # the company's identifiers (an action's order number: name -> pattern), redacted as `{{name}}` too
+        self.identifiers = [(re.compile(pattern), "{{" + name + "}}") for name, pattern in (identifiers or {}).items()]
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
@@ -123,7 +126,12 @@ class Database:
 
     def redact(self, text: str | None) -> str | None:
         """`text` with the personal data `redactor` finds replaced by placeholders (NUL characters dropped)."""
-        return self.redactor.redact(text_value(text), names=())[0] if text else text
+        if not text:
+            return text
+        text = text_value(text)
+        for pattern, placeholder in self.identifiers:
+            text = pattern.sub(placeholder, text)
+        return self.redactor.redact(text, names=())[0]
 
     def redact_value(self, value):
         """Every string in `value` (text, or dicts, lists and tuples of them) redacted as stored messages are:

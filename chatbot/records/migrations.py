@@ -218,6 +218,36 @@ def m006_faq_review(connection: Connection) -> None:
     )
 
 
+@migration
+def m007_actions(connection: Connection) -> None:
+    """Actions in the company's systems: each run (its request and the system's answer, redacted), an admin's
+    switch per action, and the time an action's request took, metered with the turn."""
+    serial = _serial_key(connection)
+    _execute(
+        connection,
+        "ALTER TABLE usage ADD COLUMN action_s DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "ALTER TABLE usage ADD COLUMN action_cost_usd DOUBLE PRECISION",
+        f"""CREATE TABLE action_runs (
+            id {serial},
+            conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id),
+            action VARCHAR(100) NOT NULL,
+            status VARCHAR(20) NOT NULL,
+            http_status INTEGER,
+            seconds DOUBLE PRECISION NOT NULL,
+            request TEXT NOT NULL,
+            response TEXT NOT NULL,
+            at TIMESTAMP WITH TIME ZONE NOT NULL
+        )""",
+        "CREATE INDEX ix_action_runs_action ON action_runs (action)",
+        """CREATE TABLE action_switches (
+            action VARCHAR(100) NOT NULL PRIMARY KEY,
+            enabled BOOLEAN NOT NULL,
+            changed_by VARCHAR(100) NOT NULL,
+            changed_at TIMESTAMP WITH TIME ZONE NOT NULL
+        )""",
+    )
+
+
 def migrate(connection: Connection) -> None:
     """Apply the migrations this database lacks, in order, each recorded in schema_migrations; two openers
     at once wait for each other."""

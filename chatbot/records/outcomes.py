@@ -21,6 +21,13 @@ class Outcome(StrEnum):
     SUGGESTED = "suggested"  # below the decision's threshold: the closest window shown, "Did this answer it?"
     CONFIRMED = "confirmed"  # the customer said the suggestion (or answer) before answered their question
     SUGGESTION_DECLINED = "suggestion_declined"  # the customer said it did not: handoff
+    # actions in the company's systems (chatbot/actions/)
+    ACTION_ASK = "action_ask"  # a value the action needs (or the customer's verification) asked for
+    ACTION_CONFIRM = "action_confirm"  # a write repeated back: "Cancel order ...? yes / no"
+    ACTION_DONE = "action_done"  # the system did it (or answered); the reply is written from its JSON: resolved
+    ACTION_REFUSED = "action_refused"  # the system said no (e.g. already shipped): its reason, a person offered
+    ACTION_CANCELLED = "action_cancelled"  # the customer said no to the confirmation: nothing changed
+    ACTION_FAILED = "action_failed"  # the system failed, or verification failed too often: handoff with the packet
 
     @property
     def hands_over(self) -> bool:
@@ -45,5 +52,7 @@ HANDOFF_OUTCOMES = frozenset(
         Outcome.CUSTOMER_REQUEST,
         Outcome.INTERRUPTED,
         Outcome.SUGGESTION_DECLINED,
+        Outcome.ACTION_FAILED,
     }
 )
+ACTION_OUTCOMES = frozenset(o for o in Outcome if o.value.startswith("action_"))

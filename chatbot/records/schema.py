@@ -102,6 +102,8 @@ usage = Table(
     Column("llm_cost_usd", Float),
     Column("asr_cost_usd", Float),
     Column("ocr_cost_usd", Float),
+    Column("action_s", Float, nullable=False, server_default="0"),  # an action's request (m007)
+    Column("action_cost_usd", Float),
 )
 eval_runs = Table(
     "eval_runs",
@@ -156,4 +158,25 @@ faq_history = Table(
     Column("question", Text, nullable=False),  # the entry's text after the action
     Column("answer", Text, nullable=False),
     Column("status", String(20), nullable=False),  # the entry's status after the action
+)
+action_runs = Table(
+    "action_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(32), ForeignKey("conversations.id"), nullable=False),
+    Column("action", String(100), nullable=False, index=True),
+    Column("status", String(20), nullable=False),  # done, not_found, refused, failed, unverified, declined
+    Column("http_status", Integer),  # NULL: no answer (time-out, unreachable) or not sent
+    Column("seconds", Float, nullable=False),
+    Column("request", Text, nullable=False),  # JSON: method, url, body, redacted
+    Column("response", Text, nullable=False),  # JSON: the system's answer, redacted
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+action_switches = Table(
+    "action_switches",
+    metadata,
+    Column("action", String(100), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("changed_by", String(100), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
 )

@@ -53,7 +53,11 @@ class Stats:
         """Each customer message whose reply refused or handed over (`Outcome.unanswered` or a handoff), or
         whose suggestion the customer declined (the question, not their "no"), oldest first; the "Talk to a
         person" button's fixed text is left out."""
-        wanted = [o for o in Outcome if (o.unanswered or o.hands_over) and o != Outcome.SUGGESTION_DECLINED]
+        wanted = [
+            o
+            for o in Outcome
+            if (o.unanswered or o.hands_over) and o not in (Outcome.SUGGESTION_DECLINED, Outcome.ACTION_FAILED)
+        ]
         with self.db.read() as c:
             declined = set(c.scalars(select(feedback.c.message_id).where(feedback.c.rating == -1)))
         return [
@@ -150,7 +154,11 @@ class Stats:
                     .group_by(messages.c.outcome)
                 ).all()
             )
-            latencies = list(c.scalars(select(usage.c.retrieval_s + usage.c.llm_s + usage.c.asr_s + usage.c.ocr_s)))
+            latencies = list(
+                c.scalars(
+                    select(usage.c.retrieval_s + usage.c.llm_s + usage.c.asr_s + usage.c.ocr_s + usage.c.action_s)
+                )
+            )
             ratings: dict = dict(c.execute(select(feedback.c.rating, func.count()).group_by(feedback.c.rating)).all())
         return {
             "conversations": conv[0],
@@ -182,9 +190,10 @@ class Stats:
                 .order_by(feedback.c.id)
             ).all()
             turns = c.execute(
-                select(usage.c.created_at, usage.c.retrieval_s + usage.c.llm_s + usage.c.asr_s + usage.c.ocr_s).where(
-                    usage.c.created_at >= since
-                )
+                select(
+                    usage.c.created_at,
+                    usage.c.retrieval_s + usage.c.llm_s + usage.c.asr_s + usage.c.ocr_s + usage.c.action_s,
+                ).where(usage.c.created_at >= since)
             ).all()
         return Activity(
             conversations=tuple(_summary(r) for r in convs),
@@ -279,9 +288,9 @@ def _summary(row, message_count: int = 0, ratings: tuple[int, ...] = ()) -> Conv
 def _turn_usage(row) -> TurnUsage:
     seconds = {stage: float(getattr(row, f"{stage}_s")) for stage in STAGES}
     stored = {stage: getattr(row, f"{stage}_cost_usd") for stage in STAGES}
-    recorded = all(value is not None for value in stored.values())
+    recorded = all(value is not None for stage, value in stored.items() if stage != "action")  # action: m007
     if recorded:
-        charged = {stage: float(value) for stage, value in stored.items()}
+        charged = {stage: float(value or 0.0) for stage, value in stored.items()}
     else:  # metered before m002_stage_costs: split the turn's cost by each stage's share of the seconds
         total = sum(seconds.values())
         charged = {stage: row.cost_usd * s / total if total else 0.0 for stage, s in seconds.items()}

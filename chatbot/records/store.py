@@ -5,16 +5,21 @@
 - `conversations` (`chatbot.records.conversations`): messages, cited sources, metering, handoffs, ratings;
 - `live` (`chatbot.records.live`): the people's queue, claims and resolves with their measured cost;
 - `faq` (`chatbot.records.faq_records`): help-centre answers people saved, and their history;
-- `stats` (`chatbot.records.stats`): read-only figures for reports, analytics, gaps and eval scores.
+- `stats` (`chatbot.records.stats`): read-only figures for reports, analytics, gaps and eval scores;
+- `actions` (`chatbot.records.action_runs`): runs of actions in the company's systems, and their switches.
 
 Customer and person's words, and every string of a message's `extra`, are redacted by `core.redact`
 before they are written (emails, phone numbers, card numbers, IBANs, street addresses); assistant
-replies are not, since they quote the help centre, whose own contact details must survive. The
+replies are not, since they quote the help centre, whose own contact details must survive, except
+the replies of actions, which repeat the customer's order and account. `identifiers` (name -> pattern:
+an action's order number) are redacted everywhere as `{{name}}`. The
 store never calls back into the domain: the engine tells the desk (`chatbot.handoff`) about a
 handoff; the store only records it. SQL parameters never reach logs or errors.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from sqlalchemy.engine import Engine
 
@@ -42,6 +47,7 @@ from chatbot.records.types import (
     UnansweredQuestion,
 )
 from core.redact import Redactor
+from chatbot.records.action_runs import ActionRuns
 
 __all__ = [
     "MAX_COMMENT_CHARS",
@@ -69,8 +75,9 @@ __all__ = [
 class Store:
     """The conversation database at a SQLAlchemy URL (SQLite by default; PostgreSQL too), by aggregate."""
 
-    def __init__(self, url: str, redactor: Redactor | None = None):
-        self.db = Database(url, redactor)
+    def __init__(self, url: str, redactor: Redactor | None = None, identifiers: Mapping[str, str] | None = None):
+        self.db = Database(url, redactor, identifiers)
+        self.actions = ActionRuns(self.db)
         self.conversations = Conversations(self.db)
         self.live = LiveHandoffs(self.db)
         self.faq = FaqRecords(self.db)

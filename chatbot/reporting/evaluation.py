@@ -16,7 +16,9 @@ Each question runs in a new conversation. The figures (see `totals`):
   plus suggestion misses);
 - retrieval R@1/R@5: a gold document first / in the top 5 of the searcher's documents for the question
   (with the earlier turns as context, as the pipeline retrieves);
-- latency p50/p95 and cost: the scored turn only (earlier turns are not metered here).
+- latency p50/p95 and cost: the scored turn only (earlier turns are not metered here);
+- actions (`chatbot.reporting.action_eval`): action questions routed to the right action with the right
+  values, and other questions that ran one; action questions count in no other figure.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 
 # the question sets' names live in chatbot.reporting.questions; re-exported here, where callers import them
 from chatbot.reporting.questions import SPLITS, EvalQuestion, assign_splits, load_questions, select, text_hash  # noqa: F401
+from chatbot.reporting.action_eval import routing_figures
 from chatbot.reporting.report import percentile
 
 RETRIEVAL_K = 5
@@ -206,6 +209,9 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def totals(results: Sequence[EvalResult], model: str = "") -> dict:
+    """The figures of the module's docstring; action questions are scored apart, on routing (`actions`)."""
+    actions = routing_figures(results)
+    results = [r for r in results if r.question.action is None]
     inside = [r for r in results if r.question.in_scope]
     outside = [r for r in results if not r.question.in_scope]
     answered_in = [r for r in inside if r.answered]
@@ -254,6 +260,7 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
         },
         "cost_usd": cost,
         "cost_per_resolved_usd": cost / len(resolved_in) if resolved_in else None,
+        "actions": actions,
     }
 
 
@@ -305,6 +312,16 @@ def totals_table(t: dict) -> list[str]:
             "-" if t["cost_per_resolved_usd"] is None else f"${t['cost_per_resolved_usd']:.6f}",
         ),
     ]
+    routing = t.get("actions") or {}
+    if routing.get("action_questions"):
+        rows.append(
+            (
+                "action routing: right action / right values / precision",
+                f"{_pct(routing['recall'])} / {_pct(routing['values_rate'])} / {_pct(routing['precision'])}",
+            )
+        )
+    if routing.get("action_questions"):
+        rows.append(("other questions that ran an action", str(routing["others_routed"])))
     if t.get("decision_fitted_to_these"):
         rows.append(
             (

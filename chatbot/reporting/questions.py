@@ -12,7 +12,10 @@ A question set is JSON Lines, one customer question a line:
 - `turns` (optional): earlier customer turns, asked first in the same conversation, not scored;
 - `split` (optional): "dev" (tune on it) or "heldout" (report it); where it is missing, a hash of the
   question text picks a third of each kind of question to hold out (`assign_splits`);
-- `id` (optional): defaults to the line number.
+- `id` (optional): defaults to the line number;
+- `action` (optional): the action it asks the assistant to run (`[actions.NAME]`), with `params`, the values
+  written in it ({"order_number": "40059930"}); null or missing: it must run no action. An action question
+  has `doc_ids` [] and is scored on routing only (`chatbot.reporting.action_eval`).
 The older shapes are read too: `doc_id` (a string) and `answer_contains` (a literal substring) as in
 the first demo set, and `article_id` as in bench/data/arduino_questions.jsonl; they are in scope.
 
@@ -44,11 +47,13 @@ class EvalQuestion:
     turns: tuple[str, ...] = ()
     split: str = "dev"
     line: int = 0
+    action: str | None = None  # the action it asks for; None: it must run none
+    params: tuple[tuple[str, str], ...] = ()  # the action's values written in the question
 
     @property
     def vague(self) -> bool:
         """In scope but too vague to answer: the right reply is a clarifying question."""
-        return self.in_scope and not self.doc_ids
+        return self.in_scope and not self.doc_ids and self.action is None
 
 
 def text_hash(question: str) -> str:
@@ -105,6 +110,7 @@ def _parse(record: object, where: str, line: int) -> EvalQuestion:
     doc_ids, patterns, in_scope = _gold(record, where)
     _check_gold(doc_ids, patterns, in_scope, where)
     turns, split, qid = _optional_fields(record, where, line)
+    action, params = _action(record, where)
     return EvalQuestion(
         id=qid,
         question=question.strip(),
@@ -114,6 +120,8 @@ def _parse(record: object, where: str, line: int) -> EvalQuestion:
         turns=turns,
         split=split,
         line=line,
+        action=action,
+        params=params,
     )
 
 
@@ -183,6 +191,19 @@ def _optional_fields(record: dict, where: str, line: int) -> tuple[tuple[str, ..
     if not isinstance(qid, (str, int)) or not str(qid).strip():
         raise BadInput(f"{where}: 'id' must be text or a number")
     return tuple(t.strip() for t in turns), split, str(qid).strip()
+
+
+def _action(record: dict, where: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The record's expected action and its values; `BadInput` when they are not a name and a table of text."""
+    action = record.get("action")
+    if action is not None and (not isinstance(action, str) or not action.strip()):
+        raise BadInput(f"{where}: 'action' must be an action's name, or null for a question that runs none")
+    params = record.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):
+        raise BadInput(f"{where}: 'params' must map parameter names to the values written in the question")
+    if params and action is None:
+        raise BadInput(f"{where}: 'params' needs the 'action' they are for")
+    return action, tuple(sorted(params.items()))
 
 
 def select(questions: Sequence[EvalQuestion], split: str = "all", limit: int | None = None) -> list[EvalQuestion]:

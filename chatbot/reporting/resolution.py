@@ -20,7 +20,7 @@ from chatbot.records.outcomes import Outcome
 from chatbot.records.stats import Stats
 from chatbot.records.types import ConversationTrail
 
-RESOLVING = frozenset({Outcome.ANSWERED, Outcome.SUGGESTED})  # replies that may answer the question
+RESOLVING = frozenset({Outcome.ANSWERED, Outcome.SUGGESTED, Outcome.ACTION_DONE})  # replies that may resolve it
 STATES = ("confirmed", "assumed", "handed_over", "pending", "unresolved")
 
 
