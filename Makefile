@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INDEX := .chatbot/index
 DB := sqlite:///.chatbot/chatbot.db
+ORDERS_PORT := 8765
+ORDERS_URL := http://127.0.0.1:$(ORDERS_PORT)
 
 .PHONY: run quick answer setup install system-deps lint test test-fast bench clean
 
@@ -24,6 +26,13 @@ quick: setup
 answer:
 	$(BIN)/chatbot --config demo/chatbot.toml ask "How long do I have to send something back?" --index $(INDEX) --db $(DB)
 	$(BIN)/chatbot --config demo/chatbot.toml ask "What is the capital of France?" --index $(INDEX) --db $(DB)
+	@# an action end to end: the demo order service is started, asked through the assistant, and stopped
+	@$(BIN)/chatbot demo-orders --port $(ORDERS_PORT) --db .chatbot/demo-orders.db & pid=$$!; \
+	  trap 'kill $$pid 2>/dev/null' EXIT; \
+	  for i in $$(seq 100); do $(BIN)/python -c "import urllib.request as u; u.urlopen('$(ORDERS_URL)/health')" \
+	    2>/dev/null && break; sleep 0.2; done; \
+	  CHATBOT_ORDERS_URL=$(ORDERS_URL) $(BIN)/chatbot --config demo/chatbot.toml ask \
+	    "Where is my order 40061234? My email is sam.okafor@example.org" --index $(INDEX) --db $(DB)
 	$(BIN)/chatbot --config demo/chatbot.toml report --db $(DB)
 
 ## .venv with everything, then the models (idempotent)

@@ -45,6 +45,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"quiet), {r['handed_over']} handed over, {r['unresolved']} unresolved, {r['pending']} within the window; "
             f"suggestions {offered['offered']} ({offered['confirmed']} confirmed, {offered['declined']} declined)"
         )
+        for name, a in report["actions"].items():
+            print(
+                f"action {name}: {a['runs']} runs {a['by_status']}, success "
+                f"{'-' if a['success_rate'] is None else format(a['success_rate'], '.0%')}, p50 "
+                f"{'-' if a['latency_p50_s'] is None else format(a['latency_p50_s'], '.2f') + ' s'}"
+            )
         print(
             f"cost per conversation ${report['cost_per_conversation_usd']:.6f} self-hosted, "
             f"${report['api_shadow_cost_per_conversation_usd']:.6f} on {report['api_model']}, "

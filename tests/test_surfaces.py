@@ -193,6 +193,8 @@ def test_each_panel_event_checks_the_same_roles_as_rest(app, tmp_path):
     assert "is live" in on.review_faq(doc_id, "approve", admin)[0]
     assert list(on.faq_history(doc_id, agent)["who"]) == ["alex", "operator"]
     assert "Not sent" in on.send(waiting, "hi", nobody)[0]
+    assert on.actions_table(agent)[0].empty and "admin" in on.switch_action("track_order", False, agent)[0]
+    assert "no action named" in on.switch_action("track_order", False, admin)[0]  # none declared here
 
 
 def test_the_panels_own_routes_answer_only_a_signed_in_session(app):

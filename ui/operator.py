@@ -4,7 +4,8 @@ Overview (totals, per-day charts, people's measured cost; admins), the inbox (li
 reply, resolve, save the answer as a help-centre entry), help-centre answers (review, approve,
 remove, history) and knowledge-gap topics, conversations (transcripts, sources, handoff reason,
 feedback, cost by stage), top unanswered questions, and the knowledge base (upload documents and
-re-index with progress; admins). Who sees what is `ui.access`'s rule, the REST API's too: an agent sees
+re-index with progress; admins), and the actions run in the company's systems (runs, success, switch one
+off; admins). Who sees what is `ui.access`'s rule, the REST API's too: an agent sees
 the conversations waiting for a person and those they hold. Every figure comes from the engine's verbs (`Pipeline.analytics`,
 `conversations`, `conversation_costs`, `reindex`); nothing is computed here beyond shaping tables
 for display.
@@ -24,6 +25,13 @@ def _review(on: PanelEvents, action: str):
         return on.review_faq(doc_id, action, request)
 
     return review
+
+
+def _switch(on: PanelEvents, enabled: bool):
+    def switch(name: str | None, request: gr.Request):
+        return on.switch_action(name, enabled, request)
+
+    return switch
 
 
 PRIVATE = {"api_visibility": "private"}  # the panel's events are not part of the public API
@@ -49,6 +57,7 @@ def build_operator(
         _gaps_tab(on, panel)
         _conversations_tab(on, panel)
         _knowledge_base_tab(on, panel)
+        _actions_tab(on, panel)
     return panel
 
 
@@ -180,3 +189,22 @@ def _knowledge_base_tab(on: PanelEvents, panel: gr.Blocks) -> None:
     go.click(on.reindex, [uploads], [status, uploaded, to_delete], **PRIVATE)
     panel.load(on.uploads_listing, None, [uploaded, to_delete], **PRIVATE)
     delete.click(on.delete_upload, [to_delete], [status, uploaded, to_delete], **PRIVATE)
+
+
+def _actions_tab(on: PanelEvents, panel: gr.Blocks) -> None:
+    with gr.Tab("Actions", elem_id="actions-tab"):
+        gr.Markdown(
+            "What customers asked the assistant to do in your systems (`[actions]` in the config): runs, "
+            "success rate, share resolved and latency. An admin may switch an action off: such requests are then answered from the help centre or handed over."
+        )
+        table = gr.Dataframe(interactive=False, elem_id="actions")
+        with gr.Row():
+            pick = gr.Dropdown(label="Action", choices=[], elem_id="action-pick")
+            off = gr.Button("Switch off", variant="stop", elem_id="action-off")
+            back_on = gr.Button("Switch on", elem_id="action-on")
+            refresh = gr.Button("Refresh")
+        status = gr.Markdown(elem_id="action-status")
+    panel.load(on.actions_table, None, [table, pick], **PRIVATE)
+    refresh.click(on.actions_table, None, [table, pick], **PRIVATE)
+    off.click(_switch(on, False), [pick], [status, table, pick], **PRIVATE)
+    back_on.click(_switch(on, True), [pick], [status, table, pick], **PRIVATE)

@@ -100,7 +100,12 @@ class ActionDesk:
     def start(self, conversation_id: str, name: str, text: str, client: str = "") -> ActionStep:
         """The customer asked for action `name` in `text`: take its values from it, then go as far as it can."""
         started = time.perf_counter()
-        return _timed(self._start(conversation_id, name, text, client), started)
+        found = {n: v for n, p in self.actions[name].params.items() if (v := find(p, text)) is not None}
+        step = _timed(self._start(conversation_id, name, text, client), started)
+        packet = step.grounding.get("action")
+        if isinstance(packet, dict):  # what this message gave, whatever became of it (eval scores it)
+            packet["found"] = found
+        return step
 
     def carry_on(self, conversation_id: str, text: str, client: str = "") -> ActionStep | None:
         """The customer's answer to an action's question or confirmation; None when there is none under way

@@ -16,6 +16,7 @@ from core.redact import Redactor
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _NUMBER = re.compile(r"(?<![\w-])#?(\d{4,})(?![\w-])")
 _ADDRESSES = Redactor(kinds=("address",))
+_UNIT = re.compile(r"\b(?:Unit|Flat|Apartment|Apt|Suite)\s*$", re.I)
 
 
 def find(param: ActionParam, text: str, asked: bool = False) -> str | None:
@@ -35,7 +36,9 @@ def find(param: ActionParam, text: str, asked: bool = False) -> str | None:
     if param.type == "address":
         spans = _ADDRESSES.find(text, ())
         if spans:
-            return text[spans[0].start : spans[0].end].strip(" ,.")
+            unit = _UNIT.search(text[: spans[0].start])  # "Unit 5, Harbour Court": the pattern starts at "5"
+            start = unit.start() if unit else spans[0].start
+            return text[start : spans[0].end].strip(" ,.")
         return text.strip() if asked and len(text.strip()) >= 8 else None
     return text.strip() if asked and text.strip() else None
 

@@ -21,11 +21,11 @@ class _Scored(Protocol):
 
 
 def routed_action(result: _Scored) -> tuple[str | None, dict]:
-    """The action a result's turn started, and the values it found ({} when none)."""
+    """The action a result's turn started, and the values it found in the message ({} when none)."""
     packet = (result.grounding or {}).get("action") or {}
     if not str(result.outcome).startswith("action_") or not isinstance(packet, dict):
         return None, {}
-    return packet.get("name"), dict(packet.get("params") or {})
+    return packet.get("name"), dict(packet.get("found") or packet.get("params") or {})
 
 
 def routing_figures(results: Sequence[_Scored]) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -64,6 +66,8 @@ def build_report(
         # confirmed, assumed, handed over, pending and unresolved conversations, and the resolved share
         "resolution": resolved,
         "suggestions": suggestion_figures(store.stats),  # offered, confirmed, declined, most declined
+        # each action's runs in the company's systems: by status, success rate, share resolved, latency
+        "actions": {f.action: {k: v for k, v in asdict(f).items() if k != "action"} for f in store.actions.figures()},
         "cost_per_resolved_usd": t["cost_usd"] / resolved["resolved"] if resolved["resolved"] else None,
         "handoffs": t["handed_over"],
         "handoff_reasons": t["handoff_reasons"],
