@@ -28,8 +28,11 @@ from ui.guard import hash_password
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = tomllib.loads((ROOT / "demo" / "chatbot.toml").read_text(encoding="utf-8"))
-# HashEmbedder's cosines are lower than a real embedder's: these route the demo's phrasing, not the help questions
-ROUTING = {"min_cosine": 0.3, "min_margin": 0.0, "min_margin_identified": -1.0}
+# HashEmbedder's cosines are lower than a real embedder's: these route the demo's phrasing with an order number
+# (margins >= 0.2 here), not the help questions (margins < 0). HashEmbedder hashes words into 256 buckets, so an
+# order number can land in an example's word's bucket ("where is my order 40059930?" comes out nearer a cancel
+# example than a tracking one): the requests below are worded as the examples are, and `begin` checks the route.
+ROUTING = {"min_cosine": 0.3, "min_margin": 0.15, "min_margin_identified": 0.0}
 ADMIN = basic("operator", PASSWORD)
 HOSTILE = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
 
@@ -92,6 +95,13 @@ def say(client: TestClient, message: str, conversation_id: str | None = None) ->
     return r.json()
 
 
+def begin(client: TestClient, message: str, action: str) -> dict:
+    """A new conversation's first message, which must start `action`."""
+    reply = say(client, message)
+    assert (reply.get("grounding") or {}).get("action", {}).get("name") == action, reply
+    return reply
+
+
 def orders_table(tmp_path) -> dict[str, tuple]:
     """The order service's rows, read from its SQLite file."""
     with sqlite3.connect(tmp_path / "orders.db") as db:
@@ -107,7 +117,7 @@ def status_of(tmp_path, order_number: str) -> str:
 
 
 def test_track_asks_the_email_then_says_what_the_service_says(app, service):
-    first = say(app, "where is my order 40061234?")
+    first = begin(app, "where is my order 40061234?", "track_order")
     assert first["outcome"] == "action_ask", first
     assert "email" in first["answer"].lower()
     assert not first["handoff"]["needed"]
@@ -124,7 +134,7 @@ def test_track_asks_the_email_then_says_what_the_service_says(app, service):
 
 def test_a_wrong_email_learns_nothing_and_the_third_hands_over(app):
     private = ("processing", "halo lamp", "lantern street", "bs1 5tr", "chloe", "bennett")
-    cid = say(app, "where is my order 40059930?")["conversation_id"]
+    cid = begin(app, "track my order 40059930", "track_order")["conversation_id"]
 
     wrong = say(app, "someone.else@example.com", cid)
     assert wrong["outcome"] == "action_ask", wrong
@@ -133,7 +143,7 @@ def test_a_wrong_email_learns_nothing_and_the_third_hands_over(app):
     assert not any(fact in wrong["answer"].lower() for fact in private)
 
     # an order that does not exist gets the very same sentence: nothing tells a number from an email
-    other = say(app, "where is my order 49999999?")["conversation_id"]
+    other = begin(app, "track my order 49999999", "track_order")["conversation_id"]
     assert say(app, "someone.else@example.com", other)["answer"] == wrong["answer"]
 
     second = say(app, "40059930 someone.else@example.com", cid)
@@ -149,7 +159,7 @@ def test_a_wrong_email_learns_nothing_and_the_third_hands_over(app):
 
 
 def test_a_cancel_is_confirmed_then_made_and_a_no_changes_nothing(app, tmp_path):
-    cid = say(app, "please cancel my order 40059930")["conversation_id"]
+    cid = begin(app, "please cancel my order 40059930", "cancel_order")["conversation_id"]
     confirm = say(app, "chloe.bennett@example.com", cid)
     assert confirm["outcome"] == "action_confirm", confirm
     assert "40059930" in confirm["answer"] and "Halo lamp" in confirm["answer"]
@@ -160,7 +170,7 @@ def test_a_cancel_is_confirmed_then_made_and_a_no_changes_nothing(app, tmp_path)
     assert "cancelled" in done["answer"]
     assert status_of(tmp_path, "40059930") == "cancelled"
 
-    other = say(app, "please cancel my order 40052208")["conversation_id"]
+    other = begin(app, "please cancel my order 40052208", "cancel_order")["conversation_id"]
     assert say(app, "tom.reid@example.com", other)["outcome"] == "action_confirm"
     before = orders_table(tmp_path)
     declined = say(app, "no", other)
@@ -171,7 +181,7 @@ def test_a_cancel_is_confirmed_then_made_and_a_no_changes_nothing(app, tmp_path)
 
 
 def test_a_shipped_order_is_refused_with_the_reason_and_a_person_offered(app, tmp_path):
-    cid = say(app, "please cancel my order 40061234")["conversation_id"]
+    cid = begin(app, "please cancel my order 40061234", "cancel_order")["conversation_id"]
     assert say(app, "sam.okafor@example.org", cid)["outcome"] == "action_confirm"
     refused = say(app, "yes", cid)
     assert refused["outcome"] == "action_refused", refused
@@ -185,13 +195,32 @@ def test_a_shipped_order_is_refused_with_the_reason_and_a_person_offered(app, tm
     assert person["handoff"]["needed"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: chatbot/actions/desk.py keeps verification per (param, value) of verify.match only (the "
+    "email), so once one order is verified, any other order number in the conversation passes as verified",
+)
+def test_verifying_one_order_does_not_open_another(app, tmp_path):
+    cid = begin(app, "where is my order 40061234?", "track_order")["conversation_id"]
+    assert say(app, "sam.okafor@example.org", cid)["outcome"] == "action_done"  # Sam's own order
+
+    other = say(app, "track my order 40059930", cid)  # Chloe's: Sam's email is not on it
+    assert "Halo lamp" not in other["answer"] and "processing" not in other["answer"], other
+    assert other["outcome"] == "action_ask"
+
+    cancel = say(app, "please cancel my order 40059930", cid)
+    if cancel["outcome"] == "action_confirm":
+        say(app, "yes", cid)
+    assert status_of(tmp_path, "40059930") == "processing"
+
+
 def test_an_unreachable_service_hands_over_with_a_sentence(tmp_path, monkeypatch):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("CHATBOT_ORDERS_URL", f"http://127.0.0.1:{port}")
     _, client = serve_actions(tmp_path)
-    reply = say(client, "where is my order 40061234? sam.okafor@example.org")
+    reply = begin(client, "track my order 40061234, my email is sam.okafor@example.org", "track_order")
     assert reply["outcome"] == "action_failed", reply
     assert reply["handoff"]["needed"]
     answer = reply["answer"]
@@ -201,9 +230,9 @@ def test_an_unreachable_service_hands_over_with_a_sentence(tmp_path, monkeypatch
 
 def test_the_database_keeps_no_email_and_no_order_number(served, tmp_path):
     pipeline, client = served
-    track = say(client, "where is my order 40061234?")["conversation_id"]
+    track = begin(client, "where is my order 40061234?", "track_order")["conversation_id"]
     assert say(client, "sam.okafor@example.org", track)["outcome"] == "action_done"
-    cancel = say(client, "please cancel my order 40059930")["conversation_id"]
+    cancel = begin(client, "please cancel my order 40059930", "cancel_order")["conversation_id"]
     assert say(client, "chloe.bennett@example.com", cancel)["outcome"] == "action_confirm"
     assert say(client, "yes", cancel)["outcome"] == "action_done"
 
@@ -232,7 +261,7 @@ def test_a_help_question_runs_no_action(served, service):
 
 
 def test_an_admin_switches_an_action_off(app):
-    cid = say(app, "where is my order 40061234?")["conversation_id"]
+    cid = begin(app, "where is my order 40061234?", "track_order")["conversation_id"]
     assert say(app, "sam.okafor@example.org", cid)["outcome"] == "action_done"
 
     agent, anonymous = basic("alex", ALEX), {}
@@ -356,12 +385,7 @@ def test_a_body_value_stays_one_json_string():
 
 
 def test_a_bad_action_config_fails_naming_the_key():
-    base = {
-        "description": "x",
-        "examples": ["do x"],
-        "request": {"url": "http://shop.test/x"},
-        "reply": "ok",
-    }
+    base = {"description": "x", "examples": ["do x"], "request": {"url": "http://shop.test/x"}, "reply": "ok"}
     with pytest.raises(ConfigError, match=r"actions\.x\.reply"):
         load_config(None, {"actions": {"x": {**base, "reply": "{{ result.x"}}})
     with pytest.raises(ConfigError, match=r"actions\.x\.bogus"):
@@ -376,7 +400,13 @@ def test_a_bad_action_config_fails_naming_the_key():
     params = {"email": {"ask": "Your email?", "type": "email"}}
     confirmed = ActionConfig.model_validate({**base, "risk": "write", "confirm": "Sure?"})
     verified_by_write = ActionConfig.model_validate(
-        {**base, "risk": "write", "confirm": "Sure?", "params": params, "verify": {"lookup": "w", "match": {"email": "email"}}}
+        {
+            **base,
+            "risk": "write",
+            "confirm": "Sure?",
+            "params": params,
+            "verify": {"lookup": "w", "match": {"email": "email"}},
+        }
     )
     with pytest.raises(ConfigError, match=r"actions\.v\.verify\.lookup"):
         check_actions({"w": confirmed, "v": verified_by_write})

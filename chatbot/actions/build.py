@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def build_action_desk(config: Config, runs) -> ActionDesk | None:
 def fingerprint(config: Config) -> str:
     """What the thresholds were chosen for: every action's examples and the embedder."""
     examples = {name: a.examples for name, a in sorted(config.actions.items())}
-    text = json.dumps({"examples": examples, "embedder": config.models.embedder, "format": 2}, sort_keys=True)
+    text = json.dumps({"examples": examples, "embedder": config.models.embedder, "format": 3}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -80,9 +81,20 @@ def build_router(config: Config, index) -> ActionRouter | None:
     if stored.get("fingerprint") == fingerprint(config):
         cosine, margin, identified = stored["min_cosine"], stored["min_margin"], stored["min_margin_identified"]
     examples = {name: a.examples for name, a in config.actions.items()}
-    params = [p for a in config.actions.values() for p in a.params.values() if p.identifies]
+    written = [p for a in config.actions.values() for p in a.params.values() if p.type != "text" or p.pattern]
+    shared = Counter(name for a in config.actions.values() for name in a.params)
+    own = {
+        action: [p for name, p in a.params.items() if shared[name] < len(config.actions) and p in written]
+        for action, a in config.actions.items()
+    }
     return ActionRouter(
-        index.embedder, examples, cosine, margin, identified, lambda text: any(find(p, text) for p in params)
+        index.embedder,
+        examples,
+        cosine,
+        margin,
+        identified,
+        identified=lambda text: any(find(p, text) for p in written),
+        values=lambda action, text: sum(find(p, text) is not None for p in own[action]),
     )
 
 

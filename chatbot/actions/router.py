@@ -41,6 +41,9 @@ class RoutePoint:
         return self.cosine - self.help_cosine
 
 
+VALUE_BONUS = 0.1  # per value of an action's own found in the message, when choosing between actions (not tuned)
+
+
 class ActionRouter:
     """Embeds the actions' examples once (lazily, with the index's embedder) and scores messages on them."""
 
@@ -52,13 +55,15 @@ class ActionRouter:
         min_margin: float,
         min_margin_identified: float | None = None,
         identified: Callable[[str], bool] = lambda text: False,
+        values: Callable[[str, str], int] = lambda action, text: 0,
     ):
         self.embedder = embedder
         self.examples = {name: list(texts) for name, texts in examples.items() if texts}
         self.min_cosine = min_cosine
         self.min_margin = min_margin
         self.min_margin_identified = min_margin if min_margin_identified is None else min_margin_identified
-        self.identified = identified  # does a message hold one of the company's identifiers
+        self.identified = identified  # does a message hold a value only a customer writes (order number, address)
+        self.values = values  # how many of an action's own values (not every action's) a message holds
         self._matrix: np.ndarray | None = None
         self._owners: list[str] = []
         self._lock = threading.Lock()
@@ -73,13 +78,18 @@ class ActionRouter:
         return self._matrix, self._owners
 
     def closest(self, text: str) -> tuple[str, float] | None:
-        """The action whose example is closest to `text`, and the cosine; None without actions."""
+        """The action `text` most likely asks for, and the cosine of its closest example; None without actions.
+        Each action's closest example counts, plus `VALUE_BONUS` for each of its own values the message holds:
+        "deliver order 40059930 to 8 Mill Lane, Frome BA11 3DT" is a change of address, however it is put."""
         matrix, owners = self._examples()
         if not owners:
             return None
         cosines = matrix @ _normalised(self.embedder.embed([text]))[0]
-        best = int(np.argmax(cosines))
-        return owners[best], float(cosines[best])
+        best: dict[str, float] = {}
+        for owner, cosine in zip(owners, cosines.tolist(), strict=True):
+            best[owner] = max(best.get(owner, -1.0), cosine)
+        name = max(best, key=lambda action: best[action] + VALUE_BONUS * self.values(action, text))
+        return name, best[name]
 
     def route(self, text: str, help_cosine: float, enabled: set[str] | None = None) -> Routing | None:
         """The action `text` asks for, or None (a question for the help centre, or nothing the company runs)."""
