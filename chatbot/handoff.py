@@ -41,6 +41,8 @@ WHY = {  # why the assistant handed over, in an operator's words
     "interrupted": "the server stopped before replying",
     "reopened": "the customer wrote again after a person closed the conversation",
     "operator": "an operator joined the conversation",
+    "suggestion_declined": "the customer said the suggested help-centre part did not answer their question",
+    "action_failed": "the company's system could not do what the customer asked",
 }
 Notify = Callable[[str, dict], None]
 
@@ -67,6 +69,7 @@ class Packet:
     draft: str | None  # the assistant's rejected draft (the LLM's words before the check), if it wrote one
     why: str  # why it handed over
     checked: dict = field(default_factory=dict)  # the check's figures: claims, supported, dropped
+    action: dict = field(default_factory=dict)  # an action that failed: its name, values (redacted), status, error
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,11 @@ class LiveDesk:
         grounding = (reply.extra.get("grounding") or {}) if reply else {}
         reason = live.reason if live else "operator"
         why = WHY.get(reason, reason)
+        action = grounding.get("action") or {}
+        if reason == "action_failed" and action:
+            why = (
+                f"{why}: {action.get('name')} ended {action.get('status') or 'unverified'} ({action.get('error', '-')})"
+            )
         if reason == "unsupported_answer" and grounding.get("claims"):
             why = (
                 f"{grounding.get('dropped', 0)} of {grounding['claims']} sentences of the draft were not "
@@ -283,6 +291,7 @@ class LiveDesk:
             grounding.get("raw_answer") or None,
             why,
             {k: grounding[k] for k in ("claims", "supported", "dropped") if k in grounding},
+            action,
         )
         with self._lock:
             if len(self._packets) > 1000:

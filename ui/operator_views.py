@@ -158,6 +158,9 @@ def packet_markdown(entry, state: str) -> str:
         lines += ["", f"**Rejected draft:** {shown(p.draft)}"]
     if p.checked:
         lines.append(f"<sub>check: {', '.join(f'{k} {v}' for k, v in p.checked.items())}</sub>")
+    if p.action:
+        values = ", ".join(f"{shown(k)} {shown(str(v))}" for k, v in (p.action.get("params") or {}).items())
+        lines += ["", f"**Action:** {shown(str(p.action.get('name')))} ({values or 'no values'})"]
     return "\n".join(lines)
 
 
