@@ -77,7 +77,7 @@ def _kind(path: str) -> str:
     return "image" if mime.startswith("image") else "other"
 
 
-def _turn(message: dict | None, conversation_id: str | None) -> Turn:
+def _turn(message: dict | None, conversation_id: str | None, client: str = "") -> Turn:
     """A Gradio multimodal value as the engine's `Turn` (a voice message and/or a screenshot)."""
     files = [f if isinstance(f, str) else f.get("path") for f in (message or {}).get("files") or []]
     if any(_kind(f) == "other" for f in files):
@@ -88,6 +88,7 @@ def _turn(message: dict | None, conversation_id: str | None) -> Turn:
         image=next((f for f in files if _kind(f) == "image"), None),
         conversation_id=conversation_id,
         channel="web",
+        client=client,  # failed verifications of actions are limited per client address
     )
 
 
@@ -132,8 +133,9 @@ class _Handlers:
         session, history, ids = dict(session or {}), list(history or []), list(ids or [])
         text = (message or {}).get("text") or ""
         try:
-            self.limiter.hit(client_key(request))
-            turn = _turn(message, session.get("conversation_id"))
+            client = client_key(request)
+            self.limiter.hit(client)
+            turn = _turn(message, session.get("conversation_id"), client)
             events = self.pipeline.turn(turn)
             received = next(events)  # a voice message is transcribed, a screenshot read, the message stored
         except ChatbotError as exc:
@@ -230,8 +232,11 @@ class _Handlers:
     def ask(self, message: str, conversation_id: str = "", request: gr.Request = None) -> dict:
         """Answer a text question; the same JSON as `chatbot ask --json`."""
         try:
-            self.limiter.hit(client_key(request))
-            return self.pipeline.ask(message, conversation_id or None, channel="web").to_json()
+            client = client_key(request)
+            self.limiter.hit(client)
+            return self.pipeline.ask(
+                Turn(message, conversation_id=conversation_id or None, channel="web", client=client)
+            ).to_json()
         except ChatbotError as exc:
             raise gr.Error(str(exc)) from None
 

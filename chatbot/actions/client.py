@@ -3,8 +3,8 @@
 The URL, headers and body are the company's templates (`chatbot.actions.templates`), given the
 customer's values URL-quoted or JSON-escaped and the environment (for the base URL and secrets in
 headers). A header that renders empty is not sent. The answer is sorted into `done` (2xx), `not_found`
-(404), `refused` (another 4xx: the system's reason is in the body), `failed` (5xx, or a body that is not
-JSON) and `timeout` / `unreachable` (no answer). It does not retry: a write must not happen twice.
+(404), `refused` (another 4xx: the system's reason is in the body), `failed` (5xx, 401/403/407/429 which
+are about the assistant's own access, a body that is not JSON, or a request that cannot be sent) and `timeout` / `unreachable` (no answer). It does not retry: a write must not happen twice.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from chatbot.actions.templates import RenderError, environment, json_escaped, re
 from core.config_actions import ActionConfig
 
 MAX_RESPONSE_BYTES = 1_000_000  # a bigger answer is not read
+OUR_FAULT = (401, 403, 407, 429)  # 4xx answers that are about the assistant's access, never shown to a customer
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class ActionClient:
         except httpx.HTTPError as exc:
             detail = {"detail": type(exc).__name__}
             return CallResult("unreachable", detail, seconds=time.perf_counter() - started, request=sent)
+        except (UnicodeError, ValueError, TypeError) as exc:  # a header or URL that cannot be sent as rendered
+            detail = {"detail": f"the request could not be sent: {type(exc).__name__}"}
+            return CallResult("failed", detail, seconds=time.perf_counter() - started, request=sent)
         seconds = time.perf_counter() - started
         data = _json(response)
         code = response.status_code
@@ -67,6 +71,8 @@ class ActionClient:
             status = "done" if data is not None else "failed"
         elif code == 404:
             status = "not_found"
+        elif code in OUR_FAULT:  # the assistant's credentials or pace, not the customer's details: a person helps
+            status = "failed"
         elif 400 <= code < 500:
             status = "refused"
         else:

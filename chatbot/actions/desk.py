@@ -56,9 +56,9 @@ class _Session:
     params: dict[str, str] = field(default_factory=dict)
     asking: str | None = None
     confirming: bool = False
-    lookup: dict = field(default_factory=dict)  # the verify lookup's result, for the confirmation
-    looked_up: CallResult | None = None  # that lookup, when it was this action's own request (a read)
-    verified: set[tuple[str, str]] = field(default_factory=set)  # (parameter, value) pairs verified
+    # each identity verified (every identifying value: order number and email), with its lookup's result
+    lookups: dict[tuple, dict] = field(default_factory=dict)
+    looked_up: CallResult | None = None  # the last lookup, when it was this action's own request (a read)
     failures: int = 0
     offered_person: bool = False
 
@@ -134,6 +134,9 @@ class ActionDesk:
             return None
         if session.action is None:
             return None
+        if session.action not in self.enabled():  # an admin switched it off meanwhile: it runs no further
+            self._end(session)
+            return None
         if session.confirming:
             return self._confirmation(conversation_id, session, text, client)
         return self._answer_to_question(conversation_id, session, text, client)
@@ -182,15 +185,16 @@ class ActionDesk:
         if action.risk == "write" and not session.confirming:
             session.confirming = True
             try:
-                question = render(action.confirm, params=session.params, lookup=session.lookup)
+                lookup = session.lookups.get(_identity(session, action), {})
+                question = render(action.confirm, params=session.params, lookup=lookup)
             except RenderError:
                 return self._failed(conversation_id, session, CallResult("failed", {"detail": "confirm template"}))
             return self._step(Outcome.ACTION_CONFIRM, f"{question} (yes / no)", session)
         return self._run(conversation_id, session, client)
 
     def _verified(self, session: _Session, action: ActionConfig) -> bool:
-        assert action.verify is not None
-        return all((p, session.params[p]) in session.verified for p in action.verify.match)
+        """Whether these very values (this order number with this email) were verified in the conversation."""
+        return _identity(session, action) in session.lookups
 
     def _verify(self, conversation_id: str, session: _Session, action: ActionConfig, client: str) -> ActionStep | None:
         """Run the verify lookup and compare; None when verified, else the step that says it was not."""
@@ -203,8 +207,8 @@ class ActionDesk:
         if matches:
             if lookup_name != session.action:  # its own lookup is recorded as the run itself
                 self.runs.record(conversation_id, lookup_name, "verified", result.http_status, result.seconds, {}, {})
-            session.verified |= {(p, session.params[p]) for p in action.verify.match}
-            session.lookup, session.looked_up = result.data, result
+            session.lookups[_identity(session, action)] = result.data
+            session.looked_up = result
             return None
         if result.status not in ("done", "not_found", "refused"):  # the system failed: not the customer's fault
             return self._failed(conversation_id, session, result)
@@ -215,7 +219,8 @@ class ActionDesk:
         self, conversation_id: str, session: _Session, action: ActionConfig, client: str, seconds: float
     ) -> ActionStep:
         session.failures += 1
-        over = session.failures >= self.limits.max_failed_verifications or self._client_failed(client)
+        client_over = self._client_failed(client)  # counted whatever the conversation's own count says
+        over = session.failures >= self.limits.max_failed_verifications or client_over
         for name, param in action.params.items():
             if param.identifies:  # asked again, all of them: no hint which one was wrong
                 session.params.pop(name, None)
@@ -305,6 +310,12 @@ class ActionDesk:
             while failures and now - failures[0] > self.limits.client_window_s:
                 failures.popleft()
             return len(failures) >= self.limits.max_failed_per_client
+
+
+def _identity(session: _Session, action: ActionConfig) -> tuple:
+    """The values that say whose data it is: every identifying one and those verified against the lookup."""
+    names = {n for n, p in action.params.items() if p.identifies} | set(action.verify.match if action.verify else ())
+    return tuple(sorted((n, session.params.get(n, "")) for n in names))
 
 
 def _timed(step: ActionStep, started: float) -> ActionStep:
