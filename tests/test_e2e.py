@@ -201,3 +201,28 @@ def test_the_registered_int8_model_is_served_by_ctranslate2_through_the_cli(inde
         ).stdout
     )
     assert out["answer"] and (out["usage"]["seconds"]["llm"] > 0 or out["grounding"].get("direct_quote"))
+
+
+def test_the_demos_action_routing_chosen_on_dev_holds_on_heldout(index_dir):
+    """The demo's actions routed by the real embedder: thresholds chosen on the dev split, held-out scored."""
+    from chatbot.actions.build import build_router, calibrate_routing
+    from chatbot.actions.router import RoutePoint, score
+    from chatbot.builder import build_index, build_searcher
+    from chatbot.reporting.questions import load_questions, select
+
+    config = load_config(str(ROOT / "demo/chatbot.toml"), {"index_dir": str(index_dir)})
+    index = build_index(config).load()
+    searcher = build_searcher(config, index)
+    questions = load_questions(ROOT / "demo/questions.jsonl")
+    chosen = calibrate_routing(config, index, searcher, select(questions, "dev"), "dev")
+    assert chosen is not None and chosen["non_action_routed"] == 0
+    router = build_router(config, index)
+    assert router is not None and router.min_margin == chosen["min_margin"]  # the stored thresholds are used
+    points = []
+    for q in select(questions, "heldout"):
+        name, cosine = router.closest(q.question)
+        best = max(p.dense_cosine for p in searcher.search(q.question, k=config.retrieval.k))
+        points.append(RoutePoint(q.action, name, cosine, best, router.identified(q.question)))
+    held = score(points, router.min_cosine, router.min_margin, router.min_margin_identified)
+    assert held["action_questions"] >= 15 and held["recall"] >= 0.9, held
+    assert held["non_action_routed"] == 0 and held["routed_wrong_action"] == 0, held
