@@ -13,6 +13,9 @@ Environment variables are read only for paths and secrets; these are all the cod
 - `CHATBOT_OPERATOR_PASSWORD`: the operator panel's password (wins over `[server] operator_password`);
 - `CHATBOT_LLM_API_KEY`: the bearer token sent to an `llm_backend = "openai"` server.
 - `CHATBOT_WEBHOOK_SECRET`: the live-handoff webhook's signing key (wins over `[handoff] webhook_secret`).
+- `CHATBOT_SECRET_KEY`: the Fernet key an action under way is sealed with (else a key file in the cache folder).
+- `CHATBOT_ORDERS_URL`, `CHATBOT_ORDERS_TOKEN` and any other variable an action's request template names
+  (`{{ env.NAME }}`, read when the request is made; the demo's order service).
 (The `chatbot` command sets quiet defaults for TRANSFORMERS_VERBOSITY, TOKENIZERS_PARALLELISM and
 HF_HUB_DISABLE_PROGRESS_BARS, which those libraries read.)
 """

@@ -316,12 +316,22 @@ class Runs:
 
     def __init__(self):
         self.rows: list[tuple] = []
+        self.sessions: dict[str, str] = {}
 
     def record(self, *row) -> None:
         self.rows.append(row)
 
     def switches(self) -> dict[str, bool]:
         return {}
+
+    def load_session(self, conversation_id: str) -> str | None:
+        return self.sessions.get(conversation_id)
+
+    def save_session(self, conversation_id: str, sealed: str | None, older_than=None) -> None:
+        if sealed is None:
+            self.sessions.pop(conversation_id, None)
+        else:
+            self.sessions[conversation_id] = sealed
 
 
 def lookup_action(**changes) -> ActionConfig:
@@ -460,3 +470,31 @@ def test_a_half_finished_action_is_forgotten_after_its_ttl():
     assert desk.carry_on("forgotten", "12345678") is None
     assert client.calls == [{"order_number": "12345678"}]
     assert desk.carry_on("forgotten", "12345678") is None  # and it stays forgotten
+
+
+def test_another_server_process_goes_on_with_an_action_under_way(tmp_path, service, monkeypatch):
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("CHATBOT_SECRET_KEY", Fernet.generate_key().decode())  # replicas share the key
+    _, one = serve_actions(tmp_path)
+    _, two = serve_actions(tmp_path)  # a second app over the same database
+    cid = begin(one, "track my order 40061234", "track_order")["conversation_id"]
+    done = say(two, "sam.okafor@example.org", cid)
+    assert done["outcome"] == "action_done" and "JD014600006281234567" in done["answer"], done
+    raw = (tmp_path / "db.sqlite").read_bytes()
+    assert b"40061234" not in raw and b"sam.okafor" not in raw  # the session is sealed, the rest redacted
+
+
+def test_the_sealing_key_is_made_once_private_and_a_foreign_seal_opens_to_nothing(tmp_path, monkeypatch):
+    from chatbot.actions.sealed import Sealer
+
+    monkeypatch.delenv("CHATBOT_SECRET_KEY", raising=False)
+    first, again = Sealer.from_environment(tmp_path), Sealer.from_environment(tmp_path)
+    assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
+    sealed = first.seal({"order_number": "40061234"})
+    assert "40061234" not in sealed and again.open(sealed) == {"order_number": "40061234"}
+    monkeypatch.setenv("CHATBOT_SECRET_KEY", "not a key")
+    with pytest.raises(ConfigError, match="CHATBOT_SECRET_KEY"):
+        Sealer.from_environment(tmp_path)
+    monkeypatch.delenv("CHATBOT_SECRET_KEY")
+    assert Sealer.from_environment(tmp_path / "other").open(sealed) is None

@@ -20,6 +20,7 @@ ALL_MIGRATIONS = [
     "m005_live_handoff",
     "m006_faq_review",
     "m007_actions",
+    "m008_action_sessions",
 ]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the

@@ -17,6 +17,7 @@ from pathlib import Path
 from chatbot.actions.client import ActionClient
 from chatbot.actions.desk import ActionDesk, ActionLimits
 from chatbot.actions.params import find, identifier_patterns
+from chatbot.actions.sealed import Sealer
 from chatbot.actions.router import ActionRouter, RoutePoint, choose_thresholds
 from chatbot.reporting.questions import EvalQuestion
 from core.config import Config
@@ -61,7 +62,7 @@ def build_action_desk(config: Config, runs) -> ActionDesk | None:
     check_actions(config.actions)
     r = config.action_rules
     limits = ActionLimits(r.max_failed_verifications, r.max_failed_per_client, r.client_window_s, r.session_ttl_s)
-    return ActionDesk(dict(config.actions), ActionClient(), runs, limits)
+    return ActionDesk(dict(config.actions), ActionClient(), runs, limits, Sealer.from_environment())
 
 
 def fingerprint(config: Config) -> str:

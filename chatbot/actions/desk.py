@@ -9,9 +9,10 @@ from the system's JSON, so no fact is a model's), `action_refused` (the system's
 Identity: an action with `verify` runs only once the values the customer gave equal the fields of a read
 action's result (the email on the order). Not found and not matching get the same sentence, so nothing
 tells which was wrong; failures are counted per conversation and per client address, and past the
-limit a person takes over. Values the customer gave (order numbers, emails) are kept in this process's
-memory only, for `session_ttl_s`; what is stored is redacted by the records. With several server
-replicas a conversation must stay on one (sticky sessions) while an action is under way.
+limit a person takes over. Values the customer gave (order numbers, emails) are kept between turns for
+`session_ttl_s`, sealed (`chatbot.actions.sealed`: the database holds ciphertext, the key is elsewhere), so
+any server process, or the next `chatbot ask --conversation`, goes on with the action; everything else
+stored is redacted by the records. Failed verifications per client address are counted in this process.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from datetime import UTC, datetime, timedelta
+
+from cryptography.fernet import Fernet
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chatbot.actions.client import ActionClient, CallResult
 from chatbot.actions.params import find
+from chatbot.actions.sealed import Sealer
 from chatbot.actions.templates import RenderError, render
 from chatbot.answer.replies import ANSWERS, confirms, declines
 from chatbot.records.action_runs import ActionRuns
@@ -80,14 +85,15 @@ class ActionDesk:
         client: ActionClient,
         runs: ActionRuns,
         limits: ActionLimits = ActionLimits(),
-        clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.actions = actions
         self.client = client
         self.runs = runs
         self.limits = limits
         self.clock = clock
-        self._sessions: dict[str, _Session] = {}
+        self.sealer = sealer or Sealer(Fernet.generate_key())  # a key of this process only, unless given one
         self._client_failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -101,7 +107,11 @@ class ActionDesk:
         """The customer asked for action `name` in `text`: take its values from it, then go as far as it can."""
         started = time.perf_counter()
         found = {n: v for n, p in self.actions[name].params.items() if (v := find(p, text)) is not None}
-        step = _timed(self._start(conversation_id, name, text, client), started)
+        session = self._session(conversation_id) or _Session(self.clock())
+        session.action, session.asking, session.confirming, session.offered_person = name, None, False, False
+        session.params.update(found)
+        step = _timed(self._advance(conversation_id, session, client), started)
+        self._keep(conversation_id, session)
         packet = step.grounding.get("action")
         if isinstance(packet, dict):  # what this message gave, whatever became of it (eval scores it)
             packet["found"] = found
@@ -111,22 +121,14 @@ class ActionDesk:
         """The customer's answer to an action's question or confirmation; None when there is none under way
         or `text` is something else (a new question: the action waits no longer)."""
         started = time.perf_counter()
-        step = self._carry_on(conversation_id, text, client)
-        return _timed(step, started) if step is not None else None
-
-    def _start(self, conversation_id: str, name: str, text: str, client: str) -> ActionStep:
         session = self._session(conversation_id)
-        session.action, session.asking, session.confirming, session.offered_person = name, None, False, False
-        for param_name, param in self.actions[name].params.items():
-            value = find(param, text)
-            if value is not None:
-                session.params[param_name] = value
-        return self._advance(conversation_id, session, client)
-
-    def _carry_on(self, conversation_id: str, text: str, client: str) -> ActionStep | None:
-        session = self._live_session(conversation_id)
         if session is None:
             return None
+        step = self._carry_on(conversation_id, session, text, client)
+        self._keep(conversation_id, session)
+        return _timed(step, started) if step is not None else None
+
+    def _carry_on(self, conversation_id: str, session: _Session, text: str, client: str) -> ActionStep | None:
         if session.offered_person:
             session.offered_person = False
             if confirms(text):
@@ -282,22 +284,20 @@ class ActionDesk:
     def _end(self, session: _Session) -> None:
         session.action, session.asking, session.confirming = None, None, False
 
-    def _session(self, conversation_id: str) -> _Session:
-        with self._lock:
-            now = self.clock()
-            for key in [k for k, s in self._sessions.items() if now - s.touched > self.limits.session_ttl_s]:
-                del self._sessions[key]
-            session = self._sessions.setdefault(conversation_id, _Session(now))
-            session.touched = now
-            return session
+    def _session(self, conversation_id: str) -> _Session | None:
+        """The conversation's action under way (or what it verified), unsealed; None when none or too old."""
+        sealed = self.runs.load_session(conversation_id)
+        data = self.sealer.open(sealed) if sealed else None
+        if not isinstance(data, dict):
+            return None
+        session = _loaded(data)
+        return session if self.clock() - session.touched <= self.limits.session_ttl_s else None
 
-    def _live_session(self, conversation_id: str) -> _Session | None:
-        with self._lock:
-            session = self._sessions.get(conversation_id)
-            if session is None or self.clock() - session.touched > self.limits.session_ttl_s:
-                self._sessions.pop(conversation_id, None)
-                return None
-        return self._session(conversation_id)
+    def _keep(self, conversation_id: str, session: _Session) -> None:
+        """Store the session sealed (any server process goes on with it); those idle past the TTL go."""
+        session.touched = self.clock()
+        expired = datetime.now(UTC) - timedelta(seconds=self.limits.session_ttl_s)
+        self.runs.save_session(conversation_id, self.sealer.seal(_dumped(session)), older_than=expired)
 
     def _client_failed(self, client: str) -> bool:
         """Count a failed verification for `client`; True when it is past the limit in the window."""
@@ -310,6 +310,33 @@ class ActionDesk:
             while failures and now - failures[0] > self.limits.client_window_s:
                 failures.popleft()
             return len(failures) >= self.limits.max_failed_per_client
+
+
+def _dumped(session: _Session) -> dict:
+    """The session as JSON (its last lookup's request is not kept: it is used within the turn that made it)."""
+    return {
+        "touched": session.touched,
+        "action": session.action,
+        "params": session.params,
+        "asking": session.asking,
+        "confirming": session.confirming,
+        "lookups": [[list(map(list, identity)), data] for identity, data in session.lookups.items()],
+        "failures": session.failures,
+        "offered_person": session.offered_person,
+    }
+
+
+def _loaded(data: dict) -> _Session:
+    return _Session(
+        touched=float(data.get("touched", 0.0)),
+        action=data.get("action"),
+        params=dict(data.get("params") or {}),
+        asking=data.get("asking"),
+        confirming=bool(data.get("confirming")),
+        lookups={tuple(tuple(pair) for pair in identity): found for identity, found in data.get("lookups") or []},
+        failures=int(data.get("failures", 0)),
+        offered_person=bool(data.get("offered_person")),
+    )
 
 
 def _identity(session: _Session, action: ActionConfig) -> tuple:

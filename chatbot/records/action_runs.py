@@ -1,19 +1,20 @@
 """Actions as recorded: every run of an action (its request and the company system's answer, redacted like
 messages: emails, addresses and the company's identifiers such as order numbers become placeholders),
-and the switch an admin turns an action off with. The rules (when to run, verify, confirm) are
+the switch an admin turns an action off with, and each action under way, sealed (`chatbot.actions.sealed`). The rules (when to run, verify, confirm) are
 `chatbot.actions.desk`'s; headers are never given here, so a secret in one is never stored.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select
 
 from chatbot.records.database import Database, now
-from chatbot.records.schema import action_runs, action_switches
+from chatbot.records.schema import action_runs, action_sessions, action_switches
 
 RESOLVING_STATUSES = ("done",)  # a run that did what the customer asked
 # runs the company's system answered or failed (not the lookups that verify a customer, not a declined write)
@@ -121,3 +122,21 @@ class ActionRuns:
         with self.db.begin() as c:
             c.execute(delete(action_switches).where(action_switches.c.action == action))
             c.execute(insert(action_switches).values(action=action, enabled=enabled, changed_by=by, changed_at=now()))
+
+    def load_session(self, conversation_id: str) -> str | None:
+        """The sealed action under way in the conversation, or None."""
+        with self.db.read() as c:
+            return c.scalar(
+                select(action_sessions.c.sealed).where(action_sessions.c.conversation_id == conversation_id)
+            )
+
+    def save_session(self, conversation_id: str, sealed: str | None, older_than: datetime | None = None) -> None:
+        """Keep (or, with None, forget) the conversation's sealed action; those untouched since `older_than` go."""
+        with self.db.begin() as c:
+            c.execute(delete(action_sessions).where(action_sessions.c.conversation_id == conversation_id))
+            if older_than is not None:
+                c.execute(delete(action_sessions).where(action_sessions.c.updated_at < older_than))
+            if sealed is not None:
+                c.execute(
+                    insert(action_sessions).values(conversation_id=conversation_id, sealed=sealed, updated_at=now())
+                )

@@ -248,6 +248,20 @@ def m007_actions(connection: Connection) -> None:
     )
 
 
+@migration
+def m008_action_sessions(connection: Connection) -> None:
+    """An action under way (the values asked for, the customer verified), sealed: any server process can go on
+    with it, and the database holds the customer's values only as ciphertext."""
+    _execute(
+        connection,
+        """CREATE TABLE action_sessions (
+            conversation_id VARCHAR(32) NOT NULL PRIMARY KEY REFERENCES conversations (id),
+            sealed TEXT NOT NULL,
+            updated_at TIMESTAMP WITH TIME ZONE NOT NULL
+        )""",
+    )
+
+
 def migrate(connection: Connection) -> None:
     """Apply the migrations this database lacks, in order, each recorded in schema_migrations; two openers
     at once wait for each other."""

@@ -2,7 +2,7 @@
 
 Tables: conversations, messages (each with its `author`), message_sources, handoffs, feedback,
 usage, eval_runs, live_handoffs (a person takes over: queued, claimed, resolved, with measured
-handling time and cost), faq_entries (help-centre answers operators saved: live, pending review
+handling time and cost), action_runs, action_switches and action_sessions (sealed), faq_entries (help-centre answers operators saved: live, pending review
 or removed) and faq_history (every save, edit, approval and removal), and schema_migrations. The
 migrations (`chatbot.records.migrations`) spell out their own DDL and never build from these
 objects, so an old database upgrades the same way a new one is made. Knows nothing about queries.
@@ -179,4 +179,11 @@ action_switches = Table(
     Column("enabled", Boolean, nullable=False),
     Column("changed_by", String(100), nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+action_sessions = Table(
+    "action_sessions",
+    metadata,
+    Column("conversation_id", String(32), ForeignKey("conversations.id"), primary_key=True),
+    Column("sealed", Text, nullable=False),  # chatbot.actions.sealed: ciphertext, the key is not in the database
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
