@@ -415,7 +415,7 @@ def build_desk(config: Config, pipeline: Pipeline, webhook=None):
     def found(question: str) -> list[Source]:
         return [p.source for p in pipeline.searcher.search_documents(question, k=3)]
 
-    return LiveDesk(
+    desk = LiveDesk(
         pipeline.store,
         config.prices.human_agent_usd_per_hour,
         notify=webhook.send if webhook is not None else None,
@@ -424,6 +424,13 @@ def build_desk(config: Config, pipeline: Pipeline, webhook=None):
         events=h.webhook_events,
         team_name=h.team_display_name or f"{config.company_name} support",
     )
+    if h.copilot:
+        from chatbot.copilot import Copilot
+
+        llm = build_llm_for(config, h.copilot_model)[0] if h.copilot_model else pipeline.llm
+        search = lambda q: pipeline.searcher.search(q, k=config.retrieval.k)  # noqa: E731
+        desk.copilot = Copilot(llm, config.company_name, search, config.generation.max_new_tokens)
+    return desk
 
 
 def build_faq(config: Config, pipeline: Pipeline):

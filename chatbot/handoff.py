@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from chatbot.records.outcomes import Outcome
+from chatbot.copilot import DRAFT_USES, Assist, Copilot, used
 from chatbot.records.store import Conflict, LiveHandoff, MAX_MESSAGE_CHARS, Store
 from core.errors import BadInput
 from core.text import clean_text
@@ -83,6 +84,7 @@ class QueueEntry:
     agent: str | None
     claimed_at: datetime | None
     packet: Packet
+    assist: Assist | None = None  # the copilot's draft reply and summary, once written
 
     def to_json(self) -> dict:
         return {
@@ -94,6 +96,8 @@ class QueueEntry:
             "agent": self.agent,
             "claimed_at": self.claimed_at.isoformat() if self.claimed_at else None,
             "packet": asdict(self.packet),
+            "draft": self.assist.draft if self.assist else None,  # never sent unless a person sends it
+            "summary": self.assist.summary if self.assist else None,
         }
 
 
@@ -135,6 +139,7 @@ class LiveDesk:
         self.search = search
         self.display_names = dict(display_names or {})
         self._packets: dict[tuple, Packet] = {}  # (conversation, handoff id, last question id) -> packet
+        self.copilot: Copilot | None = None  # drafts and summaries for people (chatbot.copilot), wired by the builder
         self._lock = threading.Lock()
 
     # ---- what the engine asks ------------------------------------------------------------------
@@ -153,7 +158,21 @@ class LiveDesk:
         if not self.store.live.open(conversation_id, reason, message_id):
             return False
         self._announce_handoff(conversation_id, reason)
+        self.assist(conversation_id)  # the copilot starts writing, in the background
         return True
+
+    def assist(self, conversation_id: str, wait: bool = False) -> Assist | None:
+        """The copilot's draft reply and summary for the conversation as it stands: None without a copilot, or
+        while it is still being written (unless `wait`: then written now)."""
+        if self.copilot is None:
+            return None
+        live = self.store.live.latest(conversation_id)
+        packet = self.packet(conversation_id, live)
+        key = (conversation_id, live.id if live else None, len(packet.questions))
+        if wait:
+            return self.copilot.assist(key, packet.questions, packet.action or None)
+        self.copilot.prepare(key, packet.questions, packet.action or None)
+        return self.copilot.ready(key)
 
     def customer_wrote(self, conversation_id: str, message_id: int, text: str) -> bool:
         """The customer's message is stored; True when people have it and the assistant must stay silent
@@ -183,6 +202,7 @@ class LiveDesk:
                 h.agent,
                 h.claimed_at,
                 self.packet(h.conversation_id, h),
+                self.assist(h.conversation_id),
             )
             for h in self.store.live.open_handoffs()
         ]
@@ -203,9 +223,13 @@ class LiveDesk:
             self._announce("claim", conversation_id, {"agent": agent})
         return live
 
-    def reply(self, conversation_id: str, agent: str, text: str) -> int:
-        """A person's message to the customer (redacted like theirs); `Conflict` unless `agent` holds it."""
+    def reply(self, conversation_id: str, agent: str, text: str, draft_used: str | None = None) -> int:
+        """A person's message to the customer (redacted like theirs); `Conflict` unless `agent` holds it. With a
+        copilot draft offered, what they did with it (`draft_used`, else judged from the text) is stored with
+        the draft and the edit distance."""
         text = clean_reply(text)
+        if draft_used is not None and draft_used not in DRAFT_USES:
+            raise BadInput(f"draft_used must be one of {', '.join(DRAFT_USES)}")
         holder = self.holder(conversation_id)
         if holder != agent:
             self.store.conversations.require_conversation(conversation_id)
@@ -213,8 +237,13 @@ class LiveDesk:
                 f"claim conversation '{conversation_id}' before replying" + (f"; {holder} handles it" if holder else "")
             )
         name = self.display_name(agent)
+        assist = self.assist(conversation_id)
+        judged, distance = used(assist.draft if assist else None, text)
+        copilot = (
+            {"draft": assist.draft, "draft_used": draft_used or judged, "edit_distance": distance} if assist else {}
+        )
         message_id = self.store.conversations.add_message(
-            conversation_id, "agent", text, author=agent, extra={"display_name": name}
+            conversation_id, "agent", text, author=agent, extra={"display_name": name, **copilot}
         )
         stored = self.store.conversations.conversation(conversation_id).messages[-1].content
         self._announce("agent_reply", conversation_id, {"agent": agent, "message_id": message_id, "text": stored})

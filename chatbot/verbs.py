@@ -131,10 +131,13 @@ class OperatorVerbs:
 
     def analytics(self, days: int) -> dict:
         """The operator's overview: totals, one row per day of the last `days`, top unanswered questions."""
+        from chatbot.reporting.human import copilot_figures
+
         return {
             "totals": self.report(),
             "daily": daily(self.store, self.prices, days=days),
             "top_unanswered": top_unanswered(self.store),
+            "copilot": copilot_figures(self.store),  # drafts sent unchanged, edited, discarded
         }
 
     def conversations(self) -> list[dict]:
@@ -170,9 +173,15 @@ class OperatorVerbs:
         """`agent` takes the conversation over; `Conflict` when another person holds it."""
         self.desk.claim(conversation_id, agent)
 
-    def agent_reply(self, conversation_id: str, agent: str, text: str) -> int:
-        """A person's message to the customer, who sees it in their open chat; returns its id."""
-        return self.desk.reply(conversation_id, agent, text)
+    def agent_reply(self, conversation_id: str, agent: str, text: str, draft_used: str | None = None) -> int:
+        """A person's message to the customer, who sees it in their open chat; returns its id. `draft_used`:
+        what they did with the copilot's draft ("unchanged", "edited", "discarded"; else judged from the text)."""
+        return self.desk.reply(conversation_id, agent, text, draft_used)
+
+    def assist(self, conversation_id: str, wait: bool = False) -> dict:
+        """The copilot's draft reply and summary for a conversation with people (None each while not written)."""
+        found = self.desk.assist(conversation_id, wait)
+        return {"draft": found.draft if found else None, "summary": found.summary if found else None}
 
     def resolve(self, conversation_id: str, agent: str, return_to_bot: bool, override: bool = False) -> dict:
         """Close a person's handoff; their measured time is priced and stored. Returns handling time and cost."""

@@ -205,6 +205,10 @@ class HandoffConfig(_Section):
     # who approves help-centre answers agents write before customers are answered from them
     faq_review: Literal["admin", "second_agent", "none"] = "admin"
     team_display_name: str = ""  # shown to customers for a person without a display_name; "" = "<company> support"
+    # the person's copilot (chatbot/copilot.py): a draft reply and a two-line summary for each handed-over
+    # conversation, written in the background by `copilot_model` ("" = the serving model); never sent unless a person sends it
+    copilot: bool = True
+    copilot_model: str = ""
     faq_dir: str = ".chatbot/faq"  # the help-centre answers operators save (a FAQ CSV the company owns), indexed
     poll_s: float = 2.0  # how often an open customer chat looks for a person's messages
     topic_distance: float = 0.45  # cosine distance under which unanswered questions join one topic

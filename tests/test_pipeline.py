@@ -18,6 +18,7 @@ def make(shop_index, tmp_path):
                 "company_name": "Lumen & Oak",
                 "retrieval": {"k": 2},
                 "chunking": {"max_chars": 300, "overlap_chars": 50},
+                "handoff": {"copilot": False},  # the engine's own LLM calls are counted here (tests/test_copilot.py)
                 "grounding": {
                     "min_retrieval_cosine": 0.2,
                     "off_topic_cosine": 0.05,

@@ -10,7 +10,8 @@
   with the operator password; 401 without).
 - Live handoff, for operators (HTTP Basic `user:password` of a named operator, or as above; 401
   without): `GET /api/handoffs` (the queue, oldest first, with handoff packets), `POST
-  /api/conversations/{id}/claim`, `.../reply` `{"text"}`, `.../resolve` `{"return_to_bot"}` (409
+  /api/conversations/{id}/claim` (with the copilot's `draft` and `summary`), `.../reply` `{"text",
+  "draft_used"?}`, `.../resolve` `{"return_to_bot"}` (409
   when another person holds it), `GET /api/knowledge/gaps` (unanswered questions as topics). An agent
   sees and claims the conversations waiting for a person and those they hold; an admin, all
   (`ui.access`). While a person holds a conversation, `POST /api/chat` stores the message and
@@ -74,6 +75,7 @@ class AgentReplyRequest(_Body):
     """`POST /api/conversations/{id}/reply`: a person's message to the customer."""
 
     text: str = Field(max_length=MAX_MESSAGE_CHARS)
+    draft_used: Literal["unchanged", "edited", "discarded"] | None = None  # the copilot's draft: kept, edited, not
 
 
 class ResolveRequest(_Body):
@@ -303,12 +305,13 @@ def handoff_routes(pipeline: Pipeline, auth: OperatorAuth) -> APIRouter:
     @router.post("/conversations/{conversation_id}/claim")
     def claim(conversation_id: str, who: Operator = operator):
         pipeline.claim(require_claimable(pipeline, who, conversation_id_ok(conversation_id)), who.name)
-        return {"conversation_id": conversation_id, "state": HandoffState.AGENT, "agent": who.name}
+        assist = pipeline.assist(conversation_id, wait=True)  # the copilot's draft and summary, for the person
+        return {"conversation_id": conversation_id, "state": HandoffState.AGENT, "agent": who.name, **assist}
 
     @router.post("/conversations/{conversation_id}/reply", openapi_extra=_schema(AgentReplyRequest))
     async def agent_reply(conversation_id: str, request: Request, who: Operator = operator):
         body = await _json_body(request, AgentReplyRequest, '{"text": "..."}')
-        message_id = pipeline.agent_reply(conversation_id_ok(conversation_id), who.name, body.text)
+        message_id = pipeline.agent_reply(conversation_id_ok(conversation_id), who.name, body.text, body.draft_used)
         return {"conversation_id": conversation_id, "message_id": message_id}
 
     @router.post("/conversations/{conversation_id}/resolve", openapi_extra=_schema(ResolveRequest))

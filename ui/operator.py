@@ -88,8 +88,9 @@ def _inbox_tab(on: PanelEvents, panel: gr.Blocks, poll_s: float):
     """The live handoff; returns the help-centre entry's save button, its inputs and its status line."""
     with gr.Tab("Inbox", elem_id="inbox-tab"):
         gr.Markdown(
-            "Conversations waiting for a person, oldest first. Claim one: the assistant goes silent and "
-            "your replies appear in the customer's open chat."
+            "Conversations waiting for a person, oldest first. Claim one: the assistant goes silent, the reply "
+            "box holds a draft written for you (send it, edit it or replace it) and your replies appear in the "
+            "customer's open chat."
         )
         inbox = gr.Dataframe(interactive=False, elem_id="inbox")
         with gr.Row():
@@ -117,8 +118,9 @@ def _inbox_tab(on: PanelEvents, panel: gr.Blocks, poll_s: float):
     if poll_s > 0:
         gr.Timer(poll_s).tick(on.inbox, None, queue_out, show_progress="hidden", **PRIVATE)
     picked.change(on.show, [picked], [packet], **PRIVATE)
-    claim.click(on.claim, [picked], [inbox_status, packet, *queue_out], **PRIVATE)
-    claim_next.click(on.claim_next, None, [picked, inbox_status, packet, *queue_out], **PRIVATE)
+    # a claim fills the reply box with the copilot's draft: send it as it is, edit it, or replace it
+    claim.click(on.claim, [picked], [inbox_status, packet, *queue_out, reply_box], **PRIVATE)
+    claim_next.click(on.claim_next, None, [picked, inbox_status, packet, *queue_out, reply_box], **PRIVATE)
     for event in (send.click, reply_box.submit):
         event(on.send, [picked, reply_box], [inbox_status, packet, reply_box], **PRIVATE)
     resolve.click(

@@ -243,18 +243,21 @@ class PanelEvents:
             if not conversation_id:
                 raise BadInput("pick a conversation first")
             self.pipeline.claim(require_claimable(self.pipeline, who, conversation_id), who.name)
+            draft = self.pipeline.assist(conversation_id, wait=True)["draft"]
         except ChatbotError as exc:
-            return (f"Not claimed: {exc}", self.show(conversation_id, request), *self.inbox(request))
+            return (f"Not claimed: {exc}", self.show(conversation_id, request), *self.inbox(request), gr.update())
         return (
-            f"You ({who.name}) have conversation `{conversation_id}`: the assistant is silent; write below.",
+            f"You ({who.name}) have conversation `{conversation_id}`: the assistant is silent; write below"
+            + (" (a draft is in the box)." if draft else "."),
             self.show(conversation_id, request),
             *self.inbox(request),
+            gr.update(value=draft) if draft else gr.update(),
         )
 
     def claim_next(self, request: gr.Request):
         waiting = [e for e in self.pipeline.handoff_queue() if e.agent is None]
         if not waiting:
-            return (gr.update(), "Nobody is waiting.", self.show(None, request), *self.inbox(request))
+            return (gr.update(), "Nobody is waiting.", self.show(None, request), *self.inbox(request), gr.update())
         conversation_id = waiting[0].conversation_id
         return (gr.update(value=conversation_id), *self.claim(conversation_id, request))
 

@@ -145,6 +145,14 @@ def packet_markdown(entry, state: str) -> str:
         "",
         f"**Why the assistant handed over:** {shown(p.why)}",
         "",
+        *(
+            [
+                f"**Summary (written by the model; the questions below are the evidence):** {shown(entry.assist.summary)}",
+                "",
+            ]
+            if getattr(entry, "assist", None)
+            else []
+        ),
         "**Customer's questions:**",
         "",
     ]

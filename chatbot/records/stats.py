@@ -267,6 +267,18 @@ class Stats:
             ).all()
         return [_turn_usage(r) for r in rows]
 
+    def draft_uses(self) -> list[tuple[str, int | None]]:
+        """(what the person did with the copilot's draft, the edit distance) for each person's reply that was
+        offered one, oldest first."""
+        with self.db.read() as c:
+            rows = c.scalars(
+                select(messages.c.extra)
+                .where(messages.c.role == "agent", messages.c.extra.like('%"draft_used"%'))
+                .order_by(messages.c.id)
+            ).all()
+        found = [json.loads(extra) for extra in rows if extra]
+        return [(e["draft_used"], e.get("edit_distance")) for e in found if e.get("draft_used")]
+
 
 def _summary(row, message_count: int = 0, ratings: tuple[int, ...] = ()) -> ConversationSummary:
     return ConversationSummary(

@@ -1,4 +1,5 @@
-"""What people cost, measured: live handoffs' handling time (claim to resolve) priced per hour.
+"""What people cost, measured: live handoffs' handling time (claim to resolve) priced per hour; and what they
+did with the copilot's drafts (`copilot_figures`).
 
 The flat `[prices] human_agent_usd_per_conversation` was an estimate; once people handle
 conversations in the product, their measured cost per handled conversation replaces it. Savings
@@ -38,4 +39,18 @@ def human_cost_report(store: Store, prices: PriceSheet, usd_per_hour: float) -> 
         "people_only_usd": people_only,
         "with_assistant_usd": with_assistant,
         "savings_vs_human_usd": people_only - with_assistant,
+    }
+
+
+def copilot_figures(store: Store) -> dict:
+    """What people did with the copilot's drafts: how many replies were offered one, the shares sent
+    unchanged, edited and discarded, and the median edit distance (characters) of the edited ones."""
+    uses = store.stats.draft_uses()
+    counts = {kind: sum(u == kind for u, _ in uses) for kind in ("unchanged", "edited", "discarded")}
+    edits = sorted(d for u, d in uses if u == "edited" and d is not None)
+    return {
+        "replies_with_draft": len(uses),
+        **counts,
+        **{f"{kind}_share": (n / len(uses) if uses else None) for kind, n in counts.items()},
+        "median_edit_distance": edits[len(edits) // 2] if edits else None,
     }
