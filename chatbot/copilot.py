@@ -23,6 +23,7 @@ from rapidfuzz.distance import Levenshtein
 
 from chatbot.answer.llm import ChatModel, Message
 from chatbot.answer.prompt import build_messages
+from knowledge.chunking import split_sentences
 from knowledge.types import Passage
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,10 @@ class Copilot:
 
     def _summary(self, questions: list[str]) -> str:
         text = "\n".join(f"Customer: {q}" for q in questions[-6:]) or "Customer: (no message)"
-        return self._complete(
+        written = self._complete(
             [Message("system", SUMMARY_SYSTEM.format(company=self.company)), Message("user", text)], budget=60
         )
+        return "\n".join(split_sentences(written)[:2])  # two lines at most, whatever the model wrote
 
     def _complete(self, messages: list[Message], budget: int | None = None) -> str:
         pieces = [t.text for t in self.llm.stream(messages, budget or self.max_new_tokens) if not t.done]

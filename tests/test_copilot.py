@@ -5,6 +5,8 @@ import json
 import sqlite3
 import time
 
+import pytest
+
 from chatbot.copilot import used
 from tests.handoff_app import ALEX, PASSWORD, basic, handed_over, serve
 
@@ -44,9 +46,15 @@ def test_a_claim_brings_the_draft_and_summary_and_the_reply_records_their_use(tm
         extra = json.loads(db.execute("SELECT extra FROM messages WHERE role = 'agent'").fetchone()[0])
     assert extra["draft"] == SCRIPTED and extra["draft_used"] == "edited" and extra["edit_distance"] > 0
 
+    resolved = client.post(
+        f"/api/conversations/{cid}/resolve", headers=basic("alex", ALEX), json={"return_to_bot": True}
+    )
+    assert resolved.status_code == 200, resolved.text
     copilot = client.get("/api/analytics", headers=ADMIN).json()["copilot"]
     assert copilot["replies_with_draft"] == 1 and copilot["edited_share"] == 1.0
     assert copilot["median_edit_distance"] == extra["edit_distance"]
+    assert copilot["handling_s_p50_with_draft"] == pytest.approx(resolved.json()["handling_s"], abs=0.01)
+    assert copilot["handling_s_p50_without_draft"] is None
 
 
 def test_a_reply_without_draft_used_is_judged_and_a_bad_one_refused(tmp_path):

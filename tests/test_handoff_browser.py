@@ -1,7 +1,7 @@
 """The whole live-handoff scene in headless Chromium (Debian's), real models, two browser contexts.
 
 A customer asks what the help centre lacks and is handed over; an operator claims the conversation in
-the panel and replies; the reply appears in the customer's open chat without a reload; the operator
+the panel, finds the copilot's draft in the reply box, edits it and sends it; the reply appears in the customer's open chat without a reload; the operator
 resolves and saves the answer as a help-centre entry; a second customer asks in other words and gets
 it as a cited answer. Screenshots go to .chatbot/screenshots/ (or $CHATBOT_SHOTS).
 """
@@ -59,11 +59,18 @@ def test_a_person_takes_over_answers_and_the_answer_serves_the_next_customer(app
     operator.screenshot(path=str(shots / "2-operator-claimed-with-packet.png"), full_page=True)
 
     chat_has(customer, "joined the conversation", timeout=30_000)  # pushed to the open chat: no reload
-    operator.locator("#agent-reply textarea").fill("Yes! " + ANSWER)
+    draft = app.pipeline.assist(conversation_id)["draft"]  # the copilot's, written by the real model
+    assert draft and operator.locator("#agent-reply textarea").input_value() == draft  # the claim put it there
+    assert "Summary" in operator.locator("#packet").inner_text()
+    edited = f"{draft} Yes! {ANSWER}"  # the person keeps the draft and adds the fact it lacked
+    operator.locator("#agent-reply textarea").fill(edited)
     operator.locator("#send-reply").click()
     operator.wait_for_function("document.querySelector('#inbox-status').innerText.includes('Sent')", timeout=60_000)
     chat_has(customer, "£3 per item", timeout=30_000)
     text = customer.locator("#chat").inner_text()
+    assert " ".join(draft.split()[:4]) in text  # the customer sees the edited draft, as sent
+    [sent] = [m for m in app.pipeline.conversation(conversation_id).messages if m.role == "agent"]
+    assert sent.extra["draft_used"] in ("edited", "discarded") and sent.extra["edit_distance"] > 0
     assert "Lumen & Oak support" in text and "our team" in text  # who wrote it: the team's name,
     assert "operator" not in text  # never the admin's login
     assert "with you now" in customer.locator("#handoff-notice").inner_text()

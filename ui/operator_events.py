@@ -27,6 +27,7 @@ from ui.operator_views import (
     _duration,
     _money,
     faq_draft,
+    copilot_markdown,
     human_markdown,
     ingest_markdown,
     packet_markdown,
@@ -79,7 +80,9 @@ class PanelEvents:
         return (
             totals_markdown(figures["totals"])
             + "\n\n### People (live handoff)\n\n"
-            + human_markdown(self.pipeline.human_cost()),
+            + human_markdown(self.pipeline.human_cost())
+            + "\n\n"
+            + copilot_markdown(figures["copilot"]),
             _long(rows, {"conversations": "conversations"}),
             _long(rows, {"resolution_rate": "resolution rate", "handoff_rate": "handoff rate", "csat": "CSAT"}),
             reasons,

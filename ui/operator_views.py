@@ -193,6 +193,27 @@ def human_markdown(h: dict) -> str:
     )
 
 
+def copilot_markdown(c: dict) -> str:
+    """What people did with the copilot's drafts, and their handling time with and without one."""
+
+    def share(key: str) -> str:
+        return "-" if c[key] is None else f"{c[key]:.0%}"
+
+    def seconds(key: str) -> str:
+        return "-" if c[key] is None else _duration(c[key])
+
+    return "\n".join(
+        [
+            "| replies offered a draft | sent unchanged | edited | discarded | median edit (chars) "
+            "| handling p50 with a draft | without |",
+            "|---|---|---|---|---|---|---|",
+            f"| {c['replies_with_draft']} | {share('unchanged_share')} | {share('edited_share')} "
+            f"| {share('discarded_share')} | {c['median_edit_distance'] if c['median_edit_distance'] is not None else '-'} "
+            f"| {seconds('handling_s_p50_with_draft')} | {seconds('handling_s_p50_without_draft')} |",
+        ]
+    )
+
+
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
 
 

@@ -14,7 +14,16 @@ from sqlalchemy import Integer, func, insert, select
 from chatbot.records.costs import STAGES
 from chatbot.records.database import Database, now
 from chatbot.records.outcomes import Outcome
-from chatbot.records.schema import conversations, eval_runs, feedback, handoffs, message_sources, messages, usage
+from chatbot.records.schema import (
+    conversations,
+    eval_runs,
+    feedback,
+    handoffs,
+    live_handoffs,
+    message_sources,
+    messages,
+    usage,
+)
 from chatbot.records.types import (
     ConversationTrail,
     Activity,
@@ -266,6 +275,26 @@ class Stats:
                 select(usage).where(usage.c.conversation_id == conversation_id).order_by(usage.c.message_id)
             ).all()
         return [_turn_usage(r) for r in rows]
+
+    def handling_by_draft(self) -> list[tuple[float, bool]]:
+        """(measured handling seconds, whether a person sent a copilot draft, as it was or edited) for each live
+        handoff people resolved."""
+        with self.db.read() as c:
+            done = c.execute(
+                select(live_handoffs.c.conversation_id, live_handoffs.c.handling_s).where(
+                    live_handoffs.c.handling_s.is_not(None)
+                )
+            ).all()
+            drafted = set(
+                c.scalars(
+                    select(messages.c.conversation_id).where(
+                        messages.c.role == "agent",
+                        messages.c.extra.like('%"draft_used": "unchanged"%')
+                        | messages.c.extra.like('%"draft_used": "edited"%'),
+                    )
+                )
+            )
+        return [(float(row.handling_s), row.conversation_id in drafted) for row in done]
 
     def draft_uses(self) -> list[tuple[str, int | None]]:
         """(what the person did with the copilot's draft, the edit distance) for each person's reply that was

@@ -48,7 +48,13 @@ def copilot_figures(store: Store) -> dict:
     uses = store.stats.draft_uses()
     counts = {kind: sum(u == kind for u, _ in uses) for kind in ("unchanged", "edited", "discarded")}
     edits = sorted(d for u, d in uses if u == "edited" and d is not None)
+    handled = store.stats.handling_by_draft()
+    with_draft = sorted(s for s, drafted in handled if drafted)
+    without = sorted(s for s, drafted in handled if not drafted)
     return {
+        # measured handling time (claim to resolve) of handoffs where a person sent a draft, and of the others
+        "handling_s_p50_with_draft": with_draft[len(with_draft) // 2] if with_draft else None,
+        "handling_s_p50_without_draft": without[len(without) // 2] if without else None,
         "replies_with_draft": len(uses),
         **counts,
         **{f"{kind}_share": (n / len(uses) if uses else None) for kind, n in counts.items()},
