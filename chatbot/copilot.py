@@ -114,7 +114,7 @@ class Copilot:
     def _write(self, key: tuple, questions: list[str], action: dict | None) -> Assist | None:
         started = time.perf_counter()
         try:
-            assist = Assist(self._draft(questions, action), self._summary(questions), self.llm.name, 0.0)
+            assist = Assist(self.draft_for(questions, action), self._summary(questions), self.llm.name, 0.0)
         except Exception:  # noqa: BLE001 - a person without a draft still has the conversation
             log.exception("the copilot could not write for %s", key[0])
             with self._lock:
@@ -128,8 +128,9 @@ class Copilot:
                 self._ready.pop(next(iter(self._ready)))
         return assist
 
-    def _draft(self, questions: list[str], action: dict | None) -> str:
-        question = " ".join(questions[-3:]) or "(no message)"
+    def draft_for(self, questions: Sequence[str], action: dict | None = None) -> str:
+        """A draft reply to the customer's `questions` (the last three count), written now."""
+        question = " ".join(list(questions)[-3:]) or "(no message)"
         passages = list(self.search(question))
         if action:  # what the company's system answered for the customer's request
             question += f"\n(Our system: {action.get('name')} ended {action.get('status')}: {action.get('error', '-')})"

@@ -267,6 +267,8 @@ class ImproveConfig(_Section):
     # exported and evaluated too, and serves instead when it passes the gate and, where the LLM writes, answers no
     # worse than its teacher; 0 = no student
     distill_layers: int = 0
+    # held-out support-log messages the copilot's drafts are judged on (finetune/copilot_eval.py), at most
+    copilot_exchanges: int = 30
 
 
 class FinetuneConfig(_Section):

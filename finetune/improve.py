@@ -40,7 +40,8 @@ from core.errors import BadInput
 from core.files import build_folder_atomic, write_atomic
 from chatbot.answer.export import export_ctranslate2
 from chatbot.builder import MODEL_CARD, build_index, build_searcher, promoted_model
-from finetune.data import prepare_dataset
+from finetune.copilot_eval import copilot_gate, copilot_scores
+from finetune.data import prepare_dataset, read_exchanges
 from finetune.evaluate import install_model
 from finetune.grounded import GroundedOptions, grounded_chats, split_chats
 from finetune.improve_gate import GateSet, digest_of, evaluate_model, gate, gate_set, model_card, rates, verdict
@@ -283,12 +284,51 @@ def _summary(
             **({"writing": rates(serving_writes)} if serving_writes else {}),
         },
         "chats": counts,
+        "copilot": _copilot_summary(record.get("copilot")),
         **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}} if student else {}),
         "train": {
             k: record["train_report"].get(k)
             for k in ("steps", "train_seconds", "seconds_per_step", "validation_loss_before", "validation_loss_after")
         },
     }
+
+
+def _copilot(
+    config: Config,
+    index,
+    logs: Sequence[str],
+    out: Path,
+    serving: tuple[str, str],
+    candidate: tuple[str, str],
+    progress,
+) -> dict | None:
+    """The copilot evaluation (`finetune.copilot_eval`) of the serving and the candidate model on the held-out
+    support logs, and whether the candidate should draft for people; None without logs."""
+    held_out = out / "data" / "test.jsonl"
+    if not logs or not held_out.is_file():
+        return None
+    exchanges = read_exchanges(held_out)[: config.finetune.improve.copilot_exchanges]
+    if not exchanges:
+        return None
+    before = copilot_scores(config, index, serving[0], serving[1], exchanges, out, progress)
+    after = copilot_scores(config, index, candidate[0], candidate[1], exchanges, out, progress)
+    better, reason = copilot_gate(after, before)
+    return {
+        "serving": before,
+        "candidate": after,
+        "promoted": better,
+        "reason": reason,
+        # people get the candidate's drafts with this in the config (customers keep the model the gate chose)
+        **({"config": f'[handoff] copilot_model = "{candidate[0]}"'} if better else {}),
+    }
+
+
+def _copilot_summary(copilot: dict | None) -> dict | None:
+    """The copilot evaluation without its example drafts (they are in OUT/improve.json's record)."""
+    if copilot is None:
+        return None
+    strip = lambda figures: {k: v for k, v in figures.items() if k != "examples"}  # noqa: E731
+    return {**copilot, "serving": strip(copilot["serving"]), "candidate": strip(copilot["candidate"])}
 
 
 def _ready_index(config: Config):
@@ -361,7 +401,9 @@ def improve(
             if student["eligible"]:  # the student serves in its teacher's place
                 promoted, reason, candidate, candidate_writes = True, student["reason"], totals, student_writes
                 export, name, fingerprint = Path(student["folder"]), student["name"], student["fingerprint"]
+    copilot = _copilot(config, index, logs, out, (serving_model, serving_name), (str(export), name), progress)
     record = {
+        "copilot": copilot,
         "name": name,
         "base": config.models.llm,
         "fingerprint": fingerprint,

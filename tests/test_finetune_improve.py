@@ -150,6 +150,7 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(
     tmp_path, tokenizer_dir, demo_docs, repo_root
 ):
     from chatbot.records.store import Store
+    from finetune.copilot_eval import copilot_gate
     from finetune.improve import improve
 
     config, questions, logs = _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers=1)
@@ -165,6 +166,10 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(
         assert build_llm(config).name == card["name"]  # the builder now serves it
     serving = first["serving"]
     assert Store(config.db_url).stats.latest_eval_runs(serving)["dev"]["model"] == serving  # for report and panel
+    copilot = first["copilot"]  # drafts judged on held-out support logs, for both models
+    for figures in (copilot["serving"], copilot["candidate"]):
+        assert figures["exchanges"] > 0 and {"rougeL", "cosine", "facts_kept", "unsupported_share"} <= set(figures)
+    assert copilot["promoted"] == copilot_gate(copilot["candidate"], copilot["serving"])[0]
 
     messages.clear()
     again = improve(config, questions, logs, tmp_path / "models", messages.append)
