@@ -33,7 +33,7 @@ from pathlib import Path
 
 # the question sets' names live in chatbot.reporting.questions; re-exported here, where callers import them
 from chatbot.reporting.questions import SPLITS, EvalQuestion, assign_splits, load_questions, select, text_hash  # noqa: F401
-from chatbot.reporting.action_eval import routing_figures
+from chatbot.reporting.action_eval import routed_action, routing_figures
 from chatbot.reporting.report import percentile
 
 RETRIEVAL_K = 5
@@ -79,7 +79,10 @@ class EvalResult:
 
     @property
     def correct(self) -> bool:
-        """In scope: answered, with the key fact, citing gold. Out of scope: not answered."""
+        """In scope: answered, with the key fact, citing gold. Out of scope: not answered. An action question:
+        routed to its action (`chatbot.reporting.action_eval` scores the values too)."""
+        if self.question.action is not None:
+            return routed_action(self)[0] == self.question.action
         if not self.question.in_scope:
             return not self.answered and not self.outcome == SUGGESTED
         if self.question.vague:
@@ -88,7 +91,10 @@ class EvalResult:
 
     @property
     def wrong(self) -> bool:
-        """In scope: answered without the key fact. Out of scope: answered at all."""
+        """In scope: answered without the key fact. Out of scope: answered at all. Never for an action question
+        (a missed route is counted by the routing figures)."""
+        if self.question.action is not None:
+            return False
         if not self.question.in_scope or self.question.vague:
             return self.answered
         if not self.answered:
