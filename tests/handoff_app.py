@@ -39,9 +39,10 @@ def returns_index(tmp_path) -> KnowledgeIndex:
     return index
 
 
-def serve(tmp_path, handoff=None, server=None, webhook=None):
+def serve(tmp_path, handoff=None, server=None, webhook=None, extra=None):
     """The app on stand-ins with the operator (admin), alex (agent, shown as "Alex") and sam (agent);
-    returns (pipeline, TestClient). `handoff`, `server`: more config; `webhook`: a sender for the desk."""
+    returns (pipeline, TestClient). `handoff`, `server`: more config; `extra`: more top-level config
+    sections (e.g. "actions"); `webhook`: a sender for the desk."""
     index = returns_index(tmp_path)
     config = load_config(
         None,
@@ -65,6 +66,7 @@ def serve(tmp_path, handoff=None, server=None, webhook=None):
                 "direct_quote_cosine": 1.01,
                 "evidence_answer_cosine": 1.01,
             },
+            **(extra or {}),
         },
     )
     pipeline = scripted_pipeline(

@@ -17,14 +17,11 @@ from chatbot.actions.client import ActionClient, CallResult
 from chatbot.actions.desk import NOT_VERIFIED, OFFER_PERSON, ActionDesk, ActionLimits
 from chatbot.actions.templates import RenderError, render
 from chatbot.records.outcomes import Outcome
-from chatbot.testing import ScriptedChatModel, scripted_pipeline
 from core.config import load_config
 from core.config_actions import ActionConfig
 from core.errors import ConfigError
-from tests.handoff_app import ALEX, PASSWORD, basic, returns_index
+from tests.handoff_app import ALEX, PASSWORD, basic, serve
 from tests.order_service import OrderService
-from ui.app import create_app
-from ui.guard import hash_password
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = tomllib.loads((ROOT / "demo" / "chatbot.toml").read_text(encoding="utf-8"))
@@ -38,34 +35,9 @@ HOSTILE = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
 
 
 def serve_actions(tmp_path, actions: dict | None = None):
-    """The app on stand-ins (as tests/handoff_app.serve) with the demo's actions; returns (pipeline, TestClient)."""
-    index = returns_index(tmp_path)
-    config = load_config(
-        None,
-        {
-            "company_name": "Lumen & Oak",
-            "index_dir": str(tmp_path / "ix"),
-            "db_url": f"sqlite:///{tmp_path}/db.sqlite",
-            "chunking": {"max_chars": 300, "overlap_chars": 50},
-            "server": {"operator_password": PASSWORD, "uploads_dir": str(tmp_path / "uploads")},
-            "handoff": {
-                "faq_dir": str(tmp_path / "faq"),
-                "agents": {"alex": {"password": hash_password(ALEX, iterations=1000), "display_name": "Alex"}},
-            },
-            "grounding": {
-                "min_retrieval_cosine": 0.2,
-                "off_topic_cosine": -1.0,
-                "direct_quote_cosine": 1.01,
-                "evidence_answer_cosine": 1.01,
-            },
-            "actions": DEMO["actions"] if actions is None else actions,
-            "action_rules": {**DEMO.get("action_rules", {}), **ROUTING},
-        },
-    )
-    pipeline = scripted_pipeline(
-        config, index, ScriptedChatModel("You can return most items within 30 days of delivery."), config.db_url
-    )
-    return pipeline, TestClient(create_app(pipeline, config), raise_server_exceptions=False)
+    """The handoff app on stand-ins (tests/handoff_app.serve) with the demo's actions; returns (pipeline, TestClient)."""
+    routing = {**DEMO.get("action_rules", {}), **ROUTING}
+    return serve(tmp_path, extra={"actions": DEMO["actions"] if actions is None else actions, "action_rules": routing})
 
 
 @pytest.fixture

@@ -197,7 +197,8 @@ def _actions_tab(on: PanelEvents, panel: gr.Blocks) -> None:
     with gr.Tab("Actions", elem_id="actions-tab"):
         gr.Markdown(
             "What customers asked the assistant to do in your systems (`[actions]` in the config): runs, "
-            "success rate, share resolved and latency. An admin may switch an action off: such requests are then answered from the help centre or handed over."
+            "success rate, share resolved and latency. An admin may switch an action off: such requests are "
+            "then answered from the help centre or handed over."
         )
         table = gr.Dataframe(interactive=False, elem_id="actions")
         with gr.Row():
