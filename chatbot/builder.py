@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from chatbot.answer.llm import ChatModel, OpenAIChatModel, TransformersChatModel
 from chatbot.models import EMBEDDERS, LLMS, SPEECH, resolve
 from chatbot.pipeline import Pipeline, Settings
 from chatbot.actions.build import build_action_desk, build_router, calibrate_routing, identifiers
+from chatbot.copilot import Copilot
 from chatbot.records.store import Store
+from chatbot.reporting.ownership import stored_paths
 from knowledge.embedding import SentenceTransformerEmbedder
 from knowledge.index import KnowledgeIndex
 from knowledge.rerank import TrainingSettings as RerankSettings
@@ -267,6 +270,8 @@ def build_prices(config: Config) -> PriceSheet:
         p.api_usd_per_million_tokens,
         p.api_asr_usd_per_minute,
         p.human_agent_usd_per_conversation,
+        p.storage_usd_per_gb_month,
+        p.vendor_usd_per_resolution,
     )
 
 
@@ -384,6 +389,7 @@ def wire_pipeline(
     pipeline.faq = build_faq(config, pipeline)
     pipeline.actions = build_action_desk(config, pipeline.store.actions)
     pipeline.router = build_router(config, index)
+    pipeline.stored_paths = stored_paths(config)  # the cost of ownership's storage
     return pipeline
 
 
@@ -392,8 +398,6 @@ def build_webhook(config: Config):
     h = config.handoff
     if not h.webhook_url:
         return None
-    import os
-
     from chatbot.outputs.webhook import WebhookSender
 
     return WebhookSender(
@@ -425,8 +429,6 @@ def build_desk(config: Config, pipeline: Pipeline, webhook=None):
         team_name=h.team_display_name or f"{config.company_name} support",
     )
     if h.copilot:
-        from chatbot.copilot import Copilot
-
         llm = build_llm_for(config, h.copilot_model)[0] if h.copilot_model else pipeline.llm
         search = lambda q: pipeline.searcher.search(q, k=config.retrieval.k)  # noqa: E731
         desk.copilot = Copilot(llm, config.company_name, search, config.generation.max_new_tokens)

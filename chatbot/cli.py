@@ -44,6 +44,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from chatbot.builder import build_index
+    from chatbot.work_meter import metered, work_device
     from knowledge.ingest import read_documents
 
     config = config_from_args(args)
@@ -51,16 +52,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     index.check_directory()  # before reading anything
     reading = read_documents(args.sources)  # bad files and rows are reported, the rest ingested
     _report_reading(reading, args.sources)
-    report = index.ingest(
-        reading.documents,
-        config.chunking.max_chars,
-        config.chunking.overlap_chars,
-        rebuild=args.rebuild,
-        progress=progress,
-        skipped=reading.skipped,
-    )
-    reranker = _retrain_reranker(config, index)
-    calibration = _recalibrate(config, index)
+    with metered(config.db_url, "ingest", work_device(config), {"sources": len(args.sources)}):
+        report = index.ingest(
+            reading.documents,
+            config.chunking.max_chars,
+            config.chunking.overlap_chars,
+            rebuild=args.rebuild,
+            progress=progress,
+            skipped=reading.skipped,
+        )
+        reranker = _retrain_reranker(config, index)
+        calibration = _recalibrate(config, index)
     if args.json:
         print(
             json.dumps(
@@ -247,7 +249,7 @@ def _add_answer_commands(sub) -> None:
     )
     p.add_argument("--rebuild", action="store_true", help="discard the existing index and build anew")
     _rerank_flag(p, "train the help centre's reranker into the index after indexing (when the documents changed)")
-    add_common(p, index=True)
+    add_common(p, index=True, db=True)  # --db: where the run's seconds are recorded (the cost of ownership)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="hybrid search of the index, one result per document")

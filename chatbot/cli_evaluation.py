@@ -17,12 +17,17 @@ from core.errors import ChatbotError
 
 def cmd_report(args: argparse.Namespace) -> int:
     from chatbot.builder import build_prices, serving_model_name
+    from chatbot.reporting.ownership import stored_paths
     from chatbot.reporting.report import build_report
     from chatbot.records.store import Store
 
     config = config_from_args(args)
     report = build_report(
-        Store(config.db_url), build_prices(config), serving_model_name(config), config.analytics.resolution_window_h
+        Store(config.db_url),
+        build_prices(config),
+        serving_model_name(config),
+        config.analytics.resolution_window_h,
+        stored=stored_paths(config),
     )
     if args.json:
         print(json.dumps(report))
@@ -63,6 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from chatbot.reporting.evaluation import evaluate, load_questions, select, totals_table, write_report
+    from chatbot.work_meter import metered
 
     questions = select(load_questions(args.questions), args.split, args.limit)  # fail fast, before models load
     name = Path(args.questions).stem + ("" if args.split == "all" else f"-{args.split}")
@@ -75,7 +81,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(config_from_args(args), progress)
     pipeline.warm_up()
     progress(f"evaluating {len(questions)} questions from {args.questions} ({args.split}) on {args.db}")
-    report = evaluate(pipeline, questions, progress)
+    with metered(production.db_url, "eval", pipeline.llm.device, {"questions": len(questions), "split": args.split}):
+        report = evaluate(pipeline, questions, progress)
     path = write_report(args.out or Path(".chatbot/eval") / f"{name}.md", report, args.questions, args.split)
     if not args.limit:  # a partial run is a smoke test, not a score
         from chatbot.records.store import Store
@@ -94,13 +101,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from chatbot.builder import build_index, calibrate_decision
     from chatbot.reporting.evaluation import load_questions, select
+    from chatbot.work_meter import metered, work_device
 
     if args.target_precision is not None and not 0 < args.target_precision <= 1:
         raise ChatbotError("--target-precision must be above 0 and at most 1, e.g. 0.9")
     select(load_questions(args.questions), args.split)  # fail fast, before the index and models load
     config = config_from_args(args)
     index = build_index(config).load()
-    stored = calibrate_decision(config, index, args.questions, args.split, args.target_precision, progress)
+    with metered(config.db_url, "calibrate", work_device(config)):
+        stored = calibrate_decision(config, index, args.questions, args.split, args.target_precision, progress)
     if args.json:
         print(json.dumps(stored))
     else:
@@ -157,5 +166,5 @@ def register(sub) -> None:
         default=None,
         help="share of answered questions that must be correct (default [grounding] target_precision, 0.9)",
     )
-    add_common(p, index=True)
+    add_common(p, index=True, db=True)  # --db: where the run's seconds are recorded
     p.set_defaults(func=cmd_calibrate)

@@ -127,7 +127,8 @@ class OperatorVerbs:
 
     def report(self) -> dict:
         """Totals across every conversation: volume, outcomes, latency, cost beside API and humans."""
-        return build_report(self.store, self.prices, self.llm.name, self.settings.resolution_window_h)
+        stored = getattr(self, "stored_paths", ())  # what the installation keeps on disk, set by the builder
+        return build_report(self.store, self.prices, self.llm.name, self.settings.resolution_window_h, stored=stored)
 
     def analytics(self, days: int) -> dict:
         """The operator's overview: totals, one row per day of the last `days`, top unanswered questions."""

@@ -139,6 +139,10 @@ class PricesConfig(_Section):
     # fully loaded cost of a person's hour: a live handoff's measured handling time (claim to resolve) is
     # priced at this and stored per conversation beside the bot's cost (chatbot/handoff.py)
     human_agent_usd_per_hour: float = 30.0
+    storage_usd_per_gb_month: float = 0.10  # disk: the model cache, index versions, the database, uploads
+    vendor_usd_per_resolution: float = (
+        0.99  # a hosted assistant's price per resolution (Intercom Fin's), for comparison
+    )
 
 
 class SpeechConfig(_Section):

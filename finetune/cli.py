@@ -55,6 +55,7 @@ def _print_report(args: argparse.Namespace, report: dict, summary: str) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from chatbot.work_meter import metered, work_device
     from finetune.train import FinetuneOptions, finetune
 
     config = config_from_args(args)
@@ -62,7 +63,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     _positive("--lora-rank", "finetune.lora.rank", config.finetune.lora.rank)
     _positive("--lora-alpha", "finetune.lora.alpha", config.finetune.lora.alpha, allow_zero=True)
     options = FinetuneOptions.from_config(config)
-    report = finetune(args.data, args.out, options, resume=args.resume, progress=_progress)
+    with metered(config.db_url, "finetune", work_device(config), {"model": options.model}):
+        report = finetune(args.data, args.out, options, resume=args.resume, progress=_progress)
     report.pop("losses")
     _print_report(
         args,
@@ -78,6 +80,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
+    from chatbot.work_meter import metered, work_device
     from finetune.distill import DistillOptions, distill
 
     config = config_from_args(args)
@@ -90,7 +93,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
             "(config keys finetune.distill.alpha, finetune.distill.temperature)"
         )
     options = DistillOptions.from_config(config)
-    report = distill(args.teacher, args.out, args.data or (), options, resume=args.resume, progress=_progress)
+    with metered(config.db_url, "distill", work_device(config)):
+        report = distill(args.teacher, args.out, args.data or (), options, resume=args.resume, progress=_progress)
     report.pop("losses")
     _print_report(
         args,
@@ -161,11 +165,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_improve(args: argparse.Namespace) -> int:
+    from chatbot.work_meter import metered, work_device
     from finetune.improve import improve
 
     config = config_from_args(args)
     _positive("--max-steps", "finetune.improve.max_steps", config.finetune.improve.max_steps)
-    summary = improve(config, args.questions, args.logs, args.out, _progress)
+    with metered(config.db_url, "improve", work_device(config)) as run:
+        summary = improve(config, args.questions, args.logs, args.out, _progress)
+        run.update(serving=summary["serving"], promoted=summary["promoted"])
     c, s, student = summary["candidate"], summary["serving_before"], summary.get("student")
     lines = []
     if student and "writing" in student:  # judged this round (not when already serving)

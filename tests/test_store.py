@@ -21,6 +21,7 @@ ALL_MIGRATIONS = [
     "m006_faq_review",
     "m007_actions",
     "m008_action_sessions",
+    "m009_ownership",
 ]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the

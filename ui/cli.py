@@ -16,6 +16,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(config, lambda m: print(m, file=sys.stderr), speech=True, vision=True)
     import uvicorn
 
+    from chatbot.work_meter import ServerClock
     from ui.app import create_app, operator_password, uvicorn_options
 
     app = create_app(pipeline, config)  # first: a database that cannot be written stops here, one line, exit 2
@@ -30,7 +31,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(config))
+    clock = ServerClock(pipeline.store, pipeline.llm.device)  # the hours it is up: the serving bill
+    clock.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(config))
+    finally:
+        clock.stop()
     return 0
 
 

@@ -66,6 +66,8 @@ class PriceSheet:
     api_output_usd_per_million: float
     api_asr_usd_per_minute: float
     human_agent_usd_per_conversation: float
+    storage_usd_per_gb_month: float = 0.10  # disk for models, index versions, the database and uploads
+    vendor_usd_per_resolution: float = 0.99  # a hosted assistant's price per resolved conversation (Intercom Fin)
 
     @classmethod
     def from_table(
@@ -76,6 +78,8 @@ class PriceSheet:
         api_usd_per_million_tokens: dict[str, list[float]],
         api_asr_usd_per_minute: float,
         human_agent_usd_per_conversation: float,
+        storage_usd_per_gb_month: float = 0.10,
+        vendor_usd_per_resolution: float = 0.99,
     ) -> PriceSheet:
         if api_model not in api_usd_per_million_tokens:
             known = ", ".join(sorted(api_usd_per_million_tokens))
@@ -95,6 +99,8 @@ class PriceSheet:
             float(prices[1]),
             float(api_asr_usd_per_minute),
             float(human_agent_usd_per_conversation),
+            float(storage_usd_per_gb_month),
+            float(vendor_usd_per_resolution),
         )
 
     def price(self, usage: Usage) -> TurnCost:

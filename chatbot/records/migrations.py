@@ -262,6 +262,34 @@ def m008_action_sessions(connection: Connection) -> None:
     )
 
 
+@migration
+def m009_ownership(connection: Connection) -> None:
+    """What owning the assistant costs beyond its turns: the hours each server was up (start, heartbeat, stop)
+    and every run of model work (ingest, calibration, fine-tuning, distillation, improvement, benchmarks)."""
+    serial = _serial_key(connection)
+    _execute(
+        connection,
+        f"""CREATE TABLE server_runs (
+            id {serial},
+            device VARCHAR(10) NOT NULL,
+            host VARCHAR(200) NOT NULL,
+            started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            seen_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            stopped_at TIMESTAMP WITH TIME ZONE
+        )""",
+        f"""CREATE TABLE work_runs (
+            id {serial},
+            kind VARCHAR(40) NOT NULL,
+            device VARCHAR(10) NOT NULL,
+            started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            wall_s DOUBLE PRECISION NOT NULL,
+            cpu_s DOUBLE PRECISION NOT NULL,
+            detail TEXT NOT NULL
+        )""",
+        "CREATE INDEX ix_work_runs_started_at ON work_runs (started_at)",
+    )
+
+
 def migrate(connection: Connection) -> None:
     """Apply the migrations this database lacks, in order, each recorded in schema_migrations; two openers
     at once wait for each other."""

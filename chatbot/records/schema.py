@@ -2,7 +2,8 @@
 
 Tables: conversations, messages (each with its `author`), message_sources, handoffs, feedback,
 usage, eval_runs, live_handoffs (a person takes over: queued, claimed, resolved, with measured
-handling time and cost), action_runs, action_switches and action_sessions (sealed), faq_entries (help-centre answers operators saved: live, pending review
+handling time and cost), action_runs, action_switches and action_sessions (sealed), server_runs and work_runs (the cost of
+ownership), faq_entries (help-centre answers operators saved: live, pending review
 or removed) and faq_history (every save, edit, approval and removal), and schema_migrations. The
 migrations (`chatbot.records.migrations`) spell out their own DDL and never build from these
 objects, so an old database upgrades the same way a new one is made. Knows nothing about queries.
@@ -186,4 +187,25 @@ action_sessions = Table(
     Column("conversation_id", String(32), ForeignKey("conversations.id"), primary_key=True),
     Column("sealed", Text, nullable=False),  # chatbot.actions.sealed: ciphertext, the key is not in the database
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+server_runs = Table(
+    "server_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device", String(10), nullable=False),  # the hardware price that applies: cpu, cuda
+    Column("host", String(200), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),  # the last heartbeat
+    Column("stopped_at", DateTime(timezone=True)),  # NULL: still up, or it died (then seen_at ends it)
+)
+work_runs = Table(
+    "work_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),  # ingest, calibrate, improve, finetune, distill, eval, bench, data
+    Column("device", String(10), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("wall_s", Float, nullable=False),
+    Column("cpu_s", Float, nullable=False),  # this process and its children, user + system
+    Column("detail", Text, nullable=False),  # JSON: what the run says about itself (no personal data)
 )

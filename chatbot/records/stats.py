@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Integer, func, insert, select
 
 from chatbot.records.costs import STAGES
-from chatbot.records.database import Database, now
+from chatbot.records.database import Database, now, utc
 from chatbot.records.outcomes import Outcome
 from chatbot.records.schema import (
     conversations,
@@ -275,6 +275,22 @@ class Stats:
                 select(usage).where(usage.c.conversation_id == conversation_id).order_by(usage.c.message_id)
             ).all()
         return [_turn_usage(r) for r in rows]
+
+    def first_conversation_at(self) -> list[datetime]:
+        """When the first conversation started ([] when there is none)."""
+        with self.db.read() as c:
+            first = c.scalar(select(func.min(conversations.c.created_at)))
+        return [utc(first)] if first is not None else []
+
+    def generation_split(self) -> tuple[int, int, float]:
+        """(replies that answered or suggested with no generation, replies the LLM wrote, their LLM seconds)."""
+        with self.db.read() as c:
+            rows = c.execute(
+                select(messages.c.outcome, usage.c.llm_s).join(usage, usage.c.message_id == messages.c.id)
+            ).all()
+        quoted = sum(1 for r in rows if r.llm_s == 0 and r.outcome in (Outcome.ANSWERED, Outcome.SUGGESTED))
+        written = [r.llm_s for r in rows if r.llm_s > 0]
+        return quoted, len(written), float(sum(written))
 
     def handling_by_draft(self) -> list[tuple[float, bool]]:
         """(measured handling seconds, whether a person sent a copilot draft, as it was or edited) for each live

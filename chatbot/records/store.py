@@ -6,7 +6,8 @@
 - `live` (`chatbot.records.live`): the people's queue, claims and resolves with their measured cost;
 - `faq` (`chatbot.records.faq_records`): help-centre answers people saved, and their history;
 - `stats` (`chatbot.records.stats`): read-only figures for reports, analytics, gaps and eval scores;
-- `actions` (`chatbot.records.action_runs`): runs of actions in the company's systems, and their switches.
+- `actions` (`chatbot.records.action_runs`): runs of actions in the company's systems, and their switches;
+- `ownership` (`chatbot.records.ownership_records`): the hours servers were up, and runs of model work.
 
 Customer and person's words, and every string of a message's `extra`, are redacted by `core.redact`
 before they are written (emails, phone numbers, card numbers, IBANs, street addresses); assistant
@@ -48,6 +49,7 @@ from chatbot.records.types import (
 )
 from core.redact import Redactor
 from chatbot.records.action_runs import ActionRuns
+from chatbot.records.ownership_records import OwnershipRecords
 
 __all__ = [
     "MAX_COMMENT_CHARS",
@@ -78,6 +80,7 @@ class Store:
     def __init__(self, url: str, redactor: Redactor | None = None, identifiers: Mapping[str, str] | None = None):
         self.db = Database(url, redactor, identifiers)
         self.actions = ActionRuns(self.db)
+        self.ownership = OwnershipRecords(self.db)
         self.conversations = Conversations(self.db)
         self.live = LiveHandoffs(self.db)
         self.faq = FaqRecords(self.db)

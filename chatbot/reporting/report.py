@@ -11,6 +11,7 @@ import numpy as np
 
 from chatbot.records.costs import PriceSheet
 from chatbot.records.store import Store
+from chatbot.reporting.ownership import ownership
 from chatbot.reporting.resolution import resolution, suggestion_figures
 
 
@@ -36,7 +37,12 @@ EVAL_FIGURES = (
 
 
 def build_report(
-    store: Store, prices: PriceSheet, model: str = "", window_h: float = 24.0, now: datetime | None = None
+    store: Store,
+    prices: PriceSheet,
+    model: str = "",
+    window_h: float = 24.0,
+    now: datetime | None = None,
+    stored: Sequence[str] = (),
 ) -> dict:
     """Totals across conversations; with `model`, the serving model and its latest eval scores per split;
     resolutions as the market counts them (`chatbot.reporting.resolution`, window `window_h`, at `now`)."""
@@ -66,6 +72,8 @@ def build_report(
         # confirmed, assumed, handed over, pending and unresolved conversations, and the resolved share
         "resolution": resolved,
         "suggestions": suggestion_figures(store.stats),  # offered, confirmed, declined, most declined
+        # the whole bill of the period, per resolved conversation, beside the API, the vendor and people
+        "ownership": ownership(store, prices, stored, window_h, now),
         # each action's runs in the company's systems: by status, success rate, share resolved, latency
         "actions": {f.action: {k: v for k, v in asdict(f).items() if k != "action"} for f in store.actions.figures()},
         "cost_per_resolved_usd": t["cost_usd"] / resolved["resolved"] if resolved["resolved"] else None,

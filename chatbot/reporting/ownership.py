@@ -1,0 +1,223 @@
+"""What it really costs to own the assistant, from measured figures, per resolved conversation, beside the
+market's prices; and a planner for a monthly volume.
+
+The bill of the period (from the first record to now):
+- serving: the hours each server was up (`chatbot serve` records its start, a heartbeat and its stop)
+  x `[prices] hardware_usd_per_hour` of its device: the machine is paid whether customers write or not.
+  The per-turn meter stays as the marginal cost;
+- model work: the wall seconds of every ingest, calibration, evaluation, fine-tuning, distillation and
+  improvement run (`chatbot.work_meter`), priced per hour of its device, charged to the period it ran
+  in (not spread over the conversations a model later served);
+- storage: the bytes of the model cache, the index, the database file and the uploads, measured now,
+  x `storage_usd_per_gb_month` for the period;
+- people: the measured handling time of live handoffs (`chatbot.handoff`), as priced there;
+- data: runs of kind "data" (preparing support logs: redaction), as model work is priced.
+Resolved conversations are counted as the panel counts them (`chatbot.reporting.resolution`). The same
+conversations are priced on the API model (its shadow price plus people for the handoffs), at the
+vendor's price per resolution (plus people for the handoffs) and by people alone.
+
+The planner projects a month of N conversations from the measured rates: compute seconds and people's
+cost per conversation, the shares resolved and handed over. A CPU machine serves at most
+`UTILISATION` of its hours; a GPU figure comes from a recorded `bench` run, else it is marked an
+estimate. It does not know the company's peak hours, discounts, or what its people's time is worth
+beyond `[prices]`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chatbot.records.costs import PriceSheet
+from chatbot.records.store import Store
+from chatbot.reporting.resolution import resolution
+
+HOURS_PER_MONTH = 730.0
+UTILISATION = 0.5  # share of a machine's hours it can spend on turns (customers do not arrive evenly)
+GPU_SPEEDUP_ESTIMATE = 10.0  # CPU seconds per turn / GPU seconds, when no GPU benchmark was recorded
+
+
+def stored_paths(config) -> list[str]:
+    """What an installation keeps on disk under `config`: the model cache, the index, the database file (SQLite),
+    uploads, help-centre answers and promoted models."""
+    from core.config import cache_dir
+
+    db = config.db_url.removeprefix("sqlite:///") if config.db_url.startswith("sqlite:///") else ""
+    paths = [str(cache_dir()), config.index_dir, db, config.server.uploads_dir, config.handoff.faq_dir]
+    return [p for p in (*paths, config.models.promoted_dir) if p]
+
+
+def folder_bytes(paths: Iterable[str | Path]) -> int:
+    """Bytes of the files under each path (a file counts itself; a missing path nothing)."""
+    total = 0
+    for path in {Path(p).expanduser() for p in paths if p}:
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            for folder, _, files in os.walk(path):
+                total += sum((Path(folder) / f).stat().st_size for f in files if (Path(folder) / f).is_file())
+    return total
+
+
+def _hourly(prices: PriceSheet, device: str) -> float:
+    return prices.hardware_usd_per_hour.get(device, prices.hardware_usd_per_hour.get("cpu", 0.0))
+
+
+def _clip(start: datetime, end: datetime, since: datetime, until: datetime) -> float:
+    """Seconds of [start, end] within [since, until]."""
+    return max(0.0, (min(end, until) - max(start, since)).total_seconds())
+
+
+def ownership(
+    store: Store,
+    prices: PriceSheet,
+    stored: Iterable[str | Path] = (),
+    window_h: float = 24.0,
+    now: datetime | None = None,
+) -> dict:
+    """The module's bill for the period from the first record to `now`, per resolved conversation and beside
+    the API, the vendor and people; `stored`: the paths whose bytes are stored (models, index, db, uploads)."""
+    now = now or datetime.now(UTC)
+    servers, work = store.ownership.server_runs(), store.ownership.work_runs()
+    t = store.stats.totals()
+    firsts = [s.started_at for s in servers] + [w.started_at for w in work] + store.stats.first_conversation_at()
+    since = min(firsts, default=now)
+    period_days = max((now - since).total_seconds() / 86400.0, 1 / 24)  # an hour at least
+    serving = sum(_clip(s.started_at, s.ended_at, since, now) / 3600 * _hourly(prices, s.device) for s in servers)
+    model_work = sum(w.wall_s / 3600 * _hourly(prices, w.device) for w in work if w.kind != "data")
+    data = sum(w.wall_s / 3600 * _hourly(prices, w.device) for w in work if w.kind == "data")
+    gigabytes = folder_bytes(stored) / 1e9
+    storage = gigabytes * prices.storage_usd_per_gb_month * period_days / 30.0
+    people = store.live.totals()["human_cost_usd"]
+    total = serving + model_work + storage + people + data
+    resolved = resolution(store.stats, window_h, now)["resolved"]
+    n, handed_over = t["conversations"], t["handed_over"]
+    human = prices.human_agent_usd_per_conversation
+
+    def per_resolved(usd: float) -> float | None:
+        return usd / resolved if resolved else None
+
+    drivers = {"serving": serving, "model_work": model_work, "storage": storage, "people": people, "data": data}
+    return {
+        "period_days": round(period_days, 4),
+        **{f"{k}_usd": v for k, v in drivers.items()},
+        "total_usd": total,
+        "shares": {k: (v / total if total else None) for k, v in drivers.items()},
+        "resolved": resolved,
+        "conversations": n,
+        "stored_gb": round(gigabytes, 4),
+        "server_hours": round(sum(_clip(s.started_at, s.ended_at, since, now) for s in servers) / 3600, 4),
+        "work_runs": len(work),
+        "per_resolved_usd": per_resolved(total),
+        "marginal_per_conversation_usd": t["cost_usd"] / n if n else None,  # the per-turn meter
+        "vendor_per_resolved_usd": per_resolved(resolved * prices.vendor_usd_per_resolution + people),
+        "api_per_resolved_usd": per_resolved(t["api_shadow_cost_usd"] + handed_over * human),
+        "human_per_resolved_usd": per_resolved(n * human),
+        "levers": levers(store, prices),
+    }
+
+
+def levers(store: Store, prices: PriceSheet) -> dict:
+    """What each lever saved, where it was measured (None where it was not, never assumed)."""
+    quoted, written, llm_s = store.stats.generation_split()
+    per_written = llm_s / written if written else None
+    avoided_s = quoted * per_written if per_written is not None else None
+    benches = [w.detail for w in store.ownership.work_runs() if w.kind == "bench" and w.detail.get("llm")]
+    llm = benches[-1]["llm"] if benches else None
+    return {
+        "evidence_first": {
+            "quoted_turns": quoted,
+            "llm_turns": written,
+            "llm_s_per_written_turn": per_written,
+            "llm_s_avoided": avoided_s,
+            "usd_avoided": avoided_s / 3600 * _hourly(prices, "cpu") if avoided_s is not None else None,
+        },
+        "int8_vs_fp32": (
+            {"speedup": llm["tokens_per_s"] / llm["baseline_tokens_per_s"], "measured": True}
+            if llm and llm.get("baseline_tokens_per_s")
+            else {"speedup": None, "measured": False}
+        ),
+        "student_vs_teacher": {"measured": False},  # `chatbot improve` reports it per round; not priced yet
+        "lora_vs_full": {"measured": False},
+    }
+
+
+def plan(store: Store, prices: PriceSheet, conversations_per_month: int, window_h: float = 24.0) -> dict:
+    """The monthly bill of `conversations_per_month` on this machine, one GPU, the API model, the vendor
+    and people alone, from the measured rates; with the break-even volumes against the vendor, the API
+    and people."""
+    t = store.stats.totals()
+    n = max(t["conversations"], 1)
+    compute_s = sum(t["turn_seconds"]) / n  # measured seconds of compute per conversation
+    handoff_share = t["handed_over"] / n
+    live = store.live.totals()
+    person = live["human_cost_usd"] / live["handled"] if live["handled"] else prices.human_agent_usd_per_conversation
+    resolved_share = resolution(store.stats, window_h)["resolved"] / n
+    fixed_other = _monthly_other(store, prices)
+    people = conversations_per_month * handoff_share * person
+    gpu_s, gpu_measured = _gpu_seconds(store, compute_s)
+    rows = {
+        "this_machine": _machines(conversations_per_month, compute_s, _hourly(prices, "cpu")) + fixed_other + people,
+        "one_gpu": _machines(conversations_per_month, gpu_s, _hourly(prices, "cuda")) + fixed_other + people,
+        "api_model": conversations_per_month * t["api_shadow_cost_usd"] / n + people,
+        "vendor": conversations_per_month * resolved_share * prices.vendor_usd_per_resolution + people,
+        "people_only": conversations_per_month * prices.human_agent_usd_per_conversation,
+    }
+    fixed = _machines(1, compute_s, _hourly(prices, "cpu")) + fixed_other  # one machine, whatever the volume
+    return {
+        "conversations_per_month": conversations_per_month,
+        "rates": {
+            "compute_s_per_conversation": compute_s,
+            "handoff_share": handoff_share,
+            "resolved_share": resolved_share,
+            "person_usd_per_handoff": person,
+            "gpu_s_per_conversation": gpu_s,
+            "gpu_measured": gpu_measured,
+            "measured_conversations": t["conversations"],
+        },
+        "monthly_usd": rows,
+        "per_resolved_usd": {
+            k: (v / (conversations_per_month * resolved_share) if resolved_share and conversations_per_month else None)
+            for k, v in rows.items()
+        },
+        "break_even_conversations": {
+            "vendor": _break_even(fixed, resolved_share * prices.vendor_usd_per_resolution),
+            "api_model": _break_even(fixed, t["api_shadow_cost_usd"] / n),
+            "people_only": _break_even(fixed, prices.human_agent_usd_per_conversation - handoff_share * person),
+        },
+    }
+
+
+def _machines(conversations: int, seconds_each: float, usd_per_hour: float) -> float:
+    """A month of the machines `conversations` need at `UTILISATION` (one at least)."""
+    needed = max(1, math.ceil(conversations * seconds_each / (HOURS_PER_MONTH * 3600 * UTILISATION)))
+    return needed * HOURS_PER_MONTH * usd_per_hour
+
+
+def _monthly_other(store: Store, prices: PriceSheet) -> float:
+    """Model work per month at the measured pace (its total over the records' span, at least a month)."""
+    work = store.ownership.work_runs()
+    if not work:
+        return 0.0
+    span_days = max((datetime.now(UTC) - min(w.started_at for w in work)).total_seconds() / 86400, 30.0)
+    total = sum(w.wall_s / 3600 * _hourly(prices, w.device) for w in work)
+    return total * 30.0 / span_days
+
+
+def _gpu_seconds(store: Store, cpu_seconds: float) -> tuple[float, bool]:
+    """GPU seconds per conversation from a recorded GPU `bench` run's speed-up, else an estimate."""
+    for w in reversed(store.ownership.work_runs()):
+        speedup = (w.detail.get("turn") or {}).get("gpu_speedup") if w.kind == "bench" else None
+        if speedup:
+            return cpu_seconds / float(speedup), True
+    return cpu_seconds / GPU_SPEEDUP_ESTIMATE, False
+
+
+def _break_even(fixed_usd: float, saved_per_conversation_usd: float) -> int | None:
+    """The monthly volume above which a fixed bill beats paying `saved_per_conversation_usd` each; None: never."""
+    if saved_per_conversation_usd <= 0:
+        return None
+    return math.ceil(fixed_usd / saved_per_conversation_usd)
