@@ -129,11 +129,47 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    from chatbot.builder import build_prices
+    from chatbot.records.store import Store
+    from chatbot.reporting.ownership import plan
+
+    if args.conversations_per_month < 1:
+        raise ChatbotError("--conversations-per-month must be at least 1")
+    config = config_from_args(args)
+    planned = plan(
+        Store(config.db_url), build_prices(config), args.conversations_per_month, config.analytics.resolution_window_h
+    )
+    if args.json:
+        print(json.dumps(planned))
+        return 0
+    r = planned["rates"]
+    print(
+        f"{args.conversations_per_month} conversations a month, at the measured rates ({r['measured_conversations']} "
+        f"conversations: {r['compute_s_per_conversation']:.2f} s of compute each, {r['resolved_share']:.0%} resolved, "
+        f"{r['handoff_share']:.0%} handed over at ${r['person_usd_per_handoff']:.2f} a person each)"
+    )
+    for name, usd in planned["monthly_usd"].items():
+        each = planned["per_resolved_usd"][name]
+        estimate = " (GPU speed estimated)" if name == "one_gpu" and not r["gpu_measured"] else ""
+        print(f"  {name:13s} ${usd:12,.2f} a month" + (f", ${each:.4f} per resolved" if each else "") + estimate)
+    for name, volume in planned["break_even_conversations"].items():
+        print(
+            f"  this machine beats {name} above {volume:,} conversations a month" if volume else f"  never beats {name}"
+        )
+    return 0
+
+
 def register(sub) -> None:
     """Add report, eval and calibrate: totals of the served conversations, scores on a question set."""
     p = sub.add_parser("report", help="totals: conversations, handoffs, cost per conversation")
     add_common(p, db=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("cost", help="plan a month: this machine, one GPU, the API, the vendor, people")
+    p.add_argument("--conversations-per-month", type=int, required=True, metavar="N")
+    add_common(p, db=True)
+    p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser("eval", help="score answers on a question set: resolved, correct, wrong, handoffs")
     p.add_argument(

@@ -155,7 +155,9 @@ def plan(store: Store, prices: PriceSheet, conversations_per_month: int, window_
     handoff_share = t["handed_over"] / n
     live = store.live.totals()
     person = live["human_cost_usd"] / live["handled"] if live["handled"] else prices.human_agent_usd_per_conversation
-    resolved_share = resolution(store.stats, window_h)["resolved"] / n
+    counted = resolution(store.stats, window_h)
+    # answered or suggested less than the window ago, the customer silent since, count as they stand
+    resolved_share = (counted["resolved"] + counted["pending"]) / n
     fixed_other = _monthly_other(store, prices)
     people = conversations_per_month * handoff_share * person
     gpu_s, gpu_measured = _gpu_seconds(store, compute_s)
@@ -173,6 +175,7 @@ def plan(store: Store, prices: PriceSheet, conversations_per_month: int, window_
             "compute_s_per_conversation": compute_s,
             "handoff_share": handoff_share,
             "resolved_share": resolved_share,
+            "pending_counted": counted["pending"],
             "person_usd_per_handoff": person,
             "gpu_s_per_conversation": gpu_s,
             "gpu_measured": gpu_measured,
