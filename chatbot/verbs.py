@@ -130,6 +130,18 @@ class OperatorVerbs:
         stored = getattr(self, "stored_paths", ())  # what the installation keeps on disk, set by the builder
         return build_report(self.store, self.prices, self.llm.name, self.settings.resolution_window_h, stored=stored)
 
+    def ownership(self, days: int = 30) -> dict:
+        """The cost of ownership: the bill (as in `report`), its drivers per day of the last `days`, and the
+        planner's monthly bill of each option at a range of volumes."""
+        from chatbot.reporting.ownership import ownership_daily, planner_lines
+
+        stored = getattr(self, "stored_paths", ())
+        return {
+            "bill": self.report()["ownership"],
+            "daily": ownership_daily(self.store, self.prices, stored, days),
+            "planner": planner_lines(self.store, self.prices),
+        }
+
     def analytics(self, days: int) -> dict:
         """The operator's overview: totals, one row per day of the last `days`, top unanswered questions."""
         from chatbot.reporting.human import copilot_figures

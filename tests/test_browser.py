@@ -60,8 +60,40 @@ def test_operator_panel_needs_the_password_then_shows_figures(app, browser, shot
         ".filter(s => s.getBoundingClientRect().height > 150).length >= 5",
         timeout=60_000,
     )
-    assert page.locator(".vega-embed").count() == 6
+    assert page.locator(".vega-embed").count() >= 6  # and the cost-of-ownership tab's, when drawn
     page.screenshot(path=str(shots / "operator.png"), full_page=True)
+
+
+def test_the_cost_of_ownership_tab_charts_the_bill_and_the_planner(app, browser, shots):
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    for question in ("How long do I have to send something back?", "Can I pay with Klarna?"):  # measured rates
+        assert httpx.post(app.url + "/api/chat", json={"message": question}, timeout=120).status_code == 200
+    store = app.pipeline.store
+    run = store.ownership.server_started("cpu", "browser-test")
+    store.ownership.server_seen(run)
+    store.ownership.record_work("improve", "cpu", datetime.now(UTC) - timedelta(hours=1), 1800.0, 3000.0, {})
+    page = browser.new_page(viewport={"width": 1300, "height": 1100})
+    sign_in(page, app.url, app.password)
+    page.get_by_role("tab", name="Cost of ownership").click()
+    page.locator("#ownership-refresh").click()
+    page.wait_for_function(
+        "document.querySelector('#ownership-bill') && "
+        "document.querySelector('#ownership-bill').innerText.includes('per resolved')",
+        timeout=60_000,
+    )
+    page.wait_for_function(  # both charts drawn: the drivers per day and the planner's lines (not empty)
+        "Array.from(document.querySelectorAll('#ownership-tab .vega-embed svg'))"
+        ".filter(s => s.getBoundingClientRect().height > 150).length >= 2",
+        timeout=60_000,
+    )
+    assert "null" not in page.locator("#ownership-tab .vega-embed").last.inner_text()
+    text = page.locator("#ownership-bill").inner_text()
+    assert "vendor" in text and "model work" in text
+    page.wait_for_timeout(1500)  # the refresh's overlay fades
+    page.screenshot(path=str(shots / "operator-cost-of-ownership.png"), full_page=True)
 
 
 HOSTILE = (

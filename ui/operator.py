@@ -58,6 +58,7 @@ def build_operator(
         _conversations_tab(on, panel)
         _knowledge_base_tab(on, panel)
         _actions_tab(on, panel)
+        _ownership_tab(on, panel)
     return panel
 
 
@@ -211,3 +212,27 @@ def _actions_tab(on: PanelEvents, panel: gr.Blocks) -> None:
     refresh.click(on.actions_table, None, [table, pick], **PRIVATE)
     off.click(_switch(on, False), [pick], [status, table, pick], **PRIVATE)
     back_on.click(_switch(on, True), [pick], [status, table, pick], **PRIVATE)
+
+
+def _ownership_tab(on: PanelEvents, panel: gr.Blocks) -> None:
+    with gr.Tab("Cost of ownership", elem_id="ownership-tab"):
+        gr.Markdown(
+            "The whole bill from measured figures: the hours the server was up, model work, storage, people's "
+            "time; per resolved conversation, beside the vendor's price, the API model and people alone."
+        )
+        with gr.Row():
+            days = gr.Slider(1, 90, value=30, step=1, label="days")
+            refresh = gr.Button("Refresh", variant="primary", elem_id="ownership-refresh")
+        bill = gr.Markdown(elem_id="ownership-bill")
+        with gr.Row():
+            drivers = gr.BarPlot(x="date", y="usd", color="driver", title="The bill by driver per day (USD)")
+            planner = gr.LinePlot(
+                x="log10_conversations",
+                y="usd_per_resolved",
+                color="option",
+                title="USD per resolved conversation at each monthly volume: the planner",
+                x_title="conversations a month, log10 (2 = 100, 3 = 1,000, 5 = 100,000)",
+                y_lim=[0, 3],  # people alone (~$6) is off the top
+            )
+    refresh.click(on.ownership_view, [days], [bill, drivers, planner], **PRIVATE)
+    panel.load(on.ownership_view, [days], [bill, drivers, planner], **PRIVATE)

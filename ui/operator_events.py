@@ -22,7 +22,7 @@ from ui.access import (
     visible_queue,
 )
 from ui.guard import Operator, Operators
-from ui.shapes import action_json
+from ui.operator_admin import AdminEvents
 from ui.operator_views import (
     _duration,
     _money,
@@ -48,7 +48,7 @@ def _long(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=["date", "series", "value"])
 
 
-class PanelEvents:
+class PanelEvents(AdminEvents):
     """The panel's event handlers, bound to one engine; they shape its figures into tables. Every one
     takes the Gradio request and asks `ui.access` what its signed-in person may see or do, as REST does."""
 
@@ -399,45 +399,3 @@ class PanelEvents:
             rows,
             columns=["topic", "questions", "conversations", "examples", "help-centre entry", "answered since added"],
         )
-
-    # ---- actions in the company's systems ---------------------------------------------------------------------
-    def actions_table(self, request: gr.Request):
-        """Each action with its runs, success rate, share resolved and latency (admins), and the picker's choices."""
-        try:
-            require_admin(self._who(request), "the actions")
-            rows = [action_json(*row) for row in self.pipeline.action_list()]
-        except ChatbotError:
-            rows = []
-        table = pd.DataFrame(
-            [
-                {
-                    "action": r["name"],
-                    "risk": r["risk"],
-                    "on": "yes" if r["enabled"] else "off",
-                    "runs": r["runs"],
-                    "success": _share(r["success_rate"]),
-                    "resolved": _share(r["resolved_share"]),
-                    "p50 latency": "-" if r["latency_p50_s"] is None else f"{r['latency_p50_s']:.2f} s",
-                    "by status": ", ".join(f"{k} {v}" for k, v in r["by_status"].items()),
-                }
-                for r in rows
-            ],
-            columns=["action", "risk", "on", "runs", "success", "resolved", "p50 latency", "by status"],
-        )
-        return table, gr.update(choices=[r["name"] for r in rows])
-
-    def switch_action(self, name: str | None, enabled: bool, request: gr.Request):
-        """An admin switches an action on or off; the status line, then the refreshed table and picker."""
-        try:
-            who = require_admin(self._who(request), "switching actions")
-            if not name:
-                raise BadInput("pick an action first")
-            self.pipeline.switch_action(name, enabled, who.name)
-            status = f"{shown(name)} is {'on' if enabled else 'switched off'}."
-        except ChatbotError as exc:
-            status = f"Not done: {exc}"
-        return status, *self.actions_table(request)
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"

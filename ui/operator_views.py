@@ -214,6 +214,38 @@ def copilot_markdown(c: dict) -> str:
     )
 
 
+def ownership_markdown(b: dict) -> str:
+    """The whole bill of the period and what the same resolutions cost elsewhere."""
+
+    def usd(value) -> str:
+        return "-" if value is None else _money(value)
+
+    levers = b["levers"]["evidence_first"]
+    return "\n".join(
+        [
+            f"**The bill of the last {_duration(b['period_days'] * 86400)}** ({b['server_hours']:.1f} server hours, "
+            f"{b['work_runs']} runs of model work, {b['stored_gb']:.2f} GB stored):",
+            "",
+            "| serving | model work | storage | people | data | total | per resolved |",
+            "|---|---|---|---|---|---|---|",
+            f"| {usd(b['serving_usd'])} | {usd(b['model_work_usd'])} | {usd(b['storage_usd'])} | {usd(b['people_usd'])} "
+            f"| {usd(b['data_usd'])} | {usd(b['total_usd'])} | {usd(b['per_resolved_usd'])} |",
+            "",
+            f"The same {b['resolved']} resolved conversations: {usd(b['vendor_per_resolved_usd'])} each at the vendor's "
+            f"price, {usd(b['api_per_resolved_usd'])} on the API model, {usd(b['human_per_resolved_usd'])} by people "
+            f"alone.",
+            "",
+            f"<sub>Evidence first: {levers['quoted_turns']} replies quoted the help centre with no generation"
+            + (
+                f", about {levers['llm_s_avoided']:.0f} s of LLM time avoided."
+                if levers["llm_s_avoided"] is not None
+                else "."
+            )
+            + "</sub>",
+        ]
+    )
+
+
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
 
 

@@ -5,6 +5,8 @@ nothing of the rules around them (`chatbot.handoff.LiveDesk`) nor of announcing 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import threading
 from dataclasses import replace
 
@@ -142,6 +144,16 @@ class LiveHandoffs:
             handling_s=handling_s,
             human_cost_usd=cost,
         )
+
+    def resolved_costs(self) -> list[tuple[datetime, float]]:
+        """(when, human cost USD) of each live handoff people resolved, oldest first."""
+        with self.db.read() as c:
+            rows = c.execute(
+                select(live_handoffs.c.resolved_at, live_handoffs.c.human_cost_usd)
+                .where(live_handoffs.c.resolved_at.is_not(None))
+                .order_by(live_handoffs.c.resolved_at)
+            ).all()
+        return [(utc(r.resolved_at), float(r.human_cost_usd or 0.0)) for r in rows]
 
     def totals(self) -> dict:
         """Resolved live handoffs: how many, their handling seconds and cost (USD); conversations handed over."""

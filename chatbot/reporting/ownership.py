@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chatbot.records.costs import PriceSheet
@@ -37,6 +37,7 @@ from chatbot.reporting.resolution import resolution
 
 HOURS_PER_MONTH = 730.0
 UTILISATION = 0.5  # share of a machine's hours it can spend on turns (customers do not arrive evenly)
+PLANNER_VOLUMES = (100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000)  # conversations a month, charted
 GPU_SPEEDUP_ESTIMATE = 10.0  # CPU seconds per turn / GPU seconds, when no GPU benchmark was recorded
 
 
@@ -118,6 +119,51 @@ def ownership(
         "human_per_resolved_usd": per_resolved(n * human),
         "levers": levers(store, prices),
     }
+
+
+def ownership_daily(
+    store: Store, prices: PriceSheet, stored: Iterable[str | Path] = (), days: int = 30, now: datetime | None = None
+) -> list[dict]:
+    """The bill's drivers per day of the last `days` (UTC days, oldest first): {"date", "driver", "usd"} rows
+    for a stacked chart; storage at today's bytes."""
+    now = now or datetime.now(UTC)
+    first_day = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    storage_per_day = folder_bytes(stored) / 1e9 * prices.storage_usd_per_gb_month / 30.0
+    servers, work, people = store.ownership.server_runs(), store.ownership.work_runs(), store.live.resolved_costs()
+    rows = []
+    for offset in range(days):
+        start = first_day + timedelta(days=offset)
+        end = min(start + timedelta(days=1), now)
+        on_day = {
+            "serving": sum(
+                _clip(s.started_at, s.ended_at, start, end) / 3600 * _hourly(prices, s.device) for s in servers
+            ),
+            "model work": sum(w.wall_s / 3600 * _hourly(prices, w.device) for w in work if start <= w.started_at < end),
+            "storage": storage_per_day * (end - start).total_seconds() / 86400,
+            "people": sum(usd for at, usd in people if start <= at < end),
+        }
+        rows += [{"date": start.date().isoformat(), "driver": k, "usd": v} for k, v in on_day.items()]
+    return rows
+
+
+def planner_lines(store: Store, prices: PriceSheet, volumes: Iterable[int] = PLANNER_VOLUMES) -> list[dict]:
+    """The planner at each volume: {"conversations", "log10_conversations", "option", "usd" (a month),
+    "usd_per_resolved"} rows, one per option."""
+    rows = []
+    for n in volumes:
+        planned = plan(store, prices, n)
+        for option, usd in planned["monthly_usd"].items():
+            each = planned["per_resolved_usd"][option]
+            rows.append(
+                {
+                    "conversations": n,
+                    "log10_conversations": math.log10(n),
+                    "option": option,
+                    "usd": usd,
+                    "usd_per_resolved": each,
+                }
+            )
+    return rows
 
 
 def levers(store: Store, prices: PriceSheet) -> dict:
