@@ -59,7 +59,8 @@ class GateSet:
 def gate_set(config: Config, questions_path: str, index) -> GateSet:
     """The gate's questions and cache key under `config`; refuses a question file without the split's questions."""
     split = config.finetune.improve.split
-    questions = tuple(select(load_questions(questions_path), split))
+    # action questions are scored on routing, which no model changes: the gate's answers skip them
+    questions = tuple(q for q in select(load_questions(questions_path), split) if q.action is None)
     if not questions:
         raise BadInput(f"{questions_path} has no '{split}' questions to evaluate on")
     engine = {key: getattr(config, key).model_dump() for key in ("retrieval", "generation", "grounding")}
