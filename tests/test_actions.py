@@ -34,6 +34,12 @@ ADMIN = basic("operator", PASSWORD)
 HOSTILE = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
 
 
+@pytest.fixture(autouse=True)
+def _panel_password_from_the_config(monkeypatch):
+    """The real app's session fixture sets $CHATBOT_OPERATOR_PASSWORD, which wins over the config's."""
+    monkeypatch.delenv("CHATBOT_OPERATOR_PASSWORD", raising=False)
+
+
 def serve_actions(tmp_path, actions: dict | None = None):
     """The handoff app on stand-ins (tests/handoff_app.serve) with the demo's actions; returns (pipeline, TestClient)."""
     routing = {**DEMO.get("action_rules", {}), **ROUTING}

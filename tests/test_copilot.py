@@ -14,6 +14,12 @@ SCRIPTED = "You can pay for bitcoin orders by card or PayPal."  # what the hando
 ADMIN = basic("operator", PASSWORD)
 
 
+@pytest.fixture(autouse=True)
+def _panel_password_from_the_config(monkeypatch):
+    """The real app's session fixture sets $CHATBOT_OPERATOR_PASSWORD, which wins over the config's."""
+    monkeypatch.delenv("CHATBOT_OPERATOR_PASSWORD", raising=False)
+
+
 def test_what_a_person_did_with_a_draft_is_judged_by_edit_distance():
     assert used(None, "anything") == (None, None)
     assert used("Refunds take 5 days.", " Refunds take 5 days. ") == ("unchanged", 0)
