@@ -226,3 +226,39 @@ def test_the_demos_action_routing_chosen_on_dev_holds_on_heldout(index_dir):
     held = score(points, router.min_cosine, router.min_margin, router.min_margin_identified)
     assert held["action_questions"] >= 15 and held["recall"] >= 0.9, held
     assert held["non_action_routed"] == 0 and held["routed_wrong_action"] == 0, held
+
+
+def test_chatbot_serve_records_the_hours_it_was_up(index_dir, tmp_path):
+    """The serving bill's hours: `chatbot serve` records its start and, on SIGTERM, its stop."""
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    from chatbot.records.store import Store
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = f"sqlite:///{tmp_path}/serve.db"
+    env = {**os.environ, "CHATBOT_OPERATOR_PASSWORD": "pw"}
+    args = ["serve", "--index", str(index_dir), "--db", db, "--port", str(port)]
+    server = subprocess.Popen([sys.executable, "-m", "chatbot", *args], cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, server.stderr.read().decode()[-2000:]
+                time.sleep(1)
+        [running] = Store(db).ownership.server_runs()
+        assert running.running
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    finally:
+        server.kill()
+    [stopped] = Store(db).ownership.server_runs()
+    assert not stopped.running and stopped.ended_at > stopped.started_at

@@ -32,11 +32,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     clock = ServerClock(pipeline.store, pipeline.llm.device)  # the hours it is up: the serving bill
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            await super().shutdown(sockets)
+            clock.stop()  # here: after it, uvicorn re-raises a captured SIGTERM, which skips any `finally`
+
     clock.start()
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(config))
-    finally:
-        clock.stop()
+    options = uvicorn_options(config)
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **options)).run()
     return 0
 
 
