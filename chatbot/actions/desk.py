@@ -20,14 +20,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from chatbot.actions.client import ActionClient, CallResult
-from chatbot.actions.params import find
+from chatbot.actions.params import find, same_value
 from chatbot.actions.sealed import Sealer
 from chatbot.actions.templates import RenderError, render
 from chatbot.answer.replies import ANSWERS, confirms, declines
@@ -54,7 +54,8 @@ class ActionStep:
 
 @dataclass
 class _Session:
-    """One conversation's action under way (in memory only: it holds the customer's values raw)."""
+    """One conversation's action under way and what it verified; it holds the customer's values raw, so it is
+    stored only sealed (`ActionDesk._keep`)."""
 
     touched: float
     action: str | None = None
@@ -204,7 +205,7 @@ class ActionDesk:
         lookup_name = action.verify.lookup or session.action
         result = self.client.call(self.actions[lookup_name], session.params)
         matches = result.status == "done" and all(
-            _same(result.data.get(fld), session.params.get(p)) for p, fld in action.verify.match.items()
+            same_value(result.data.get(fld), session.params.get(p)) for p, fld in action.verify.match.items()
         )
         if matches:
             if lookup_name != session.action:  # its own lookup is recorded as the run itself
@@ -348,13 +349,6 @@ def _identity(session: _Session, action: ActionConfig) -> tuple:
 def _timed(step: ActionStep, started: float) -> ActionStep:
     """`step` metered with the whole time it took (the requests and the bookkeeping around them)."""
     return ActionStep(step.outcome, step.answer, step.grounding, time.perf_counter() - started)
-
-
-def _same(found: object, given: str | None) -> bool:
-    """Two values equal once case and spaces are ignored; nothing equals a missing value."""
-    if found is None or given is None:
-        return False
-    return "".join(str(found).split()).casefold() == "".join(given.split()).casefold()
 
 
 def _said(template: str, result: CallResult) -> str:

@@ -13,9 +13,8 @@ import re
 from core.config_actions import ActionParam
 from core.redact import Redactor
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _NUMBER = re.compile(r"(?<![\w-])#?(\d{4,})(?![\w-])")
-_ADDRESSES = Redactor(kinds=("address",))
+_EMAILS, _ADDRESSES = Redactor(kinds=("email",)), Redactor(kinds=("address",))  # the redactor's own patterns
 _UNIT = re.compile(r"\b(?:Unit|Flat|Apartment|Apt|Suite)\s*$", re.I)
 
 
@@ -28,8 +27,8 @@ def find(param: ActionParam, text: str, asked: bool = False) -> str | None:
             return None
         return (match.group(1) if match.groups() else match.group(0)).strip()
     if param.type == "email":
-        found = _EMAIL.search(text)
-        return found.group(0).rstrip(".") if found else None
+        emails = _EMAILS.find(text, ())
+        return text[emails[0].start : emails[0].end].rstrip(".") if emails else None
     if param.type == "number":
         number = _NUMBER.search(text)
         return number.group(1) if number else None
@@ -51,3 +50,10 @@ def identifier_patterns(params: dict[str, ActionParam]) -> dict[str, str]:
         if param.identifies and param.type not in ("email", "address") and (param.pattern or param.type == "number"):
             out[name] = param.pattern or _NUMBER.pattern
     return out
+
+
+def same_value(found: object, given: str | None) -> bool:
+    """Two values equal once case and spaces are ignored ("4005 9930" is "40059930"); a missing one equals none."""
+    if found is None or given is None:
+        return False
+    return "".join(str(found).split()).casefold() == "".join(given.split()).casefold()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from chatbot.actions.params import same_value
 from chatbot.reporting.questions import EvalQuestion
 
 
@@ -39,7 +40,7 @@ def routing_figures(results: Sequence[_Scored]) -> dict:
         expected = dict(r.question.params)
         if name == r.question.action:
             right_action += 1
-            if all(_same(values.get(k), v) for k, v in expected.items()):
+            if all(same_value(values.get(k), v) for k, v in expected.items()):
                 right_values += 1
                 continue
         misses.append(r.question.id)
@@ -57,7 +58,3 @@ def routing_figures(results: Sequence[_Scored]) -> dict:
         "others_routed_ids": false_routes,
         "missed_ids": misses,
     }
-
-
-def _same(found: object, expected: str) -> bool:
-    return found is not None and "".join(str(found).split()).casefold() == "".join(expected.split()).casefold()
