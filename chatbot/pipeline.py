@@ -259,7 +259,10 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         if self.actions is None or self.router is None:
             return None
         help_cosine = max((p.dense_cosine for p in passages), default=-1.0)
-        return self.router.route(question, help_cosine, self.actions.enabled())
+        routed = self.router.route(question, help_cosine)
+        return (
+            routed if routed is not None and routed.action in self.actions.enabled() else None
+        )  # switches: asked only then
 
     def _finish_action(
         self, conversation_id: str, turn: _Understood, step: ActionStep, routed: Routing | None = None

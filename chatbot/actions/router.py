@@ -91,7 +91,7 @@ class ActionRouter:
         name = max(best, key=lambda action: best[action] + VALUE_BONUS * self.values(action, text))
         return name, best[name]
 
-    def route(self, text: str, help_cosine: float, enabled: set[str] | None = None) -> Routing | None:
+    def route(self, text: str, help_cosine: float) -> Routing | None:
         """The action `text` asks for, or None (a question for the help centre, or nothing the company runs)."""
         found = self.closest(text)
         if found is None:
@@ -99,8 +99,6 @@ class ActionRouter:
         name, cosine = found
         point = RoutePoint(None, name, cosine, help_cosine, self.identified(text))
         if not routes(point, self.min_cosine, self.min_margin, self.min_margin_identified):
-            return None
-        if enabled is not None and name not in enabled:
             return None
         return Routing(name, cosine, point.margin)
 
