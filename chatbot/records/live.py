@@ -145,15 +145,21 @@ class LiveHandoffs:
             human_cost_usd=cost,
         )
 
-    def resolved_costs(self) -> list[tuple[datetime, float]]:
-        """(when, human cost USD) of each live handoff people resolved, oldest first."""
+    def resolved(self) -> list[tuple[str, datetime, float | None, float]]:
+        """(conversation, when, measured handling seconds or None, human cost USD) of each live handoff people
+        resolved, oldest first."""
         with self.db.read() as c:
             rows = c.execute(
-                select(live_handoffs.c.resolved_at, live_handoffs.c.human_cost_usd)
+                select(
+                    live_handoffs.c.conversation_id,
+                    live_handoffs.c.resolved_at,
+                    live_handoffs.c.handling_s,
+                    live_handoffs.c.human_cost_usd,
+                )
                 .where(live_handoffs.c.resolved_at.is_not(None))
                 .order_by(live_handoffs.c.resolved_at)
             ).all()
-        return [(utc(r.resolved_at), float(r.human_cost_usd or 0.0)) for r in rows]
+        return [(r.conversation_id, utc(r.resolved_at), r.handling_s, float(r.human_cost_usd or 0.0)) for r in rows]
 
     def totals(self) -> dict:
         """Resolved live handoffs: how many, their handling seconds and cost (USD); conversations handed over."""

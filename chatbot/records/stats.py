@@ -19,7 +19,6 @@ from chatbot.records.schema import (
     eval_runs,
     feedback,
     handoffs,
-    live_handoffs,
     message_sources,
     messages,
     usage,
@@ -292,37 +291,17 @@ class Stats:
         written = [r.llm_s for r in rows if r.llm_s > 0]
         return quoted, len(written), float(sum(written))
 
-    def handling_by_draft(self) -> list[tuple[float, bool]]:
-        """(measured handling seconds, whether a person sent a copilot draft, as it was or edited) for each live
-        handoff people resolved."""
+    def draft_uses(self) -> list[tuple[str, str, int | None]]:
+        """(conversation, what the person did with the copilot's draft, the edit distance) for each person's reply
+        that was offered one, oldest first."""
         with self.db.read() as c:
-            done = c.execute(
-                select(live_handoffs.c.conversation_id, live_handoffs.c.handling_s).where(
-                    live_handoffs.c.handling_s.is_not(None)
-                )
-            ).all()
-            drafted = set(
-                c.scalars(
-                    select(messages.c.conversation_id).where(
-                        messages.c.role == "agent",
-                        messages.c.extra.like('%"draft_used": "unchanged"%')
-                        | messages.c.extra.like('%"draft_used": "edited"%'),
-                    )
-                )
-            )
-        return [(float(row.handling_s), row.conversation_id in drafted) for row in done]
-
-    def draft_uses(self) -> list[tuple[str, int | None]]:
-        """(what the person did with the copilot's draft, the edit distance) for each person's reply that was
-        offered one, oldest first."""
-        with self.db.read() as c:
-            rows = c.scalars(
-                select(messages.c.extra)
+            rows = c.execute(
+                select(messages.c.conversation_id, messages.c.extra)
                 .where(messages.c.role == "agent", messages.c.extra.like('%"draft_used"%'))
                 .order_by(messages.c.id)
             ).all()
-        found = [json.loads(extra) for extra in rows if extra]
-        return [(e["draft_used"], e.get("edit_distance")) for e in found if e.get("draft_used")]
+        found = [(r.conversation_id, json.loads(r.extra)) for r in rows if r.extra]
+        return [(cid, e["draft_used"], e.get("edit_distance")) for cid, e in found if e.get("draft_used")]
 
 
 def _summary(row, message_count: int = 0, ratings: tuple[int, ...] = ()) -> ConversationSummary:

@@ -46,11 +46,12 @@ def copilot_figures(store: Store) -> dict:
     """What people did with the copilot's drafts: how many replies were offered one, the shares sent
     unchanged, edited and discarded, and the median edit distance (characters) of the edited ones."""
     uses = store.stats.draft_uses()
-    counts = {kind: sum(u == kind for u, _ in uses) for kind in ("unchanged", "edited", "discarded")}
-    edits = sorted(d for u, d in uses if u == "edited" and d is not None)
-    handled = store.stats.handling_by_draft()
-    with_draft = sorted(s for s, drafted in handled if drafted)
-    without = sorted(s for s, drafted in handled if not drafted)
+    counts = {kind: sum(u == kind for _, u, _ in uses) for kind in ("unchanged", "edited", "discarded")}
+    edits = sorted(d for _, u, d in uses if u == "edited" and d is not None)
+    drafted = {cid for cid, u, _ in uses if u in ("unchanged", "edited")}  # a person sent a draft, as is or edited
+    handled = [(cid, s) for cid, _, s, _ in store.live.resolved() if s is not None]
+    with_draft = sorted(float(s) for cid, s in handled if cid in drafted)
+    without = sorted(float(s) for cid, s in handled if cid not in drafted)
     return {
         # measured handling time (claim to resolve) of handoffs where a person sent a draft, and of the others
         "handling_s_p50_with_draft": with_draft[len(with_draft) // 2] if with_draft else None,

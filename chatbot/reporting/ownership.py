@@ -129,7 +129,8 @@ def ownership_daily(
     now = now or datetime.now(UTC)
     first_day = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     storage_per_day = folder_bytes(stored) / 1e9 * prices.storage_usd_per_gb_month / 30.0
-    servers, work, people = store.ownership.server_runs(), store.ownership.work_runs(), store.live.resolved_costs()
+    servers, work = store.ownership.server_runs(), store.ownership.work_runs()
+    people = [(at, usd) for _, at, _, usd in store.live.resolved()]
     rows = []
     for offset in range(days):
         start = first_day + timedelta(days=offset)
