@@ -135,10 +135,10 @@ class OperatorVerbs:
         planner's monthly bill of each option at a range of volumes."""
         from chatbot.reporting.ownership import ownership_daily, planner_lines
 
-        stored = getattr(self, "stored_paths", ())
+        bill = self.report()["ownership"]
         return {
-            "bill": self.report()["ownership"],
-            "daily": ownership_daily(self.store, self.prices, stored, days),
+            "bill": bill,
+            "daily": ownership_daily(self.store, self.prices, bill["stored_gb"], days),  # the bytes measured once
             "planner": planner_lines(self.store, self.prices),
         }
 

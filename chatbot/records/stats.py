@@ -14,15 +14,7 @@ from sqlalchemy import Integer, func, insert, select
 from chatbot.records.costs import STAGES
 from chatbot.records.database import Database, now, utc
 from chatbot.records.outcomes import Outcome
-from chatbot.records.schema import (
-    conversations,
-    eval_runs,
-    feedback,
-    handoffs,
-    message_sources,
-    messages,
-    usage,
-)
+from chatbot.records.schema import conversations, eval_runs, feedback, handoffs, message_sources, messages, usage
 from chatbot.records.types import (
     ConversationTrail,
     Activity,

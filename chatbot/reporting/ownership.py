@@ -78,9 +78,11 @@ def ownership(
     stored: Iterable[str | Path] = (),
     window_h: float = 24.0,
     now: datetime | None = None,
+    resolved: int | None = None,
 ) -> dict:
     """The module's bill for the period from the first record to `now`, per resolved conversation and beside
-    the API, the vendor and people; `stored`: the paths whose bytes are stored (models, index, db, uploads)."""
+    the API, the vendor and people; `stored`: the paths whose bytes are stored (models, index, db, uploads);
+    `resolved`: the resolved conversations when the caller counted them already (else counted here)."""
     now = now or datetime.now(UTC)
     servers, work = store.ownership.server_runs(), store.ownership.work_runs()
     t = store.stats.totals()
@@ -94,7 +96,7 @@ def ownership(
     storage = gigabytes * prices.storage_usd_per_gb_month * period_days / 30.0
     people = store.live.totals()["human_cost_usd"]
     total = serving + model_work + storage + people + data
-    resolved = resolution(store.stats, window_h, now)["resolved"]
+    resolved = resolution(store.stats, window_h, now)["resolved"] if resolved is None else resolved
     n, handed_over = t["conversations"], t["handed_over"]
     human = prices.human_agent_usd_per_conversation
 
@@ -122,13 +124,13 @@ def ownership(
 
 
 def ownership_daily(
-    store: Store, prices: PriceSheet, stored: Iterable[str | Path] = (), days: int = 30, now: datetime | None = None
+    store: Store, prices: PriceSheet, stored_gb: float = 0.0, days: int = 30, now: datetime | None = None
 ) -> list[dict]:
     """The bill's drivers per day of the last `days` (UTC days, oldest first): {"date", "driver", "usd"} rows
-    for a stacked chart; storage at today's bytes."""
+    for a stacked chart; storage at `stored_gb` (today's, as the bill measured it) every day."""
     now = now or datetime.now(UTC)
     first_day = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    storage_per_day = folder_bytes(stored) / 1e9 * prices.storage_usd_per_gb_month / 30.0
+    storage_per_day = stored_gb * prices.storage_usd_per_gb_month / 30.0
     servers, work = store.ownership.server_runs(), store.ownership.work_runs()
     people = [(at, usd) for _, at, _, usd in store.live.resolved()]
     rows = []
@@ -150,9 +152,9 @@ def ownership_daily(
 def planner_lines(store: Store, prices: PriceSheet, volumes: Iterable[int] = PLANNER_VOLUMES) -> list[dict]:
     """The planner at each volume: {"conversations", "log10_conversations", "option", "usd" (a month),
     "usd_per_resolved"} rows, one per option."""
-    rows = []
+    rows, rates = [], measured_rates(store, prices)  # read once, projected to every volume
     for n in volumes:
-        planned = plan(store, prices, n)
+        planned = plan(store, prices, n, rates=rates)
         for option, usd in planned["monthly_usd"].items():
             each = planned["per_resolved_usd"][option]
             rows.append(
@@ -192,50 +194,59 @@ def levers(store: Store, prices: PriceSheet) -> dict:
     }
 
 
-def plan(store: Store, prices: PriceSheet, conversations_per_month: int, window_h: float = 24.0) -> dict:
-    """The monthly bill of `conversations_per_month` on this machine, one GPU, the API model, the vendor
-    and people alone, from the measured rates; with the break-even volumes against the vendor, the API
-    and people."""
+def measured_rates(store: Store, prices: PriceSheet, window_h: float = 24.0) -> dict:
+    """What the planner projects from, read once: compute seconds, shares handed over and resolved, people's
+    cost per handoff, GPU seconds, a month of model work, the API shadow price, per conversation."""
     t = store.stats.totals()
     n = max(t["conversations"], 1)
     compute_s = sum(t["turn_seconds"]) / n  # measured seconds of compute per conversation
-    handoff_share = t["handed_over"] / n
     live = store.live.totals()
-    person = live["human_cost_usd"] / live["handled"] if live["handled"] else prices.human_agent_usd_per_conversation
     counted = resolution(store.stats, window_h)
-    # answered or suggested less than the window ago, the customer silent since, count as they stand
-    resolved_share = (counted["resolved"] + counted["pending"]) / n
-    fixed_other = _monthly_other(store, prices)
-    people = conversations_per_month * handoff_share * person
     gpu_s, gpu_measured = _gpu_seconds(store, compute_s)
-    rows = {
-        "this_machine": _machines(conversations_per_month, compute_s, _hourly(prices, "cpu")) + fixed_other + people,
-        "one_gpu": _machines(conversations_per_month, gpu_s, _hourly(prices, "cuda")) + fixed_other + people,
-        "api_model": conversations_per_month * t["api_shadow_cost_usd"] / n + people,
-        "vendor": conversations_per_month * resolved_share * prices.vendor_usd_per_resolution + people,
-        "people_only": conversations_per_month * prices.human_agent_usd_per_conversation,
-    }
-    fixed = _machines(1, compute_s, _hourly(prices, "cpu")) + fixed_other  # one machine, whatever the volume
     return {
-        "conversations_per_month": conversations_per_month,
-        "rates": {
-            "compute_s_per_conversation": compute_s,
-            "handoff_share": handoff_share,
-            "resolved_share": resolved_share,
-            "pending_counted": counted["pending"],
-            "person_usd_per_handoff": person,
-            "gpu_s_per_conversation": gpu_s,
-            "gpu_measured": gpu_measured,
-            "measured_conversations": t["conversations"],
-        },
+        "compute_s_per_conversation": compute_s,
+        "handoff_share": t["handed_over"] / n,
+        # answered or suggested less than the window ago, the customer silent since, count as they stand
+        "resolved_share": (counted["resolved"] + counted["pending"]) / n,
+        "pending_counted": counted["pending"],
+        "person_usd_per_handoff": (
+            live["human_cost_usd"] / live["handled"] if live["handled"] else prices.human_agent_usd_per_conversation
+        ),
+        "gpu_s_per_conversation": gpu_s,
+        "gpu_measured": gpu_measured,
+        "measured_conversations": t["conversations"],
+        "api_usd_per_conversation": t["api_shadow_cost_usd"] / n,
+        "model_work_usd_per_month": _monthly_other(store, prices),
+    }
+
+
+def plan(
+    store: Store, prices: PriceSheet, conversations_per_month: int, window_h: float = 24.0, rates: dict | None = None
+) -> dict:
+    """The monthly bill of `conversations_per_month` on this machine, one GPU, the API model, the vendor
+    and people alone, from the measured rates (`rates`: `measured_rates`, read now when not given); with
+    the break-even volumes against the vendor, the API and people."""
+    r = rates or measured_rates(store, prices, window_h)
+    n, handoff_share, resolved_share = conversations_per_month, r["handoff_share"], r["resolved_share"]
+    person, fixed_other = r["person_usd_per_handoff"], r["model_work_usd_per_month"]
+    people = n * handoff_share * person
+    cpu_hour = _hourly(prices, "cpu")
+    rows = {
+        "this_machine": _machines(n, r["compute_s_per_conversation"], cpu_hour) + fixed_other + people,
+        "one_gpu": _machines(n, r["gpu_s_per_conversation"], _hourly(prices, "cuda")) + fixed_other + people,
+        "api_model": n * r["api_usd_per_conversation"] + people,
+        "vendor": n * resolved_share * prices.vendor_usd_per_resolution + people,
+        "people_only": n * prices.human_agent_usd_per_conversation,
+    }
+    fixed = _machines(1, r["compute_s_per_conversation"], cpu_hour) + fixed_other  # one machine, whatever the volume
+    return {
+        "conversations_per_month": n,
+        "rates": r,
         "monthly_usd": rows,
-        "per_resolved_usd": {
-            k: (v / (conversations_per_month * resolved_share) if resolved_share and conversations_per_month else None)
-            for k, v in rows.items()
-        },
+        "per_resolved_usd": {k: (v / (n * resolved_share) if resolved_share and n else None) for k, v in rows.items()},
         "break_even_conversations": {
             "vendor": _break_even(fixed, resolved_share * prices.vendor_usd_per_resolution),
-            "api_model": _break_even(fixed, t["api_shadow_cost_usd"] / n),
+            "api_model": _break_even(fixed, r["api_usd_per_conversation"]),
             "people_only": _break_even(fixed, prices.human_agent_usd_per_conversation - handoff_share * person),
         },
     }

@@ -73,7 +73,7 @@ def build_report(
         "resolution": resolved,
         "suggestions": suggestion_figures(store.stats),  # offered, confirmed, declined, most declined
         # the whole bill of the period, per resolved conversation, beside the API, the vendor and people
-        "ownership": ownership(store, prices, stored, window_h, now),
+        "ownership": ownership(store, prices, stored, window_h, now, resolved=resolved["resolved"]),
         # each action's runs in the company's systems: by status, success rate, share resolved, latency
         "actions": {f.action: {k: v for k, v in asdict(f).items() if k != "action"} for f in store.actions.figures()},
         "cost_per_resolved_usd": t["cost_usd"] / resolved["resolved"] if resolved["resolved"] else None,
