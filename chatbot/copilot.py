@@ -114,13 +114,13 @@ class Copilot:
     def _write(self, key: tuple, questions: list[str], action: dict | None) -> Assist | None:
         started = time.perf_counter()
         try:
-            assist = Assist(self.draft_for(questions, action), self._summary(questions), self.llm.name, 0.0)
+            draft, summary = self.draft_for(questions, action), self._summary(questions)
         except Exception:  # noqa: BLE001 - a person without a draft still has the conversation
             log.exception("the copilot could not write for %s", key[0])
             with self._lock:
                 self._writing.pop(key, None)
             return None
-        assist = Assist(assist.draft, assist.summary, assist.model, time.perf_counter() - started)
+        assist = Assist(draft, summary, self.llm.name, time.perf_counter() - started)
         with self._lock:
             self._ready[key] = assist
             self._writing.pop(key, None)
