@@ -119,13 +119,7 @@ def run(args: argparse.Namespace) -> None:
             eval_examples=64,
             encode=encode,
             data=DataOptions(),
-            loop=LoopOptions(
-                max_steps=steps,
-                batch_size=batch,
-                learning_rate=args.learning_rate,
-                warmup_steps=max(1, steps // 20),
-                checkpoint_every_steps=steps,
-            ),
+            loop=_loop(steps, batch, args.learning_rate),
         ),
         progress=log,
     )
@@ -142,13 +136,7 @@ def run(args: argparse.Namespace) -> None:
             eval_examples=64,
             encode=encode,
             data=DataOptions(),
-            loop=LoopOptions(
-                max_steps=steps,
-                batch_size=batch,
-                learning_rate=args.distill_learning_rate,
-                warmup_steps=max(1, steps // 20),
-                checkpoint_every_steps=steps,
-            ),
+            loop=_loop(steps, batch, args.distill_learning_rate),
         ),
         progress=log,
     )
@@ -284,6 +272,17 @@ def main() -> None:
     rate.add_argument("--out", default=str(ROOT / "bench/results/cuda"))
     args = parser.parse_args()
     run(args) if args.command == "run" else score(args)
+
+
+def _loop(steps: int, batch: int, learning_rate: float) -> LoopOptions:
+    """The loop both runs share: `steps` at `batch`, a 5 % warm-up, one checkpoint at the end."""
+    return LoopOptions(
+        max_steps=steps,
+        batch_size=batch,
+        learning_rate=learning_rate,
+        warmup_steps=max(1, steps // 20),
+        checkpoint_every_steps=steps,
+    )
 
 
 if __name__ == "__main__":
