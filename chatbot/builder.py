@@ -16,7 +16,7 @@ from chatbot.records.costs import PriceSheet
 from core.errors import ConfigError
 from chatbot.answer.grounding import GroundingChecker
 from chatbot.answer.llm import ChatModel, OpenAIChatModel, TransformersChatModel
-from chatbot.models import EMBEDDERS, LLMS, SPEECH, resolve
+from chatbot.models import EMBEDDERS, KNOWN_LLMS, SPEECH, resolve
 from chatbot.pipeline import Pipeline, Settings
 from chatbot.actions.build import build_action_desk, build_router, calibrate_routing, identifiers
 from chatbot.copilot import Copilot
@@ -29,7 +29,6 @@ from knowledge.search import HybridSearcher, Searcher
 from knowledge.types import Source
 
 Progress = Callable[[str], None]
-
 
 MODEL_CARD = "chatbot_model.json"  # {"name", "base", "fingerprint"}: how a model folder made here names itself
 PROMOTION = "promotion.json"  # written beside a model `chatbot improve` promoted
@@ -154,6 +153,7 @@ def build_rerank_settings(config: Config) -> RerankSettings:
         learning_rate=r.rerank_learning_rate,
         temperature=r.rerank_temperature,
         max_length=r.rerank_max_length,
+        practice=config.practice.train_reranker,
     )
 
 
@@ -198,11 +198,12 @@ def calibrate_decision(
         max_claims=g.quote_sentences,
         max_chars=MAX_QUOTE_CHARS,
         max_questions=g.decision_max_questions,
+        practice=config.practice.train_decision,
     )
     stored = index.manifest.get(MANIFEST_KEY) or {}
     if (
         only_if_stale
-        and stored.get("help_centre_model") == fingerprint(index.manifest, settings)
+        and stored.get("help_centre_model") == fingerprint(index, settings)
         and stored.get("questions_sha256") == digest
         and stored.get("split") == split
         and stored.get("target_precision") == target
@@ -236,7 +237,7 @@ def _llm_backend(config: Config, progress: Progress) -> tuple[str, str]:
     from chatbot.answer.llm_ct2 import is_ctranslate2_model
 
     # a server (openai) holds its own model and `llm` is the name it serves; local backends need a folder
-    path = config.models.llm if backend == "openai" else resolve(config.models.llm, LLMS, "LLM", progress)
+    path = config.models.llm if backend == "openai" else resolve(config.models.llm, KNOWN_LLMS, "LLM", progress)
     if backend == "transformers" and is_ctranslate2_model(path):
         backend = "ctranslate2"  # a CTranslate2 export is served by its own backend, whatever the default says
     return backend, path

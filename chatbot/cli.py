@@ -61,6 +61,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             progress=progress,
             skipped=reading.skipped,
         )
+        practice = _write_practice(config, index, args.practice)
         reranker = _retrain_reranker(config, index)
         calibration = _recalibrate(config, index)
     if args.json:
@@ -70,12 +71,40 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     "index": str(index.directory),
                     **report.to_json(),
                     **({"reranker": reranker} if reranker is not None else {}),
+                    **({"practice": practice} if practice is not None else {}),
                     **({"calibration": calibration} if calibration is not None else {}),
                 }
             )
         )
     else:
         _print_ingest(index, report, reranker, calibration)
+        if practice is not None:
+            print(
+                f"practice questions: {practice['kept']} of {practice['questions']} kept, {practice['sections']} sections"
+            )
+    return 0
+
+
+def cmd_practice(args: argparse.Namespace) -> int:
+    from chatbot.builder import build_index
+    from chatbot.practice import ensure_practice, question_set
+    from core.files import write_atomic
+
+    config = config_from_args(args)
+    index = build_index(config).load()
+    figures = ensure_practice(config, index, progress)
+    if args.out:
+        rows = question_set(index)
+        write_atomic(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        figures["question_set"] = {"path": args.out, "questions": len(rows)}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(
+            f"practice questions: {figures['kept']} of {figures['questions']} kept, {figures['sections']} sections "
+            f"({figures['written_now']} written now in {figures['wall_s']:.0f} s, ${figures['cost_usd']:.4f})"
+            + (f"; question set in {args.out}" if args.out else "")
+        )
     return 0
 
 
@@ -89,6 +118,15 @@ def _report_reading(reading, sources: list[str]) -> None:
     )
     for skipped in reading.skipped:
         progress(f"  skipped {skipped}")
+
+
+def _write_practice(config, index, asked: bool) -> dict | None:
+    """With `--practice` or `[practice] enabled`, the practice questions written for new or changed sections."""
+    if not (asked or config.practice.enabled):
+        return None
+    from chatbot.practice import ensure_practice
+
+    return ensure_practice(config, index.load(), progress)
 
 
 def _retrain_reranker(config, index) -> dict | None:
@@ -248,9 +286,19 @@ def _add_answer_commands(sub) -> None:
         "sources", nargs="+", metavar="SOURCE", help="Markdown, HTML, PDF, TXT, FAQ CSV or JSONL files or folders"
     )
     p.add_argument("--rebuild", action="store_true", help="discard the existing index and build anew")
+    p.add_argument(
+        "--practice",
+        action="store_true",
+        help="write practice questions for new or changed sections with [practice] model (as [practice] enabled)",
+    )
     _rerank_flag(p, "train the help centre's reranker into the index after indexing (when the documents changed)")
     add_common(p, index=True, db=True)  # --db: where the run's seconds are recorded (the cost of ownership)
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("practice", help="practice questions for each section, written by [practice] model")
+    p.add_argument("--out", metavar="FILE.jsonl", help="also write them as a question set (a synthetic dev split)")
+    add_common(p, index=True, db=True)
+    p.set_defaults(func=cmd_practice)
 
     p = sub.add_parser("search", help="hybrid search of the index, one result per document")
     p.add_argument("question")

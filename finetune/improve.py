@@ -341,6 +341,16 @@ def _ready_index(config: Config):
     return index
 
 
+def _practice(config: Config, index, progress: Progress) -> dict | None:
+    """With `[practice] enabled`, the help centre's practice questions brought up to date (new or changed
+    sections only) before the round; the next ingest or calibration trains on them where configured."""
+    if not config.practice.enabled:
+        return None
+    from chatbot.practice import ensure_practice
+
+    return ensure_practice(config, index, progress)
+
+
 def _serving_model(config: Config, target: Path) -> tuple[str, str, str | None]:
     """(model, name, fingerprint) of what serves now: the model promoted into `target`, else `[models] llm`
     (whose fingerprint is None)."""
@@ -370,6 +380,7 @@ def improve(
     """Run the loop once; returns what each step did and the gate's decision (also in OUT/improve.json)."""
     index = _ready_index(config)
     gate_questions = gate_set(config, questions_path, index)  # a bad question file fails before any training
+    practice = _practice(config, index, progress)
     out = Path(out_dir)
     target = Path(config.models.promoted_dir or out / "serving")
     train, validation, counts = training_chats(config, index, logs, out, progress)
@@ -404,6 +415,7 @@ def improve(
     copilot = _copilot(config, index, logs, out, (serving_model, serving_name), (str(export), name), progress)
     record = {
         "copilot": copilot,
+        **({"practice": practice} if practice is not None else {}),
         "name": name,
         "base": config.models.llm,
         "fingerprint": fingerprint,

@@ -42,7 +42,9 @@ from core.errors import ChatbotError
 from core.files import build_folder_atomic
 from core.lazy import Lazy
 from knowledge.chunking import split_sentences
+from knowledge import practice
 from knowledge.index import manifest_fingerprint
+from knowledge.practice import Section
 from knowledge.search import best_per_document
 from knowledge.types import Chunk, Passage
 
@@ -76,13 +78,18 @@ class PseudoQuestion:
     text: str
     doc_id: str
     positives: tuple[int, ...]  # chunk ids that answer it
-    kind: str  # "title", "heading" or "sentence"
+    kind: str  # "title", "heading", "sentence" or "practice"
 
 
 def pseudo_questions(
-    chunks: Iterable[Chunk], sentences_per_chunk: int, max_questions: int, seed: int = SEED
+    chunks: Iterable[Chunk],
+    sentences_per_chunk: int,
+    max_questions: int,
+    seed: int = SEED,
+    practice: Sequence[tuple[str, Section]] = (),
 ) -> list[PseudoQuestion]:
-    """Questions a help centre answers, read off its own structure (see the module docstring)."""
+    """Questions a help centre answers, read off its own structure (see the module docstring), with
+    `practice` questions (`knowledge.practice.kept_questions`), their section's chunks the positives."""
     by_doc: dict[str, list[Chunk]] = defaultdict(list)
     for chunk in sorted(chunks, key=lambda c: c.chunk_id):
         by_doc[chunk.doc_id].append(chunk)
@@ -120,13 +127,14 @@ def pseudo_questions(
                     holders = tuple(c.chunk_id for c in doc_chunks if sentence in c.text)
                     sentences.append(PseudoQuestion(sentence, doc_id, holders or (chunk.chunk_id,), "sentence"))
 
+    written = [PseudoQuestion(text, section.doc_id, section.chunk_ids, "practice") for text, section in practice]
     # a text that points at two documents teaches nothing: drop it everywhere
     docs_of_text: dict[str, set[str]] = defaultdict(set)
-    for q in titles + headings + sentences:
+    for q in titles + headings + sentences + written:
         docs_of_text[q.text.lower()].add(q.doc_id)
     out: list[PseudoQuestion] = []
     seen: set[str] = set()
-    for q in titles + headings + sentences:
+    for q in titles + headings + sentences + written:
         key = q.text.lower()
         if len(docs_of_text[key]) == 1 and key not in seen:
             seen.add(key)
@@ -145,14 +153,22 @@ class TrainingSettings:
     learning_rate: float
     temperature: float  # softmax temperature of the cosine scores
     max_length: int  # tokens of a pseudo-question in training, longer ones are cut
+    practice: bool = False  # also the practice questions a bigger model wrote (`chatbot.practice`)
 
 
-def fingerprint(manifest: dict, settings: TrainingSettings) -> str:
-    """Changes when a document, the embedder, the chunking, the recipe or a training setting does.
-
-    Chunk ids count too: the positives of the pseudo-questions are chunk ids.
+def fingerprint(manifest: dict, settings: TrainingSettings, practice_digest: str = "") -> str:
+    """Changes when a document, the embedder, the chunking, the recipe, a training setting or (used)
+    the practice questions do. Chunk ids count too: the positives of the pseudo-questions are chunk ids.
     """
-    return manifest_fingerprint(manifest, {"recipe": RECIPE_VERSION, "settings": asdict(settings)}, with_chunk_ids=True)
+    extra = {"recipe": RECIPE_VERSION, "settings": asdict(settings)}
+    if settings.practice:
+        extra["practice"] = practice_digest
+    return manifest_fingerprint(manifest, extra, with_chunk_ids=True)
+
+
+def practice_of(index_dir: str | Path, chunks: Iterable[Chunk], used: bool) -> list[tuple[str, Section]]:
+    """The kept practice questions of the index (`knowledge.practice`), or none when they are not `used`."""
+    return practice.kept_questions(index_dir, chunks) if used else []
 
 
 def folder(index_dir: str | Path) -> Path:
@@ -171,7 +187,10 @@ def read_meta(index_dir: str | Path) -> dict | None:
 def is_fresh(index, settings: TrainingSettings) -> bool:
     """True when the cached reranker was trained on these documents with these settings."""
     meta = read_meta(index.directory)
-    return bool(meta) and meta.get("fingerprint") == fingerprint(index.manifest, settings)
+    if not meta:
+        return False
+    written = practice_of(index.directory, index.chunks.values(), settings.practice)
+    return meta.get("fingerprint") == fingerprint(index.manifest, settings, practice.digest(written))
 
 
 # ---- the trained reranker ------------------------------------------------------------------------
@@ -247,19 +266,23 @@ def train_reranker(
     if not snap.chunks:
         raise ChatbotError("the index is empty: ingest a help centre before training a reranker")
     started = time.perf_counter()
-    questions = pseudo_questions(snap.chunks.values(), settings.sentences_per_chunk, settings.max_questions, SEED)
+    written = practice_of(index.directory, snap.chunks.values(), settings.practice)
+    questions = pseudo_questions(
+        snap.chunks.values(), settings.sentences_per_chunk, settings.max_questions, SEED, written
+    )
     if not questions:
         raise ChatbotError("the help centre has no titles, headings or sentences to train a reranker on")
     ids, matrix = _chunk_matrix(snap)
-    kinds = {kind: sum(q.kind == kind for q in questions) for kind in ("title", "heading", "sentence")}
+    kinds = {kind: sum(q.kind == kind for q in questions) for kind in ("title", "heading", "sentence", "practice")}
     progress(
-        f"training the reranker on {len(questions)} pseudo-questions from {snap.document_count()} "
-        f"documents ({kinds['title']} titles, {kinds['heading']} headings, {kinds['sentence']} sentences)"
+        f"training the reranker on {len(questions)} pseudo-questions from {snap.document_count()} documents "
+        f"({kinds['title']} titles, {kinds['heading']} headings, {kinds['sentence']} sentences, "
+        f"{kinds['practice']} practice questions)"
     )
     model, losses = _train(base_model, questions, ids, matrix, settings, device, show_progress)
     seconds = time.perf_counter() - started
     meta = {
-        "fingerprint": fingerprint(snap.manifest, settings),
+        "fingerprint": fingerprint(snap.manifest, settings, practice.digest(written)),
         "embedder": snap.manifest.get("embedder"),
         "recipe": RECIPE_VERSION,
         "settings": asdict(settings),

@@ -180,7 +180,7 @@ def test_the_decision_is_trained_on_the_help_centre_cached_and_retrained_when_a_
     index, searcher, checker = parts
     x, y, computed = pseudo_examples(searcher, checker, SETTINGS)
     assert computed and x.shape == (len(y), len(FEATURES)) and 0 < y.sum() < len(y)
-    model = fit(x, y, fingerprint(index.manifest, SETTINGS), 1.0)
+    model = fit(x, y, fingerprint(index, SETTINGS), 1.0)
     assert model.features == FEATURES and any(c != 0 for c in model.coef)
     again_x, again_y, computed = pseudo_examples(searcher, checker, SETTINGS)
     assert not computed and (again_x == x).all() and (again_y == y).all()  # read from the cache

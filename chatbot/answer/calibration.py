@@ -67,35 +67,43 @@ class DecisionSettings:
     max_chars: int  # a window's characters (the pipeline's MAX_QUOTE_CHARS)
     max_questions: int  # pseudo-questions used, at most
     regularization: float = 1.0  # the logistic regression's C
+    practice: bool = False  # also the practice questions a bigger model wrote (`chatbot.practice`)
 
 
-def fingerprint(manifest: dict, settings: DecisionSettings) -> str:
-    """Changes when a document, the embedder, the chunking, the recipe or a setting does (not when
-    chunks are only renumbered: the examples store features, not chunk ids)."""
+def fingerprint(index, settings: DecisionSettings) -> str:
+    """Changes when a document, the embedder, the chunking, the recipe, a setting or (used) the practice
+    questions do (not when chunks are only renumbered: the examples store features, not chunk ids)."""
+    from knowledge import practice
     from knowledge.index import manifest_fingerprint
+    from knowledge.rerank import practice_of
 
-    return manifest_fingerprint(
-        manifest,
-        {
-            "recipe": RECIPE_VERSION,
-            "features": DECISION_FEATURES,
-            "weights": dict(WINDOW_WEIGHTS),
-            "settings": settings.__dict__,
-        },
-    )
+    extra = {
+        "recipe": RECIPE_VERSION,
+        "features": DECISION_FEATURES,
+        "weights": dict(WINDOW_WEIGHTS),
+        "settings": settings.__dict__,
+    }
+    if settings.practice:
+        extra["practice"] = practice.digest(practice_of(index.directory, index.chunks.values(), True))
+    return manifest_fingerprint(index.manifest, extra)
 
 
 def examples(
     searcher, checker, settings: DecisionSettings, progress: Progress = lambda m: None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features, labels) of the best windows for the help centre's pseudo-questions (module docstring)."""
-    from knowledge.rerank import pseudo_questions
+    from knowledge.rerank import practice_of, pseudo_questions
 
     index = searcher.index
+    written = practice_of(index.directory, index.chunks.values(), settings.practice)
     questions = pseudo_questions(
-        index.chunks.values(), sentences_per_chunk=0, max_questions=settings.max_questions, seed=SEED
+        index.chunks.values(), sentences_per_chunk=0, max_questions=settings.max_questions, seed=SEED, practice=written
     )
-    progress(f"training the answer decision on {len(questions)} pseudo-questions")
+    used = sum(q.kind == "practice" for q in questions)
+    progress(
+        f"training the answer decision on {len(questions)} pseudo-questions"
+        + (f" ({used} of them practice questions)" if settings.practice else "")
+    )
     searcher, checker = _remembering(searcher, checker, [q.text for q in questions])
     rows, labels = [], []
     for q in questions:
@@ -153,7 +161,7 @@ def pseudo_examples(
     """The pseudo-questions' (features, labels), cached in `<index>/decision-examples.npz` for these
     documents and settings; returns them with True when computed now."""
     path = Path(searcher.index.directory) / EXAMPLES_FILE
-    wanted = fingerprint(searcher.index.manifest, settings)
+    wanted = fingerprint(searcher.index, settings)
     try:
         with np.load(path) as cached:
             if str(cached["fingerprint"]) == wanted:
@@ -359,7 +367,7 @@ def calibrate(
     manifest (with `extra`, e.g. the question file's digest); returns what was stored, with `trained`
     (True when the pseudo-questions' examples were computed now)."""
     x, y, trained = pseudo_examples(searcher, checker, settings, progress)
-    base = fit(x, y, fingerprint(searcher.index.manifest, settings), settings.regularization)
+    base = fit(x, y, fingerprint(searcher.index, settings), settings.regularization)
     progress(f"scoring {len(questions)} questions ({split}) for a precision of {target_precision:.0%}")
     judged = judge_questions(
         searcher, checker, questions, settings.k, settings.max_claims, settings.max_chars, quote, min_cosine
