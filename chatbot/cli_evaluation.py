@@ -12,7 +12,7 @@ import argparse
 import json
 
 from chatbot.cli_common import add_common, config_from_args, progress
-from core.errors import ChatbotError
+from core.errors import BadInput, ChatbotError
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -160,6 +160,21 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from chatbot.benchmarks import PARTS, run_bench, table
+    from chatbot.work_meter import metered, work_device
+
+    config = config_from_args(args)
+    parts = [p.strip() for p in args.only.split(",")] if args.only else list(PARTS)
+    if set(parts) - set(PARTS):  # before anything is recorded
+        raise BadInput(f"--only takes parts from: {', '.join(PARTS)}; not {', '.join(sorted(set(parts) - set(PARTS)))}")
+    with metered(config.db_url, "bench", work_device(config)) as run:
+        results = run_bench(config, args.quick, parts, progress)
+        run.update(results)  # the cost of ownership reads the levers from here
+    print(json.dumps(results) if args.json else table(results))
+    return 0
+
+
 def register(sub) -> None:
     """Add report, eval and calibrate: totals of the served conversations, scores on a question set."""
     p = sub.add_parser("report", help="totals: conversations, handoffs, cost per conversation")
@@ -170,6 +185,12 @@ def register(sub) -> None:
     p.add_argument("--conversations-per-month", type=int, required=True, metavar="N")
     add_common(p, db=True)
     p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("bench", help="each of our paths beside its baseline: llm, embed, ingest, retrieval, asr, turn")
+    p.add_argument("--quick", action="store_true", help="every part sized to run in a few minutes (as CI runs it)")
+    p.add_argument("--only", metavar="PARTS", help="comma-separated parts, e.g. llm,embed (default all)")
+    add_common(p, index=True, db=True)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("eval", help="score answers on a question set: resolved, correct, wrong, handoffs")
     p.add_argument(

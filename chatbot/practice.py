@@ -190,7 +190,12 @@ def replace_kept(written: Written, kept_questions: tuple[str, ...]) -> Written:
 def practice_settings(config) -> PracticeSettings:
     p = config.practice
     return PracticeSettings(
-        p.questions_per_section, p.max_sections, p.section_chars, p.max_new_tokens, config.retrieval.k
+        p.questions_per_section,
+        p.max_sections,
+        p.section_chars,
+        p.max_new_tokens,
+        config.retrieval.k,
+        workers=config.generation.parallel_batches,
     )
 
 
