@@ -171,6 +171,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with metered(config.db_url, "bench", work_device(config)) as run:
         results = run_bench(config, args.quick, parts, progress)
         run.update(results)  # the cost of ownership reads the levers from here
+    if args.chart:
+        from chatbot.benchmarks.chart import svg
+        from core.files import write_atomic
+
+        write_atomic(args.chart, svg(results))
     print(json.dumps(results) if args.json else table(results))
     return 0
 
@@ -189,6 +194,7 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="each of our paths beside its baseline: llm, embed, ingest, retrieval, asr, turn")
     p.add_argument("--quick", action="store_true", help="every part sized to run in a few minutes (as CI runs it)")
     p.add_argument("--only", metavar="PARTS", help="comma-separated parts, e.g. llm,embed (default all)")
+    p.add_argument("--chart", metavar="FILE.svg", help="also draw ours beside the baselines as an SVG chart")
     add_common(p, index=True, db=True)
     p.set_defaults(func=cmd_bench)
 

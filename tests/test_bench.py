@@ -91,3 +91,17 @@ def test_a_quick_bench_runs_every_part_with_the_real_models_and_the_bill_reads_i
     lever = json.loads(report.stdout)["ownership"]["levers"]["int8_vs_fp32"]
     assert lever["measured"] is True
     assert lever["speedup"] == pytest.approx(llm["tokens_per_s"] / llm["baseline_tokens_per_s"])
+
+
+def test_the_chart_draws_each_measured_pair_with_its_numbers():
+    from xml.etree import ElementTree
+
+    from chatbot.benchmarks.chart import svg
+
+    drawing = svg(
+        {"llm": {"tokens_per_s": 20.0, "baseline_tokens_per_s": 8.0}, "asr": {"rtf": 0.25, "baseline_rtf": 0.5}}
+    )
+    root = ElementTree.fromstring(drawing)
+    bars = [e for e in root.iter() if e.tag.endswith("rect")]
+    assert len(bars) == 4 and float(bars[0].get("width")) > float(bars[1].get("width"))  # ours 20 vs 8
+    assert "ours: 20 tokens/s" in drawing and "baseline: 2 x real time" in drawing
