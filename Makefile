@@ -40,13 +40,15 @@ setup: install system-deps
 	$(BIN)/chatbot setup
 
 ## Debian packages: Tesseract (OCR), espeak-ng (spoken test questions), Chromium (browser tests),
-## PostgreSQL (the store and load tests start a throwaway server; its binaries live in /usr/lib/postgresql/*/bin)
+## PostgreSQL (the store and load tests start a throwaway server; its binaries live in /usr/lib/postgresql/*/bin),
+## Redis (the shared-limits tests start a throwaway redis-server)
 system-deps:
 	@command -v tesseract >/dev/null && command -v espeak-ng >/dev/null && command -v chromium >/dev/null && \
+	  command -v redis-server >/dev/null && \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      tesseract-ocr tesseract-ocr-eng espeak-ng chromium postgresql >/dev/null; \
-	    else echo "install as root: apt-get install tesseract-ocr tesseract-ocr-eng espeak-ng chromium postgresql"; fi; }
+	      tesseract-ocr tesseract-ocr-eng espeak-ng chromium postgresql redis-server >/dev/null; \
+	    else echo "install as root: apt-get install tesseract-ocr tesseract-ocr-eng espeak-ng chromium postgresql redis-server"; fi; }
 
 install: $(VENV)/.installed
 

@@ -175,6 +175,8 @@ class ServerConfig(_Section):
     operator_password: str = ""  # plain, or a hash: python -m ui.guard prints a pbkdf2_sha256$... one
     uploads_dir: str = ".chatbot/uploads"  # documents operators upload to the knowledge base
     chat_requests_per_minute: int = 30  # per client address: chat turns, handoffs, ratings; over it: 429
+    # "redis://host:6379/0": rate limits and sign-in lock-outs kept in Redis, counted together by every replica
+    redis_url: str = ""
     login_max_failures: int = 5  # wrong operator passwords from one address before it is locked out
     login_lockout_s: float = 60.0  # the first lock-out; each further one doubles, a right password resets
     cors_origins: list[str] = Field(default_factory=list)  # other sites whose pages may call /api (a widget's host)

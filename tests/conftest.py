@@ -160,3 +160,42 @@ def new_database(request, tmp_path):
 def db_url(new_database) -> str:
     """An empty database, SQLite and PostgreSQL in turn: its SQLAlchemy URL."""
     return new_database("db")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A throwaway redis-server on a free loopback port for the session; its URL. Missing in CI (CI=true) it
+    fails, elsewhere it is skipped with the command that installs it."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        missing = "redis-server is not installed: run `sudo make system-deps` (Debian `redis-server`)"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(missing, pytrace=False)
+        pytest.skip(missing)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        for _ in range(100):
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

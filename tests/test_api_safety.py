@@ -409,3 +409,17 @@ def test_customer_uploads_are_capped_and_operator_files_are_off_the_public_route
     anonymous = TestClient(client.app)
     assert anonymous.get(f"/gradio_api/file={path}").status_code == 403  # the customer app does not serve it
     assert anonymous.get(f"/operator/gradio_api/file={path}").status_code == 401
+
+
+def test_two_replicas_sharing_redis_and_a_database_let_one_clients_limit_through_once(tmp_path, monkeypatch, redis_url):
+    """Two apps (replicas) on one database and one Redis: 20 chat requests from one client, alternating
+    between them, get exactly the configured 5 through, counted together; the rest 429."""
+    import redis as redis_client
+
+    monkeypatch.delenv("CHATBOT_OPERATOR_PASSWORD", raising=False)
+    redis_client.Redis.from_url(redis_url).flushdb()
+    pipeline, config = build(tmp_path, {"chat_requests_per_minute": 5, "redis_url": redis_url})
+    replicas = [TestClient(create_app(pipeline, config), client=("203.0.113.7", 5000)) for _ in range(2)]
+    codes = [replicas[n % 2].post("/api/chat", json={"message": "returns?"}).status_code for n in range(20)]
+    assert codes.count(200) == 5 and codes.count(429) == 15
+    assert pipeline.store.stats.totals()["conversations"] == 5

@@ -36,7 +36,8 @@ from core.errors import ChatbotError
 from chatbot.pipeline import Pipeline
 from chatbot.builder import build_voice_out
 from ui.api import MAX_JSON_BYTES, build_router, chatbot_error, invalid_request
-from ui.guard import EdgeMiddleware, LoginGuard, Operators, RateLimiter, SameSite
+from ui.guard import EdgeMiddleware, LoginGuard, Operators, SameSite
+from ui.guard_redis import build_guards
 from ui.chat import CSS, build_chat
 from ui.operator import build_operator
 
@@ -101,8 +102,7 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     pipeline.recover()
     server = config.server
     app = FastAPI(title="chatbot", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    limiter = RateLimiter(server.chat_requests_per_minute)
-    logins = LoginGuard(server.login_max_failures, server.login_lockout_s)
+    limiter, logins = build_guards(server)  # in Redis with [server] redis_url: the same on every replica
     max_upload = int(server.max_upload_mb * 2**20)
     operators = build_operators(config)
     app.include_router(build_router(pipeline, operators, limiter, logins, max_upload))
