@@ -192,13 +192,10 @@ def calibrate_decision(
     routing = calibrate_routing(config, index, build_searcher(config, index), questions, split, progress)
     questions = [q for q in questions if q.action is None]  # action questions choose the router's thresholds
     digest = hashlib.sha256(Path(questions_file).read_bytes()).hexdigest()
-    g = config.grounding
+    g, practice = config.grounding, config.practice.train_decision
+    learns = (g.decision_learns_from_questions, g.learn_window_choice)  # the decision; which window to quote
     settings = DecisionSettings(
-        k=config.retrieval.k,
-        max_claims=g.quote_sentences,
-        max_chars=MAX_QUOTE_CHARS,
-        max_questions=g.decision_max_questions,
-        practice=config.practice.train_decision,
+        config.retrieval.k, g.quote_sentences, MAX_QUOTE_CHARS, g.decision_max_questions, 1.0, practice
     )
     stored = index.manifest.get(MANIFEST_KEY) or {}
     if (
@@ -208,7 +205,7 @@ def calibrate_decision(
         and stored.get("split") == split
         and stored.get("target_precision") == target
         and (Path(index.directory) / MODEL_FILE).is_file()
-        and stored.get("learned", False) == g.decision_learns_from_questions
+        and (stored.get("learned", False), stored.get("windows", False)) == learns
     ):
         progress(f"answer decision and its threshold in {index.directory} are up to date")
         return {**stored, "trained": False, "up_to_date": True, "action_routing": routing}
@@ -223,8 +220,9 @@ def calibrate_decision(
         lambda window, passages: quoted(*window.sentences),
         g.min_retrieval_cosine,
         progress,
-        extra={"questions_sha256": digest, "learned": g.decision_learns_from_questions},
-        learn=g.decision_learns_from_questions,
+        extra={"questions_sha256": digest, "learned": learns[0], "windows": learns[1]},
+        learn=learns[0],
+        learn_windows=learns[1],
     )
     return {**chosen, "up_to_date": False, "action_routing": routing}
 

@@ -18,8 +18,7 @@ failure later loses nothing. Each turn ends in one `Outcome`:
   decision's threshold the turn is handed over with that quote (`below_threshold = "handoff"`) or
   the LLM tries (`"llm"`).
 
-A voice question is transcribed and a screenshot read (OCR) first: the transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and
-both are stored with the customer's message and metered like the other stages.
+A voice question is transcribed and a screenshot read (OCR) first: the transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and both are stored with the customer's message and metered like the other stages.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from chatbot.answer.decision import clarifying_question, is_vague
 from chatbot.answer.grounding import GroundingChecker
-from chatbot.answer.quote import best_window
+from chatbot.answer.window_ranker import choose
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.inputs.understand import MAX_QUESTION_CHARS, clean_question, understand  # noqa: F401
@@ -231,7 +230,8 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             yield self._finish(conversation_id, turn.question, outcome, answer, [], usage, retrieved=passages)
             return
         started = time.perf_counter()
-        quote = best_window(self.checker.evidence(query, passages, self.settings.quote_sentences, MAX_QUOTE_CHARS))
+        windows = self.checker.evidence(query, passages, self.settings.quote_sentences, MAX_QUOTE_CHARS)
+        quote = choose(windows, self.settings.ranker)
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
         verdict = self._from_evidence(quote, query, passages)
         if verdict is not None:

@@ -126,6 +126,11 @@ class Settings:
     resolution_window_h: float = 24.0  # no word from the customer this long after an answer: resolved
     topic_distance: float = 0.45  # cosine distance under which two unanswered questions share a gap topic
 
+    @property
+    def ranker(self):
+        """The window ranker calibration learned with the decision, or None (the fixed rule chooses)."""
+        return self.answer_model.ranker if self.answer_model else None
+
 
 @dataclass(frozen=True)
 class _Understood:

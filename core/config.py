@@ -120,6 +120,9 @@ class GroundingConfig(_Section):
     # calibration also teaches the decision the dev questions' answers (at a weight chosen by cross-validation on
     # them, the threshold on out-of-fold probabilities); false: the help centre's pseudo-questions alone
     decision_learns_from_questions: bool = True
+    # calibration also learns which evidence window to quote from the dev questions, when that beats the fixed rule
+    # out of fold (chatbot/answer/window_ranker.py); off: on Arduino it helped the independent set, not the hash split
+    learn_window_choice: bool = False
 
 
 class PricesConfig(_Section):

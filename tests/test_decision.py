@@ -227,6 +227,7 @@ def _engine(index, tmp_path, model, below="handoff"):
         {
             "retrieval": {"k": 2},
             "grounding": {"min_retrieval_cosine": 0.05, "off_topic_cosine": 0.01, "below_threshold": below},
+            "handoff": {"copilot": False},  # its background draft would prompt the same stand-in LLM
         },
     )
     settings = replace(build_settings(config), answer_model=model)

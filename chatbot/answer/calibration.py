@@ -7,13 +7,11 @@ as a customer question would be, and its best evidence window (`chatbot.answer.q
   document, a negative when it comes from another;
 - with its own document removed from the results: a negative, like a real question the help centre
   cannot answer (the evidence then looks plausible but answers something else).
-A window counts as answering only when it comes from a chunk under the pseudo-question (its
-document for a title, its section for a heading): on the dev splits most wrong quotes came from the
-right document but the wrong section, and chunk-level labels ranked dev answers better (AUC 0.74
-against 0.68 on Arduino). A logistic regression on the window's features learns P(the evidence
-answers). The examples are cached in `<index>/decision-examples.npz` with a fingerprint of the
-documents and settings, and searched again only when those change; the model goes into
-`<index>/decision.json`.
+A window counts as answering only when it comes from a chunk under the pseudo-question (its section
+for a heading: chunk-level labels ranked Arduino dev answers better, AUC 0.74 against 0.68). A logistic
+regression on the window's features learns P(the evidence answers). The examples are cached in
+`<index>/decision-examples.npz` with a fingerprint of the documents and settings; the model goes into
+`<index>/decision.json`, with the window ranker learned from the dev questions (`window_ranker`).
 
 Calibration runs a question set's dev split through retrieval and the evidence choice (no LLM). Its
 labelled questions are worded as customers write, which titles are not, so the decision also learns
@@ -35,13 +33,15 @@ import json
 import re
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from chatbot.answer.decision import MANIFEST_KEY, MODEL_FILE, AnswerModel, is_vague
-from chatbot.answer.quote import FEATURES, WINDOW_WEIGHTS, Window, best_window
+from chatbot.answer.quote import FEATURES, WINDOW_WEIGHTS, Window
+from chatbot.answer.window_ranker import Candidates, WindowRanker, choose
+from chatbot.answer.window_ranker import learn as learn_ranker
 from core.errors import ChatbotError
 from core.files import write_atomic
 
@@ -99,11 +99,8 @@ def examples(
     questions = pseudo_questions(
         index.chunks.values(), sentences_per_chunk=0, max_questions=settings.max_questions, seed=SEED, practice=written
     )
-    used = sum(q.kind == "practice" for q in questions)
-    progress(
-        f"training the answer decision on {len(questions)} pseudo-questions"
-        + (f" ({used} of them practice questions)" if settings.practice else "")
-    )
+    used = f" ({sum(q.kind == 'practice' for q in questions)} of them practice questions)" if settings.practice else ""
+    progress(f"training the answer decision on {len(questions)} pseudo-questions{used}")
     searcher, checker = _remembering(searcher, checker, [q.text for q in questions])
     rows, labels = [], []
     for q in questions:
@@ -112,7 +109,7 @@ def examples(
             (wide[: settings.k], True),
             ([p for p in wide if p.doc_id != q.doc_id][: settings.k], False),
         ):
-            window = best_window(checker.evidence(q.text, passages, settings.max_claims, settings.max_chars))
+            window = choose(checker.evidence(q.text, passages, settings.max_claims, settings.max_chars))
             if window is None:
                 continue
             rows.append([window.feature(n) for n in DECISION_FEATURES])
@@ -230,30 +227,37 @@ def judge_questions(
     max_chars: int,
     quote: Callable[[Window, list], str],
     min_cosine: float = -1.0,
+    ranker: WindowRanker | None = None,
+    candidates: list[Candidates] | None = None,
 ) -> list[Judged]:
-    """Each question through retrieval and the evidence choice, as the engine answers it (no LLM; the
-    earlier turns of a follow-up are its context, without the replies they got)."""
+    """Each question through retrieval and the evidence choice (`ranker`'s, else the fixed rule's), as the
+    engine answers it (no LLM; the earlier turns of a follow-up are its context, without the replies
+    they got). `candidates`: filled with every answerable question's windows and which of them are right."""
     out = []
     for q in questions:
         passages = searcher.search(q.question, k=k, context=list(q.turns))
         if is_vague(q.question, list(q.turns)) or max((p.dense_cosine for p in passages), default=-1.0) < min_cosine:
             out.append(Judged(q.id, None, None))
             continue
-        window = best_window(checker.evidence(q.question, passages, max_claims, max_chars))
+        windows = checker.evidence(q.question, passages, max_claims, max_chars)
+        if candidates is not None and q.in_scope and q.doc_ids:
+            right = tuple(_right(q, quote(w, passages), passages[w.source].doc_id) for w in windows)
+            candidates.append(Candidates(tuple(windows), right))
+        window = choose(windows, ranker)
         if window is None:
             out.append(Judged(q.id, None, False if q.in_scope else None))
             continue
-        answer = quote(window, passages)
-        cited = passages[window.source].doc_id
-        if not q.in_scope:
-            correct = False  # an out-of-scope question answered is wrong
-        elif not q.doc_ids:
-            correct = False  # a vague question answered instead of clarified
-        else:
-            fact = any(re.search(p, answer, re.I) for p in q.answer_contains) if q.answer_contains else True
-            correct = cited in q.doc_ids and fact
+        correct = _right(q, quote(window, passages), passages[window.source].doc_id)
         out.append(Judged(q.id, tuple(window.feature(n) for n in DECISION_FEATURES), correct))
     return out
+
+
+def _right(q, answer: str, cited: str) -> bool:
+    """`answer` (quoted from `cited`) is right for `q`: in scope, not vague, a gold document and a key fact."""
+    if not q.in_scope or not q.doc_ids:
+        return False
+    fact = any(re.search(p, answer, re.I) for p in q.answer_contains) if q.answer_contains else True
+    return cited in q.doc_ids and fact
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -361,17 +365,21 @@ def calibrate(
     progress: Progress = lambda m: None,
     extra: dict | None = None,
     learn: bool = True,
+    learn_windows: bool = False,
 ) -> dict:
-    """Train (or reuse) the decision on the help centre, let it learn from `questions` (`learn`), choose
-    its threshold on them for `target_precision`, save the model and store the threshold in the index
-    manifest (with `extra`, e.g. the question file's digest); returns what was stored, with `trained`
-    (True when the pseudo-questions' examples were computed now)."""
+    """Train (or reuse) the decision on the help centre, let it learn from `questions` (`learn`; `learn_windows`:
+    which window to quote too), choose its threshold on them for `target_precision`, save the model and store
+    the threshold in the index manifest (with `extra`, e.g. the question file's digest); returns what was
+    stored, with `trained` (True when the pseudo-questions' examples were computed now)."""
     x, y, trained = pseudo_examples(searcher, checker, settings, progress)
     base = fit(x, y, fingerprint(searcher.index, settings), settings.regularization)
     progress(f"scoring {len(questions)} questions ({split}) for a precision of {target_precision:.0%}")
-    judged = judge_questions(
-        searcher, checker, questions, settings.k, settings.max_claims, settings.max_chars, quote, min_cosine
-    )
+    judging = (searcher, checker, questions, settings.k, settings.max_claims, settings.max_chars, quote, min_cosine)
+    rows: list[Candidates] = []
+    judged = judge_questions(*judging, candidates=rows if learn_windows else None)
+    ranker, ranked = learn_ranker(rows) if learn_windows else (None, {"learned": False, "why": "off"})
+    if ranker is not None:  # the decision and its threshold judge the windows the ranker picks
+        judged = judge_questions(*judging, ranker=ranker)
     if learn:
         model, out_of_fold, learned = learn_from_questions(x, y, judged, base, settings.regularization, progress)
     else:
@@ -379,8 +387,9 @@ def calibrate(
         out_of_fold = {j.id: base.probability_of(j.features) for j in judged if j.features is not None}
     scored = [Scored(j.id, out_of_fold.get(j.id, 0.0), j.correct) for j in judged]
     chosen = choose_threshold(scored, target_precision)
+    model = replace(model, ranker=ranker)
     write_atomic(Path(searcher.index.directory) / MODEL_FILE, json.dumps(model.to_json(), indent=1))
-    entry = {**chosen, **learned, "help_centre_model": base.fingerprint, **(extra or {})}
+    entry = {**chosen, **learned, "window_ranker": ranked, "help_centre_model": base.fingerprint, **(extra or {})}
     return {**store_threshold(searcher.index, model, entry, split, source), "trained": trained}
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from chatbot.answer.quote import FEATURES, Window
+from chatbot.answer.window_ranker import WindowRanker
 from knowledge.lexical import tokenize
 
 # words that say something is wrong or that help is wanted, but not what: they do not make a
@@ -78,6 +79,7 @@ class AnswerModel:
     intercept: float
     fingerprint: str  # of the documents and settings it was trained on
     threshold: float | None = None  # answer at or above; None until calibrated on a dev split
+    ranker: WindowRanker | None = None  # which window to quote, when calibration learned one (window_ranker.py)
 
     def probability(self, window: Window) -> float:
         return self.probability_of([window.feature(n) for n in self.features])
@@ -90,6 +92,7 @@ class AnswerModel:
     def to_json(self) -> dict:
         out = asdict(self)
         out.pop("threshold")  # the threshold lives in the manifest, with the dev split it was chosen on
+        out["ranker"] = self.ranker.to_json() if self.ranker else None
         return out
 
     @classmethod
@@ -102,6 +105,7 @@ class AnswerModel:
             float(data["intercept"]),
             str(data["fingerprint"]),
             threshold,
+            WindowRanker.from_json(data.get("ranker")),
         )
 
 
