@@ -62,17 +62,22 @@ class EmbeddingModel:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc="embedding", unit="text")
+        # longest first, so a batch holds texts of about one length and pads little (sentence-transformers
+        # sorts only within one call): 1,000 help-centre sentences embed ~1.5x faster (`chatbot bench`)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         rows = []
         try:
             for start in range(0, len(texts), size):
-                batch = texts[start : start + size]
+                batch = [texts[i] for i in order[start : start + size]]
                 rows.append(np.asarray(self.embed_batch(batch), dtype=np.float32))
                 if bar is not None:
                     bar.update(len(batch))
         finally:
             if bar is not None:
                 bar.close()
-        return np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
+        out = np.empty((len(texts), rows[0].shape[1]), dtype=np.float32)
+        out[order] = np.concatenate(rows)
+        return out
 
     def _embed_one(self, text: str) -> np.ndarray:
         with _RECENT_LOCK:

@@ -88,6 +88,17 @@ class TestCTranslate2ChatModel(ChatModelContract):
             repetition_penalty=PENALTY,
         )
 
+    def test_loading_it_leaves_torchs_threads_as_they_were(self):
+        """CTranslate2 lowers the OpenMP threads it shares with torch to one per reply; the embedder must keep both cores."""
+        import torch
+
+        from chatbot.answer.llm_ct2 import CTranslate2ChatModel
+        from chatbot.models import smollm2_int8_path
+
+        before = torch.get_num_threads()
+        CTranslate2ChatModel(smollm2_int8_path(), "int8", "cpu", 2, PENALTY, parallel_batches=2).warm_up()
+        assert torch.get_num_threads() == before
+
 
 @e2e
 class TestSentenceTransformerEmbedder(EmbedderContract):

@@ -195,3 +195,15 @@ def test_a_single_text_is_embedded_once_and_its_vector_cannot_be_changed_by_a_ca
     assert embedder.batches[-1] == ["Where is my parcel?"]
     embedder.embed(["a refund", "a return label"])  # batches are not looked up
     assert embedder.batches[-1] == ["a refund", "a return label"]
+
+
+def test_embedding_in_batches_sorted_by_length_keeps_every_row_with_its_text():
+    from knowledge.testing import HashEmbedder
+
+    embedder = HashEmbedder()
+    embedder.batch_size = 3
+    texts = ["a much longer text about returns and refunds", "short", "medium length one", "x", "shipping costs money"]
+    together = embedder.embed(texts)
+    one_by_one = [embedder.embed([t, "pad"])[0] for t in texts]
+    assert together.shape == (5, embedder.dimension)
+    assert all(np.allclose(row, alone) for row, alone in zip(together, one_by_one))

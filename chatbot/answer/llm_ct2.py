@@ -97,9 +97,15 @@ class CTranslate2ChatModel:
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.path)
             inter, intra = self._thread_split()
+            import torch  # the embedder's runtime, in the same process
+
+            torch_threads = torch.get_num_threads()
             generator = ctranslate2.Generator(
                 self.path, device=self.device, compute_type=self.compute_type, inter_threads=inter, intra_threads=intra
             )
+            # CTranslate2 sets the OpenMP threads it shares with torch to `intra` (1 with two replies side by
+            # side), which left embeddings on one core process-wide (`chatbot bench`): torch's count restored
+            torch.set_num_threads(torch_threads)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ChatbotError(
                 f"cannot load the CTranslate2 model '{self.path}' ({str(exc).splitlines()[0]}); "

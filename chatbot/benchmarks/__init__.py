@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_DOCS = ROOT / "demo" / "help-centre"
 DEMO_QUESTIONS = ROOT / "demo" / "questions.jsonl"
 ARDUINO_DOCS = ROOT.parent / "shared" / "data" / "arduino-help-center" / "content"
-PARTS = ("llm", "embed", "ingest", "retrieval", "asr", "turn")
+PARTS = ("embed", "ingest", "retrieval", "asr", "turn", "llm")  # the order they run in
 
 Progress = Callable[[str], None]
 
