@@ -53,7 +53,12 @@ def retrieval_bench(embedder, texts: Sequence[str], questions: Sequence[str], si
     vectors = np.asarray(embedder.embed(list(texts)), dtype=np.float32)
     tokens = [tokenize(t) for t in texts]
     rng = np.random.default_rng(13)
-    embedder.embed(list(questions))  # warm-up: the first calls pay one-off costs
+    embedder.embed_batch(list(questions))  # warm-up: the first calls pay one-off costs
+    embed_ms = []
+    for question in questions:  # `embed_batch`: the embedder's memory of recent questions bypassed
+        began = time.perf_counter()
+        embedder.embed_batch([question])
+        embed_ms.append((time.perf_counter() - began) * 1000)
     out = {}
     for size in sizes:
         rows = np.resize(np.arange(len(texts)), size)
@@ -63,15 +68,16 @@ def retrieval_bench(embedder, texts: Sequence[str], questions: Sequence[str], si
         dense.add(noisy)
         lexical = BM25([tokens[i] for i in rows])
         times = []
-        for question in questions:
-            began = time.perf_counter()
+        for question, embedding_ms in zip(questions, embed_ms):
             vector = np.asarray(embedder.embed([question]), dtype=np.float32)
+            began = time.perf_counter()
             dense.search(vector, 60)
             lexical.scores(tokenize(question))
-            times.append((time.perf_counter() - began) * 1000)
+            times.append(embedding_ms + (time.perf_counter() - began) * 1000)
         out[str(size)] = {
             "p50_ms": round(statistics.median(times), 1),
             "p99_ms": round(percentile(times, 99), 1),
+            "embed_p50_ms": round(statistics.median(embed_ms), 1),
             "queries": len(times),
         }
     return out
