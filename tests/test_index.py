@@ -194,7 +194,7 @@ def test_a_single_text_is_embedded_once_and_its_vector_cannot_be_changed_by_a_ca
     embedder.embed(["Where is my parcel?"])
     assert embedder.batches[-1] == ["Where is my parcel?"]
     embedder.embed(["a refund", "a return label"])  # batches are not looked up
-    assert embedder.batches[-1] == ["a refund", "a return label"]
+    assert sorted(embedder.batches[-1]) == ["a refund", "a return label"]  # longest first (less padding)
 
 
 def test_embedding_in_batches_sorted_by_length_keeps_every_row_with_its_text():
