@@ -174,6 +174,7 @@ def test_the_practice_writer_missing_says_how_to_install_it(monkeypatch, tmp_pat
         models.qwen_coder_int8_path()
 
 
+@pytest.mark.e2e  # ingest embeds with the real MiniLM
 def test_ingest_json_reports_the_practice_questions_when_asked(shop, capsys, monkeypatch, tmp_path):
     from chatbot import practice as writer_module
     from chatbot.cli import main
