@@ -103,6 +103,14 @@ class PriceSheet:
             float(vendor_usd_per_resolution),
         )
 
+    def hourly(self, device: str) -> float:
+        """What a whole machine of `device` costs an hour (the CPU price for a device with none)."""
+        return self.hardware_usd_per_hour.get(device, self.hardware_usd_per_hour.get("cpu", 0.0))
+
+    def machine_usd(self, device: str, seconds: float) -> float:
+        """A whole machine of `device` for `seconds`: how model work and server uptime are priced."""
+        return seconds / 3600 * self.hourly(device)
+
     def price(self, usage: Usage) -> TurnCost:
         if usage.device not in self.hardware_usd_per_hour:
             known = ", ".join(sorted(self.hardware_usd_per_hour))

@@ -63,10 +63,6 @@ def folder_bytes(paths: Iterable[str | Path]) -> int:
     return total
 
 
-def _hourly(prices: PriceSheet, device: str) -> float:
-    return prices.hardware_usd_per_hour.get(device, prices.hardware_usd_per_hour.get("cpu", 0.0))
-
-
 def _clip(start: datetime, end: datetime, since: datetime, until: datetime) -> float:
     """Seconds of [start, end] within [since, until]."""
     return max(0.0, (min(end, until) - max(start, since)).total_seconds())
@@ -89,9 +85,9 @@ def ownership(
     firsts = [s.started_at for s in servers] + [w.started_at for w in work] + store.stats.first_conversation_at()
     since = min(firsts, default=now)
     period_days = max((now - since).total_seconds() / 86400.0, 1 / 24)  # an hour at least
-    serving = sum(_clip(s.started_at, s.ended_at, since, now) / 3600 * _hourly(prices, s.device) for s in servers)
-    model_work = sum(w.wall_s / 3600 * _hourly(prices, w.device) for w in work if w.kind != "data")
-    data = sum(w.wall_s / 3600 * _hourly(prices, w.device) for w in work if w.kind == "data")
+    serving = sum(prices.machine_usd(s.device, _clip(s.started_at, s.ended_at, since, now)) for s in servers)
+    model_work = sum(prices.machine_usd(w.device, w.wall_s) for w in work if w.kind != "data")
+    data = sum(prices.machine_usd(w.device, w.wall_s) for w in work if w.kind == "data")
     gigabytes = folder_bytes(stored) / 1e9
     storage = gigabytes * prices.storage_usd_per_gb_month * period_days / 30.0
     people = store.live.totals()["human_cost_usd"]
@@ -138,10 +134,8 @@ def ownership_daily(
         start = first_day + timedelta(days=offset)
         end = min(start + timedelta(days=1), now)
         on_day = {
-            "serving": sum(
-                _clip(s.started_at, s.ended_at, start, end) / 3600 * _hourly(prices, s.device) for s in servers
-            ),
-            "model work": sum(w.wall_s / 3600 * _hourly(prices, w.device) for w in work if start <= w.started_at < end),
+            "serving": sum(prices.machine_usd(s.device, _clip(s.started_at, s.ended_at, start, end)) for s in servers),
+            "model work": sum(prices.machine_usd(w.device, w.wall_s) for w in work if start <= w.started_at < end),
             "storage": storage_per_day * (end - start).total_seconds() / 86400,
             "people": sum(usd for at, usd in people if start <= at < end),
         }
@@ -182,7 +176,7 @@ def levers(store: Store, prices: PriceSheet) -> dict:
             "llm_turns": written,
             "llm_s_per_written_turn": per_written,
             "llm_s_avoided": avoided_s,
-            "usd_avoided": avoided_s / 3600 * _hourly(prices, "cpu") if avoided_s is not None else None,
+            "usd_avoided": prices.machine_usd("cpu", avoided_s) if avoided_s is not None else None,
         },
         "int8_vs_fp32": (
             {"speedup": llm["tokens_per_s"] / llm["baseline_tokens_per_s"], "measured": True}
@@ -230,10 +224,10 @@ def plan(
     n, handoff_share, resolved_share = conversations_per_month, r["handoff_share"], r["resolved_share"]
     person, fixed_other = r["person_usd_per_handoff"], r["model_work_usd_per_month"]
     people = n * handoff_share * person
-    cpu_hour = _hourly(prices, "cpu")
+    cpu_hour = prices.hourly("cpu")
     rows = {
         "this_machine": _machines(n, r["compute_s_per_conversation"], cpu_hour) + fixed_other + people,
-        "one_gpu": _machines(n, r["gpu_s_per_conversation"], _hourly(prices, "cuda")) + fixed_other + people,
+        "one_gpu": _machines(n, r["gpu_s_per_conversation"], prices.hourly("cuda")) + fixed_other + people,
         "api_model": n * r["api_usd_per_conversation"] + people,
         "vendor": n * resolved_share * prices.vendor_usd_per_resolution + people,
         "people_only": n * prices.human_agent_usd_per_conversation,
@@ -264,7 +258,7 @@ def _monthly_other(store: Store, prices: PriceSheet) -> float:
     if not work:
         return 0.0
     span_days = max((datetime.now(UTC) - min(w.started_at for w in work)).total_seconds() / 86400, 30.0)
-    total = sum(w.wall_s / 3600 * _hourly(prices, w.device) for w in work)
+    total = sum(prices.machine_usd(w.device, w.wall_s) for w in work)
     return total * 30.0 / span_days
 
 
