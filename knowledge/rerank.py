@@ -166,11 +166,6 @@ def fingerprint(manifest: dict, settings: TrainingSettings, practice_digest: str
     return manifest_fingerprint(manifest, extra, with_chunk_ids=True)
 
 
-def practice_of(index_dir: str | Path, chunks: Iterable[Chunk], used: bool) -> list[tuple[str, Section]]:
-    """The kept practice questions of the index (`knowledge.practice`), or none when they are not `used`."""
-    return practice.kept_questions(index_dir, chunks) if used else []
-
-
 def folder(index_dir: str | Path) -> Path:
     return Path(index_dir) / FOLDER
 
@@ -189,7 +184,7 @@ def is_fresh(index, settings: TrainingSettings) -> bool:
     meta = read_meta(index.directory)
     if not meta:
         return False
-    written = practice_of(index.directory, index.chunks.values(), settings.practice)
+    written = practice.kept_questions(index.directory, index.chunks.values(), settings.practice)
     return meta.get("fingerprint") == fingerprint(index.manifest, settings, practice.digest(written))
 
 
@@ -266,7 +261,7 @@ def train_reranker(
     if not snap.chunks:
         raise ChatbotError("the index is empty: ingest a help centre before training a reranker")
     started = time.perf_counter()
-    written = practice_of(index.directory, snap.chunks.values(), settings.practice)
+    written = practice.kept_questions(index.directory, snap.chunks.values(), settings.practice)
     questions = pseudo_questions(
         snap.chunks.values(), settings.sentences_per_chunk, settings.max_questions, SEED, written
     )

@@ -75,7 +75,6 @@ def fingerprint(index, settings: DecisionSettings) -> str:
     questions do (not when chunks are only renumbered: the examples store features, not chunk ids)."""
     from knowledge import practice
     from knowledge.index import manifest_fingerprint
-    from knowledge.rerank import practice_of
 
     extra = {
         "recipe": RECIPE_VERSION,
@@ -84,7 +83,7 @@ def fingerprint(index, settings: DecisionSettings) -> str:
         "settings": settings.__dict__,
     }
     if settings.practice:
-        extra["practice"] = practice.digest(practice_of(index.directory, index.chunks.values(), True))
+        extra["practice"] = practice.digest(practice.kept_questions(index.directory, index.chunks.values()))
     return manifest_fingerprint(index.manifest, extra)
 
 
@@ -92,10 +91,11 @@ def examples(
     searcher, checker, settings: DecisionSettings, progress: Progress = lambda m: None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features, labels) of the best windows for the help centre's pseudo-questions (module docstring)."""
-    from knowledge.rerank import practice_of, pseudo_questions
+    from knowledge.practice import kept_questions
+    from knowledge.rerank import pseudo_questions
 
     index = searcher.index
-    written = practice_of(index.directory, index.chunks.values(), settings.practice)
+    written = kept_questions(index.directory, index.chunks.values(), settings.practice)
     questions = pseudo_questions(
         index.chunks.values(), sentences_per_chunk=0, max_questions=settings.max_questions, seed=SEED, practice=written
     )
