@@ -10,7 +10,8 @@ import pytest
 from chatbot.answer.llm import Message
 from chatbot.benchmarks import PARTS, table
 from chatbot.benchmarks.llm_bench import measure_stream, rag_prompt, read_bandwidth_gbps
-from chatbot.benchmarks.search_bench import percentile, retrieval_bench
+from chatbot.benchmarks.search_bench import retrieval_bench
+from chatbot.reporting.report import percentile
 from chatbot.testing import ScriptedChatModel
 from knowledge.testing import HashEmbedder
 
@@ -35,7 +36,7 @@ def test_retrieval_latency_is_measured_at_each_size_and_percentiles_are_ordered(
     out = retrieval_bench(HashEmbedder(), texts, ["how long do returns take", "shipping cost"], (100, 1000))
     assert set(out) == {"100", "1000"}
     assert all(0 < f["p50_ms"] <= f["p99_ms"] and f["queries"] == 2 for f in out.values())
-    assert percentile([1, 2, 3, 4, 100], 50) == 3 and percentile([1, 2, 3, 4, 100], 99) == 100
+    assert percentile([1, 2, 3, 4, 100], 0.5) == 3 and percentile([1, 2, 3, 4, 100], 0.99) > 90  # the project's one
     assert read_bandwidth_gbps(megabytes=8, repeats=1) > 0
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from chatbot.reporting.report import percentile
 from knowledge.lexical import BM25, tokenize
 
 
@@ -39,11 +40,6 @@ def embed_bench(embedder, model_path: str, sentences: Sequence[str]) -> dict:
         "baseline_sentences_per_s": round(baseline, 1),
         "speedup": round(ours / baseline, 2),
     }
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def retrieval_bench(embedder, texts: Sequence[str], questions: Sequence[str], sizes: Sequence[int]) -> dict:
@@ -76,7 +72,7 @@ def retrieval_bench(embedder, texts: Sequence[str], questions: Sequence[str], si
             times.append(embedding_ms + (time.perf_counter() - began) * 1000)
         out[str(size)] = {
             "p50_ms": round(statistics.median(times), 1),
-            "p99_ms": round(percentile(times, 99), 1),
+            "p99_ms": round(percentile(times, 0.99), 1),
             "embed_p50_ms": round(statistics.median(embed_ms), 1),
             "queries": len(times),
         }

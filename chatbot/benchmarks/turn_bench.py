@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatbot.benchmarks.search_bench import percentile
+from chatbot.reporting.report import percentile
 from chatbot.turns import Turn
 from core.errors import ChatbotError
 
@@ -87,7 +87,11 @@ def turn_bench(pipeline, questions: Sequence[str], clips: Sequence[Path] = ()) -
 
 
 def _spread(times: Sequence[float]) -> dict:
-    return {"p50_s": round(statistics.median(times), 3), "p95_s": round(percentile(times, 95), 3), "turns": len(times)}
+    return {
+        "p50_s": round(statistics.median(times), 3),
+        "p95_s": round(percentile(times, 0.95), 3),
+        "turns": len(times),
+    }
 
 
 def clips_folder() -> tempfile.TemporaryDirectory:
