@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from chatbot.answer.quote import FEATURES, Window, window_score
+from chatbot.answer.quote import FEATURES, Window, best_window, window_score
 
 FOLDS = 5
 BLENDS = (None, 1.0, 0.25)  # None: the learned score alone; else window_score + blend x it
@@ -58,8 +58,8 @@ class WindowRanker:
 
 
 def choose(candidates: Sequence[Window], ranker: WindowRanker | None = None) -> Window | None:
-    """The window to quote: the ranker's best, or the fixed rule's without one (the earliest on a tie)."""
-    return max(candidates, key=ranker.score if ranker else window_score, default=None)
+    """The window to quote: the ranker's best (the earliest on a tie), or the fixed rule's without one."""
+    return max(candidates, key=ranker.score, default=None) if ranker else best_window(candidates)
 
 
 @dataclass(frozen=True)
