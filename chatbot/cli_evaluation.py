@@ -71,6 +71,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from chatbot.work_meter import metered
 
     questions = select(load_questions(args.questions), args.split, args.limit)  # fail fast, before models load
+    if args.workers < 1:
+        raise BadInput(f"--workers must be 1 or more, not {args.workers}")
     name = Path(args.questions).stem + ("" if args.split == "all" else f"-{args.split}")
     production = config_from_args(args)  # where the run's totals are recorded, beside the serving figures
     if not args.db:  # keep evaluation conversations out of the production database
@@ -82,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pipeline.warm_up()
     progress(f"evaluating {len(questions)} questions from {args.questions} ({args.split}) on {args.db}")
     with metered(production.db_url, "eval", pipeline.llm.device, {"questions": len(questions), "split": args.split}):
-        report = evaluate(pipeline, questions, progress)
+        report = evaluate(pipeline, questions, progress, args.workers)
     path = write_report(args.out or Path(".chatbot/eval") / f"{name}.md", report, args.questions, args.split)
     if not args.limit:  # a partial run is a smoke test, not a score
         from chatbot.records.store import Store
@@ -208,6 +210,13 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, help="only the first N questions (after --split)")
     p.add_argument("--split", choices=["dev", "heldout", "all"], default="all", help="which questions (default all)")
     p.add_argument("--out", metavar="REPORT.md", help="Markdown report (default .chatbot/eval/NAME.md)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="questions asked at once (default 1); the same figures sooner, latencies under that load",
+    )
     add_common(p, index=True, db=True)
     p.set_defaults(func=cmd_eval)
 

@@ -21,6 +21,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.config import Config
@@ -52,10 +53,10 @@ def copilot_scores(
     copilot = Copilot(llm, config.company_name, lambda q: searcher.search(q, k=config.retrieval.k), background=False)
     progress(f"drafting as the copilot with {name}: {len(exchanges)} held-out log messages")
     started = time.perf_counter()
-    drafts, unsupported = [], []
-    for exchange in exchanges:
-        draft = copilot.draft_for([exchange.question])
-        drafts.append(draft)
+    with ThreadPoolExecutor(max_workers=max(1, config.generation.parallel_batches)) as pool:  # a core a draft
+        drafts = list(pool.map(lambda e: copilot.draft_for([e.question]), exchanges))
+    unsupported = []
+    for exchange, draft in zip(exchanges, drafts):
         passages = searcher.search(exchange.question, k=config.retrieval.k)
         unsupported.append(unsupported_share(checker.check(draft, passages, exchange.question), exchange.reply))
     scores = _closeness(drafts, [e.reply for e in exchanges], index.embedder.embed)

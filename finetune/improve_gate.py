@@ -93,7 +93,7 @@ def evaluate_model(
     pipeline = build_pipeline(served, progress)
     pipeline.warm_up()
     progress(f"evaluating {name} on {len(questions)} {split} questions")
-    report = evaluate(pipeline, questions, progress)
+    report = evaluate(pipeline, questions, progress, workers=config.generation.parallel_batches)  # a core a reply
     report["totals"]["model"] = name
     write_atomic(cached, json.dumps(report, ensure_ascii=False) + "\n")
     return report

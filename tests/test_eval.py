@@ -4,6 +4,8 @@ No quality figure is asserted: the scores are the command's output, not the test
 """
 
 import json
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -154,6 +156,39 @@ def test_scoring_counts_correct_wrong_handoffs_and_refusals(write):
     assert (t["questions"], t["in_scope"], t["resolved"], t["correct"], t["wrong"]) == (5, 4, 3, 2, 1)
     assert t["handoff_reasons"] == {"no_knowledge": 1} and t["out_of_scope_refused"] == 1.0
     assert t["retrieval"] == {"r_at_1": 0.5, "r_at_5": 1.0, "questions": 4} and t["model"] == "scripted"
+
+
+class _Slow(_Scripted):
+    """Answers after a delay that shrinks with the question's number, counting how many are asked at once."""
+
+    def __init__(self, answers: dict):
+        super().__init__(answers)
+        self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+    def ask(self, question, conversation_id=None, channel="cli"):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.05 / (1 + int(question.strip("q?"))))  # later questions finish first
+        with self.lock:
+            self.now -= 1
+            return super().ask(question, conversation_id or f"conversation-{question}", channel)
+
+
+def test_workers_ask_questions_at_once_and_keep_their_order(write):
+    records = [
+        {"id": f"n{i}", "question": f"q{i}?", "doc_ids": ["R"], "answer_contains": [f"fact {i}"], "in_scope": True}
+        for i in range(6)
+    ]
+    path = write("q.jsonl", _lines(*records))
+    answers = {f"q{i}?": ("answered", f"fact {i} [1]" if i % 2 else "no", ["R"]) for i in range(6)}
+    alone = evaluate(_Scripted(answers), load_questions(path))
+    pipeline = _Slow(answers)
+    together = evaluate(pipeline, load_questions(path), workers=3)
+    assert pipeline.most > 1  # really at once
+    assert [q["id"] for q in together["questions"]] == [f"n{i}" for i in range(6)]
+    assert [q["correct"] for q in together["questions"]] == [q["correct"] for q in alone["questions"]]
+    assert together["totals"]["correct"] == alone["totals"]["correct"] == 3
 
 
 @pytest.mark.e2e

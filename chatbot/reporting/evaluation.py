@@ -23,10 +23,12 @@ Each question runs in a new conversation. The figures (see `totals`):
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, UTC
 from pathlib import Path
@@ -197,17 +199,27 @@ def run_question(pipeline, question: EvalQuestion, channel: str = "eval") -> Eva
     )
 
 
-def run(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None) -> list[EvalResult]:
-    results = []
-    for number, question in enumerate(questions, start=1):
+def run(
+    pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None, workers: int = 1
+) -> list[EvalResult]:
+    """Each question's result, in the questions' order. `workers` > 1 asks that many questions at once, as
+    customers would (a CPU decodes one reply per core): the figures are the same, the latencies include the
+    others' load."""
+    done = itertools.count(1)
+
+    def one(question: EvalQuestion) -> EvalResult:
         result = run_question(pipeline, question)
         verdict = "correct" if result.correct else "WRONG" if result.wrong else "-"
         progress(
-            f"[{number}/{len(questions)}] {result.outcome:18s} {verdict:7s} {result.latency_s:5.1f}s  "
+            f"[{next(done)}/{len(questions)}] {result.outcome:18s} {verdict:7s} {result.latency_s:5.1f}s  "
             f"{question.question[:60]}"
         )
-        results.append(result)
-    return results
+        return result
+
+    if workers <= 1:
+        return [one(q) for q in questions]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval") as pool:
+        return list(pool.map(one, questions))
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -270,12 +282,14 @@ def totals(results: Sequence[EvalResult], model: str = "") -> dict:
     }
 
 
-def evaluate(pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None) -> dict:
-    """`{"totals": {...}, "questions": [...]}` for the questions, run through `pipeline`; the totals say
-    when the answer decision of the pipeline's index learned from any of them (the figures are then
-    in-sample)."""
+def evaluate(
+    pipeline, questions: Sequence[EvalQuestion], progress: Progress = lambda m: None, workers: int = 1
+) -> dict:
+    """`{"totals": {...}, "questions": [...]}` for the questions, run through `pipeline` (`workers` at once);
+    the totals say when the answer decision of the pipeline's index learned from any of them (the figures
+    are then in-sample)."""
     fitted = pipeline.decision_learned_from()
-    results = run(pipeline, questions, progress)
+    results = run(pipeline, questions, progress, workers)
     return {
         "totals": {
             **totals(results, pipeline.llm.name),
