@@ -113,6 +113,9 @@ class GroundingConfig(_Section):
     # under its threshold: "suggest" (the closest window offered, "Did this answer your question?"; no means a
     # person), "handoff" (a person at once), or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
     below_threshold: str = "suggest"
+    # source windows a suggestion quotes, each from its own passage: the closest, then the next ranked elsewhere
+    # (2: likely resolved 0.61 -> 0.76 on Arduino held-out, 0.37 -> 0.50 on the independent set; README "Measured")
+    suggest_windows: int = Field(default=2, ge=1, le=4)
     # a question set (JSONL, as for `chatbot eval`) whose dev split `chatbot ingest` calibrates the decision on
     # whenever the documents (or this file) change, so a re-index never leaves it uncalibrated; "" = only by hand
     calibration_questions: str = ""
@@ -229,6 +232,9 @@ class LoraConfig(_Section):
     alpha: int = 0  # the update is scaled by alpha / rank; 0 = 2 x rank
     dropout: float = 0.05
     target_modules: str = "all-linear"  # peft's shorthand: every linear layer but the output head
+    # adapters in the top this-many decoder layers only: backward then stops below them (on 2 cores, 15 of
+    # SmolLM2's 30 layers made a step ~1.8x faster); 0 = every layer
+    top_layers: int = Field(default=0, ge=0)
 
 
 class LoopConfig(_Section):

@@ -26,7 +26,7 @@ from chatbot.answer.llm import pick_device
 from finetune.data import DataOptions, Exchange, prepare_dataset, read_exchanges
 from finetune.distill_loss import kd_loss as kd_loss  # re-exported: its home was here
 from finetune.distill_loss import token_kd_loss
-from finetune.loop import LoopOptions, LoopResult, mean_loss, progress_bar, run_report, train_loop
+from finetune.loop import LoopOptions, LoopResult, mean_loss, progress_bar, reply_loss, run_report, train_loop
 from finetune.prompts import SourcePool, exchange_messages
 from finetune.student_cut import cut_student
 from finetune.student_cut import decoder_layers as decoder_layers  # re-exported: their home was here
@@ -326,8 +326,7 @@ def _training_examples(
         )
         examples, stats = encode_exchanges(student_tokenizer, train, pool, options.encode, replies=replies)
 
-        def loss_fn(model, batch):
-            return model(**batch).loss
+        loss_fn = reply_loss
     else:
         examples, stats = encode_exchanges(student_tokenizer, train, pool, options.encode)
         loss_fn = token_kd_loss(teacher, len(student_tokenizer), options)

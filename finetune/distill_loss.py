@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from finetune.loop import IGNORE_INDEX
+from finetune.loop import IGNORE_INDEX, tail_logits
 
 
 class Softening(Protocol):
@@ -49,8 +49,8 @@ def token_kd_loss(teacher, vocab_size: int, options: Softening):
 
     def loss_fn(model, batch):
         with torch.no_grad():
-            teacher_logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        student_logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return kd_loss(student_logits, teacher_logits, batch["labels"], options.temperature, options.alpha, vocab_size)
+            teacher_logits, _ = tail_logits(teacher, batch)
+        student_logits, labels = tail_logits(model, batch)
+        return kd_loss(student_logits, teacher_logits, labels, options.temperature, options.alpha, vocab_size)
 
     return loss_fn

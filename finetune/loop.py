@@ -106,7 +106,9 @@ def batch_indices(n_examples: int, step: int, batch_size: int, seed: int) -> lis
 
 
 def collate(examples: Sequence[Example], pad_id: int, device):
-    """Right-padded tensors: input_ids, attention_mask, labels (padding is ignored by the loss)."""
+    """Left-padded tensors: input_ids, attention_mask, position_ids (counting from each row's first real
+    token, so padding changes nothing the model computes), labels (padding is ignored by the loss). Every
+    reply ends the batch, so a loss needs the logits of its last few positions only (`tail_logits`)."""
     import torch
 
     width = max(len(e.input_ids) for e in examples)
@@ -115,10 +117,44 @@ def collate(examples: Sequence[Example], pad_id: int, device):
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, example in enumerate(examples):
         n = len(example.input_ids)
-        ids[row, :n] = torch.tensor(example.input_ids)
-        labels[row, :n] = torch.tensor(example.labels)
-        mask[row, :n] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+        ids[row, width - n :] = torch.tensor(example.input_ids)
+        labels[row, width - n :] = torch.tensor(example.labels)
+        mask[row, width - n :] = 1
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "position_ids": positions.to(device),
+        "labels": labels.to(device),
+    }
+
+
+def tail_logits(model, batch: dict):
+    """(logits, labels) of the batch's last positions, from the one before its first supervised token to
+    the end: all a loss on the replies needs. The language-model head then skips the prompts, a fifth of
+    a small model's compute and most of its memory (a 49k-word vocabulary at every prompt position)."""
+    labelled = batch["labels"] != IGNORE_INDEX
+    width = labelled.shape[1]
+    firsts = labelled.int().argmax(1)[labelled.any(1)]
+    keep = width - int(firsts.min()) + 1 if len(firsts) else 1
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=batch["position_ids"],
+        logits_to_keep=min(keep, width),
+    )
+    return out.logits, batch["labels"][:, -min(keep, width) :]
+
+
+def reply_loss(model, batch: dict):
+    """Mean cross-entropy on the supervised (reply) tokens, as `model(**batch).loss`, from `tail_logits`."""
+    import torch
+
+    logits, labels = tail_logits(model, batch)
+    logits = logits[:, :-1]
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX
+    )
 
 
 def autocast(device: str):
@@ -146,7 +182,7 @@ def mean_loss(model, examples: Sequence[Example], pad_id: int, device: str, batc
             part = examples[start : start + batch_size]
             batch = collate(part, pad_id, device)
             n = sum(1 for e in part for label in e.labels[1:] if label != IGNORE_INDEX)  # the model shifts by one
-            loss = model(**batch).loss
+            loss = reply_loss(model, batch)
             total += float(loss) * n
             count += n
     model.train(was_training)

@@ -26,7 +26,7 @@ from chatbot.answer.llm import Message, pick_device, plain_prompt
 from chatbot.answer.llm_ct2 import is_ctranslate2_model
 from chatbot.models import LLMS, resolve
 from finetune.data import DataOptions, Exchange, prepare_dataset
-from finetune.loop import IGNORE_INDEX, Example, LoopOptions, mean_loss, run_report, train_loop
+from finetune.loop import IGNORE_INDEX, Example, LoopOptions, mean_loss, reply_loss, run_report, train_loop
 from finetune.prompts import SourcePool, exchange_messages
 
 Progress = Callable[[str], None]
@@ -45,6 +45,7 @@ class LoraOptions:
     alpha: int = _FT.lora.alpha  # the update is scaled by alpha / rank; 0 = 2 x rank
     dropout: float = _FT.lora.dropout
     target_modules: str = _FT.lora.target_modules
+    top_layers: int = _FT.lora.top_layers  # adapters in the top this-many decoder layers only; 0 = all
 
     def __post_init__(self) -> None:
         if not self.alpha:
@@ -308,14 +309,37 @@ def _with_lora(model, options: FinetuneOptions):
             r=lora.rank,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
             task_type="CAUSAL_LM",
+            **_lora_targets(model, lora),
         ),
     )
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     return model
+
+
+def _lora_targets(model, lora: LoraOptions) -> dict:
+    """peft's target arguments: every linear layer named (or peft's shorthand) in every decoder layer, or in
+    the top `lora.top_layers` only (peft then needs the modules' names, not the shorthand)."""
+    import torch
+
+    layers = model.config.num_hidden_layers
+    if lora.top_layers <= 0 or lora.top_layers >= layers:
+        return {"target_modules": lora.target_modules}
+    names: str | list[str] = lora.target_modules
+    if names != "all-linear":
+        names = [n.strip() for n in names.split(",")]  # peft takes a list of names beside layers_to_transform
+    else:
+        output = model.get_output_embeddings()
+        names = sorted(
+            {
+                n.rsplit(".", 1)[-1]
+                for n, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) and m is not output
+            }
+        )
+    return {"target_modules": names, "layers_to_transform": list(range(layers - lora.top_layers, layers))}
 
 
 def _run_settings(base: str, options: FinetuneOptions) -> dict:
@@ -357,7 +381,7 @@ def train_chats(
     result = train_loop(
         model,
         examples,
-        lambda m, batch: m(**batch).loss,
+        reply_loss,
         options.loop,
         pad_id=tokenizer.pad_token_id,
         device=device,

@@ -7,7 +7,7 @@ import pytest
 from core.errors import BadInput, NotFound
 from chatbot.answer.llm import Message, TransformersChatModel
 from finetune.data import DataOptions
-from finetune.loop import IGNORE_INDEX, LoopOptions, batch_indices
+from finetune.loop import IGNORE_INDEX, LoopOptions, batch_indices, collate, reply_loss, tail_logits
 from finetune.testing import support_logs, tiny_llama
 from finetune.train import EncodeOptions, FinetuneOptions, encode_example, finetune
 
@@ -61,6 +61,52 @@ def test_prompt_tokens_are_masked_and_match_the_serve_time_prompt(tiny):
     short, cut = encode_example(tokenizer, messages, "You have 30 days. " * 20, max_tokens=n + 20)
     assert cut and len(short.input_ids) == n + 20
     assert encode_example(tokenizer, messages, "x", max_tokens=n - 1)[0] is None
+
+
+def test_a_left_padded_batch_scores_each_reply_as_the_example_alone_from_the_tail_logits(tiny):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    asks = [
+        ("Sources:\n[1] Returns: 30 days.\n\nQuestion: how long do I have to send a lamp back?", "30 days."),
+        ("Question: delivery?", "Delivery takes three to five working days, tracked, to most addresses."),
+    ]
+    examples = [encode_example(tokenizer, [Message("user", q)], reply, 320)[0] for q, reply in asks]
+    assert len(examples[0].input_ids) != len(examples[1].input_ids)  # one of them is padded
+    with torch.no_grad():
+        alone = [float(model(**collate([e], 0, "cpu")).loss) for e in examples]
+        batch = collate(examples, 0, "cpu")
+        logits, labels = tail_logits(model, batch)
+        assert logits.shape[1] < batch["input_ids"].shape[1]  # the prompts got no logits
+        together = [float(reply_loss(model, {k: v[i : i + 1] for k, v in batch.items()})) for i in range(2)]
+        full = float(model(**batch).loss)  # the model's own loss on the padded batch
+    assert together == pytest.approx(alone, abs=1e-5)
+    n = [sum(label != IGNORE_INDEX for label in e.labels[1:]) for e in examples]
+    assert float(reply_loss(model, batch)) == pytest.approx(full, abs=1e-5)
+    assert full == pytest.approx((alone[0] * n[0] + alone[1] * n[1]) / sum(n), abs=1e-5)
+
+
+def test_top_layers_puts_adapters_in_the_top_layers_only(tiny):
+    from dataclasses import replace
+
+    from transformers import AutoModelForCausalLM
+
+    from finetune.train import _with_lora
+
+    top = replace(options(tiny), lora=replace(options(tiny).lora, top_layers=1))
+    trained = [
+        n for n, p in _with_lora(AutoModelForCausalLM.from_pretrained(tiny), top).named_parameters() if p.requires_grad
+    ]
+    assert trained and all(".layers.1." in n for n in trained)  # the tiny model has layers 0 and 1
+    assert {n.split(".layers.1.")[1].split(".")[1] for n in trained} >= {"q_proj", "down_proj"}  # every linear one
+    every = [
+        n
+        for n, p in _with_lora(AutoModelForCausalLM.from_pretrained(tiny), options(tiny)).named_parameters()
+        if p.requires_grad
+    ]
+    assert any(".layers.0." in n for n in every) and len(every) == 2 * len(trained)
 
 
 def test_batches_cover_every_example_each_epoch_and_repeat_for_a_seed():
