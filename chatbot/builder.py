@@ -334,6 +334,7 @@ def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Setti
         chunk_overlap_chars=config.chunking.overlap_chars,
         answer_model=model if model is not None and model.threshold is not None else None,
         below_threshold=g.below_threshold,
+        suggest_windows=g.suggest_windows,
         topic_distance=config.handoff.topic_distance,
         resolution_window_h=config.analytics.resolution_window_h,
     )

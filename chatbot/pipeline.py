@@ -15,8 +15,10 @@ failure later loses nothing. Each turn ends in one `Outcome`:
   evidence window (`chatbot.answer.quote`: a source sentence and those after it) verbatim, when the
   trained decision calibrated into the index (`chatbot calibrate`) says it answers, or, without one,
   when its first sentence is within `direct_quote_cosine` of the question. Under the trained
-  decision's threshold the turn is handed over with that quote (`below_threshold = "handoff"`) or
-  the LLM tries (`"llm"`).
+  decision's threshold the window is offered as a suggestion (`below_threshold = "suggest"`, with the
+  next-ranked windows of other passages, `suggest_windows`; "Did this answer your question?"), the
+  turn is handed over with that quote (`"handoff"`) or the LLM tries (`"llm"`);
+- `suggested`: that suggestion; "yes" confirms it, "no" or asking for a person hands over.
 
 A voice question is transcribed and a screenshot read (OCR) first: the transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and both are stored with the customer's message and metered like the other stages.
 """
@@ -27,17 +29,18 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from chatbot.answer.decision import clarifying_question, is_vague
 from chatbot.answer.grounding import GroundingChecker
-from chatbot.answer.window_ranker import choose
+from chatbot.answer.window_ranker import alternatives, choose
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.inputs.understand import MAX_QUESTION_CHARS, clean_question, understand  # noqa: F401
 from chatbot.answer.replies import ANSWERS, HANDOFF_REQUEST, MAX_QUOTE_CHARS, cite, is_human_request, quotable, quoted  # noqa: F401
-from chatbot.answer.replies import confirms, declines, suggested
+from chatbot.answer.replies import confirms, declines
 from chatbot.verbs import KnowledgeVerbs, OperatorVerbs
+from chatbot.verdicts import Verdict, quoted_verdict, suggested_verdict, unsure_verdict
 from chatbot.turns import Draft, Event, Handoff, Received, Reply, Settings, Turn, _Understood  # noqa: F401
 from chatbot.handoff import WITH_AGENT
 from chatbot.records.costs import PriceSheet, Usage
@@ -233,7 +236,7 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         windows = self.checker.evidence(query, passages, self.settings.quote_sentences, MAX_QUOTE_CHARS)
         quote = choose(windows, self.settings.ranker)
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
-        verdict = self._from_evidence(quote, query, passages)
+        verdict = self._from_evidence(quote, query, passages, windows)
         if verdict is not None:
             yield self._finish_verdict(conversation_id, turn.question, verdict, usage, passages)
             return
@@ -276,14 +279,16 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             conversation_id, turn.question, step.outcome, step.answer, [], usage, grounding, personal=True
         )
 
-    def _from_evidence(self, quote: Window | None, query: str, passages: list[Passage]) -> _Verdict | None:
+    def _from_evidence(
+        self, quote: Window | None, query: str, passages: list[Passage], windows: Sequence[Window] = ()
+    ) -> Verdict | None:
         """What the best evidence window decides without the LLM: the trained decision (its threshold
         calibrated on a dev split) answers with the quote or hands over below it; without one, a quote
         within `direct_quote_cosine` answers verbatim. None: the LLM tries."""
         s, model = self.settings, self.settings.answer_model
         if model is None or model.threshold is None:
             if quotable(quote, query, s.direct_quote_cosine):  # one source sentence answers closely: no LLM call
-                return _quoted_verdict(quote, passages, {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)})
+                return quoted_verdict(quote, passages, {"direct_quote": True, "quote_cosine": round(quote.cosine, 4)})
             return None
         probability = model.probability(quote) if quote else 0.0
         decided = {
@@ -292,11 +297,12 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             "quote_cosine": round(quote.cosine, 4) if quote else None,
         }
         if quote is not None and probability >= model.threshold:
-            return _quoted_verdict(quote, passages, {"direct_quote": True, **decided})
+            return quoted_verdict(quote, passages, {"direct_quote": True, **decided})
         if s.below_threshold == "suggest" and quote is not None:  # shown as what it is; the customer decides
-            return _Verdict(Outcome.SUGGESTED, suggested(quote.sentences), [passages[quote.source]], decided)
+            more = alternatives(windows, quote, s.suggest_windows - 1, s.ranker)
+            return suggested_verdict([quote, *more], passages, decided)
         if s.below_threshold in ("handoff", "suggest"):  # below it the LLM's checked answers were wrong on dev
-            return _unsure_verdict(Outcome.UNSUPPORTED_ANSWER, quote, passages, decided)
+            return unsure_verdict(Outcome.UNSUPPORTED_ANSWER, quote, passages, decided)
         return None
 
     def _after_suggestion(self, conversation_id: str, message_id: int, turn: _Understood) -> Reply | None:
@@ -363,15 +369,15 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             return
         if quotable(quote, query, s.evidence_answer_cosine):
             # the model's words failed the check, but a source sentence answers the question: say that
-            verdict = _quoted_verdict(quote, passages, {**grounding, "evidence_answer": True})
+            verdict = quoted_verdict(quote, passages, {**grounding, "evidence_answer": True})
         else:
-            verdict = _unsure_verdict(
+            verdict = unsure_verdict(
                 Outcome.NO_KNOWLEDGE if result.declined else Outcome.UNSUPPORTED_ANSWER, quote, passages, grounding
             )
         yield self._finish_verdict(conversation_id, turn.question, verdict, usage, passages)
 
     def _finish_verdict(
-        self, conversation_id: str, question: str, verdict: _Verdict, usage: Usage, retrieved: Sequence[Passage]
+        self, conversation_id: str, question: str, verdict: Verdict, usage: Usage, retrieved: Sequence[Passage]
     ) -> Reply:
         """`_finish` for a decided verdict."""
         return self._finish(
@@ -426,25 +432,3 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             grounding={k: v for k, v in grounding.items() if k != "raw_answer"},
             retrieved=tuple(dict.fromkeys(p.doc_id for p in retrieved)),
         )
-
-
-class _Verdict(NamedTuple):
-    """A turn's outcome and reply, decided: what `Pipeline._finish` stores."""
-
-    outcome: Outcome
-    answer: str
-    cited: list[Passage]
-    grounding: dict
-
-
-def _quoted_verdict(quote: Window, passages: list[Passage], grounding: dict) -> _Verdict:
-    """Answered with the evidence window's sentences verbatim, citing its source."""
-    return _Verdict(Outcome.ANSWERED, quoted(*quote.sentences), [passages[quote.source]], grounding)
-
-
-def _unsure_verdict(outcome: Outcome, quote: Window | None, passages: list[Passage], grounding: dict) -> _Verdict:
-    """Handed over (`outcome`), saying the assistant is not certain and quoting the closest source sentence."""
-    if quote is None:
-        return _Verdict(outcome, ANSWERS[outcome], [], grounding)
-    answer = f"{ANSWERS[Outcome.UNSUPPORTED_ANSWER]} {quoted(quote.sentence)}"
-    return _Verdict(outcome, answer, [passages[quote.source]], grounding)

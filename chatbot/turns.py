@@ -123,6 +123,7 @@ class Settings:
     # None (or no threshold): the cosine thresholds above decide
     answer_model: AnswerModel | None = None
     below_threshold: str = "suggest"  # under the trained decision's threshold: "suggest", "handoff" or "llm"
+    suggest_windows: int = 2  # source windows a suggestion quotes, each from another passage
     resolution_window_h: float = 24.0  # no word from the customer this long after an answer: resolved
     topic_distance: float = 0.45  # cosine distance under which two unanswered questions share a gap topic
 

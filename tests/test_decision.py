@@ -218,7 +218,7 @@ def test_calibrate_stores_the_threshold_in_the_manifest_and_the_engine_then_uses
     assert build_settings(config.with_overrides({"grounding": {"trained_decision": False}}), index).answer_model is None
 
 
-def _engine(index, tmp_path, model, below="handoff"):
+def _engine(index, tmp_path, model, below="handoff", windows=2):
     from dataclasses import replace
 
     llm = ScriptedChatModel("Refunds arrive within five working days.")
@@ -226,7 +226,12 @@ def _engine(index, tmp_path, model, below="handoff"):
         None,
         {
             "retrieval": {"k": 2},
-            "grounding": {"min_retrieval_cosine": 0.05, "off_topic_cosine": 0.01, "below_threshold": below},
+            "grounding": {
+                "min_retrieval_cosine": 0.05,
+                "off_topic_cosine": 0.01,
+                "below_threshold": below,
+                "suggest_windows": windows,
+            },
             "handoff": {"copilot": False},  # its background draft would prompt the same stand-in LLM
         },
     )
@@ -260,7 +265,9 @@ def test_below_the_threshold_the_closest_window_is_suggested_and_the_customer_co
     reply = pipeline.ask("How long do refunds take to reach my card?")
     assert reply.outcome == "suggested" and not reply.handoff.needed and llm.prompts == []
     assert reply.to_json()["suggestion"] is True and reply.answer.endswith("Did this answer your question?")
-    assert "five working days" in reply.answer and [s.doc_id for s in reply.sources] == ["R"]
+    first, second = reply.answer.split("[1]")  # the closest window, then the next one of another passage
+    assert "five working days" in first and "[2]" in second and "five working days" not in second
+    assert [s.doc_id for s in reply.sources] == ["R", "R"]  # [1] and [2]: two passages of its one document
     confirmed = pipeline.ask("yes, thanks!", reply.conversation_id)
     assert confirmed.outcome == "confirmed" and not confirmed.handoff.needed
     conversation = pipeline.conversation(reply.conversation_id)
@@ -278,6 +285,13 @@ def test_below_the_threshold_the_closest_window_is_suggested_and_the_customer_co
     third = pipeline.ask("How long do refunds take to reach my card?")
     follow_up = pipeline.ask("Where do I print a return label?", third.conversation_id)  # a new question
     assert follow_up.outcome in ("suggested", "answered") and pipeline.handoff_state(third.conversation_id) == "bot"
+
+
+def test_a_suggestion_of_one_window_quotes_only_the_closest(parts, tmp_path):
+    pipeline, _ = _engine(parts[0], tmp_path, _model(threshold=0.9), below="suggest", windows=1)
+    reply = pipeline.ask("How long do refunds take to reach my card?")
+    assert reply.outcome == "suggested" and "five working days" in reply.answer and "[2]" not in reply.answer
+    assert reply.answer.startswith("I'm not sure, but this part of our help centre") and len(reply.sources) == 1
 
 
 def test_a_thumbs_down_on_the_latest_suggestion_hands_over_and_one_on_an_older_reply_does_not(parts, tmp_path):

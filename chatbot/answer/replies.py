@@ -6,6 +6,7 @@ its source as [n]. Knows nothing of retrieval, checking or storage.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chatbot.answer.grounding import GroundingResult
@@ -53,6 +54,8 @@ SUGGESTION = (
     "I'm not sure, but this part of our help centre looks closest to your question: \u201c{sentence}\u201d [1] "
 )
 SUGGESTION += SUGGESTION_QUESTION
+SUGGESTIONS = "I'm not sure, but these parts of our help centre look closest to your question: {quotes} "
+SUGGESTIONS += SUGGESTION_QUESTION
 _THANKS = r"(thanks?( you)?( so much| a lot)?|ty|cheers|great|perfect|brilliant|awesome|cool|ok(ay)?)"
 _YES = re.compile(  # a short yes, nothing asked after it: "yes", "yes thanks!", "that helped, thank you"
     rf"^\W*(yes|yeah|yep|yup|y|sure|correct|exactly|{_THANKS}|(it|that) (did|helped|helps|works|answers it)"
@@ -106,9 +109,14 @@ def is_human_request(text: str) -> bool:
     return bool(_HUMAN.search(text))
 
 
-def suggested(sentences: tuple[str, ...] | list[str]) -> str:
-    """The closest source window offered as a suggestion, quoted verbatim, asking whether it answered."""
-    return SUGGESTION.format(sentence=" ".join(plain(s) for s in sentences))
+def suggested(*windows: Sequence[str]) -> str:
+    """The closest source windows (each a run of sentences) offered as a suggestion, quoted verbatim and
+    cited [1], [2], ..., asking whether they answered."""
+    quotes = [" ".join(plain(s) for s in sentences) for sentences in windows]
+    if len(quotes) == 1:
+        return SUGGESTION.format(sentence=quotes[0])
+    cited = [f"\u201c{q}\u201d [{n}]" for n, q in enumerate(quotes, start=1)]
+    return SUGGESTIONS.format(quotes=", ".join(cited[:-1]) + f" and {cited[-1]}")
 
 
 def confirms(text: str) -> bool:

@@ -62,6 +62,22 @@ def choose(candidates: Sequence[Window], ranker: WindowRanker | None = None) -> 
     return max(candidates, key=ranker.score, default=None) if ranker else best_window(candidates)
 
 
+def alternatives(
+    candidates: Sequence[Window], chosen: Window, count: int, ranker: WindowRanker | None = None
+) -> list[Window]:
+    """Up to `count` more windows to show beside `chosen`, ranked as `choose` ranks, each from another
+    passage than `chosen` and than each other (a suggestion offers other places, not the next sentences)."""
+    seen, picked = {chosen.source}, []
+    score = ranker.score if ranker else window_score
+    for window in sorted(candidates, key=score, reverse=True):
+        if len(picked) >= count:
+            break
+        if window.source not in seen:
+            seen.add(window.source)
+            picked.append(window)
+    return picked
+
+
 @dataclass(frozen=True)
 class Candidates:
     """One labelled question's windows and whether each one's quote would be a right answer."""
