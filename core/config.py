@@ -285,6 +285,9 @@ class ImproveConfig(_Section):
     distill_layers: int = 0
     # held-out support-log messages the copilot's drafts are judged on (finetune/copilot_eval.py), at most
     copilot_exchanges: int = 30
+    # LoRA against full fine-tuning, measured once on the round's first batch (finetune/levers.py; about a minute
+    # on 2 cores, cached in OUT): the cost of ownership's "lora_vs_full" lever
+    measure_levers: bool = True
 
 
 class FinetuneConfig(_Section):

@@ -172,7 +172,7 @@ def cmd_improve(args: argparse.Namespace) -> int:
     _positive("--max-steps", "finetune.improve.max_steps", config.finetune.improve.max_steps)
     with metered(config.db_url, "improve", work_device(config)) as run:
         summary = improve(config, args.questions, args.logs, args.out, _progress)
-        run.update(serving=summary["serving"], promoted=summary["promoted"])
+        run.update(serving=summary["serving"], promoted=summary["promoted"], **summary["levers"])
     c, s, student = summary["candidate"], summary["serving_before"], summary.get("student")
     lines = []
     if student and "writing" in student:  # judged this round (not when already serving)

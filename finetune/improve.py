@@ -285,6 +285,7 @@ def _summary(
         },
         "chats": counts,
         "copilot": _copilot_summary(record.get("copilot")),
+        "levers": record.get("levers", {}),
         **({"student": {k: v for k, v in student.items() if k not in ("totals", "fingerprint")}} if student else {}),
         "train": {
             k: record["train_report"].get(k)
@@ -329,6 +330,15 @@ def _copilot_summary(copilot: dict | None) -> dict | None:
         return None
     strip = lambda figures: {k: v for k, v in figures.items() if k != "examples"}  # noqa: E731
     return {**copilot, "serving": strip(copilot["serving"]), "candidate": strip(copilot["candidate"])}
+
+
+def _levers(config: Config, train: list[Chat], out: Path, progress: Progress) -> dict:
+    """LoRA against full fine-tuning on this round's data (`finetune.levers`), when `measure_levers` is on."""
+    if not config.finetune.improve.measure_levers:
+        return {}
+    from finetune.levers import lora_vs_full
+
+    return {"lora_vs_full": lora_vs_full(FinetuneOptions.from_config(config), train, out, progress)}
 
 
 def _ready_index(config: Config):
@@ -385,6 +395,7 @@ def improve(
     target = Path(config.models.promoted_dir or out / "serving")
     train, validation, counts = training_chats(config, index, logs, out, progress)
     model, fingerprint = train_candidate(config, train, validation, counts, out, progress)
+    levers = _levers(config, train, out, progress)
     export, name = export_candidate(config, model, fingerprint, out, progress)
     student = _distill_student(config, model, fingerprint, train, validation, out, progress)
 
@@ -415,6 +426,7 @@ def improve(
     copilot = _copilot(config, index, logs, out, (serving_model, serving_name), (str(export), name), progress)
     record = {
         "copilot": copilot,
+        "levers": levers,
         **({"practice": practice} if practice is not None else {}),
         "name": name,
         "base": config.models.llm,

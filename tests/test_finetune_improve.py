@@ -170,12 +170,18 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(
     for figures in (copilot["serving"], copilot["candidate"]):
         assert figures["exchanges"] > 0 and {"rougeL", "cosine", "facts_kept", "unsupported_share"} <= set(figures)
     assert copilot["promoted"] == copilot_gate(copilot["candidate"], copilot["serving"])[0]
+    lever = first["levers"]["lora_vs_full"]  # measured on the round's own batch, each way in its own process
+    lora, full = lever["lora"], lever["full"]
+    assert lever["measured"] and 0 < lora["trainable_parameters"] < full["trainable_parameters"]
+    assert lever["trainable_share"] == round(lora["trainable_parameters"] / full["trainable_parameters"], 4)
+    assert lora["tokens"] == full["tokens"] > 0 and lora["seconds_per_step"] > 0 and full["seconds_per_step"] > 0
 
     messages.clear()
     again = improve(config, questions, logs, tmp_path / "models", messages.append)
     assert any("up to date" in m for m in messages) and not any(m.startswith("loading ") for m in messages)
     assert not any(m.startswith("evaluating ") for m in messages)  # every evaluation came from the cache
-    assert again["serving"] == serving
+    assert again["serving"] == serving and again["levers"] == first["levers"]  # measured once
+    assert not any(m.startswith("measuring LoRA") for m in messages)
 
 
 @pytest.mark.e2e
@@ -184,7 +190,9 @@ def test_a_student_distilled_from_the_fine_tuned_model_is_gated_against_its_teac
 ):
     from finetune.improve import improve
 
-    config, questions, logs = _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers=2, distill_layers=1)
+    config, questions, logs = _round_setup(
+        tmp_path, tokenizer_dir, demo_docs, repo_root, layers=2, distill_layers=1, measure_levers=False
+    )
     messages = []
     first = improve(config, questions, logs, tmp_path / "models", messages.append)
     report = json.loads((tmp_path / "models/student/distill_report.json").read_text())

@@ -68,6 +68,34 @@ def test_the_bill_adds_up_from_the_stored_seconds_and_bytes(store, tmp_path):
     assert bill["api_per_resolved_usd"] == pytest.approx((0.0 + 1 * 4.0) / 2)  # no tokens; a person for the handoff
     assert bill["levers"]["evidence_first"]["quoted_turns"] == 2
     assert bill["levers"]["int8_vs_fp32"] == {"speedup": None, "measured": False}  # never assumed
+    assert bill["levers"]["lora_vs_full"] == {"measured": False}  # the improve run measured none
+
+
+def test_model_work_is_amortised_over_the_conversations_its_result_served(store, tmp_path):
+    from chatbot.reporting.ownership import amortised
+
+    now = datetime.now(UTC)
+    store.ownership.record_work("improve", "cpu", now - timedelta(hours=1), 1800.0, 1800.0, {})  # a second round
+    conversation(store, Outcome.ANSWERED)
+    spread = amortised(store, PRICES, now + timedelta(hours=1))
+    improve = spread["improve"]  # the fixture's 1-hour run 5 h ago, then this one: all 4 conversations came after
+    assert improve["runs"] == 2 and improve["usd"] == pytest.approx(0.10 + 0.05)
+    assert improve["conversations"] == 4  # each once, under the latest run before it started
+    assert improve["usd_per_conversation"] == pytest.approx(0.15 / 4)
+    assert improve["latest_usd_per_conversation"] == pytest.approx(0.05 / 4)
+    early = amortised(store, PRICES, now - timedelta(minutes=30))["improve"]  # before any conversation
+    assert early["conversations"] == 0 and early["usd_per_conversation"] is None
+    assert "ingest" not in spread  # no run of that kind
+
+
+def test_the_lora_lever_is_the_latest_improve_run_that_measured_it(store, tmp_path):
+    started = datetime.now(UTC)
+    for speedup in (2.0, 3.5):
+        lever = {"speedup": speedup, "trainable_share": 0.036, "measured": True}
+        store.ownership.record_work("improve", "cpu", started, 60.0, 90.0, {"lora_vs_full": lever})
+    store.ownership.record_work("improve", "cpu", started, 10.0, 10.0, {"promoted": False})  # a cached round
+    lever = ownership(store, PRICES, [tmp_path], 24.0, datetime.now(UTC))["levers"]["lora_vs_full"]
+    assert lever == {"speedup": 3.5, "trainable_share": 0.036, "measured": True}
 
 
 def test_the_planner_projects_a_month_and_its_break_even_volumes(store):

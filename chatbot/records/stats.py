@@ -273,6 +273,12 @@ class Stats:
             first = c.scalar(select(func.min(conversations.c.created_at)))
         return [utc(first)] if first is not None else []
 
+    def conversation_starts(self) -> list[datetime]:
+        """When each conversation started, oldest first."""
+        with self.db.read() as c:
+            rows = c.scalars(select(conversations.c.created_at).order_by(conversations.c.created_at)).all()
+        return [utc(r) for r in rows]
+
     def generation_split(self) -> tuple[int, int, float]:
         """(replies that answered or suggested with no generation, replies the LLM wrote, their LLM seconds)."""
         with self.db.read() as c:

@@ -7,7 +7,8 @@ The bill of the period (from the first record to now):
   The per-turn meter stays as the marginal cost;
 - model work: the wall seconds of every ingest, calibration, evaluation, fine-tuning, distillation and
   improvement run (`chatbot.work_meter`), priced per hour of its device, charged to the period it ran
-  in (not spread over the conversations a model later served);
+  in; `amortised` also spreads each kind's runs over the conversations served while its result served
+  (from the run to the next run of that kind, or now);
 - storage: the bytes of the model cache, the index, the database file and the uploads, measured now,
   x `storage_usd_per_gb_month` for the period;
 - people: the measured handling time of live handoffs (`chatbot.handoff`), as priced there;
@@ -116,7 +117,33 @@ def ownership(
         "api_per_resolved_usd": per_resolved(t["api_shadow_cost_usd"] + handed_over * human),
         "human_per_resolved_usd": per_resolved(n * human),
         "levers": levers(store, prices),
+        "amortised": amortised(store, prices, now),
     }
+
+
+AMORTISED_KINDS = ("ingest", "calibrate", "improve", "finetune", "distill", "practice")  # runs whose result serves
+
+
+def amortised(store: Store, prices: PriceSheet, now: datetime) -> dict:
+    """Per kind of model work: its runs' cost, the conversations started while each run's result served (until
+    the next run of that kind, or `now`), and the cost per such conversation (None before any was served)."""
+    starts = store.stats.conversation_starts()
+    out = {}
+    for kind in AMORTISED_KINDS:
+        runs = sorted((w for w in store.ownership.work_runs() if w.kind == kind), key=lambda w: w.started_at)
+        if not runs:
+            continue
+        ends = [r.started_at for r in runs[1:]] + [now]
+        served = [sum(1 for t in starts if run.started_at <= t < end) for run, end in zip(runs, ends)]
+        costs = [prices.machine_usd(run.device, run.wall_s) for run in runs]
+        out[kind] = {
+            "runs": len(runs),
+            "usd": sum(costs),
+            "conversations": sum(served),  # each conversation counts once: under the run whose result served it
+            "usd_per_conversation": sum(costs) / sum(served) if sum(served) else None,
+            "latest_usd_per_conversation": costs[-1] / served[-1] if served[-1] else None,
+        }
+    return out
 
 
 def ownership_daily(
@@ -184,8 +211,14 @@ def levers(store: Store, prices: PriceSheet) -> dict:
             else {"speedup": None, "measured": False}
         ),
         "student_vs_teacher": {"measured": False},  # `chatbot improve` reports it per round; not priced yet
-        "lora_vs_full": {"measured": False},
+        "lora_vs_full": _latest_detail(store, "improve", "lora_vs_full") or {"measured": False},
     }
+
+
+def _latest_detail(store: Store, kind: str, key: str) -> dict | None:
+    """`key` of the latest recorded `kind` run that measured it (`chatbot improve` measures LoRA once)."""
+    found = [w.detail[key] for w in store.ownership.work_runs() if w.kind == kind and w.detail.get(key)]
+    return found[-1] if found else None
 
 
 def measured_rates(store: Store, prices: PriceSheet, window_h: float = 24.0) -> dict:
