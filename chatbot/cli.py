@@ -64,6 +64,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         practice = _write_practice(config, index, args.practice)
         reranker = _retrain_reranker(config, index)
         calibration = _recalibrate(config, index)
+    from chatbot.records.store import Store
+    from chatbot.verbs import publish_version
+
+    publish_version(Store(config.db_url), index)  # the servers on this folder and database load it live
     if args.json:
         print(
             json.dumps(

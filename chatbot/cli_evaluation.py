@@ -112,6 +112,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     index = build_index(config).load()
     with metered(config.db_url, "calibrate", work_device(config)):
         stored = calibrate_decision(config, index, args.questions, args.split, args.target_precision, progress)
+    from chatbot.records.store import Store
+    from chatbot.verbs import publish_version
+
+    publish_version(Store(config.db_url), index)  # the servers on this folder and database load the new decision
     if args.json:
         print(json.dumps(stored))
     else:

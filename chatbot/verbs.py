@@ -7,6 +7,7 @@ Knows nothing of how a turn is answered.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,12 +20,23 @@ from chatbot.records.store import Store
 from chatbot.reporting.analytics import conversation_costs, daily, list_conversations, top_unanswered
 from chatbot.reporting.report import build_report
 from chatbot.turns import Settings
-from core.errors import NotFound
+from core.errors import ChatbotError, NotFound
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from chatbot.answer.llm import ChatModel
     from knowledge.index import IngestReport, KnowledgeIndex
     from knowledge.search import Searcher
+
+
+def publish_version(store: Store, index: KnowledgeIndex) -> None:
+    """Record `index`'s version as its folder's current one, for every server on that folder and database
+    (`chatbot.index_watch`); a database that cannot take it is logged, not raised: the change is on disk."""
+    try:
+        store.index_versions.publish(index.key, index.version())
+    except ChatbotError as exc:
+        log.warning("the index version could not be published for the other servers: %s", exc)
 
 
 class KnowledgeVerbs:
@@ -33,7 +45,13 @@ class KnowledgeVerbs:
     index: KnowledgeIndex
     searcher: Searcher
     settings: Settings
+    store: Store
     _reindex_lock: threading.Lock
+
+    def _published(self, result):
+        """`result`, after publishing the index's new version for the other servers on its folder."""
+        publish_version(self.store, self.index)
+        return result
 
     def reindex(self, sources: Sequence[str], progress: Callable[[str], None] = lambda m: None) -> IngestReport:
         """Add or update help-centre files or folders in the live index (changed ones re-embedded).
@@ -47,18 +65,20 @@ class KnowledgeVerbs:
             reading = read_documents(list(sources))
             for skipped in reading.skipped:
                 progress(f"skipped {skipped}")
-            return self.index.ingest(
-                reading.documents,
-                self.settings.chunk_max_chars,
-                self.settings.chunk_overlap_chars,
-                progress=progress,
-                skipped=reading.skipped,
+            return self._published(
+                self.index.ingest(
+                    reading.documents,
+                    self.settings.chunk_max_chars,
+                    self.settings.chunk_overlap_chars,
+                    progress=progress,
+                    skipped=reading.skipped,
+                )
             )
 
     def forget(self, sources: Sequence[str]) -> int:
         """Remove the documents read from these files from the live index; returns how many went."""
         with self._reindex_lock:
-            return self.index.forget([Path(s) for s in sources])
+            return self._published(self.index.forget([Path(s) for s in sources]))
 
     def add_uploads(
         self, folder: str, files: Sequence[str], progress: Callable[[str], None] = lambda m: None
@@ -81,7 +101,7 @@ class KnowledgeVerbs:
         from knowledge.uploads import delete_upload
 
         with self._reindex_lock:
-            return delete_upload(folder, name, self.index)
+            return self._published(delete_upload(folder, name, self.index))
 
     def search_documents(self, question: str, k: int, context: Sequence[str] = ()) -> tuple[str, ...]:
         """The ids of the `k` help-centre documents the engine's search finds for `question` after `context`

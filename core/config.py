@@ -183,6 +183,8 @@ class ServerConfig(_Section):
     chat_requests_per_minute: int = 30  # per client address: chat turns, handoffs, ratings; over it: 429
     # "redis://host:6379/0": rate limits and sign-in lock-outs kept in Redis, counted together by every replica
     redis_url: str = ""
+    # how often a server looks for an index version another process published (chatbot/index_watch.py); 0 = never
+    index_poll_s: float = Field(default=5.0, ge=0)
     login_max_failures: int = 5  # wrong operator passwords from one address before it is locked out
     login_lockout_s: float = 60.0  # the first lock-out; each further one doubles, a right password resets
     cors_origins: list[str] = Field(default_factory=list)  # other sites whose pages may call /api (a widget's host)

@@ -21,6 +21,7 @@ all its reads (`KnowledgeIndex.pinned`), so it never sees half of a re-index, an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -113,6 +114,23 @@ class KnowledgeIndex:
     def manifest(self) -> dict:
         """The current snapshot's manifest. Read it, do not change it: searches share it (`set_manifest_entry`)."""
         return self.snapshot().manifest
+
+    def version(self) -> str:
+        """A digest of the published snapshot's manifest (its documents' hashes, chunking, decision): two
+        processes that loaded the same files report the same version; any change to them, another."""
+        text = json.dumps(self.snapshot().manifest, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    @property
+    def key(self) -> str:
+        """The name its folder is published under (`chatbot.index_watch`): the absolute path, the same on
+        every replica that mounts the shared folder at the same place."""
+        return str(self.directory.resolve())
+
+    def reload(self) -> None:
+        """Read the folder again and publish what it holds now (another process wrote it): searches in
+        progress finish on the snapshot they pinned, the next ones see the new one."""
+        self._read()
 
     @property
     def chunks(self) -> dict[int, Chunk]:

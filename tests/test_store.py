@@ -22,6 +22,7 @@ ALL_MIGRATIONS = [
     "m007_actions",
     "m008_action_sessions",
     "m009_ownership",
+    "m010_index_versions",
 ]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the

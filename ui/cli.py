@@ -39,6 +39,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             clock.stop()  # here: after it, uvicorn re-raises a captured SIGTERM, which skips any `finally`
 
     clock.start()
+    from chatbot.index_watch import watcher
+
+    watcher(config, pipeline).start()  # a version another replica or the worker published is loaded live
     options = uvicorn_options(config)
     Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **options)).run()
     return 0

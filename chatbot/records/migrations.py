@@ -290,6 +290,22 @@ def m009_ownership(connection: Connection) -> None:
     )
 
 
+@migration
+def m010_index_versions(connection: Connection) -> None:
+    """The versions of each shared index folder as they were published, so every replica loads the latest."""
+    _execute(
+        connection,
+        f"""CREATE TABLE index_versions (
+            id {_serial_key(connection)},
+            index_key VARCHAR(500) NOT NULL,
+            version VARCHAR(64) NOT NULL,
+            published_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            host VARCHAR(200) NOT NULL
+        )""",
+        "CREATE INDEX ix_index_versions_index_key ON index_versions (index_key)",
+    )
+
+
 def migrate(connection: Connection) -> None:
     """Apply the migrations this database lacks, in order, each recorded in schema_migrations; two openers
     at once wait for each other."""

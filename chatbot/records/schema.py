@@ -209,3 +209,12 @@ work_runs = Table(
     Column("cpu_s", Float, nullable=False),  # this process and its children, user + system
     Column("detail", Text, nullable=False),  # JSON: what the run says about itself (no personal data)
 )
+index_versions = Table(
+    "index_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("index_key", String(500), nullable=False, index=True),  # the index folder, as every replica names it
+    Column("version", String(64), nullable=False),  # a digest of its manifest (knowledge.index.KnowledgeIndex.version)
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("host", String(200), nullable=False),  # the machine that wrote it
+)

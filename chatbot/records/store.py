@@ -7,7 +7,8 @@
 - `faq` (`chatbot.records.faq_records`): help-centre answers people saved, and their history;
 - `stats` (`chatbot.records.stats`): read-only figures for reports, analytics, gaps and eval scores;
 - `actions` (`chatbot.records.action_runs`): runs of actions in the company's systems, and their switches;
-- `ownership` (`chatbot.records.ownership_records`): the hours servers were up, and runs of model work.
+- `ownership` (`chatbot.records.ownership_records`): the hours servers were up, and runs of model work;
+- `index_versions` (`chatbot.records.index_versions`): the published versions of shared index folders.
 
 Customer and person's words, and every string of a message's `extra`, are redacted by `core.redact`
 before they are written (emails, phone numbers, card numbers, IBANs, street addresses); assistant
@@ -50,6 +51,7 @@ from chatbot.records.types import (
 from core.redact import Redactor
 from chatbot.records.action_runs import ActionRuns
 from chatbot.records.ownership_records import OwnershipRecords
+from chatbot.records.index_versions import IndexVersions
 
 __all__ = [
     "MAX_COMMENT_CHARS",
@@ -81,6 +83,7 @@ class Store:
         self.db = Database(url, redactor, identifiers)
         self.actions = ActionRuns(self.db)
         self.ownership = OwnershipRecords(self.db)
+        self.index_versions = IndexVersions(self.db)
         self.conversations = Conversations(self.db)
         self.live = LiveHandoffs(self.db)
         self.faq = FaqRecords(self.db)
