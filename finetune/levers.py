@@ -29,14 +29,19 @@ def lora_vs_full(options: FinetuneOptions, chats: Sequence[Chat], out: Path, pro
     from finetune.train import resolve_trainable_model
 
     base = resolve_trainable_model(options.model, progress)
-    batch = list(chats[: options.loop.batch_size])
-    key = digest_of(base, options.lora, options.encode.max_tokens, options.device, [c.reply for c in batch])[:16]
+    batch = list(chats[: options.loop.batch_size * 8])  # the first `batch_size` of these that fit are trained
+    key = digest_of(
+        base, options.lora, options.encode, options.loop.batch_size, options.device, [c.reply for c in batch]
+    )
+    key = key[:16]
     cached = out / "levers" / f"lora_vs_full-{key}.json"
     if cached.is_file():
         return json.loads(cached.read_text(encoding="utf-8"))
-    progress(f"measuring LoRA against full fine-tuning: {STEPS} steps each on one batch of {len(batch)} chats")
+    progress(f"measuring LoRA against full fine-tuning: {STEPS} steps each on one batch of the round's chats")
     figures = {way: _in_fresh_process(way, base, options, batch) for way in ("lora", "full")}
     lora, full = figures["lora"], figures["full"]
+    if not lora or not full:
+        return {"measured": False, "why": f"none of the first chats fits in {options.encode.max_tokens} tokens"}
     result = {
         **figures,
         "speedup": round(full["seconds_per_step"] / lora["seconds_per_step"], 2),
@@ -67,7 +72,8 @@ def _rss_mb() -> float:
 
 
 def _measure(way: str, base: str, options: FinetuneOptions, chats: list[Chat]) -> dict:
-    """In the spawned process: `STEPS` steps of `way` ("lora" or "full") on `chats` as one batch."""
+    """In the spawned process: `STEPS` steps of `way` ("lora" or "full") on the first `batch_size` of `chats`
+    that fit in `max_tokens`, as one batch; {} when none does."""
     import time
 
     import torch
@@ -78,7 +84,9 @@ def _measure(way: str, base: str, options: FinetuneOptions, chats: list[Chat]) -
 
     device = pick_device(options.device)
     model, tokenizer = load_causal_lm(base, device)
-    examples, _ = encode_chats(tokenizer, chats, options.encode.max_tokens)
+    examples = encode_chats(tokenizer, chats, options.encode.max_tokens)[0][: options.loop.batch_size]
+    if not examples:
+        return {}
     if way == "lora":
         model = _with_lora(model, replace(options, gradient_checkpointing=False))
     model.train()
