@@ -118,7 +118,8 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict:
-        return {"ok": True, "documents": pipeline.document_count()}
+        """Liveness and readiness: the documents and the version of the index this replica serves."""
+        return {"ok": True, "documents": pipeline.document_count(), "index_version": pipeline.index.version()}
 
     retention = (max(60, server.upload_retention_s // 4), server.upload_retention_s)  # (every, older than) s
     operator_files = Path(get_upload_folder()) / f"operator-{secrets.token_hex(8)}"
