@@ -68,8 +68,9 @@ def test_a_replicas_health_check_reports_the_index_version_it_serves(shop_index,
     from ui.app import create_app
 
     config, a, b = _replicas(shop_index, tmp_path)
-    health = TestClient(create_app(b, config)).get("/healthz").json()
+    client = TestClient(create_app(b, config))
+    health = client.get("/healthz").json()
     assert health["ok"] and health["index_version"] == b.index.version() and health["documents"] == 2
     a.save_faq("Do you gift wrap orders?", "Yes: gift wrapping costs 2.50 pounds per item.", "sam")
     IndexWatcher(b.store, b.index, every_s=0).check()
-    assert TestClient(create_app(b, config)).get("/healthz").json()["index_version"] == a.index.version()
+    assert client.get("/healthz").json()["index_version"] == a.index.version()  # live, no restart
