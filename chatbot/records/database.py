@@ -54,8 +54,9 @@ class Database:
 
     def _connect(self) -> Engine:
         try:
-            if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
-                Path(self.url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = self.url.removeprefix("sqlite:///")
+            if self.url.startswith("sqlite:///") and not path.startswith((":memory:", "file:")):  # file: a URI
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             url = make_url(self.url)
             if url.drivername == "postgresql":  # psycopg 3 is the driver installed; SQLAlchemy 2.0 picks psycopg2
                 url = url.set(drivername="postgresql+psycopg")
