@@ -77,13 +77,14 @@ def test_model_work_is_amortised_over_the_conversations_its_result_served(store,
     now = datetime.now(UTC)
     store.ownership.record_work("improve", "cpu", now - timedelta(hours=1), 1800.0, 1800.0, {})  # a second round
     conversation(store, Outcome.ANSWERED)
-    spread = amortised(store, PRICES, now + timedelta(hours=1))
+    work, starts = store.ownership.work_runs(), store.stats.conversation_starts()
+    spread = amortised(work, starts, PRICES, now + timedelta(hours=1))
     improve = spread["improve"]  # the fixture's 1-hour run 5 h ago, then this one: all 4 conversations came after
     assert improve["runs"] == 2 and improve["usd"] == pytest.approx(0.10 + 0.05)
     assert improve["conversations"] == 4  # each once, under the latest run before it started
     assert improve["usd_per_conversation"] == pytest.approx(0.15 / 4)
     assert improve["latest_usd_per_conversation"] == pytest.approx(0.05 / 4)
-    early = amortised(store, PRICES, now - timedelta(minutes=30))["improve"]  # before any conversation
+    early = amortised(work, starts, PRICES, now - timedelta(minutes=30))["improve"]  # before any conversation
     assert early["conversations"] == 0 and early["usd_per_conversation"] is None
     assert "ingest" not in spread  # no run of that kind
 

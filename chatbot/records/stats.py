@@ -267,12 +267,6 @@ class Stats:
             ).all()
         return [_turn_usage(r) for r in rows]
 
-    def first_conversation_at(self) -> list[datetime]:
-        """When the first conversation started ([] when there is none)."""
-        with self.db.read() as c:
-            first = c.scalar(select(func.min(conversations.c.created_at)))
-        return [utc(first)] if first is not None else []
-
     def conversation_starts(self) -> list[datetime]:
         """When each conversation started, oldest first."""
         with self.db.read() as c:

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chatbot.records.costs import PriceSheet
+from chatbot.records.ownership_records import WorkRun
 from chatbot.records.store import Store
 from chatbot.reporting.resolution import resolution
 
@@ -83,7 +85,8 @@ def ownership(
     now = now or datetime.now(UTC)
     servers, work = store.ownership.server_runs(), store.ownership.work_runs()
     t = store.stats.totals()
-    firsts = [s.started_at for s in servers] + [w.started_at for w in work] + store.stats.first_conversation_at()
+    starts = store.stats.conversation_starts()
+    firsts = [s.started_at for s in servers] + [w.started_at for w in work] + starts[:1]
     since = min(firsts, default=now)
     period_days = max((now - since).total_seconds() / 86400.0, 1 / 24)  # an hour at least
     serving = sum(prices.machine_usd(s.device, _clip(s.started_at, s.ended_at, since, now)) for s in servers)
@@ -116,25 +119,25 @@ def ownership(
         "vendor_per_resolved_usd": per_resolved(resolved * prices.vendor_usd_per_resolution + people),
         "api_per_resolved_usd": per_resolved(t["api_shadow_cost_usd"] + handed_over * human),
         "human_per_resolved_usd": per_resolved(n * human),
-        "levers": levers(store, prices),
-        "amortised": amortised(store, prices, now),
+        "levers": levers(store, prices, work),
+        "amortised": amortised(work, starts, prices, now),
     }
 
 
 AMORTISED_KINDS = ("ingest", "calibrate", "improve", "finetune", "distill", "practice")  # runs whose result serves
 
 
-def amortised(store: Store, prices: PriceSheet, now: datetime) -> dict:
+def amortised(work: Sequence[WorkRun], starts: Sequence[datetime], prices: PriceSheet, now: datetime) -> dict:
     """Per kind of model work: its runs' cost, the conversations started while each run's result served (until
-    the next run of that kind, or `now`), and the cost per such conversation (None before any was served)."""
-    starts = store.stats.conversation_starts()
+    the next run of that kind, or `now`), and the cost per such conversation (None before any was served).
+    `starts`: when each conversation started, oldest first (`Stats.conversation_starts`)."""
     out = {}
     for kind in AMORTISED_KINDS:
-        runs = sorted((w for w in store.ownership.work_runs() if w.kind == kind), key=lambda w: w.started_at)
+        runs = sorted((w for w in work if w.kind == kind), key=lambda w: w.started_at)
         if not runs:
             continue
         ends = [r.started_at for r in runs[1:]] + [now]
-        served = [sum(1 for t in starts if run.started_at <= t < end) for run, end in zip(runs, ends)]
+        served = [bisect_left(starts, end) - bisect_left(starts, run.started_at) for run, end in zip(runs, ends)]
         costs = [prices.machine_usd(run.device, run.wall_s) for run in runs]
         out[kind] = {
             "runs": len(runs),
@@ -190,12 +193,14 @@ def planner_lines(store: Store, prices: PriceSheet, volumes: Iterable[int] = PLA
     return rows
 
 
-def levers(store: Store, prices: PriceSheet) -> dict:
-    """What each lever saved, where it was measured (None where it was not, never assumed)."""
+def levers(store: Store, prices: PriceSheet, work: Sequence[WorkRun] | None = None) -> dict:
+    """What each lever saved, where it was measured (None where it was not, never assumed); `work`: the
+    recorded runs of model work, when the caller read them already."""
     quoted, written, llm_s = store.stats.generation_split()
     per_written = llm_s / written if written else None
     avoided_s = quoted * per_written if per_written is not None else None
-    benches = [w.detail for w in store.ownership.work_runs() if w.kind == "bench" and w.detail.get("llm")]
+    work = store.ownership.work_runs() if work is None else work
+    benches = [w.detail for w in work if w.kind == "bench" and w.detail.get("llm")]
     llm = benches[-1]["llm"] if benches else None
     return {
         "evidence_first": {
@@ -211,13 +216,13 @@ def levers(store: Store, prices: PriceSheet) -> dict:
             else {"speedup": None, "measured": False}
         ),
         "student_vs_teacher": {"measured": False},  # `chatbot improve` reports it per round; not priced yet
-        "lora_vs_full": _latest_detail(store, "improve", "lora_vs_full") or {"measured": False},
+        "lora_vs_full": _latest_detail(work, "improve", "lora_vs_full") or {"measured": False},
     }
 
 
-def _latest_detail(store: Store, kind: str, key: str) -> dict | None:
+def _latest_detail(work: Sequence[WorkRun], kind: str, key: str) -> dict | None:
     """`key` of the latest recorded `kind` run that measured it (`chatbot improve` measures LoRA once)."""
-    found = [w.detail[key] for w in store.ownership.work_runs() if w.kind == kind and w.detail.get(key)]
+    found = [w.detail[key] for w in work if w.kind == kind and w.detail.get(key)]
     return found[-1] if found else None
 
 
