@@ -76,10 +76,8 @@ def _measure(way: str, base: str, options: FinetuneOptions, chats: list[Chat]) -
     that fit in `max_tokens`, as one batch; {} when none does."""
     import time
 
-    import torch
-
     from chatbot.answer.llm import pick_device
-    from finetune.loop import collate, peak_rss_mb, reply_loss
+    from finetune.loop import _optimizer, _optimizer_step, collate, peak_rss_mb, reply_loss
     from finetune.train import _with_lora, encode_chats, load_causal_lm
 
     device = pick_device(options.device)
@@ -91,15 +89,13 @@ def _measure(way: str, base: str, options: FinetuneOptions, chats: list[Chat]) -
         model = _with_lora(model, replace(options, gradient_checkpointing=False))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=options.loop.learning_rate)
+    optimizer, scheduler = _optimizer(params, options.loop)
     batch = collate(examples, tokenizer.pad_token_id, device)
     loaded_mb = _rss_mb()
     seconds = 0.0
-    for _ in range(STEPS):
+    for _ in range(STEPS):  # the training loop's own step: autocast on CUDA, clipping, schedule
         began = time.perf_counter()
-        reply_loss(model, batch).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        _optimizer_step(model, batch, reply_loss, params, optimizer, scheduler, options.loop, device)
         seconds = time.perf_counter() - began
     return {
         "trainable_parameters": sum(p.numel() for p in params),
