@@ -52,7 +52,7 @@ class IndexWatcher:
         self._seen = current
         self.index.reload()
         self.refresh()
-        if self.index.version() != current:  # caught mid-write, or changed again: the next poll reads it again
+        if self.index.version() != current:  # written again since: that write's own publication is read next
             log.info("index at %s: loaded %s, published %s", self.index.directory, self.index.version(), current)
         return True
 
