@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -92,6 +93,7 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         self.actions: ActionDesk | None = None  # the company's actions (chatbot/actions/), wired by the builder
         self.router: ActionRouter | None = None
         self._reindex_lock = threading.Lock()  # one re-index at a time; turns go on meanwhile
+        self.server_run: int | None = None  # the `chatbot serve` run answering here (its customer messages say so)
 
     # ---- the door --------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -113,7 +115,7 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         understood = understand(turn, self.speech, self.vision, self.llm.device)
         conversation_id = self._open_conversation(turn.conversation_id, turn.channel)
         message_id = self.store.conversations.add_message(
-            conversation_id, "customer", understood.question, extra=understood.extra or None
+            conversation_id, "customer", understood.question, extra=understood.extra or None, server_run=self.server_run
         )
         yield Received(conversation_id, message_id, understood.question, turn.audio is not None, turn.image is not None)
         if self.desk.customer_wrote(conversation_id, message_id, understood.question):
@@ -145,7 +147,11 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         suggestion, as `suggestion_declined`."""
         conversation_id = self._open_conversation(conversation_id, channel)
         message_id = self.store.conversations.add_message(
-            conversation_id, "customer", HANDOFF_REQUEST, extra={"action": "request_handoff"}
+            conversation_id,
+            "customer",
+            HANDOFF_REQUEST,
+            extra={"action": "request_handoff"},
+            server_run=self.server_run,
         )
         usage = Usage(device=self.llm.device)
         if self.desk.state(conversation_id) == "agent":  # a person holds it already: the request goes to them
@@ -177,16 +183,19 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         declined = Outcome.SUGGESTION_DECLINED
         return self._finish(conversation_id, "", declined, ANSWERS[declined], [], Usage(device=self.llm.device))
 
-    def recover(self) -> list[str]:
-        """At a server's start: check the database takes writes (`ChatbotError` saying what to fix),
-        then hand to a person, reason `interrupted`, each conversation whose last customer message
-        got no reply because the server stopped mid-turn; returns their ids."""
+    def recover(self, stale_s: float = 180.0, unowned: bool = True) -> list[str]:
+        """Check the database takes writes (`ChatbotError` saying what to fix), then hand to a person, reason
+        `interrupted`, each conversation whose last customer message got no reply because its server stopped
+        mid-turn: that server's run stopped or was not seen for `stale_s` (another replica's turn in flight
+        is left alone); `unowned` (at a server's start): also those no server run took. Returns their ids."""
         self.store.check_writable()
-        found = self.store.conversations.interrupted()
-        for conversation_id, message_id in found:
-            self.store.conversations.add_handoff(conversation_id, message_id, Outcome.INTERRUPTED)
-            self.desk.hand_over(conversation_id, message_id, Outcome.INTERRUPTED)
-        return [conversation_id for conversation_id, _ in found]
+        live_since = datetime.now(UTC) - timedelta(seconds=stale_s)
+        found = []
+        for conversation_id, message_id in self.store.conversations.interrupted(live_since, unowned):
+            if self.store.conversations.flag_interrupted(conversation_id, message_id):  # else a replica was first
+                self.desk.hand_over(conversation_id, message_id, Outcome.INTERRUPTED)
+                found.append(conversation_id)
+        return found
 
     def _with_agent(self, conversation_id: str, message_id: int, turn: _Understood) -> Reply:
         """The turn's reply while a person holds the conversation: nothing said, nothing metered."""

@@ -14,7 +14,7 @@ import resource
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -56,12 +56,16 @@ def metered(db_url: str, kind: str, device: str = "cpu", detail: dict | None = N
 
 
 class ServerClock:
-    """Records a server's uptime: `start()` at start, a heartbeat every `every_s`, `stop()` at its end."""
+    """Records a server's uptime: `start()` at start, a heartbeat every `every_s`, `stop()` at its end.
+    `on_beat` runs after each heartbeat (a replica looks for turns a dead one left unanswered)."""
 
-    def __init__(self, store: Store, device: str, every_s: float = HEARTBEAT_S):
+    def __init__(
+        self, store: Store, device: str, every_s: float = HEARTBEAT_S, on_beat: Callable[[], object] = lambda: None
+    ):
         self.store = store
         self.device = device
         self.every_s = every_s
+        self.on_beat = on_beat
         self._run: int | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,9 +79,18 @@ class ServerClock:
         self._thread = threading.Thread(target=self._beat, name="server-clock", daemon=True)
         self._thread.start()
 
+    @property
+    def run_id(self) -> int | None:
+        """This server run's row in `server_runs` (None before `start()` or when it could not be recorded)."""
+        return self._run
+
     def _beat(self) -> None:
         while not self._stopping.wait(self.every_s):
             self._seen(stopped=False)
+            try:
+                self.on_beat()
+            except ChatbotError as exc:
+                log.warning("after the heartbeat: %s", exc)
 
     def _seen(self, stopped: bool) -> None:
         if self._run is None:

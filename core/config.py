@@ -185,6 +185,9 @@ class ServerConfig(_Section):
     redis_url: str = ""
     # how often a server looks for an index version another process published (chatbot/index_watch.py); 0 = never
     index_poll_s: float = Field(default=5.0, ge=0)
+    # how often a server records that it is up (the serving bill) and looks for turns a dead replica left
+    # unanswered: one unseen for 3 heartbeats is dead, and its unanswered customer messages go to a person
+    heartbeat_s: float = Field(default=60.0, gt=0)
     login_max_failures: int = 5  # wrong operator passwords from one address before it is locked out
     login_lockout_s: float = 60.0  # the first lock-out; each further one doubles, a right password resets
     cors_origins: list[str] = Field(default_factory=list)  # other sites whose pages may call /api (a widget's host)

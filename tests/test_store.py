@@ -23,6 +23,7 @@ ALL_MIGRATIONS = [
     "m008_action_sessions",
     "m009_ownership",
     "m010_index_versions",
+    "m011_turn_owner",
 ]
 
 # The schema as the first release created it (SQLAlchemy `Table.create` in m001_initial, before the
@@ -228,6 +229,33 @@ def test_a_turn_and_operators_racing_open_one_live_handoff(db_url):
         opened = _at_once([lambda s=s, cid=cid: s.live.open(cid, "operator") for s in stores])
         assert sorted(opened) == [False] * 5 + [True]
     assert len(stores[0].live.open_handoffs()) == 3
+
+
+def test_a_turn_left_unanswered_by_a_dead_replica_is_found_once_and_a_live_ones_is_left_alone(db_url):
+    """Replicas share the database: a customer message whose server run stopped, or was not seen since
+    `live_since`, is interrupted; one a live run is still answering is not; one no run took (the CLI)
+    only at a server's start (`unowned`). Two replicas flagging it at once make one handoff."""
+    from sqlalchemy import update
+
+    from chatbot.records.schema import server_runs
+
+    store, chats = Store(db_url), Store(db_url).conversations
+    live, dead, stopped = (store.ownership.server_started("cpu", host) for host in ("a", "b", "c"))
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    with store.db.begin() as c:
+        c.execute(update(server_runs).where(server_runs.c.id == dead).values(seen_at=long_ago))
+    store.ownership.server_seen(stopped, stopped=True)
+    asked = {}
+    for run in (live, dead, stopped, None):
+        conversation = chats.new_conversation("api")
+        asked[run] = (conversation, chats.add_message(conversation, "customer", "where is it?", server_run=run))
+    live_since = datetime.now(UTC) - timedelta(minutes=3)
+    assert set(chats.interrupted(live_since, unowned=False)) == {asked[dead], asked[stopped]}
+    assert set(chats.interrupted(live_since)) == {asked[dead], asked[stopped], asked[None]}
+    assert [chats.flag_interrupted(*asked[dead]) for _ in range(2)] == [True, False]  # one handoff per message
+    assert asked[dead] not in chats.interrupted(live_since)
+    assert chats.conversation(asked[dead][0]).handoff_reason == "interrupted"
+    assert chats.conversation(asked[live][0]).handoff_needed is False
 
 
 def test_text_with_nul_characters_is_stored_without_them(db_url):

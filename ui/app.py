@@ -41,6 +41,7 @@ from ui.guard_redis import build_guards
 from ui.chat import CSS, build_chat
 from ui.operator import build_operator
 
+STALE_BEATS = 3  # a server run unseen for this many heartbeats died: its unanswered turns go to a person
 WIDGET = """<!doctype html><html><head><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{company} help</title></head><body style="margin:0">
 <iframe src="/" title="{company} help" style="border:0;width:100%;height:100vh" allow="microphone"></iframe>
@@ -99,8 +100,8 @@ def build_operators(config: Config) -> Operators:
 def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
     """The whole server. Checks the database takes writes (`ChatbotError` otherwise) and hands
     conversations a crash left unanswered to a person, before anything is served."""
-    pipeline.recover()
     server = config.server
+    pipeline.recover(STALE_BEATS * server.heartbeat_s)
     app = FastAPI(title="chatbot", docs_url="/api/docs", openapi_url="/api/openapi.json")
     limiter, logins = build_guards(server)  # in Redis with [server] redis_url: the same on every replica
     max_upload = int(server.max_upload_mb * 2**20)

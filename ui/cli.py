@@ -17,7 +17,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from chatbot.work_meter import ServerClock
-    from ui.app import create_app, operator_password, uvicorn_options
+    from ui.app import STALE_BEATS, create_app, operator_password, uvicorn_options
 
     app = create_app(pipeline, config)  # first: a database that cannot be written stops here, one line, exit 2
     print("warming up the models…", file=sys.stderr, flush=True)
@@ -31,7 +31,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    clock = ServerClock(pipeline.store, pipeline.llm.device)  # the hours it is up: the serving bill
+    beat_s = config.server.heartbeat_s
+    clock = ServerClock(  # the hours it is up (the serving bill); a dead replica's unanswered turns go to a person
+        pipeline.store, pipeline.llm.device, beat_s, lambda: pipeline.recover(STALE_BEATS * beat_s, unowned=False)
+    )
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets=None) -> None:
@@ -39,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             clock.stop()  # here: after it, uvicorn re-raises a captured SIGTERM, which skips any `finally`
 
     clock.start()
+    pipeline.server_run = clock.run_id  # its customer messages name it: while it beats, no replica flags them
     from chatbot.index_watch import watcher
 
     watcher(config, pipeline).start()  # a version another replica or the worker published is loaded live

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -25,6 +26,7 @@ from chatbot.records.schema import (
     handoffs,
     message_sources,
     messages,
+    server_runs,
     usage,
 )
 from chatbot.records.types import Conversation, StoredMessage, StoredSource, StoreUnavailable
@@ -73,12 +75,14 @@ class Conversations:
         outcome: str | None = None,
         extra: dict | None = None,
         author: str | None = None,
+        server_run: int | None = None,
     ) -> int:
         """Append a message (at most MAX_MESSAGE_CHARS); returns its id. `role`: "customer", "assistant",
         "agent" (a person's reply, `author` their user name) or "notice" (a person joined or left).
-        Customer and agent words are redacted like any personal data; `author` defaults to the role."""
+        Customer and agent words are redacted like any personal data; `author` defaults to the role.
+        `server_run`: the server run (`chatbot.work_meter.ServerClock`) that is answering it."""
         with self.db.begin() as c:
-            return self._insert_message(c, conversation_id, role, content, outcome, extra, author)
+            return self._insert_message(c, conversation_id, role, content, outcome, extra, author, server_run)
 
     def add_sources(self, message_id: int, sources: list[StoredSource]) -> None:
         """Record the passages a message cited, ranked from 1 in the order given."""
@@ -128,6 +132,7 @@ class Conversations:
         outcome: str | None,
         extra: dict | None,
         author: str | None,
+        server_run: int | None = None,
     ) -> int:
         if len(content) > MAX_MESSAGE_CHARS:
             raise BadInput(f"message is longer than {MAX_MESSAGE_CHARS} characters")
@@ -142,6 +147,7 @@ class Conversations:
                 outcome=outcome,
                 extra=json.dumps(self.db.redact_value(extra or {}), ensure_ascii=False),
                 author=author or role,
+                server_run_id=server_run,
             )
         )
         c.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now()))
@@ -193,15 +199,22 @@ class Conversations:
                 continue
         raise StoreUnavailable("your rating could not be saved; please try again")
 
-    def interrupted(self) -> list[tuple[str, int]]:
+    def interrupted(self, live_since: datetime, unowned: bool = True) -> list[tuple[str, int]]:
         """(conversation, customer message) for each conversation whose last customer message got no reply
-        (the server stopped mid-turn) and was not yet handed over for it; the engine hands them over."""
+        and was not yet handed over for it, and whose server stopped mid-turn: its run (`server_runs`)
+        stopped or has not been seen since `live_since`. A message no server run took (the CLI, older rows)
+        counts only when `unowned` (at a server's start). The engine hands them over."""
         with self.db.read() as c:
-            rows = c.execute(
-                select(messages.c.conversation_id, func.max(messages.c.id))
-                .join(conversations, conversations.c.id == messages.c.conversation_id)
+            last_asked = (
+                select(messages.c.conversation_id, func.max(messages.c.id).label("id"))
                 .where(messages.c.role == "customer")
                 .group_by(messages.c.conversation_id)
+                .subquery()
+            )
+            rows = c.execute(
+                select(messages.c.conversation_id, messages.c.id, messages.c.server_run_id)
+                .join(last_asked, last_asked.c.id == messages.c.id)
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
             ).all()
             last_reply = dict(
                 c.execute(
@@ -211,7 +224,28 @@ class Conversations:
                 ).all()
             )
             flagged = set(c.scalars(select(handoffs.c.message_id).where(handoffs.c.reason == Outcome.INTERRUPTED)))
-        return [(cid, mid) for cid, mid in rows if mid > last_reply.get(cid, 0) and mid not in flagged]
+            alive = set(
+                c.scalars(
+                    select(server_runs.c.id).where(
+                        server_runs.c.stopped_at.is_(None), server_runs.c.seen_at >= live_since
+                    )
+                )
+            )
+        return [
+            (cid, mid)
+            for cid, mid, run in rows
+            if mid > last_reply.get(cid, 0) and mid not in flagged and (unowned if run is None else run not in alive)
+        ]
+
+    def flag_interrupted(self, conversation_id: str, message_id: int) -> bool:
+        """Hand the conversation over for `message_id`, reason `interrupted`; False when another server
+        flagged it first (one handoff per message, however many replicas notice)."""
+        try:
+            with self.db.begin(conflicts=True) as c:
+                _insert_handoff(c, conversation_id, message_id, Outcome.INTERRUPTED)
+        except IntegrityError:
+            return False
+        return True
 
     def history(self, conversation_id: str, turns: int, before_message_id: int | None = None) -> list[tuple[str, str]]:
         """The last `turns` messages as (role, content), oldest first."""

@@ -306,6 +306,19 @@ def m010_index_versions(connection: Connection) -> None:
     )
 
 
+@migration
+def m011_turn_owner(connection: Connection) -> None:
+    """Which server run answers each customer message, so that a replica which died mid-turn is told from one
+    still writing its reply; and one `interrupted` handoff per message, however many replicas notice it."""
+    _execute(
+        connection,
+        "ALTER TABLE messages ADD COLUMN server_run_id INTEGER",
+        "DELETE FROM handoffs WHERE reason = 'interrupted' AND id NOT IN "
+        "(SELECT MIN(id) FROM handoffs WHERE reason = 'interrupted' GROUP BY message_id)",  # a race's twins
+        "CREATE UNIQUE INDEX ux_handoffs_interrupted ON handoffs (message_id) WHERE reason = 'interrupted'",
+    )
+
+
 def migrate(connection: Connection) -> None:
     """Apply the migrations this database lacks, in order, each recorded in schema_migrations; two openers
     at once wait for each other."""

@@ -52,6 +52,7 @@ messages = Table(
     Column("outcome", String(40)),  # assistant only: answered, off_topic, no_knowledge, ...
     Column("extra", Text),  # JSON: grounding figures, OCR text, transcript details
     Column("author", String(100)),  # m005: "customer", "assistant" or the operator's user name; NULL on older rows
+    Column("server_run_id", Integer),  # m011: the server run answering a customer message; NULL: none (CLI, older)
 )
 message_sources = Table(
     "message_sources",
