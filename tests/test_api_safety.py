@@ -423,3 +423,23 @@ def test_two_replicas_sharing_redis_and_a_database_let_one_clients_limit_through
     codes = [replicas[n % 2].post("/api/chat", json={"message": "returns?"}).status_code for n in range(20)]
     assert codes.count(200) == 5 and codes.count(429) == 15
     assert pipeline.store.stats.totals()["conversations"] == 5
+
+
+def test_an_operator_signed_in_on_one_replica_is_signed_in_on_the_other_and_signing_out_ends_both(
+    tmp_path, monkeypatch, redis_url
+):
+    """The panel's sessions live in Redis with `redis_url` (ui/panel_sessions.py): the cookie one replica
+    set opens the other's panel routes; without it a replica knows only its own sign-ins."""
+    monkeypatch.delenv("CHATBOT_OPERATOR_PASSWORD", raising=False)
+    upload = {"files": ("notes.md", b"# shift notes", "text/markdown")}
+    for shared in (redis_url, ""):
+        (folder := tmp_path / ("shared" if shared else "alone")).mkdir()
+        pipeline, config = build(folder, {"redis_url": shared})
+        a, b = (TestClient(create_app(pipeline, config)) for _ in range(2))
+        assert a.post("/operator/login", data={"username": "operator", "password": PASSWORD}).status_code == 200
+        b.cookies.update(a.cookies)
+        assert a.post("/operator/gradio_api/upload", files=upload).status_code == 200
+        assert b.post("/operator/gradio_api/upload", files=upload).status_code == (200 if shared else 401)
+        if shared:
+            b.get("/operator/logout", follow_redirects=False)
+            assert a.post("/operator/gradio_api/upload", files=upload).status_code == 401

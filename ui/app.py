@@ -38,6 +38,7 @@ from chatbot.builder import build_voice_out
 from ui.api import MAX_JSON_BYTES, build_router, chatbot_error, invalid_request
 from ui.guard import EdgeMiddleware, LoginGuard, Operators, SameSite
 from ui.guard_redis import build_guards
+from ui.panel_sessions import share as share_sessions
 from ui.chat import CSS, build_chat
 from ui.operator import build_operator
 
@@ -136,6 +137,7 @@ def create_app(pipeline: Pipeline, config: Config) -> FastAPI:
             auth_message="Operator sign-in (user and CHATBOT_OPERATOR_PASSWORD).",
         )
     panel_app.extend(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/operator")
+    share_sessions(panel_app[0], server.redis_url)  # with Redis: signed in on one replica, on every one
     voice_out = build_voice_out(config)
     if voice_out is not None:
         voice_out.warm_up()  # fail at start, with the fix, rather than at the first reply
