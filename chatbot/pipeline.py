@@ -48,6 +48,7 @@ from chatbot.records.costs import PriceSheet, Usage
 from chatbot.records.outcomes import Outcome
 from chatbot.records.store import Store, StoredSource
 from knowledge.types import Passage
+from core.errors import ChatbotError
 
 if TYPE_CHECKING:  # the seams' types only: importing them would load nothing heavy, but keeps this light
     from chatbot.actions.desk import ActionDesk, ActionStep
@@ -352,13 +353,18 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         started = time.perf_counter()
         pieces: list[str] = []
         shared_s = None  # this reply's measured share of a batch decoded with concurrent replies
-        for token in self.llm.stream(messages, s.max_new_tokens):
-            if token.done:
-                usage = replace(usage, prompt_tokens=token.prompt_tokens, completion_tokens=token.completion_tokens)
-                shared_s = token.compute_s
-            else:
-                pieces.append(token.text)
-                yield Draft(token.text)
+        try:
+            for token in self.llm.stream(messages, s.max_new_tokens):
+                if token.done:
+                    usage = replace(usage, prompt_tokens=token.prompt_tokens, completion_tokens=token.completion_tokens)
+                    shared_s = token.compute_s
+                else:
+                    pieces.append(token.text)
+                    yield Draft(token.text)
+        except ChatbotError as exc:  # the LLM (server) failed or is down: a person answers, not an error page
+            failed, grounding = Outcome.LLM_UNAVAILABLE, {"llm_error": str(exc)[:300]}
+            yield self._finish(conversation_id, turn.question, failed, ANSWERS[failed], [], usage, grounding, passages)
+            return
         usage = replace(usage, llm_s=time.perf_counter() - started if shared_s is None else shared_s)
         raw = "".join(pieces).strip()
         result = self.checker.check(raw, passages, query)

@@ -163,6 +163,23 @@ def db_url(new_database) -> str:
 
 
 @pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """A real llama.cpp OpenAI-compatible server with SmolLM2 for the session (tests/llama_server.py). Missing
+    in CI (CI=true) it fails, elsewhere it is skipped with the command that installs it."""
+    from tests.llama_server import LlamaServer, missing
+
+    if why := missing():
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    server = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def redis_url():
     """A throwaway redis-server on a free loopback port for the session; its URL. Missing in CI (CI=true) it
     fails, elsewhere it is skipped with the command that installs it."""

@@ -56,6 +56,17 @@ class TestFixedImageReader(ImageReaderContract):
 
 
 @e2e
+class TestOpenAIChatModelOnLlamaCpp(ChatModelContract):
+    """The openai backend against a real OpenAI-compatible server: llama.cpp serving SmolLM2's GGUF."""
+
+    @pytest.fixture(scope="class")
+    def model(self, llm_server):
+        from tests.llama_server import MODEL_NAME
+
+        return OpenAIChatModel(llm_server.base_url, MODEL_NAME, device="cpu", timeout_s=60)
+
+
+@e2e
 class TestTransformersChatModel(ChatModelContract):
     @pytest.fixture(scope="class")
     @classmethod

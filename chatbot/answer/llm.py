@@ -193,7 +193,7 @@ class OpenAIChatModel:
         import openai
 
         prompt_tokens = completion_tokens = 0
-        pieces = 0
+        pieces, finished = 0, False
         try:
             events = self._client.chat.completions.create(
                 model=self.name,
@@ -208,10 +208,13 @@ class OpenAIChatModel:
                     prompt_tokens = int(event.usage.prompt_tokens or 0)
                     completion_tokens = int(event.usage.completion_tokens or 0)
                 for choice in event.choices or []:
+                    finished = finished or bool(choice.finish_reason)
                     text = choice.delta.content if choice.delta else None
                     if text:
                         pieces += 1
                         yield Token(text)
+            if not finished:  # llama-cpp-python ends a stream it failed (a prompt over its context) with nothing
+                raise ValueError("the reply stream ended before the reply did (a prompt over its context size?)")
         except openai.AuthenticationError as exc:
             raise ChatbotError(
                 f"the LLM server at {self.base_url} refused the API key ({exc.status_code}); "
@@ -233,4 +236,20 @@ class OpenAIChatModel:
             raise ChatbotError(
                 f"the LLM server at {self.base_url} failed ({type(exc).__name__}: {exc}); check that it is running"
             ) from None
+        prompt_tokens = prompt_tokens or self._count_prompt(messages)  # the stream carried no usage
         yield Token("", done=True, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens or pieces)
+
+    def _count_prompt(self, messages: list[Message]) -> int:
+        """The prompt's tokens when a server streams no usage (llama-cpp-python ignores `include_usage`):
+        its `/extras/tokenize/count` over the messages' text, plus the 4 tokens of role markers ChatML puts
+        around each (so within a few tokens of the templated prompt); 0 when the server has no such route."""
+        import httpx
+
+        root = self.base_url.removesuffix("/v1")
+        text = "\n".join(f"{m.role}\n{m.content}" for m in messages)
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            reply = httpx.post(f"{root}/extras/tokenize/count", json={"input": text}, headers=headers, timeout=10)
+            return int(reply.json()["count"]) + 4 * len(messages) if reply.status_code == 200 else 0
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return 0

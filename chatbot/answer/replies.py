@@ -44,6 +44,8 @@ ANSWERS = {
     "a colleague, who will get back to you.",
     Outcome.UNSUPPORTED_ANSWER: "I'm not certain about that, so I've asked a colleague to confirm.",
     Outcome.CONFIRMED: "Great, I'm glad that helped. Is there anything else I can help you with?",
+    Outcome.LLM_UNAVAILABLE: "Sorry, I can't answer that right now. I've passed your question to a colleague, "
+    "who will get back to you.",
     Outcome.SUGGESTION_DECLINED: "Sorry that didn't answer it. I've asked a member of our team to take over this "
     "conversation; they will reply here as soon as they can.",
 }

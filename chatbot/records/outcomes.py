@@ -21,6 +21,7 @@ class Outcome(StrEnum):
     SUGGESTED = "suggested"  # below the decision's threshold: the closest window shown, "Did this answer it?"
     CONFIRMED = "confirmed"  # the customer said the suggestion (or answer) before answered their question
     SUGGESTION_DECLINED = "suggestion_declined"  # the customer said it did not: handoff
+    LLM_UNAVAILABLE = "llm_unavailable"  # the LLM (server) failed or was down mid-turn: handoff, not an error
     # actions in the company's systems (chatbot/actions/)
     ACTION_ASK = "action_ask"  # a value the action needs (or the customer's verification) asked for
     ACTION_CONFIRM = "action_confirm"  # a write repeated back: "Cancel order ...? yes / no"
@@ -53,6 +54,7 @@ HANDOFF_OUTCOMES = frozenset(
         Outcome.INTERRUPTED,
         Outcome.SUGGESTION_DECLINED,
         Outcome.ACTION_FAILED,
+        Outcome.LLM_UNAVAILABLE,
     }
 )
 ACTION_OUTCOMES = frozenset(o for o in Outcome if o.value.startswith("action_"))

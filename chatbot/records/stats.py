@@ -56,7 +56,8 @@ class Stats:
         wanted = [
             o
             for o in Outcome
-            if (o.unanswered or o.hands_over) and o not in (Outcome.SUGGESTION_DECLINED, Outcome.ACTION_FAILED)
+            if (o.unanswered or o.hands_over)
+            and o not in (Outcome.SUGGESTION_DECLINED, Outcome.ACTION_FAILED, Outcome.LLM_UNAVAILABLE)
         ]
         with self.db.read() as c:
             declined = set(c.scalars(select(feedback.c.message_id).where(feedback.c.rating == -1)))
