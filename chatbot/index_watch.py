@@ -4,7 +4,7 @@ reads the folder again and swaps it in atomically (`knowledge.index.KnowledgeInd
 what it derived from it (the calibrated answer decision) without a restart.
 
 Replicas must see the same folder (a shared volume) under the same path and use one database. It does not
-copy files between machines, and a reranker trained into the folder is picked up only at the next start.
+copy files between machines.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ log = logging.getLogger(__name__)
 
 
 def watcher(config, pipeline) -> IndexWatcher:
-    """A server's watcher over its pipeline's index: a new version also rebuilds the settings and the action
-    router calibrated into it (`[server] index_poll_s`; 0 = off)."""
-    from chatbot.builder import build_router, build_settings
+    """A server's watcher over its pipeline's index: a new version also rebuilds the settings, the action
+    router calibrated into it and the searcher with the reranker trained into it (`[server] index_poll_s`;
+    0 = off)."""
+    from chatbot.builder import build_router, build_searcher, build_settings
 
     def refresh() -> None:
+        searcher = build_searcher(config, pipeline.index)
+        searcher.warm_up()  # the new reranker's weights, before the swap: no customer waits for them
+        pipeline.searcher = searcher
         pipeline.settings = build_settings(config, pipeline.index)
         pipeline.router = build_router(config, pipeline.index)
 

@@ -74,3 +74,16 @@ def test_a_replicas_health_check_reports_the_index_version_it_serves(shop_index,
     a.save_faq("Do you gift wrap orders?", "Yes: gift wrapping costs 2.50 pounds per item.", "sam")
     IndexWatcher(b.store, b.index, every_s=0).check()
     assert client.get("/healthz").json()["index_version"] == a.index.version()  # live, no restart
+
+
+def test_a_servers_watcher_rebuilds_the_searcher_so_a_reranker_trained_into_the_folder_serves(shop_index, tmp_path):
+    """`watcher(config, pipeline)`: a new version swaps in a searcher built from the folder as it is now
+    (with the reranker trained into it, when there is one), and the settings calibrated into it."""
+    from chatbot.index_watch import watcher
+
+    config, a, b = _replicas(shop_index, tmp_path)
+    searcher, settings = b.searcher, b.settings
+    a.save_faq("Do you gift wrap orders?", "Yes: gift wrapping costs 2.50 pounds per item.", "sam")
+    assert watcher(config, b).check()
+    assert b.searcher is not searcher and b.settings is not settings
+    assert "gift" in b.searcher.search("gift wrapping", k=1)[0].chunk.text
