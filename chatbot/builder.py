@@ -335,6 +335,7 @@ def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Setti
         answer_model=model if model is not None and model.threshold is not None else None,
         below_threshold=g.below_threshold,
         suggest_windows=g.suggest_windows,
+        suggest_sentences=g.suggest_sentences,
         topic_distance=config.handoff.topic_distance,
         resolution_window_h=config.analytics.resolution_window_h,
     )

@@ -3,9 +3,8 @@
 One `Pipeline` wired through its constructor; it names no model and imports no torch. Its door is
 `turn(Turn)`: a turn goes in (text, audio, image, conversation id, channel) and events come out:
 `Received` (the stored message), `Draft` pieces while the LLM writes, then the checked `Reply`.
-Named verbs serve what adapters need besides (handoff on request, transcripts, feedback,
-re-index, analytics). The customer's message is stored before anything else happens, so a
-failure later loses nothing. Each turn ends in one `Outcome`:
+Named verbs serve what adapters need besides. The customer's message is stored before anything
+else happens, so a failure later loses nothing. Each turn ends in one `Outcome`, among them:
 - `customer_request`: the customer asked for a person: handoff, no LLM call;
 - `off_topic`: nothing in the help centre is even close: a polite refusal, no handoff;
 - `no_knowledge`: retrieval too weak to answer from: handoff, no LLM call;
@@ -15,9 +14,9 @@ failure later loses nothing. Each turn ends in one `Outcome`:
   evidence window (`chatbot.answer.quote`: a source sentence and those after it) verbatim, when the
   trained decision calibrated into the index (`chatbot calibrate`) says it answers, or, without one,
   when its first sentence is within `direct_quote_cosine` of the question. Under the trained
-  decision's threshold the window is offered as a suggestion (`below_threshold = "suggest"`, with the
-  next-ranked windows of other passages, `suggest_windows`; "Did this answer your question?"), the
-  turn is handed over with that quote (`"handoff"`) or the LLM tries (`"llm"`);
+  decision's threshold the closest windows of `suggest_sentences`, each from another passage, are
+  offered as a suggestion (`below_threshold = "suggest"`, `suggest_windows` of them; "Did this answer
+  your question?"), the turn is handed over with the quote (`"handoff"`) or the LLM tries (`"llm"`);
 - `suggested`: that suggestion; "yes" confirms it, "no" or asking for a person hands over.
 
 A voice question is transcribed and a screenshot read (OCR) first: the transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and both are stored with the customer's message and metered like the other stages.
@@ -38,8 +37,8 @@ from chatbot.answer.window_ranker import alternatives, choose
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.inputs.understand import MAX_QUESTION_CHARS, clean_question, understand  # noqa: F401
-from chatbot.answer.replies import ANSWERS, HANDOFF_REQUEST, MAX_QUOTE_CHARS, cite, is_human_request, quotable, quoted  # noqa: F401
-from chatbot.answer.replies import confirms, declines
+from chatbot.answer.replies import ANSWERS, HANDOFF_REQUEST, MAX_QUOTE_CHARS, cite, confirms, declines  # noqa: F401
+from chatbot.answer.replies import is_human_request, quotable, quoted  # noqa: F401
 from chatbot.verbs import KnowledgeVerbs, OperatorVerbs
 from chatbot.verdicts import Verdict, quoted_verdict, suggested_verdict, unsure_verdict
 from chatbot.turns import Draft, Event, Handoff, Received, Reply, Settings, Turn, _Understood  # noqa: F401
@@ -292,9 +291,8 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
     def _from_evidence(
         self, quote: Window | None, query: str, passages: list[Passage], windows: Sequence[Window] = ()
     ) -> Verdict | None:
-        """What the best evidence window decides without the LLM: the trained decision (its threshold
-        calibrated on a dev split) answers with the quote or hands over below it; without one, a quote
-        within `direct_quote_cosine` answers verbatim. None: the LLM tries."""
+        """What the best evidence window decides without the LLM: the trained decision (calibrated on a dev split)
+        answers with the quote, or suggests or hands over below it; else a close quote answers. None: the LLM tries."""
         s, model = self.settings, self.settings.answer_model
         if model is None or model.threshold is None:
             if quotable(quote, query, s.direct_quote_cosine):  # one source sentence answers closely: no LLM call
@@ -309,6 +307,9 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         if quote is not None and probability >= model.threshold:
             return quoted_verdict(quote, passages, {"direct_quote": True, **decided})
         if s.below_threshold == "suggest" and quote is not None:  # shown as what it is; the customer decides
+            if s.suggest_sentences != s.quote_sentences:  # shorter windows, from more places
+                windows = self.checker.evidence(query, passages, s.suggest_sentences, MAX_QUOTE_CHARS)
+                quote = choose(windows, s.ranker) or quote
             more = alternatives(windows, quote, s.suggest_windows - 1, s.ranker)
             return suggested_verdict([quote, *more], passages, decided)
         if s.below_threshold in ("handoff", "suggest"):  # below it the LLM's checked answers were wrong on dev

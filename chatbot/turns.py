@@ -123,7 +123,8 @@ class Settings:
     # None (or no threshold): the cosine thresholds above decide
     answer_model: AnswerModel | None = None
     below_threshold: str = "suggest"  # under the trained decision's threshold: "suggest", "handoff" or "llm"
-    suggest_windows: int = 2  # source windows a suggestion quotes, each from another passage
+    suggest_windows: int = 3  # source windows a suggestion quotes, each from another passage
+    suggest_sentences: int = 2  # sentences each of them quotes (an answer's quote: quote_sentences)
     resolution_window_h: float = 24.0  # no word from the customer this long after an answer: resolved
     topic_distance: float = 0.45  # cosine distance under which two unanswered questions share a gap topic
 

@@ -113,9 +113,11 @@ class GroundingConfig(_Section):
     # under its threshold: "suggest" (the closest window offered, "Did this answer your question?"; no means a
     # person), "handoff" (a person at once), or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
     below_threshold: str = "suggest"
-    # source windows a suggestion quotes, each from its own passage: the closest, then the next ranked elsewhere
-    # (2: likely resolved 0.61 -> 0.76 on Arduino held-out, 0.37 -> 0.50 on the independent set; README "Measured")
-    suggest_windows: int = Field(default=2, ge=1, le=4)
+    # source windows a suggestion quotes, each from its own passage: the closest, then the next ranked elsewhere,
+    # each `suggest_sentences` long (3 x 2: as likely resolved as 2 x 3 on Arduino dev, more on the same questions
+    # reworded as long emails, angry or misspelt; README "Measured")
+    suggest_windows: int = Field(default=3, ge=1, le=4)
+    suggest_sentences: int = Field(default=2, ge=1, le=6)
     # a question set (JSONL, as for `chatbot eval`) whose dev split `chatbot ingest` calibrates the decision on
     # whenever the documents (or this file) change, so a re-index never leaves it uncalibrated; "" = only by hand
     calibration_questions: str = ""

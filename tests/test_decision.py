@@ -218,7 +218,7 @@ def test_calibrate_stores_the_threshold_in_the_manifest_and_the_engine_then_uses
     assert build_settings(config.with_overrides({"grounding": {"trained_decision": False}}), index).answer_model is None
 
 
-def _engine(index, tmp_path, model, below="handoff", windows=2):
+def _engine(index, tmp_path, model, below="handoff", windows=2, sentences=3):
     from dataclasses import replace
 
     llm = ScriptedChatModel("Refunds arrive within five working days.")
@@ -231,6 +231,7 @@ def _engine(index, tmp_path, model, below="handoff", windows=2):
                 "off_topic_cosine": 0.01,
                 "below_threshold": below,
                 "suggest_windows": windows,
+                "suggest_sentences": sentences,
             },
             "handoff": {"copilot": False},  # its background draft would prompt the same stand-in LLM
         },
@@ -292,6 +293,27 @@ def test_a_suggestion_of_one_window_quotes_only_the_closest(parts, tmp_path):
     reply = pipeline.ask("How long do refunds take to reach my card?")
     assert reply.outcome == "suggested" and "five working days" in reply.answer and "[2]" not in reply.answer
     assert reply.answer.startswith("I'm not sure, but this part of our help centre") and len(reply.sources) == 1
+
+
+def test_each_suggested_window_quotes_suggest_sentences(write, tmp_path):
+    import re
+
+    from knowledge.chunking import split_sentences
+
+    care = "Dust the shade with a dry cloth. Never use water on the fabric. Bulbs up to 40 W fit every lamp."
+    cables = "Keep the cable away from heaters. A frayed cable must be replaced. New cables cost 6 pounds."
+    write("care/care.md", f"---\nid: C\ntitle: Lamp care\n---\n{care}\n\n## Cables\n{cables}")
+    index = KnowledgeIndex(tmp_path / "care-ix", HashEmbedder())
+    index.ingest(iter_documents([str(tmp_path / "care")]), 120, 0)
+    lengths = {}
+    for sentences in (1, 3):
+        (folder := tmp_path / str(sentences)).mkdir()
+        pipeline, _ = _engine(index.load(), folder, _model(threshold=0.9), below="suggest", sentences=sentences)
+        reply = pipeline.ask("How should I dust the shade of my lamp, with a cloth?")
+        quotes = re.findall("\u201c(.*?)\u201d", reply.answer)
+        assert reply.outcome == "suggested" and len(quotes) == 2, reply.answer
+        lengths[sentences] = [len(split_sentences(q)) for q in quotes]
+    assert lengths[1] == [1, 1] and max(lengths[3]) > 1, lengths
 
 
 def test_a_thumbs_down_on_the_latest_suggestion_hands_over_and_one_on_an_older_reply_does_not(parts, tmp_path):
