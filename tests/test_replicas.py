@@ -22,6 +22,7 @@ import pytest
 
 from chatbot.records.store import Store
 from tests.app_server import free_port
+from tests.test_load import QUESTIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -184,18 +185,6 @@ def test_a_faq_answer_saved_on_one_replica_answers_a_paraphrase_on_the_other_wit
     assert (
         httpx.get(f"{a.url}/healthz").json()["index_version"] == httpx.get(f"{b.url}/healthz").json()["index_version"]
     )
-
-
-QUESTIONS = [
-    "How long do I have to send something back?",
-    "Do you ship to Canada?",
-    "How much is UK delivery?",
-    "Can I change my delivery address after ordering?",
-    "My lamp arrived broken, what now?",
-    "How do I reset my password?",
-    "Which payment methods do you take?",
-    "When will my refund arrive?",
-]
 
 
 def _customers(replicas: list[Replica], tag: str) -> tuple[list[tuple[dict, float]], float]:
