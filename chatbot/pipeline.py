@@ -183,15 +183,15 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         declined = Outcome.SUGGESTION_DECLINED
         return self._finish(conversation_id, "", declined, ANSWERS[declined], [], Usage(device=self.llm.device))
 
-    def recover(self, stale_s: float = 180.0, unowned: bool = True) -> list[str]:
-        """Check the database takes writes (`ChatbotError` saying what to fix), then hand to a person, reason
-        `interrupted`, each conversation whose last customer message got no reply because its server stopped
-        mid-turn: that server's run stopped or was not seen for `stale_s` (another replica's turn in flight
-        is left alone); `unowned` (at a server's start): also those no server run took. Returns their ids."""
-        self.store.check_writable()
+    def recover(self, stale_s: float = 180.0, at_start: bool = True) -> list[str]:
+        """Hand over (`interrupted`) each conversation whose last customer message got no reply because its server's
+        run stopped or was not seen for `stale_s` (a live replica's turn is left alone). `at_start` (not a heartbeat):
+        first check the database takes writes (`ChatbotError` saying what to fix); also take messages no run took."""
+        if at_start:
+            self.store.check_writable()
         live_since = datetime.now(UTC) - timedelta(seconds=stale_s)
         found = []
-        for conversation_id, message_id in self.store.conversations.interrupted(live_since, unowned):
+        for conversation_id, message_id in self.store.conversations.interrupted(live_since, unowned=at_start):
             if self.store.conversations.flag_interrupted(conversation_id, message_id):  # else a replica was first
                 self.desk.hand_over(conversation_id, message_id, Outcome.INTERRUPTED)
                 found.append(conversation_id)

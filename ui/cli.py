@@ -33,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     beat_s = config.server.heartbeat_s
     clock = ServerClock(  # the hours it is up (the serving bill); a dead replica's unanswered turns go to a person
-        pipeline.store, pipeline.llm.device, beat_s, lambda: pipeline.recover(STALE_BEATS * beat_s, unowned=False)
+        pipeline.store, pipeline.llm.device, beat_s, lambda: pipeline.recover(STALE_BEATS * beat_s, at_start=False)
     )
 
     class Server(uvicorn.Server):
