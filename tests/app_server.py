@@ -14,6 +14,17 @@ from knowledge.ingest import iter_documents
 from ui.app import create_app, uvicorn_options
 
 PASSWORD = "test-operator-password"
+# what the demo shop's customers ask in the load tests (each one LLM reply on the demo help centre)
+QUESTIONS = [
+    "How long do I have to send something back?",
+    "Do you ship to Canada?",
+    "How much is UK delivery?",
+    "Can I change my delivery address after ordering?",
+    "My lamp arrived broken, what now?",
+    "How do I reset my password?",
+    "Which payment methods do you take?",
+    "When will my refund arrive?",
+]
 
 
 def free_port() -> int:

@@ -9,6 +9,14 @@ SHARED = ROOT.parent / "shared" / "data"
 DEMO = ROOT / "demo" / "help-centre"
 
 
+def fail_in_ci_else_skip(missing: str) -> None:
+    """A service a test needs is missing: in CI (CI=true) the test fails, since a skip there would hide that it
+    never ran; elsewhere it is skipped, saying what installs it."""
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(missing, pytrace=False)
+    pytest.skip(missing)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository checkout (where `python -m chatbot` runs from and demo/ lives)."""
@@ -135,9 +143,7 @@ def postgres():
         except ImportError:
             missing = "the PostgreSQL driver is missing: run `.venv/bin/pip install -e '.[dev]'` (psycopg)"
     if missing:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(missing, pytrace=False)
-        pytest.skip(missing)
+        fail_in_ci_else_skip(missing)
     server = TemporaryPostgres(bin_dir)
     try:
         server.start()
@@ -169,9 +175,7 @@ def llm_server(tmp_path_factory):
     from tests.llama_server import LlamaServer, missing
 
     if why := missing():
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
+        fail_in_ci_else_skip(why)
     server = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log")
     try:
         yield server
@@ -191,9 +195,7 @@ def redis_url():
     binary = shutil.which("redis-server")
     if binary is None:
         missing = "redis-server is not installed: run `sudo make system-deps` (Debian `redis-server`)"
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(missing, pytrace=False)
-        pytest.skip(missing)
+        fail_in_ci_else_skip(missing)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -6,13 +6,11 @@ a prompt over its context, and a server that is down (a handoff, not a 500).
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from chatbot.answer.llm import Message, OpenAIChatModel
 from core.errors import ChatbotError
 from tests.llama_server import MODEL_NAME
-from tests.test_api_safety import build
-from ui.app import create_app
+from tests.handoff_app import serve
 
 pytestmark = pytest.mark.e2e
 ASKED = [
@@ -40,11 +38,9 @@ def test_a_prompt_over_the_servers_context_is_an_error_not_an_empty_reply(llm_se
         list(OpenAIChatModel(llm_server.base_url, MODEL_NAME, device="cpu", max_retries=0).stream(long, 20))
 
 
-def test_over_rest_the_reply_is_metered_and_a_server_that_is_down_is_a_handoff(llm_server, tmp_path, monkeypatch):
-    monkeypatch.delenv("CHATBOT_OPERATOR_PASSWORD", raising=False)
-    pipeline, config = build(tmp_path)
+def test_over_rest_the_reply_is_metered_and_a_server_that_is_down_is_a_handoff(llm_server, tmp_path):
+    pipeline, client = serve(tmp_path)  # the stand-in app, its scripted LLM replaced by the real server
     pipeline.llm = OpenAIChatModel(llm_server.base_url, MODEL_NAME, device="cpu", timeout_s=60)
-    client = TestClient(create_app(pipeline, config))
     reply = client.post("/api/chat", json={"message": "How many days do I have to return an item?"})
     assert reply.status_code == 200
     usage = reply.json()["usage"]

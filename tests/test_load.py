@@ -23,6 +23,7 @@ import uvicorn
 from chatbot.builder import build_index, build_pipeline
 from core.config import load_config
 from knowledge.ingest import iter_documents
+from tests.app_server import QUESTIONS
 from ui.app import create_app
 
 pytestmark = pytest.mark.e2e
@@ -30,16 +31,6 @@ pytestmark = pytest.mark.e2e
 SESSIONS = 16
 PER_SESSION = 2
 ALONE = 6
-QUESTIONS = [
-    "How long do I have to send something back?",
-    "Do you ship to Canada?",
-    "How much is UK delivery?",
-    "Can I change my delivery address after ordering?",
-    "My lamp arrived broken, what now?",
-    "How do I reset my password?",
-    "Which payment methods do you take?",
-    "When will my refund arrive?",
-]
 
 
 def question(n: int) -> str:

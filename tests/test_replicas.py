@@ -21,8 +21,7 @@ import httpx
 import pytest
 
 from chatbot.records.store import Store
-from tests.app_server import free_port
-from tests.test_load import QUESTIONS
+from tests.app_server import QUESTIONS, free_port
 
 pytestmark = pytest.mark.e2e
 
