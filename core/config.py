@@ -34,7 +34,6 @@ from pydantic import BaseModel, Field, ValidationError
 from core.config_actions import ActionConfig, ActionRulesConfig
 from core.config_base import _Section
 from core.config_practice import PracticeConfig
-
 from core.errors import ConfigError
 
 
@@ -284,6 +283,7 @@ class ImproveConfig(_Section):
     # (3, chosen on the demo dev split over 8: correct 0.45 vs 0.38, wrong 0.34 vs 0.40; README "Measured")
     validation_chats: int = 16  # chats held out for the loss reported before and after
     split: str = "dev"  # the question split the promotion gate evaluates on; the held-out split is never used
+    independent_questions: str = ""  # a set by other authors, never tuned on: asked whole, reported, not worse there
     max_steps: int = 60  # optimizer steps of the LoRA run (instead of [finetune.loop] max_steps)
     quantization: str = "int8"  # the exported serving model
     # a student cut from the fine-tuned model with this many decoder layers is distilled from it on the same chats,

@@ -164,6 +164,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _independent_lines(check: dict | None) -> list[str]:
+    """The candidate and the serving model on the independent questions, one line each (none when not set)."""
+    if not check:
+        return []
+    c, s = check["candidate"], check["serving_before"]
+    return [
+        f"on {check['questions']}: candidate correct {c['correct_rate']}, wrong {c['wrong_rate']}, likely resolved "
+        f"{c['likely_resolved']}; serving correct {s['correct_rate']}, wrong {s['wrong_rate']}, likely resolved "
+        f"{s['likely_resolved']}"
+    ]
+
+
 def cmd_improve(args: argparse.Namespace) -> int:
     from chatbot.work_meter import metered, work_device
     from finetune.improve import improve
@@ -192,6 +204,7 @@ def cmd_improve(args: argparse.Namespace) -> int:
                 f"resolution {c['resolution_rate']}",
                 f"serving   {s['name']}: correct {s['correct_rate']}, wrong {s['wrong_rate']}, "
                 f"resolution {s['resolution_rate']}",
+                *_independent_lines(summary.get("independent")),
                 f"{'promoted' if summary['promoted'] else 'not promoted'}: {summary['reason']}",
                 f"serving now: {summary['serving']}"
                 + (

@@ -315,6 +315,14 @@ def improve_parser(subparsers) -> argparse.ArgumentParser:
         help="work folder: candidate/, candidate-int8/, eval/, serving/ (default .chatbot/models)",
     )
     _flag(p, "--max-steps", "finetune.improve.max_steps", "optimizer steps of the LoRA run", type=int, metavar="N")
+    _flag(
+        p,
+        "--independent-questions",
+        "finetune.improve.independent_questions",
+        "a second question set written by other people (all its questions are asked; never tuned on): its "
+        "figures are reported beside the gate's, and the candidate must not be worse there either",
+        metavar="FILE",
+    )
     add_common(p, index=True, db=True)
     return p
 

@@ -17,6 +17,9 @@
    it on the same chats (`finetune.distill.distill_chats`), exported into `OUT/student-int8/` and
    evaluated the same way. It is promoted instead of its teacher when it passes the gate and, where
    the LLM writes, it is no worse than the teacher either: faster, and as good.
+   With `[finetune.improve] independent_questions` (a set written by other people, never tuned on),
+   the chosen model and the serving model also answer all of its questions; the figures are reported
+   beside the gate's, and a model worse there is not promoted.
 5. Promotion copies the export into `[models] promoted_dir` (default `OUT/serving/`) with
    `promotion.json`; the builder serves it from then on (see `chatbot.builder.promoted_model`). The
    serving model's dev totals are recorded in the database, for `chatbot report` and the panel.
@@ -45,6 +48,7 @@ from finetune.data import prepare_dataset, read_exchanges
 from finetune.evaluate import install_model
 from finetune.grounded import GroundedOptions, grounded_chats, split_chats
 from finetune.improve_gate import GateSet, digest_of, evaluate_model, gate, gate_set, model_card, rates, verdict
+from finetune.improve_gate import independent_check, independent_set, writes_evaluator
 from finetune.prompts import SourcePool
 from finetune.train import Chat, FinetuneOptions, exchange_chats, train_chats
 
@@ -283,6 +287,7 @@ def _summary(
             **rates(serving),
             **({"writing": rates(serving_writes)} if serving_writes else {}),
         },
+        **({"independent": record["independent"]} if "independent" in record else {}),
         "chats": counts,
         "copilot": _copilot_summary(record.get("copilot")),
         "levers": record.get("levers", {}),
@@ -370,18 +375,25 @@ def _serving_model(config: Config, target: Path) -> tuple[str, str, str | None]:
     return current[0], current[1], model_card(Path(current[0])).get("fingerprint")
 
 
-def _writes_evaluator(
-    config: Config, questions_path: str, index, out: Path, progress: Progress
-) -> Callable[[str, str], dict]:
-    """`writes(folder, label)`: evaluate a model with `[grounding] trained_decision` off."""
-    writing = config.with_overrides({"grounding": {"trained_decision": False}})
-    writing_set = gate_set(writing, questions_path, index)
-
-    def writes(folder: str, label: str) -> dict:
-        """Totals with the LLM writing every answer it can: the calibrated engine may rarely call it at all."""
-        return evaluate_model(writing, folder, label, writing_set, out, progress)["totals"]
-
-    return writes
+def _check_independent(
+    config: Config,
+    independent: GateSet | None,
+    record: dict,
+    export: str,
+    serving: tuple[str, str],
+    out: Path,
+    progress: Progress,
+) -> None:
+    """With independent questions, the chosen model (`record`'s) and the serving model answer them too: their
+    figures go into `record` beside the gate's, and a model worse there is not promoted."""
+    if independent is None:
+        return
+    check = independent_check(config, independent, (export, record["name"]), serving, out, progress)
+    record.update(
+        independent=check,
+        promoted=record["promoted"] and check["passes"],
+        reason=f"{record['reason']}; {check['reason']}",
+    )
 
 
 def improve(
@@ -389,19 +401,18 @@ def improve(
 ) -> dict:
     """Run the loop once; returns what each step did and the gate's decision (also in OUT/improve.json)."""
     index = _ready_index(config)
-    gate_questions = gate_set(config, questions_path, index)  # a bad question file fails before any training
+    # a bad question file fails before any training
+    gate_questions, independent = gate_set(config, questions_path, index), independent_set(config, index)
     practice = _practice(config, index, progress)
-    out = Path(out_dir)
-    target = Path(config.models.promoted_dir or out / "serving")
+    out, target = Path(out_dir), Path(config.models.promoted_dir or Path(out_dir) / "serving")
     train, validation, counts = training_chats(config, index, logs, out, progress)
     model, fingerprint = train_candidate(config, train, validation, counts, out, progress)
     levers = _levers(config, train, out, progress)
     export, name = export_candidate(config, model, fingerprint, out, progress)
     student = _distill_student(config, model, fingerprint, train, validation, out, progress)
-
     serving_model, serving_name, serving_fingerprint = _serving_model(config, target)
     serving = evaluate_model(config, serving_model, serving_name, gate_questions, out, progress)["totals"]
-    writes = _writes_evaluator(config, questions_path, index, out, progress)
+    writes = writes_evaluator(config, questions_path, index, out, progress)
     serving_writes = teacher_writes = candidate_writes = None
     if student and serving_fingerprint == student["fingerprint"]:
         promoted, reason, candidate = False, "the distilled student is already the serving model", serving
@@ -439,7 +450,8 @@ def improve(
         "serving_before": {"name": serving_name, **serving},
         "train_report": json.loads((model / "train_report.json").read_text(encoding="utf-8")),
     }
-    now_serving = (name, candidate) if promoted else (serving_name, serving)
+    _check_independent(config, independent, record, str(export), (serving_model, serving_name), out, progress)
+    now_serving = (name, candidate) if record["promoted"] else (serving_name, serving)
     _install_and_log(config, record, export, target, now_serving)
     summary = _summary(record, export, target, now_serving[0], counts, student, candidate_writes, serving_writes)
     write_atomic(out / "improve.json", json.dumps({**summary, "record": record}, indent=2, default=str) + "\n")

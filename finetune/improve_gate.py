@@ -51,14 +51,16 @@ class GateSet:
     """What every evaluation of one round shares, read once: the gate's questions and what the cache key of
     an evaluation depends on besides the model."""
 
-    questions: tuple  # the `[finetune.improve] split` of the question file (`EvalQuestion`s)
+    questions: tuple  # the `split` of the question file (`EvalQuestion`s)
     path: str  # the question file
     key: str  # digest of the questions, the documents, the engine's settings and its code
+    split: str = "dev"  # which of the file's questions: `[finetune.improve] split`, or "all"
 
 
-def gate_set(config: Config, questions_path: str, index) -> GateSet:
-    """The gate's questions and cache key under `config`; refuses a question file without the split's questions."""
-    split = config.finetune.improve.split
+def gate_set(config: Config, questions_path: str, index, split: str | None = None) -> GateSet:
+    """The gate's questions and cache key under `config` (`split`: default `[finetune.improve] split`);
+    refuses a question file without the split's questions."""
+    split = split or config.finetune.improve.split
     # action questions are scored on routing, which no model changes: the gate's answers skip them
     questions = tuple(q for q in select(load_questions(questions_path), split) if q.action is None)
     if not questions:
@@ -71,14 +73,21 @@ def gate_set(config: Config, questions_path: str, index) -> GateSet:
         config.company_name,
         _engine_code_digest(),
     )
-    return GateSet(questions, str(questions_path), key)
+    return GateSet(questions, str(questions_path), key, split)
+
+
+def independent_set(config: Config, index) -> GateSet | None:
+    """Every question of `[finetune.improve] independent_questions` (a set written by other people than the
+    gate's, never tuned on), or None when none is set; refuses a missing or empty file before any training."""
+    path = config.finetune.improve.independent_questions
+    return gate_set(config, path, index, split="all") if path else None
 
 
 def evaluate_model(
     config: Config, model: str, name: str, gate_questions: GateSet, out: Path, progress: Progress
 ) -> dict:
     """`chatbot eval` totals of `model` (a registered name or folder) on the gate's questions; cached."""
-    questions, split = gate_questions.questions, config.finetune.improve.split
+    questions, split = gate_questions.questions, gate_questions.split
     key = digest_of(name, model_card(Path(model)).get("fingerprint"), gate_questions.key)[:16]
     cached = out / "eval" / f"{key}.json"
     if cached.is_file():
@@ -116,9 +125,54 @@ def verdict(totals: dict, serving: dict, writes: dict, serving_writes: dict) -> 
     return served_ok and writing_ok, f"{served}; where the LLM writes, {writing}"
 
 
+def independent_check(
+    config: Config, independent: GateSet, candidate: tuple[str, str], serving: tuple[str, str], out: Path, progress
+) -> dict:
+    """The candidate and the serving model (each `(model, name)`) on the independent questions, through the whole
+    engine; `passes` when the candidate is not worse there either (`gate`): a model that helps only on the questions
+    the gate's split shares authors with is not promoted."""
+    totals = evaluate_model(config, candidate[0], candidate[1], independent, out, progress)["totals"]
+    before = (
+        totals
+        if candidate == serving
+        else evaluate_model(config, serving[0], serving[1], independent, out, progress)["totals"]
+    )
+    passes, why = gate(totals, before)
+    return {
+        "questions": independent.path,
+        "candidate": rates(totals),
+        "serving_before": rates(before),
+        "passes": passes,
+        "reason": f"on the independent questions, {why}",
+    }
+
+
+def writes_evaluator(
+    config: Config, questions_path: str, index, out: Path, progress: Progress
+) -> Callable[[str, str], dict]:
+    """`writes(folder, label)`: evaluate a model with `[grounding] trained_decision` off."""
+    writing = config.with_overrides({"grounding": {"trained_decision": False}})
+    writing_set = gate_set(writing, questions_path, index)
+
+    def writes(folder: str, label: str) -> dict:
+        """Totals with the LLM writing every answer it can: the calibrated engine may rarely call it at all."""
+        return evaluate_model(writing, folder, label, writing_set, out, progress)["totals"]
+
+    return writes
+
+
+RATES = (
+    "resolution_rate",
+    "correct_rate",
+    "wrong_rate",
+    "wrong_of_answered",
+    "out_of_scope_refused",
+    "likely_resolved",
+    "asserted_wrong",
+    "persons_needed",
+)
+
+
 def rates(totals: dict) -> dict:
     """The rates of `chatbot eval` totals that the loop reports."""
-    return {
-        k: totals.get(k)
-        for k in ("resolution_rate", "correct_rate", "wrong_rate", "wrong_of_answered", "out_of_scope_refused")
-    }
+    return {k: totals.get(k) for k in RATES}

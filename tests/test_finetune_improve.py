@@ -153,15 +153,27 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(
     from finetune.copilot_eval import copilot_gate
     from finetune.improve import improve
 
-    config, questions, logs = _round_setup(tmp_path, tokenizer_dir, demo_docs, repo_root, layers=1)
+    independent = tmp_path / "independent.jsonl"  # stands in for a set written by other people: held-out questions
+    held_out = [line for line in (repo_root / "demo/questions.jsonl").read_text().splitlines() if '"heldout"' in line]
+    independent.write_text("\n".join(held_out[:2]) + "\n")
+    config, questions, logs = _round_setup(
+        tmp_path, tokenizer_dir, demo_docs, repo_root, layers=1, independent_questions=str(independent)
+    )
     messages = []
     first = improve(config, questions, logs, tmp_path / "models", messages.append)
     assert first["chats"]["chats"] > 0 and first["chats"]["log_chats"] > 0 and first["train"]["steps"] == 1
     assert (tmp_path / "models/candidate-int8/model.bin").is_file() and "student" not in first
     card = json.loads((tmp_path / "models/candidate-int8/chatbot_model.json").read_text())
     assert first["candidate"]["name"] == card["name"] and card["base"] == config.models.llm
-    c, s = first["candidate"], first["serving_before"]
-    assert first["promoted"] == (gate(c, s)[0] and gate(c["writing"], s["writing"])[0])  # served, and writing
+    c, s, check = first["candidate"], first["serving_before"], first["independent"]
+    assert (
+        check["questions"] == str(independent)
+        and check["passes"] == gate(check["candidate"], check["serving_before"])[0]
+    )
+    assert {"likely_resolved", "asserted_wrong", "persons_needed"} <= set(check["candidate"])
+    assert "on the independent questions" in first["reason"]
+    # served, writing, and on the independent questions
+    assert first["promoted"] == (gate(c, s)[0] and gate(c["writing"], s["writing"])[0] and check["passes"])
     if first["promoted"]:
         assert build_llm(config).name == card["name"]  # the builder now serves it
     serving = first["serving"]
@@ -182,6 +194,19 @@ def test_one_round_trains_exports_gates_promotes_and_a_second_round_is_cached(
     assert not any(m.startswith("evaluating ") for m in messages)  # every evaluation came from the cache
     assert again["serving"] == serving and again["levers"] == first["levers"]  # measured once
     assert not any(m.startswith("measuring LoRA") for m in messages)
+
+
+def test_a_missing_independent_question_file_fails_before_any_training(tmp_path, tokenizer_dir, demo_docs, repo_root):
+    from core.errors import NotFound
+    from finetune.improve import improve
+
+    missing = tmp_path / "nowhere.jsonl"
+    config, questions, logs = _round_setup(
+        tmp_path, tokenizer_dir, demo_docs, repo_root, layers=1, independent_questions=str(missing)
+    )
+    with pytest.raises(NotFound, match="nowhere.jsonl does not exist"):
+        improve(config, questions, logs, tmp_path / "models", lambda m: None)
+    assert not (tmp_path / "models").exists()  # nothing trained, exported or evaluated
 
 
 @pytest.mark.e2e
