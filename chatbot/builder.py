@@ -1,7 +1,5 @@
-"""The one place that knows the concrete classes: turns a `Config` into wired parts.
-
-Backends are picked by name from plain dicts; a wrong name lists the valid ones.
-"""
+"""The one place that knows the concrete classes: turns a `Config` into wired parts. Backends are picked by
+name from plain dicts; a wrong name lists the valid ones."""
 
 from __future__ import annotations
 
@@ -16,6 +14,7 @@ from chatbot.records.costs import PriceSheet
 from core.errors import ConfigError
 from chatbot.answer.grounding import GroundingChecker
 from chatbot.answer.llm import ChatModel, OpenAIChatModel, TransformersChatModel
+from chatbot.answer.window_reader import reader_for
 from chatbot.models import EMBEDDERS, KNOWN_LLMS, SPEECH, resolve
 from chatbot.pipeline import Pipeline, Settings
 from chatbot.actions.build import build_action_desk, build_router, calibrate_routing, identifiers
@@ -336,6 +335,7 @@ def build_settings(config: Config, index: KnowledgeIndex | None = None) -> Setti
         below_threshold=g.below_threshold,
         suggest_windows=g.suggest_windows,
         suggest_sentences=g.suggest_sentences,
+        reader=reader_for(g.suggest_reader, config.models.device, config.models.threads),
         topic_distance=config.handoff.topic_distance,
         resolution_window_h=config.analytics.resolution_window_h,
     )

@@ -3,8 +3,8 @@
 One `Pipeline` wired through its constructor; it names no model and imports no torch. Its door is
 `turn(Turn)`: a turn goes in (text, audio, image, conversation id, channel) and events come out:
 `Received` (the stored message), `Draft` pieces while the LLM writes, then the checked `Reply`.
-Named verbs serve what adapters need besides. The customer's message is stored before anything
-else happens, so a failure later loses nothing. Each turn ends in one `Outcome`, among them:
+Named verbs serve what adapters need besides. The customer's message is stored before anything else
+happens, so a failure later loses nothing. Each turn ends in one `Outcome`, among them:
 - `customer_request`: the customer asked for a person: handoff, no LLM call;
 - `off_topic`: nothing in the help centre is even close: a polite refusal, no handoff;
 - `no_knowledge`: retrieval too weak to answer from: handoff, no LLM call;
@@ -13,10 +13,9 @@ else happens, so a failure later loses nothing. Each turn ends in one `Outcome`,
 - `answered`: the supported sentences, each citing its source; or, with no LLM call, the best
   evidence window (`chatbot.answer.quote`: a source sentence and those after it) verbatim, when the
   trained decision calibrated into the index (`chatbot calibrate`) says it answers, or, without one,
-  when its first sentence is within `direct_quote_cosine` of the question. Under the trained
-  decision's threshold the closest windows of `suggest_sentences`, each from another passage, are
-  offered as a suggestion (`below_threshold = "suggest"`, `suggest_windows` of them; "Did this answer
-  your question?"), the turn is handed over with the quote (`"handoff"`) or the LLM tries (`"llm"`);
+  when its first sentence is within `direct_quote_cosine` of the question. Under the decision's threshold
+  `suggest_windows` windows (`chatbot.answer.window_reader`) are offered (`below_threshold = "suggest"`: "Did
+  this answer your question?"), the turn is handed over with the quote (`"handoff"`) or the LLM tries (`"llm"`);
 - `suggested`: that suggestion; "yes" confirms it, "no" or asking for a person hands over.
 
 A voice question is transcribed and a screenshot read (OCR) first: the transcript becomes the question, the screenshot's text joins it for retrieval and the prompt, and both are stored with the customer's message and metered like the other stages.
@@ -33,7 +32,8 @@ from typing import TYPE_CHECKING
 
 from chatbot.answer.decision import clarifying_question, is_vague
 from chatbot.answer.grounding import GroundingChecker
-from chatbot.answer.window_ranker import alternatives, choose
+from chatbot.answer.window_ranker import choose
+from chatbot.answer.window_reader import suggestion
 from chatbot.answer.llm import ChatModel
 from chatbot.answer.prompt import build_messages
 from chatbot.inputs.understand import MAX_QUESTION_CHARS, clean_question, understand  # noqa: F401
@@ -244,8 +244,8 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
         started = time.perf_counter()
         windows = self.checker.evidence(query, passages, self.settings.quote_sentences, MAX_QUOTE_CHARS)
         quote = choose(windows, self.settings.ranker)
+        verdict = self._from_evidence(quote, query, passages, windows)  # a suggestion's reader included
         usage = replace(usage, retrieval_s=usage.retrieval_s + time.perf_counter() - started)  # part of finding it
-        verdict = self._from_evidence(quote, query, passages, windows)
         if verdict is not None:
             yield self._finish_verdict(conversation_id, turn.question, verdict, usage, passages)
             return
@@ -310,8 +310,8 @@ class Pipeline(KnowledgeVerbs, OperatorVerbs):
             if s.suggest_sentences != s.quote_sentences:  # shorter windows, from more places
                 windows = self.checker.evidence(query, passages, s.suggest_sentences, MAX_QUOTE_CHARS)
                 quote = choose(windows, s.ranker) or quote
-            more = alternatives(windows, quote, s.suggest_windows - 1, s.ranker)
-            return suggested_verdict([quote, *more], passages, decided)
+            shown = suggestion(windows, quote, s.suggest_windows, s.ranker, s.reader, query, passages)
+            return suggested_verdict(shown, passages, decided)
         if s.below_threshold in ("handoff", "suggest"):  # below it the LLM's checked answers were wrong on dev
             return unsure_verdict(Outcome.UNSUPPORTED_ANSWER, quote, passages, decided)
         return None

@@ -14,6 +14,7 @@ from knowledge.types import Source
 
 if TYPE_CHECKING:
     from chatbot.answer.decision import AnswerModel
+    from chatbot.answer.window_reader import WindowReader
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Settings:
     below_threshold: str = "suggest"  # under the trained decision's threshold: "suggest", "handoff" or "llm"
     suggest_windows: int = 3  # source windows a suggestion quotes, each from another passage
     suggest_sentences: int = 2  # sentences each of them quotes (an answer's quote: quote_sentences)
+    reader: WindowReader | None = None  # picks a suggestion's windows (chatbot/answer/window_reader.py); None: the rule
     resolution_window_h: float = 24.0  # no word from the customer this long after an answer: resolved
     topic_distance: float = 0.45  # cosine distance under which two unanswered questions share a gap topic
 

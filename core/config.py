@@ -112,11 +112,13 @@ class GroundingConfig(_Section):
     # under its threshold: "suggest" (the closest window offered, "Did this answer your question?"; no means a
     # person), "handoff" (a person at once), or "llm" (checked LLM answers: 0 of 5 right on Arduino dev)
     below_threshold: str = "suggest"
-    # source windows a suggestion quotes, each from its own passage: the closest, then the next ranked elsewhere,
-    # each `suggest_sentences` long (3 x 2: as likely resolved as 2 x 3 on Arduino dev, more on the same questions
-    # reworded as long emails, angry or misspelt; README "Measured")
+    # source windows a suggestion quotes, each `suggest_sentences` long (3 x 2: as likely resolved as 2 x 3 on Arduino
+    # dev, more on the same questions reworded as long emails, angry or misspelt; README "Measured")
     suggest_windows: int = Field(default=3, ge=1, le=4)
     suggest_sentences: int = Field(default=2, ge=1, le=6)
+    # a model that picks a suggestion's windows by query likelihood (chatbot/answer/window_reader.py): a CTranslate2
+    # folder or "qwen2.5-coder-1.5b-instruct-int8" (~3 s a suggestion on 2 CPU cores); "" = the fixed rule
+    suggest_reader: str = ""
     # a question set (JSONL, as for `chatbot eval`) whose dev split `chatbot ingest` calibrates the decision on
     # whenever the documents (or this file) change, so a re-index never leaves it uncalibrated; "" = only by hand
     calibration_questions: str = ""
@@ -124,9 +126,7 @@ class GroundingConfig(_Section):
     # calibration also teaches the decision the dev questions' answers (at a weight chosen by cross-validation on
     # them, the threshold on out-of-fold probabilities); false: the help centre's pseudo-questions alone
     decision_learns_from_questions: bool = True
-    # calibration also learns which evidence window to quote from the dev questions, when that beats the fixed rule
-    # out of fold (chatbot/answer/window_ranker.py); off: on Arduino it helped the independent set, not the hash split
-    learn_window_choice: bool = False
+    learn_window_choice: bool = False  # learn the window to quote from dev (window_ranker.py); off: README "Measured"
 
 
 class PricesConfig(_Section):

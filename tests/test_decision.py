@@ -218,7 +218,7 @@ def test_calibrate_stores_the_threshold_in_the_manifest_and_the_engine_then_uses
     assert build_settings(config.with_overrides({"grounding": {"trained_decision": False}}), index).answer_model is None
 
 
-def _engine(index, tmp_path, model, below="handoff", windows=2, sentences=3):
+def _engine(index, tmp_path, model, below="handoff", windows=2, sentences=3, reader=None):
     from dataclasses import replace
 
     llm = ScriptedChatModel("Refunds arrive within five working days.")
@@ -236,7 +236,7 @@ def _engine(index, tmp_path, model, below="handoff", windows=2, sentences=3):
             "handoff": {"copilot": False},  # its background draft would prompt the same stand-in LLM
         },
     )
-    settings = replace(build_settings(config), answer_model=model)
+    settings = replace(build_settings(config), answer_model=model, reader=reader)
     return scripted_pipeline(config, index, llm, f"sqlite:///{tmp_path}/db.sqlite", settings), llm
 
 
@@ -286,6 +286,22 @@ def test_below_the_threshold_the_closest_window_is_suggested_and_the_customer_co
     third = pipeline.ask("How long do refunds take to reach my card?")
     follow_up = pipeline.ask("Where do I print a return label?", third.conversation_id)  # a new question
     assert follow_up.outcome in ("suggested", "answered") and pipeline.handoff_state(third.conversation_id) == "bot"
+
+
+def test_a_reader_in_the_settings_picks_the_suggested_windows(parts, tmp_path):
+    class LastFirst:  # a stand-in reader: the fixed rule's order reversed
+        def __init__(self):
+            self.questions = []
+
+        def scores(self, question, windows):
+            self.questions.append(question)
+            return list(range(len(windows)))
+
+    reader = LastFirst()
+    pipeline, _ = _engine(parts[0], tmp_path, _model(threshold=0.9), below="suggest", windows=1, reader=reader)
+    reply = pipeline.ask("How long do refunds take to reach my card?")
+    assert reply.outcome == "suggested" and reader.questions == ["How long do refunds take to reach my card?"]
+    assert "five working days" not in reply.answer  # the rule's closest window is not the reader's pick
 
 
 def test_a_suggestion_of_one_window_quotes_only_the_closest(parts, tmp_path):
