@@ -84,3 +84,9 @@ def test_the_ctranslate2_reader_scores_each_window_by_the_questions_log_likeliho
     again = reader.scores("How long do I have to return it?", [windows[1], windows[0]])
     assert again == pytest.approx([scores[1], scores[0]], abs=1e-4)  # each window read on its own
     assert reader.scores("anything", []) == []
+
+
+def test_settings_rebuilt_for_the_same_model_share_one_reader(exported):
+    first = reader_for(str(exported), "cpu", 1)
+    assert isinstance(first, CTranslate2Reader) and reader_for(str(exported), "cpu", 1) is first
+    assert reader_for(str(exported), "cpu", 2) is not first

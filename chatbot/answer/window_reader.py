@@ -18,6 +18,7 @@ thresholds or storage; the model loads on first use.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Protocol
@@ -117,11 +118,17 @@ class CTranslate2Reader:
         return [sum(r.log_probs[-len(asked) :]) / len(asked) for r in results]
 
 
+@functools.lru_cache(maxsize=4)
+def _loaded_once(path: str, device: str, threads: int) -> CTranslate2Reader:
+    return CTranslate2Reader(path, device, threads)
+
+
 def reader_for(name: str, device: str = "auto", threads: int = 0) -> WindowReader | None:
     """The reader `[grounding] suggest_reader` names (a CTranslate2 folder or a registered LLM name), or None
-    for ""; a registered model is provisioned here, once."""
+    for ""; a registered model is provisioned here, once. The same reader (and its loaded model) comes back
+    for the same model, so settings rebuilt when the index changes do not load it again."""
     if not name:
         return None
     from chatbot.models import KNOWN_LLMS, resolve
 
-    return CTranslate2Reader(resolve(name, KNOWN_LLMS, "suggest_reader"), device, threads)
+    return _loaded_once(resolve(name, KNOWN_LLMS, "suggest_reader"), device, threads)
