@@ -45,6 +45,21 @@ def is_ctranslate2_model(path: str | Path) -> bool:
         return False
 
 
+def ct2_generator(path: str, device: str, compute_type: str, inter: int, intra: int):
+    """A `ctranslate2.Generator`, with torch's thread count as it was: CTranslate2 sets the OpenMP threads it
+    shares with torch (the embedder's runtime, in the same process) to `intra` (1 with two replies side by
+    side), which left embeddings on one core process-wide (`chatbot bench`)."""
+    import ctranslate2
+    import torch
+
+    torch_threads = torch.get_num_threads()
+    generator = ctranslate2.Generator(
+        path, device=device, compute_type=compute_type, inter_threads=inter, intra_threads=intra
+    )
+    torch.set_num_threads(torch_threads)
+    return generator
+
+
 def pick_ct2_device(requested: str = "auto") -> str:
     def sees_cuda() -> bool:
         import ctranslate2
@@ -87,7 +102,7 @@ class CTranslate2ChatModel:
                 f"{self.path} is not a CTranslate2 model folder; export one with 'chatbot export --model DIR --out DIR'"
             )
         try:
-            import ctranslate2
+            import ctranslate2  # noqa: F401  (installed? the error below says how)
             from transformers import AutoTokenizer
         except ImportError:
             raise ChatbotError(
@@ -96,16 +111,7 @@ class CTranslate2ChatModel:
         self.device = pick_ct2_device(self.requested_device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.path)
-            inter, intra = self._thread_split()
-            import torch  # the embedder's runtime, in the same process
-
-            torch_threads = torch.get_num_threads()
-            generator = ctranslate2.Generator(
-                self.path, device=self.device, compute_type=self.compute_type, inter_threads=inter, intra_threads=intra
-            )
-            # CTranslate2 sets the OpenMP threads it shares with torch to `intra` (1 with two replies side by
-            # side), which left embeddings on one core process-wide (`chatbot bench`): torch's count restored
-            torch.set_num_threads(torch_threads)
+            generator = ct2_generator(self.path, self.device, self.compute_type, *self._thread_split())
         except (OSError, ValueError, RuntimeError) as exc:
             raise ChatbotError(
                 f"cannot load the CTranslate2 model '{self.path}' ({str(exc).splitlines()[0]}); "

@@ -57,6 +57,11 @@ class WindowRanker:
         )
 
 
+def ranked(candidates: Sequence[Window], ranker: WindowRanker | None = None) -> list[Window]:
+    """The windows best first, as `choose` ranks them (the earliest first on a tie)."""
+    return sorted(candidates, key=ranker.score if ranker else window_score, reverse=True)
+
+
 def choose(candidates: Sequence[Window], ranker: WindowRanker | None = None) -> Window | None:
     """The window to quote: the ranker's best (the earliest on a tie), or the fixed rule's without one."""
     return max(candidates, key=ranker.score, default=None) if ranker else best_window(candidates)
@@ -68,8 +73,7 @@ def alternatives(
     """Up to `count` more windows to show beside `chosen`, ranked as `choose` ranks, each from another
     passage than `chosen` and than each other (a suggestion offers other places, not the next sentences)."""
     seen, picked = {chosen.source}, []
-    score = ranker.score if ranker else window_score
-    for window in sorted(candidates, key=score, reverse=True):
+    for window in ranked(candidates, ranker):
         if len(picked) >= count:
             break
         if window.source not in seen:

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from core.lazy import Lazy
-from chatbot.answer.quote import Window, window_score
-from chatbot.answer.window_ranker import WindowRanker, alternatives
+from chatbot.answer.quote import Window
+from chatbot.answer.window_ranker import WindowRanker, alternatives, ranked
 from knowledge.types import Passage
 
 POOL = 8  # windows the reader scores: the fixed rule's best that do not overlap
@@ -57,7 +57,7 @@ def suggestion(
     if reader is None:
         return [quote, *alternatives(windows, quote, count - 1, ranker)]
     pool: list[Window] = []
-    for window in sorted(windows, key=ranker.score if ranker else window_score, reverse=True):
+    for window in ranked(windows, ranker):
         if len(pool) >= POOL:
             break
         if not any(_overlap(window, kept) for kept in pool):
@@ -78,20 +78,13 @@ class CTranslate2Reader:
         self._loaded = Lazy(self._load)  # (tokenizer, generator)
 
     def _load(self):
-        import ctranslate2
-        import torch
         from transformers import AutoTokenizer
 
-        from chatbot.answer.llm_ct2 import pick_ct2_device
+        from chatbot.answer.llm_ct2 import ct2_generator, pick_ct2_device
 
         tokenizer = AutoTokenizer.from_pretrained(self.path)
-        torch_threads = torch.get_num_threads()
-        threads = self.threads or os.cpu_count() or 1
-        generator = ctranslate2.Generator(
-            self.path, device=pick_ct2_device(self.requested_device), intra_threads=threads
-        )
-        torch.set_num_threads(torch_threads)  # CTranslate2 sets the OpenMP threads torch shares (llm_ct2.py)
-        return tokenizer, generator
+        device = pick_ct2_device(self.requested_device)
+        return tokenizer, ct2_generator(self.path, device, "default", 1, self.threads or os.cpu_count() or 1)
 
     def warm_up(self) -> None:
         self._loaded.get()
