@@ -240,7 +240,7 @@ def register(sub) -> None:
         "--target-precision",
         type=float,
         default=None,
-        help="share of answered questions that must be correct (default [grounding] target_precision, 0.9)",
+        help="share of answered questions that must be correct (default [grounding] target_precision, 0.95)",
     )
     add_common(p, index=True, db=True)  # --db: where the run's seconds are recorded
     p.set_defaults(func=cmd_calibrate)
