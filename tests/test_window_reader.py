@@ -90,3 +90,26 @@ def test_settings_rebuilt_for_the_same_model_share_one_reader(exported):
     first = reader_for(str(exported), "cpu", 1)
     assert isinstance(first, CTranslate2Reader) and reader_for(str(exported), "cpu", 1) is first
     assert reader_for(str(exported), "cpu", 2) is not first
+
+
+def test_the_default_reader_is_named_at_build_and_loaded_only_at_the_first_suggestion():
+    from chatbot.builder import build_settings
+    from core.config import load_config
+
+    reader = build_settings(load_config(None, {})).reader
+    assert isinstance(reader, CTranslate2Reader) and reader.path == "qwen2.5-coder-1.5b-instruct-int8"
+    assert build_settings(load_config(None, {"grounding": {"suggest_reader": ""}})).reader is None
+
+
+@pytest.mark.e2e  # the real default reader: Qwen2.5-Coder-1.5B-Instruct int8, provisioned by `chatbot setup`
+def test_the_default_reader_ranks_the_window_that_answers_above_one_that_does_not():
+    from core.config import load_config
+
+    reader = reader_for(load_config(None, {}).grounding.suggest_reader, "cpu")
+    windows = [
+        ("Shipping", "We ship to the UK and the EU with DHL. Orders placed before noon leave the same day."),
+        ("Refunds", "Refunds reach your card within five working days of the return arriving at our warehouse."),
+        ("Accounts", "You can change your password from the account page. Two-step sign-in is optional."),
+    ]
+    scores = reader.scores("how long until my refund shows up on my card??", windows)
+    assert max(range(3), key=lambda i: scores[i]) == 1, scores

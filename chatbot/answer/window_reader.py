@@ -23,6 +23,7 @@ import os
 from collections.abc import Sequence
 from typing import Protocol
 
+from core.errors import ConfigError
 from core.lazy import Lazy
 from chatbot.answer.quote import Window
 from chatbot.answer.window_ranker import WindowRanker, alternatives, ranked
@@ -74,6 +75,7 @@ class CTranslate2Reader:
     """Query likelihood from a CTranslate2 export of a chat model (a folder); nothing is generated."""
 
     def __init__(self, path: str, device: str = "auto", threads: int = 0):
+        """`path`: a folder, or a registered name (`chatbot.models.KNOWN_LLMS`) provisioned at first use."""
         self.path, self.requested_device, self.threads = path, device, threads
         self._loaded = Lazy(self._load)  # (tokenizer, generator)
 
@@ -81,10 +83,12 @@ class CTranslate2Reader:
         from transformers import AutoTokenizer
 
         from chatbot.answer.llm_ct2 import ct2_generator, pick_ct2_device
+        from chatbot.models import KNOWN_LLMS, resolve
 
-        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        path = resolve(self.path, KNOWN_LLMS, "suggest_reader")
+        tokenizer = AutoTokenizer.from_pretrained(path)
         device = pick_ct2_device(self.requested_device)
-        return tokenizer, ct2_generator(self.path, device, "default", 1, self.threads or os.cpu_count() or 1)
+        return tokenizer, ct2_generator(path, device, "default", 1, self.threads or os.cpu_count() or 1)
 
     def warm_up(self) -> None:
         self._loaded.get()
@@ -118,10 +122,16 @@ def _loaded_once(path: str, device: str, threads: int) -> CTranslate2Reader:
 
 def reader_for(name: str, device: str = "auto", threads: int = 0) -> WindowReader | None:
     """The reader `[grounding] suggest_reader` names (a CTranslate2 folder or a registered LLM name), or None
-    for ""; a registered model is provisioned here, once. The same reader (and its loaded model) comes back
-    for the same model, so settings rebuilt when the index changes do not load it again."""
+    for ""; the name is checked here, the model found (a registered one provisioned) and loaded at the first
+    suggestion. The same reader comes back for the same name, so settings rebuilt when the index changes do
+    not load it again."""
     if not name:
         return None
-    from chatbot.models import KNOWN_LLMS, resolve
+    from chatbot.models import KNOWN_LLMS
 
-    return _loaded_once(resolve(name, KNOWN_LLMS, "suggest_reader"), device, threads)
+    if name not in KNOWN_LLMS and not os.path.isdir(os.path.expanduser(name)):
+        raise ConfigError(
+            f"suggest_reader '{name}' is neither a folder nor a known model; use a CTranslate2 model folder, "
+            f'one of: {", ".join(sorted(KNOWN_LLMS))}, or "" for the fixed rule'
+        )
+    return _loaded_once(name, device, threads)
