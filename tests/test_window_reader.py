@@ -93,11 +93,14 @@ def test_settings_rebuilt_for_the_same_model_share_one_reader(exported):
 
 
 def test_the_default_reader_is_named_at_build_and_loaded_only_at_the_first_suggestion():
+    from chatbot.answer import window_reader
     from chatbot.builder import build_settings
     from core.config import load_config
 
+    window_reader._loaded_once.cache_clear()  # a reader an earlier test in this process loaded is not reused
     reader = build_settings(load_config(None, {})).reader
     assert isinstance(reader, CTranslate2Reader) and reader.path == "qwen2.5-coder-1.5b-instruct-int8"
+    assert not reader._loaded.loaded  # building settings neither provisions nor loads the 1.6 GB model
     assert build_settings(load_config(None, {"grounding": {"suggest_reader": ""}})).reader is None
 
 
